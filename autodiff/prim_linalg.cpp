@@ -1,0 +1,60 @@
+// Matrix product primitive and the linear layer built on it.
+#include <stdexcept>
+
+#include "autodiff/rule_helpers.h"
+#include "tensor/kernels.h"
+
+namespace linfuse {
+using Tensors = std::vector<Tensor>;
+using Wanted = std::vector<bool>;
+
+namespace {
+
+Tensor mT(const Tensor& a) { return transpose(a, -1, -2); }
+
+// c = a @ b with broadcast batch dims;  da = g b^T,  db = a^T g  (summed over broadcast batch dims)
+class Matmul : public Primitive {
+  LINFUSE_PRIMITIVE("matmul")
+  Tensor forward(const Tensors& in) override { return kernels::matmul(in[0], in[1]); }
+  Tensors vjp(const Tensors& in, const Tensor&, const Tensor& g, const Wanted& w) override {
+    return {w[0] ? sum_to(matmul(g, mT(in[1])), in[0].shape()) : Tensor(),
+            w[1] ? sum_to(matmul(mT(in[0]), g), in[1].shape()) : Tensor()};
+  }
+  Tensor jvp(const Tensors& in, const Tensor&, const Tensors& t) override {
+    return rules::add_defined(t[0].defined() ? matmul(t[0], in[1]) : Tensor(),
+                              t[1].defined() ? matmul(in[0], t[1]) : Tensor());
+  }
+};
+
+}  // namespace
+
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  if (a.dim() == 0 || b.dim() == 0)
+    throw std::invalid_argument("[matmul] operands must have rank >= 1, got " + a.describe() + " and " + b.describe());
+  if (a.dtype() != b.dtype())
+    throw std::invalid_argument("[matmul] dtypes differ: " + a.describe() + " and " + b.describe());
+  if (a.dim() == 1) return squeeze(matmul(unsqueeze(a, 0), b), -2);
+  if (b.dim() == 1) return squeeze(matmul(a, unsqueeze(b, -1)), -1);
+  if (a.size(-1) != b.size(-2))
+    throw std::invalid_argument("[matmul] inner sizes differ: " + shape_str(a.shape()) + " x " + shape_str(b.shape()));
+  Shape batch = broadcast_shapes(Shape(a.shape().begin(), a.shape().end() - 2), Shape(b.shape().begin(), b.shape().end() - 2),
+                                 "matmul");
+  (void)batch;
+  return apply_new<Matmul>({a, b});
+}
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  if (weight.dim() != 2 || x.dim() < 1 || x.size(-1) != weight.size(1))
+    throw std::invalid_argument("[linear] input " + x.describe() + " does not fit weight " + weight.describe() +
+                                " (expected (..., in) and (out, in))");
+  if (bias.defined() && (bias.dim() != 1 || bias.size(0) != weight.size(0)))
+    throw std::invalid_argument("[linear] bias " + bias.describe() + " does not fit weight " + weight.describe());
+  Shape out_shape = x.shape();
+  out_shape.back() = weight.size(0);
+  // Fold the leading dims into rows: one GEMM instead of a batch of them (also for the weight gradient).
+  Tensor y = matmul(reshape(x, {-1, x.size(-1)}), transpose(weight, 0, 1));
+  if (bias.defined()) y = add(y, bias);
+  return reshape(y, out_shape);
+}
+
+}  // namespace linfuse

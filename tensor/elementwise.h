@@ -1,0 +1,102 @@
+#pragma once
+// The elementwise engine: out[i] = f(in0[i], in1[i], ...) over the broadcast shape of the inputs, for any
+// strided inputs (transposed, sliced, broadcast views). Every elementwise kernel and copy goes through here,
+// so broadcasting is handled in one place.
+#include <array>
+#include <tuple>
+#include <utility>
+
+#include "tensor/tensor.h"
+#include "tensor/threading.h"
+
+namespace linfuse {
+namespace detail {
+
+// One Tensor parameter per element type of the pack (lets `const TensorFor<In>&... inputs` expand).
+template <class>
+struct TensorForImpl {
+  using type = Tensor;
+};
+template <class T>
+using TensorFor = typename TensorForImpl<T>::type;
+
+// Strides of `t` seen through a broadcast to `shape` (0 where t is broadcast).
+Shape broadcast_strides(const Tensor& t, const Shape& shape, const char* op);
+
+// Merges adjacent dims that are contiguous for every operand and drops size-1 dims, in place.
+// strides[k] are the strides of operand k (operand 0 is the output).
+void coalesce(Shape& shape, std::vector<Shape>& strides);
+
+constexpr int64_t kElementwiseGrain = 1 << 15;
+
+}  // namespace detail
+
+// Writes f(inputs...) into `out` (any strided, non-overlapping view of the broadcast shape).
+template <class Out, class... In, class F>
+void map_into(Tensor& out, F f, const detail::TensorFor<In>&... inputs) {
+  constexpr size_t N = sizeof...(In);
+  const Shape& shape = out.shape();
+  std::vector<Shape> strides;
+  strides.push_back(out.strides());
+  (strides.push_back(detail::broadcast_strides(inputs, shape, "map")), ...);
+  Shape cshape = shape;
+  detail::coalesce(cshape, strides);
+  int64_t rank = (int64_t)cshape.size();
+  int64_t numel = out.numel();
+  if (numel == 0) return;
+  Out* out_base = static_cast<Out*>(out.raw_data());
+  std::array<const void*, N> in_base{inputs.raw_data()...};
+  int64_t inner = rank ? cshape[rank - 1] : 1;
+
+  parallel_for(numel, detail::kElementwiseGrain, [&](int64_t begin, int64_t end) {
+    // Multi-index of `begin` in the coalesced shape (the last dim is the inner loop).
+    std::vector<int64_t> index(rank, 0);
+    int64_t rest = begin;
+    for (int64_t d = rank - 1; d >= 0; --d) {
+      index[d] = rest % cshape[d];
+      rest /= cshape[d];
+    }
+    int64_t pos = begin;
+    while (pos < end) {
+      std::array<int64_t, N + 1> off{};
+      for (size_t k = 0; k <= N; ++k)
+        for (int64_t d = 0; d < rank - 1; ++d) off[k] += index[d] * strides[k][d];
+      int64_t i0 = rank ? index[rank - 1] : 0;
+      int64_t count = std::min(inner - i0, end - pos);
+      Out* o = out_base + off[0] + i0 * (rank ? strides[0][rank - 1] : 0);
+      int64_t os = rank ? strides[0][rank - 1] : 0;
+      [&]<size_t... K>(std::index_sequence<K...>) {
+        std::tuple<const In*...> ptrs{static_cast<const In*>(in_base[K]) + off[K + 1] +
+                                      i0 * (rank ? strides[K + 1][rank - 1] : 0)...};
+        std::array<int64_t, N> is{(rank ? strides[K + 1][rank - 1] : 0)...};
+        bool unit = os == 1 && ((is[K] == 1) && ... && true);
+        if (unit) {
+          for (int64_t i = 0; i < count; ++i) o[i] = f(std::get<K>(ptrs)[i]...);
+        } else {
+          for (int64_t i = 0; i < count; ++i) o[i * os] = f(std::get<K>(ptrs)[i * is[K]]...);
+        }
+      }(std::make_index_sequence<N>{});
+      pos += count;
+      // advance the multi-index past this row segment
+      if (rank) {
+        index[rank - 1] += count;
+        for (int64_t d = rank - 1; d > 0 && index[d] >= cshape[d]; --d) {
+          index[d] = 0;
+          ++index[d - 1];
+        }
+      }
+    }
+  });
+}
+
+// A new contiguous tensor of the broadcast shape of the inputs holding f(inputs...).
+template <class Out, class... In, class F>
+Tensor map(F f, const detail::TensorFor<In>&... inputs) {
+  Shape shape;
+  ((shape = broadcast_shapes(shape, inputs.shape(), "map")), ...);
+  Tensor out = Tensor::empty(shape, dtype_of<Out>());
+  map_into<Out, In...>(out, f, inputs...);
+  return out;
+}
+
+}  // namespace linfuse

@@ -1,0 +1,168 @@
+// Matrix products on OpenBLAS. Transposed views map to BLAS flags. OpenBLAS always runs single-threaded
+// (its own threading does not give the same bits for 1 and 2 threads); parallelism comes from TBB over a
+// batch of products and over tiles of C whose sizes depend only on the problem shape, so every element of
+// C is computed by the same call whatever the thread count.
+#include <cblas.h>
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "tensor/kernels.h"
+#include "tensor/threading.h"
+
+namespace linfuse::kernels {
+namespace {
+
+// How a (rows x cols) matrix view is laid out for BLAS: row-major with leading dimension ld, or its
+// transpose (column-major). `ok` is false when neither holds and the view must be copied.
+struct MatrixLayout {
+  bool ok = false;
+  bool transposed = false;
+  int64_t ld = 0;
+};
+
+MatrixLayout matrix_layout(int64_t rows, int64_t cols, int64_t row_stride, int64_t col_stride) {
+  if ((col_stride == 1 || cols == 1) && row_stride >= std::max<int64_t>(cols, 1)) return {true, false, row_stride};
+  if ((row_stride == 1 || rows == 1) && col_stride >= std::max<int64_t>(rows, 1)) return {true, true, col_stride};
+  if (rows == 1 && cols == 1) return {true, false, 1};
+  return {};
+}
+
+template <class T>
+void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb, T* c,
+          int64_t ldc) {
+  auto fa = ta ? CblasTrans : CblasNoTrans;
+  auto fb = tb ? CblasTrans : CblasNoTrans;
+  if constexpr (std::is_same_v<T, float>)
+    cblas_sgemm(CblasRowMajor, fa, fb, (int)m, (int)n, (int)k, 1.0f, a, (int)lda, b, (int)ldb, 0.0f, c, (int)ldc);
+  else
+    cblas_dgemm(CblasRowMajor, fa, fb, (int)m, (int)n, (int)k, 1.0, a, (int)lda, b, (int)ldb, 0.0, c, (int)ldc);
+}
+
+// A view whose last two dims BLAS can read directly (copied to contiguous otherwise).
+Tensor blas_ready(const Tensor& t, MatrixLayout& layout) {
+  int64_t r = t.dim();
+  layout = matrix_layout(t.shape()[r - 2], t.shape()[r - 1], t.strides()[r - 2], t.strides()[r - 1]);
+  if (layout.ok) return t;
+  Tensor c = copy(t);
+  layout = matrix_layout(c.shape()[r - 2], c.shape()[r - 1], c.strides()[r - 2], c.strides()[r - 1]);
+  return c;
+}
+
+// Tile sizes of C for an (m x n) product with inner size k: 256 x 256, halved (the larger side first) until
+// there are enough tiles to share, but never below 64. A function of the shape alone.
+void choose_tiles(int64_t m, int64_t n, int64_t k, int64_t& tm, int64_t& tn) {
+  tm = std::min<int64_t>(m, 256);
+  tn = std::min<int64_t>(n, 256);
+  if (m * n * k < (int64_t(1) << 21)) {   // small: one call
+    tm = m;
+    tn = n;
+    return;
+  }
+  auto tiles = [&] { return ((m + tm - 1) / tm) * ((n + tn - 1) / tn); };
+  while (tiles() < 8 && (tm > 64 || tn > 64)) {
+    if (tm >= tn && tm > 64) tm = (tm + 1) / 2;
+    else tn = (tn + 1) / 2;
+  }
+}
+
+// One tile [i0, i0+mm) x [j0, j0+nn) of C = op(A) op(B).
+template <class T>
+void gemm_tile(bool ta, bool tb, int64_t i0, int64_t mm, int64_t j0, int64_t nn, int64_t k, const T* a, int64_t lda,
+               const T* b, int64_t ldb, T* c, int64_t ldc) {
+  const T* at = ta ? a + i0 : a + i0 * lda;
+  const T* bt = tb ? b + j0 * ldb : b + j0;
+  gemm<T>(ta, tb, mm, nn, k, at, lda, bt, ldb, c + i0 * ldc + j0, ldc);
+}
+
+// C_i = op(A_i) op(B_i) for every batch item i, tiled and run in parallel.
+template <class T>
+void gemm_batched(bool ta, bool tb, int64_t batch, int64_t m, int64_t n, int64_t k, const T* a,
+                  const std::vector<int64_t>& aoff, int64_t lda, const T* b, const std::vector<int64_t>& boff, int64_t ldb,
+                  T* c) {
+  int64_t tm, tn;
+  choose_tiles(m, n, k, tm, tn);
+  int64_t tiles_m = (m + tm - 1) / tm, tiles_n = (n + tn - 1) / tn, per_item = tiles_m * tiles_n;
+  parallel_for(batch * per_item, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      int64_t item = t / per_item, tile = t % per_item;
+      int64_t i0 = (tile / tiles_n) * tm, j0 = (tile % tiles_n) * tn;
+      gemm_tile<T>(ta, tb, i0, std::min(tm, m - i0), j0, std::min(tn, n - j0), k, a + aoff[item], lda, b + boff[item], ldb,
+                   c + item * m * n, n);
+    }
+  });
+}
+
+}  // namespace
+
+Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
+  if (a_in.dim() < 2 || b_in.dim() < 2)
+    throw std::invalid_argument("[matmul] needs operands of rank >= 2, got " + a_in.describe() + " and " + b_in.describe());
+  if (a_in.dtype() != b_in.dtype())
+    throw std::invalid_argument("[matmul] dtypes differ: " + a_in.describe() + " and " + b_in.describe());
+  int64_t m = a_in.size(-2), k = a_in.size(-1), n = b_in.size(-1);
+  if (b_in.size(-2) != k)
+    throw std::invalid_argument("[matmul] inner sizes differ: " + shape_str(a_in.shape()) + " x " + shape_str(b_in.shape()));
+  Shape a_batch(a_in.shape().begin(), a_in.shape().end() - 2), b_batch(b_in.shape().begin(), b_in.shape().end() - 2);
+  Shape batch = broadcast_shapes(a_batch, b_batch, "matmul");
+  Shape out_shape = batch;
+  out_shape.push_back(m);
+  out_shape.push_back(n);
+
+  return dispatch_float(a_in.dtype(), "matmul", [&](auto tag) {
+    using T = decltype(tag);
+    Tensor out = Tensor::empty(out_shape, dtype_of<T>());
+    if (out.numel() == 0) return out;
+    if (k == 0) return Tensor::zeros(out_shape, dtype_of<T>());
+    MatrixLayout la, lb;
+    Tensor a = blas_ready(a_in, la), b = blas_ready(b_in, lb);
+    int64_t batch_count = shape_numel(batch);
+
+    // b shared by the whole batch and a's batch rows stacked with a uniform stride: one tall GEMM.
+    bool b_shared = true;
+    for (size_t d = 0; d + 2 < (size_t)b.dim(); ++d)
+      if (b.shape()[d] != 1 && b.strides()[d] != 0) b_shared = false;
+    if (b_shared && !la.transposed && a.dim() >= 2) {
+      // a's leading dims must fold into rows: contiguous batch over rows of stride lda.
+      bool foldable = true;
+      int64_t expected = la.ld * m;
+      Shape full_a_shape = batch;   // a broadcast to the batch (a's own dims must cover it)
+      if ((int64_t)a_batch.size() != (int64_t)batch.size() || a_batch != batch) foldable = false;
+      for (int64_t d = a.dim() - 3; foldable && d >= 0; --d) {
+        if (a.shape()[d] == 1) continue;
+        if (a.strides()[d] != expected) foldable = false;
+        expected *= a.shape()[d];
+      }
+      if (foldable) {
+        gemm_batched<T>(false, lb.transposed, 1, batch_count * m, n, k, static_cast<const T*>(a.raw_data()), {0}, la.ld,
+                        static_cast<const T*>(b.raw_data()), {0}, lb.ld, out.template data<T>());
+        return out;
+      }
+    }
+
+    // General batch: per-item offsets from broadcast batch strides.
+    auto batch_offsets = [&](const Tensor& t) {
+      std::vector<int64_t> offs(batch_count, 0);
+      int64_t lead = (int64_t)batch.size() - (t.dim() - 2);
+      for (int64_t i = 0; i < batch_count; ++i) {
+        int64_t rest = i, off = 0;
+        for (int64_t d = (int64_t)batch.size() - 1; d >= 0; --d) {
+          int64_t idx = rest % batch[d];
+          rest /= batch[d];
+          int64_t td = d - lead;
+          if (td >= 0 && t.shape()[td] != 1) off += idx * t.strides()[td];
+        }
+        offs[i] = off;
+      }
+      return offs;
+    };
+    std::vector<int64_t> aoff = batch_offsets(a), boff = batch_offsets(b);
+    const T* ap = static_cast<const T*>(a.raw_data());
+    const T* bp = static_cast<const T*>(b.raw_data());
+    T* op = out.template data<T>();
+    gemm_batched<T>(la.transposed, lb.transposed, batch_count, m, n, k, ap, aoff, la.ld, bp, boff, lb.ld, op);
+    return out;
+  });
+}
+
+}  // namespace linfuse::kernels

@@ -1,0 +1,160 @@
+// Row kernels of neural networks along the last axis: softmax, log_softmax, layer norm, RMS norm.
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+
+#include "tensor/kernels.h"
+#include "tensor/threading.h"
+
+namespace linfuse::kernels {
+namespace {
+
+// Runs fn(row_index) for every row of a (rows x n) layout, a few rows per task.
+template <class Fn>
+void for_rows(int64_t rows, int64_t n, Fn fn) {
+  int64_t grain = std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(n, 1));
+  parallel_for(rows, grain, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) fn(r);
+  });
+}
+
+void require_last_axis(const Tensor& a, const char* op) {
+  if (a.dim() == 0) throw std::invalid_argument(std::string("[") + op + "] needs a tensor of rank >= 1");
+}
+
+}  // namespace
+
+Tensor softmax_last(const Tensor& a_in) {
+  require_last_axis(a_in, "softmax");
+  Tensor a = contiguous(a_in);
+  return dispatch_float(a.dtype(), "softmax", [&](auto tag) {
+    using T = decltype(tag);
+    Tensor out = Tensor::empty(a.shape(), dtype_of<T>());
+    int64_t n = a.size(-1), rows = n ? a.numel() / n : 0;
+    const T* x = a.template data<T>();
+    T* y = out.template data<T>();
+    for_rows(rows, n, [&](int64_t r) {
+      const T* xr = x + r * n;
+      T* yr = y + r * n;
+      T m = -std::numeric_limits<T>::infinity();
+      for (int64_t i = 0; i < n; ++i) m = std::max(m, xr[i]);
+      if (m == -std::numeric_limits<T>::infinity()) {   // fully masked row: no mass anywhere
+        for (int64_t i = 0; i < n; ++i) yr[i] = 0;
+        return;
+      }
+      double s = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        yr[i] = std::exp(xr[i] - m);
+        s += double(yr[i]);
+      }
+      T inv = T(1.0 / s);
+      for (int64_t i = 0; i < n; ++i) yr[i] *= inv;
+    });
+    return out;
+  });
+}
+
+Tensor log_softmax_last(const Tensor& a_in) {
+  require_last_axis(a_in, "log_softmax");
+  Tensor a = contiguous(a_in);
+  return dispatch_float(a.dtype(), "log_softmax", [&](auto tag) {
+    using T = decltype(tag);
+    Tensor out = Tensor::empty(a.shape(), dtype_of<T>());
+    int64_t n = a.size(-1), rows = n ? a.numel() / n : 0;
+    const T* x = a.template data<T>();
+    T* y = out.template data<T>();
+    for_rows(rows, n, [&](int64_t r) {
+      const T* xr = x + r * n;
+      T* yr = y + r * n;
+      T m = -std::numeric_limits<T>::infinity();
+      for (int64_t i = 0; i < n; ++i) m = std::max(m, xr[i]);
+      if (!std::isfinite(m)) {
+        for (int64_t i = 0; i < n; ++i) yr[i] = -std::numeric_limits<T>::infinity();
+        return;
+      }
+      double s = 0;
+      for (int64_t i = 0; i < n; ++i) s += std::exp(double(xr[i] - m));
+      T lse = T(double(m) + std::log(s));
+      for (int64_t i = 0; i < n; ++i) yr[i] = xr[i] - lse;
+    });
+    return out;
+  });
+}
+
+void layer_norm(const Tensor& x_in, const Tensor& gamma_in, const Tensor& beta_in, double eps, Tensor& y, Tensor& mean,
+                Tensor& rstd) {
+  require_last_axis(x_in, "layer_norm");
+  Tensor x = contiguous(x_in);
+  int64_t n = x.size(-1), rows = n ? x.numel() / n : 0;
+  for (const Tensor* p : {&gamma_in, &beta_in})
+    if (p->defined() && (p->dim() != 1 || p->size(0) != n || p->dtype() != x.dtype()))
+      throw std::invalid_argument("[layer_norm] weight/bias " + p->describe() + " does not match the last dim of " +
+                                  x.describe());
+  Tensor gamma = gamma_in.defined() ? contiguous(gamma_in) : Tensor();
+  Tensor beta = beta_in.defined() ? contiguous(beta_in) : Tensor();
+  Shape row_shape(x.shape().begin(), x.shape().end() - 1);
+  dispatch_float(x.dtype(), "layer_norm", [&](auto tag) {
+    using T = decltype(tag);
+    y = Tensor::empty(x.shape(), dtype_of<T>());
+    mean = Tensor::empty(row_shape, dtype_of<T>());
+    rstd = Tensor::empty(row_shape, dtype_of<T>());
+    const T* xp = x.template data<T>();
+    const T* g = gamma.defined() ? gamma.template data<T>() : nullptr;
+    const T* b = beta.defined() ? beta.template data<T>() : nullptr;
+    T* yp = y.template data<T>();
+    T* mp = mean.template data<T>();
+    T* rp = rstd.template data<T>();
+    for_rows(rows, n, [&](int64_t r) {
+      const T* xr = xp + r * n;
+      T* yr = yp + r * n;
+      double s = 0;
+      for (int64_t i = 0; i < n; ++i) s += double(xr[i]);
+      double mu = s / double(n);
+      double ss = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        double d = double(xr[i]) - mu;
+        ss += d * d;
+      }
+      double inv = 1.0 / std::sqrt(ss / double(n) + eps);
+      mp[r] = T(mu);
+      rp[r] = T(inv);
+      T tm = T(mu), ti = T(inv);
+      for (int64_t i = 0; i < n; ++i) {
+        T v = (xr[i] - tm) * ti;
+        if (g) v = v * g[i];
+        if (b) v = v + b[i];
+        yr[i] = v;
+      }
+    });
+  });
+}
+
+void rms_norm(const Tensor& x_in, const Tensor& gamma_in, double eps, Tensor& y, Tensor& rstd) {
+  require_last_axis(x_in, "rms_norm");
+  Tensor x = contiguous(x_in);
+  int64_t n = x.size(-1), rows = n ? x.numel() / n : 0;
+  if (gamma_in.defined() && (gamma_in.dim() != 1 || gamma_in.size(0) != n || gamma_in.dtype() != x.dtype()))
+    throw std::invalid_argument("[rms_norm] weight " + gamma_in.describe() + " does not match the last dim of " + x.describe());
+  Tensor gamma = gamma_in.defined() ? contiguous(gamma_in) : Tensor();
+  Shape row_shape(x.shape().begin(), x.shape().end() - 1);
+  dispatch_float(x.dtype(), "rms_norm", [&](auto tag) {
+    using T = decltype(tag);
+    y = Tensor::empty(x.shape(), dtype_of<T>());
+    rstd = Tensor::empty(row_shape, dtype_of<T>());
+    const T* xp = x.template data<T>();
+    const T* g = gamma.defined() ? gamma.template data<T>() : nullptr;
+    T* yp = y.template data<T>();
+    T* rp = rstd.template data<T>();
+    for_rows(rows, n, [&](int64_t r) {
+      const T* xr = xp + r * n;
+      T* yr = yp + r * n;
+      double ss = 0;
+      for (int64_t i = 0; i < n; ++i) ss += double(xr[i]) * double(xr[i]);
+      T inv = T(1.0 / std::sqrt(ss / double(n) + eps));
+      rp[r] = inv;
+      for (int64_t i = 0; i < n; ++i) yr[i] = g ? (xr[i] * inv) * g[i] : xr[i] * inv;
+    });
+  });
+}
+
+}  // namespace linfuse::kernels

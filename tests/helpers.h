@@ -1,0 +1,30 @@
+#pragma once
+// Shared test helpers.
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "tensor/tensor.h"
+
+namespace linfuse::testing {
+
+inline double max_abs_diff(const Tensor& a, const Tensor& b) {
+  auto x = a.to_vector<double>(), y = b.to_vector<double>();
+  if (x.size() != y.size()) return INFINITY;
+  double m = 0;
+  for (size_t i = 0; i < x.size(); ++i) m = std::max(m, std::abs(x[i] - y[i]));
+  return m;
+}
+
+inline bool bit_equal(const Tensor& a, const Tensor& b) {
+  if (a.shape() != b.shape() || a.dtype() != b.dtype()) return false;
+  auto x = a.to_vector<double>(), y = b.to_vector<double>();
+  for (size_t i = 0; i < x.size(); ++i)
+    if (std::memcmp(&x[i], &y[i], sizeof(double)) != 0) return false;
+  return true;
+}
+
+inline std::string source_path(const std::string& rel) { return std::string(LINFUSE_SOURCE_DIR) + "/" + rel; }
+
+}  // namespace linfuse::testing
