@@ -4,6 +4,7 @@
 #include "tensor/elementwise.h"
 #include "tensor/kernels.h"
 #include "tensor/random.h"
+#include "tensor/state_dict.h"
 #include "tensor/threading.h"
 
 using namespace linfuse;
@@ -218,4 +219,18 @@ TEST_CASE("freed buffers are reused by the allocator cache", "[tensor][allocator
   }
   Tensor again = Tensor::empty({1000, 1000});
   CHECK(again.raw_data() == first);
+}
+
+TEST_CASE("StateDict keeps insertion order and names missing or duplicate keys", "[tensor][state_dict]") {
+  StateDict sd;
+  sd.insert("b.weight", Tensor::zeros({2}));
+  sd.insert("a.bias", Tensor::ones({3}));
+  CHECK(sd.names() == std::vector<std::string>{"b.weight", "a.bias"});
+  CHECK(sd.numel() == 5);
+  CHECK_THROWS_WITH(sd.insert("a.bias", Tensor()), Catch::Contains("duplicate name 'a.bias'"));
+  CHECK_THROWS_WITH(sd.at("c"), Catch::Contains("no tensor named 'c'"));
+  sd.set("a.bias", Tensor::zeros({1}));
+  CHECK(sd.at("a.bias").numel() == 1);
+  sd.erase("b.weight");
+  CHECK(sd.names() == std::vector<std::string>{"a.bias"});
 }
