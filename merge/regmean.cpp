@@ -63,6 +63,58 @@ void require_grams_fit(const std::vector<TaskVector>& models, const std::vector<
                                 "(the weight's name without '.weight').");
 }
 
+// The merged (out, in) weight `name` of `module`: solves (sum_t G~_t) W^T = sum_t G~_t W_t^T, falling back to the
+// ridge toward `average` (the coefficient-weighted average weight) when the Gram sum is singular.
+std::vector<double> regress_linear_weight(const std::vector<TaskVector>& models, const std::vector<StateDict>& grams,
+                                          const std::string& name, const std::string& module,
+                                          const std::vector<double>& gram_scales, const RegMeanOptions& options,
+                                          const std::vector<double>& average, bool& used_ridge) {
+  const Tensor& tensor = models[0].at(name);
+  size_t count = models.size();
+  int64_t out_features = tensor.size(0), in_features = tensor.size(1);
+  // S = sum_t G~_t (in x in), B = sum_t G~_t W_t^T (in x out).
+  std::vector<double> gram_sum(size_t(in_features * in_features), 0.0);
+  std::vector<double> rhs(size_t(in_features * out_features), 0.0);
+  for (size_t t = 0; t < count; ++t) {
+    std::vector<double> raw = to_float64(grams[t].at(module));
+    std::vector<double> weight = to_float64(models[t].at(name));   // (out, in) row-major
+    // G~_t: symmetrized (float32 Grams may differ in the last bits across the diagonal), off-diagonals * alpha.
+    std::vector<double> gram(raw.size());
+    for (int64_t i = 0; i < in_features; ++i)
+      for (int64_t j = 0; j < in_features; ++j) {
+        double symmetric = 0.5 * (raw[i * in_features + j] + raw[j * in_features + i]);
+        gram[i * in_features + j] = gram_scales[t] * (i == j ? symmetric : options.non_diagonal_scale * symmetric);
+      }
+    for (int64_t i = 0; i < in_features; ++i)
+      for (int64_t k = 0; k < in_features; ++k) {
+        double g = gram[i * in_features + k];
+        gram_sum[i * in_features + k] += g;
+        if (g == 0.0) continue;
+        for (int64_t o = 0; o < out_features; ++o) rhs[i * out_features + o] += g * weight[o * in_features + k];
+      }
+  }
+  std::vector<double> solution;   // W^T, (in x out)
+  if (!solve_positive_definite(gram_sum, rhs, in_features, out_features, solution)) {
+    double mean_diagonal = 0.0;
+    for (int64_t i = 0; i < in_features; ++i) mean_diagonal += gram_sum[i * in_features + i];
+    mean_diagonal /= double(in_features);
+    double eps = options.ridge * (mean_diagonal > 0.0 ? mean_diagonal : 1.0);
+    for (int64_t i = 0; i < in_features; ++i) {
+      gram_sum[i * in_features + i] += eps;
+      for (int64_t o = 0; o < out_features; ++o) rhs[i * out_features + o] += eps * average[o * in_features + i];
+    }
+    if (!solve_positive_definite(gram_sum, rhs, in_features, out_features, solution, 0.0))
+      throw std::runtime_error("[regmean_merging] the Gram sum of " + module +
+                               " is not positive definite even with a ridge; check the Grams for NaN or negative "
+                               "eigenvalues (X^T X is positive semi-definite)");
+    used_ridge = true;
+  }
+  std::vector<double> merged(size_t(out_features * in_features));
+  for (int64_t o = 0; o < out_features; ++o)
+    for (int64_t i = 0; i < in_features; ++i) merged[o * in_features + i] = solution[i * out_features + o];
+  return merged;
+}
+
 }  // namespace
 
 RegMeanResult regmean_merging(const std::vector<TaskVector>& models, const std::vector<StateDict>& grams,
@@ -104,47 +156,10 @@ RegMeanResult regmean_merging(const std::vector<TaskVector>& models, const std::
       out.insert(name, from_float64(average, tensor.shape(), tensor.dtype()));
       continue;
     }
-    int64_t out_features = tensor.size(0), in_features = tensor.size(1);
-    // S = sum_t G~_t (in x in), B = sum_t G~_t W_t^T (in x out).
-    std::vector<double> gram_sum(size_t(in_features * in_features), 0.0);
-    std::vector<double> rhs(size_t(in_features * out_features), 0.0);
-    for (size_t t = 0; t < count; ++t) {
-      std::vector<double> raw = to_float64(grams[t].at(module));
-      std::vector<double> weight = to_float64(models[t].at(name));   // (out, in) row-major
-      // G~_t: symmetrized (float32 Grams may differ in the last bits across the diagonal), off-diagonals * alpha.
-      std::vector<double> gram(raw.size());
-      for (int64_t i = 0; i < in_features; ++i)
-        for (int64_t j = 0; j < in_features; ++j) {
-          double symmetric = 0.5 * (raw[i * in_features + j] + raw[j * in_features + i]);
-          gram[i * in_features + j] = gram_scales[t] * (i == j ? symmetric : options.non_diagonal_scale * symmetric);
-        }
-      for (int64_t i = 0; i < in_features; ++i)
-        for (int64_t k = 0; k < in_features; ++k) {
-          double g = gram[i * in_features + k];
-          gram_sum[i * in_features + k] += g;
-          if (g == 0.0) continue;
-          for (int64_t o = 0; o < out_features; ++o) rhs[i * out_features + o] += g * weight[o * in_features + k];
-        }
-    }
-    std::vector<double> solution;   // W^T, (in x out)
-    if (!solve_positive_definite(gram_sum, rhs, in_features, out_features, solution)) {
-      double mean_diagonal = 0.0;
-      for (int64_t i = 0; i < in_features; ++i) mean_diagonal += gram_sum[i * in_features + i];
-      mean_diagonal /= double(in_features);
-      double eps = options.ridge * (mean_diagonal > 0.0 ? mean_diagonal : 1.0);
-      for (int64_t i = 0; i < in_features; ++i) {
-        gram_sum[i * in_features + i] += eps;
-        for (int64_t o = 0; o < out_features; ++o) rhs[i * out_features + o] += eps * average[o * in_features + i];
-      }
-      if (!solve_positive_definite(gram_sum, rhs, in_features, out_features, solution, 0.0))
-        throw std::runtime_error("[regmean_merging] the Gram sum of " + module +
-                                 " is not positive definite even with a ridge; check the Grams for NaN or negative "
-                                 "eigenvalues (X^T X is positive semi-definite)");
-      result.ridge_parameters.push_back(name);
-    }
-    std::vector<double> merged(size_t(out_features * in_features));
-    for (int64_t o = 0; o < out_features; ++o)
-      for (int64_t i = 0; i < in_features; ++i) merged[o * in_features + i] = solution[i * out_features + o];
+    bool used_ridge = false;
+    std::vector<double> merged = regress_linear_weight(models, grams, name, module, gram_scales, options, average,
+                                                       used_ridge);
+    if (used_ridge) result.ridge_parameters.push_back(name);
     out.insert(name, from_float64(merged, tensor.shape(), tensor.dtype()));
     result.regression_parameters.push_back(name);
   }

@@ -60,20 +60,8 @@ size_t keep_count(double fraction, size_t n) { return size_t(std::floor(fraction
 
 double sign_of(double x) { return double((x > 0) - (x < 0)); }
 
-void trim_flat(FlatVector& flat, double keep_fraction, TrimScope scope) {
-  if (scope == TrimScope::global) {
-    keep_largest(flat.values, 0, flat.values.size(), keep_count(keep_fraction, flat.values.size()));
-  } else {
-    for (size_t i = 0; i + 1 < flat.offsets.size(); ++i) {
-      size_t begin = flat.offsets[i], end = flat.offsets[i + 1];
-      keep_largest(flat.values, begin, end, keep_count(keep_fraction, end - begin));
-    }
-  }
-}
-
-}  // namespace
-
-TaskVector ties_trim(const TaskVector& task_vector, double keep_fraction, TrimScope scope) {
+// The task vector flattened and trimmed (validated: fraction in [0, 1], finite entries).
+FlatVector trimmed_flat(const TaskVector& task_vector, double keep_fraction, TrimScope scope) {
   if (!(keep_fraction >= 0.0 && keep_fraction <= 1.0))
     throw std::invalid_argument("[ties_trim] keep_fraction must be in [0, 1] (a fraction, 0.2 keeps 20%), got " +
                                 std::to_string(keep_fraction));
@@ -83,8 +71,21 @@ TaskVector ties_trim(const TaskVector& task_vector, double keep_fraction, TrimSc
       if (!std::isfinite(flat.values[j]))
         throw std::invalid_argument("[ties_trim] tensor '" + task_vector.names()[i] +
                                     "' holds a non-finite entry; magnitudes cannot be ranked. Fix the fine-tuning run.");
-  trim_flat(flat, keep_fraction, scope);
-  return unflatten(flat.values, task_vector);
+  if (scope == TrimScope::global) {
+    keep_largest(flat.values, 0, flat.values.size(), keep_count(keep_fraction, flat.values.size()));
+  } else {
+    for (size_t i = 0; i + 1 < flat.offsets.size(); ++i) {
+      size_t begin = flat.offsets[i], end = flat.offsets[i + 1];
+      keep_largest(flat.values, begin, end, keep_count(keep_fraction, end - begin));
+    }
+  }
+  return flat;
+}
+
+}  // namespace
+
+TaskVector ties_trim(const TaskVector& task_vector, double keep_fraction, TrimScope scope) {
+  return unflatten(trimmed_flat(task_vector, keep_fraction, scope).values, task_vector);
 }
 
 TaskVector ties_merging(const std::vector<TaskVector>& task_vectors, const TiesOptions& options) {
@@ -92,7 +93,7 @@ TaskVector ties_merging(const std::vector<TaskVector>& task_vectors, const TiesO
   // 1. Trim: each task keeps its top-k entries by magnitude.
   std::vector<std::vector<double>> trimmed;
   for (const auto& task_vector : task_vectors)
-    trimmed.push_back(flatten(ties_trim(task_vector, options.keep_fraction, options.trim_scope)).values);
+    trimmed.push_back(trimmed_flat(task_vector, options.keep_fraction, options.trim_scope).values);
   size_t n = trimmed[0].size();
 
   // 2. Elect a sign per entry.

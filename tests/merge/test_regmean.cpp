@@ -150,3 +150,16 @@ TEST_CASE("RegMean lists Grams that do not fit the models", "[merge][regmean]") 
   CHECK_THROWS_WITH(regmean_merging(models, {grams_for("fc", asymmetric), grams_for("fc", good)}),
                     Catch::Contains("not symmetric"));
 }
+
+TEST_CASE("RegMean model coefficients weight the Grams by c_t * T and average the rest with c_t", "[merge][regmean]") {
+  // As the reference: G_t scaled by (0.75 * 2, 0.25 * 2) = (1.5, 0.5): W = (1.5 * 4 + 0.5 * 8) / 2 = 5;
+  // bias = 0.75 * 1 + 0.25 * 3 = 1.5.
+  std::vector<TaskVector> models{task_vector_of({{"fc.weight", {4}, {1, 1}}, {"fc.bias", {1}, {1}}}),
+                                 task_vector_of({{"fc.weight", {8}, {1, 1}}, {"fc.bias", {3}, {1}}})};
+  Tensor one = Tensor::from_list({1}, {1, 1}, DType::F64);
+  RegMeanOptions options;
+  options.model_coefficients = {0.75, 0.25};
+  TaskVector merged = regmean_merging(models, {grams_for("fc", one), grams_for("fc", one)}, options).merged;
+  CHECK(values_of(merged, "fc.weight")[0] == Approx(5.0));
+  CHECK(values_of(merged, "fc.bias")[0] == Approx(1.5));
+}
