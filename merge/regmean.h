@@ -17,8 +17,8 @@
 //   diagonal of S: directions no input ever excites keep the average weights, the others are (to O(eps)) the
 //   regression solution. Those layers are reported in `ridge_parameters`.
 // - a Gram whose name matches no 2-D weight, or whose shape is not (in, in), is an error here, not silently skipped.
-// Defaults: alpha 0.9 (the paper's recommended reduction; the reference's default config has no reduction, i.e. 1,
-// and fusion_bench's CLIP config uses 0.6).
+// Defaults: alpha 0.9, the value this project takes from the paper's "reduce non-diagonal ratio" (the reference's
+// default config applies no reduction, i.e. alpha 1, and fusion_bench's CLIP config uses 0.6).
 //
 // Inputs may be models or task vectors (wrap a model with TaskVector(state_dict)): the solution is
 // translation-equivariant (W_t -> W_t + D gives W -> W + D, ridge fallback included), provided the coefficients

@@ -8,8 +8,8 @@
 //   magnitudes are distinct (kthvalue is 1-based) and every entry tied with the threshold on top. Here exactly
 //   floor(n*k) entries are kept: ties at the threshold go to the earlier position (tensor order of the task vector,
 //   then row-major index), so the count never depends on how many magnitudes happen to be equal.
-// - Aggregation. The paper's disjoint merge is the mean over the agreeing tasks (the default here, and the default
-//   of the original code and of peta); fusion_bench's configs default to merge_func "sum". Both are offered.
+// - Aggregation. The paper's disjoint merge is the mean over the agreeing tasks (the default here, and peta's default
+//   merge_func); fusion_bench's configs default to merge_func "sum". Both are offered.
 // - Zero elected sign (the trimmed values of an entry sum to exactly 0): as in the reference, it becomes the majority
 //   of all elected signs (sign of their sum), and +1 when that is 0 too (peta's fix; the original leaves 0, which
 //   then selects the negative entries). The sign is elected over the whole vector even with per-tensor trimming.
@@ -28,7 +28,7 @@ struct TiesOptions {
   TrimScope trim_scope = TrimScope::global;        // the paper flattens the whole vector
   SignElection sign_election = SignElection::mass; // the paper's "mass"
   DisjointAggregation aggregation = DisjointAggregation::mean;
-  double scaling = 1.0;                            // lambda; the paper's default without validation data is 1
+  double scaling = 1.0;                            // lambda: 1 keeps the disjoint mean as is; select it on validation
 };
 
 // Keeps the floor(keep_fraction * n) entries of largest magnitude and zeroes the rest; n counts all entries (global
