@@ -1,6 +1,7 @@
 #include "peft/linearized_model.h"
 
 #include <optional>
+#include <set>
 #include <stdexcept>
 
 #include "autodiff/functional.h"
@@ -131,10 +132,28 @@ Tensor linearized_call(const std::function<Tensor()>& forward, const std::vector
 }
 
 LinearizedModel::LinearizedModel(nn::Module& model, const std::vector<std::string>& patterns) : model_(model) {
-  for (auto& e : model.named_parameters()) {
-    bool hit = false;
-    for (const auto& p : patterns) hit |= nn::name_matches(p, e.name);
-    if (!hit) continue;
+  std::string what;
+  for (const auto& p : patterns) what += " '" + p + "'";
+  select(
+      [&](const std::string& name) {
+        for (const auto& p : patterns)
+          if (nn::name_matches(p, name)) return true;
+        return false;
+      },
+      "the patterns" + what);
+}
+
+LinearizedModel::LinearizedModel(nn::Module& model, const ExactNames& names) : model_(model) {
+  std::set<std::string> wanted(names.names.begin(), names.names.end());
+  select([&](const std::string& name) { return wanted.count(name) > 0; }, "the given names");
+  if (names_.size() != wanted.size())
+    throw std::invalid_argument("[LinearizedModel] " + std::to_string(wanted.size() - names_.size()) +
+                                " of the given names are not parameters of the model");
+}
+
+void LinearizedModel::select(const std::function<bool(const std::string&)>& selected, const std::string& what) {
+  for (auto& e : model_.named_parameters()) {
+    if (!selected(e.name)) continue;
     names_.push_back(e.name);
     slots_.push_back(e.tensor);
     phi0_.push_back(kernels::copy(*e.tensor));
@@ -143,11 +162,7 @@ LinearizedModel::LinearizedModel(nn::Module& model, const std::vector<std::strin
     phi_.push_back(phi);
     e.tensor->set_requires_grad(false);   // the module keeps phi0; only phi trains
   }
-  if (names_.empty()) {
-    std::string msg = "[LinearizedModel] no parameter matches the patterns";
-    for (const auto& p : patterns) msg += " '" + p + "'";
-    throw std::invalid_argument(msg);
-  }
+  if (names_.empty()) throw std::invalid_argument("[LinearizedModel] no parameter matches " + what);
 }
 
 Tensor LinearizedModel::operator()(const std::function<Tensor()>& forward) {

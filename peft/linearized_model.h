@@ -27,6 +27,11 @@ class LinearizedModel {
   // Linearizes `model` around its current values in the parameters matching any of `patterns` (globs or
   // "re:" regexes over full parameter names). Throws if nothing matches.
   LinearizedModel(nn::Module& model, const std::vector<std::string>& patterns);
+  // Linearizes exactly the named parameters (in the model's order).
+  struct ExactNames {
+    std::vector<std::string> names;
+  };
+  LinearizedModel(nn::Module& model, const ExactNames& names);
 
   // f_lin for one call of the model: `forward` runs the wrapped model (reading its parameters) and returns
   // its output. Backward through the result deposits dL/dphi into parameters()[i].grad().
@@ -40,6 +45,7 @@ class LinearizedModel {
   int64_t num_parameters() const;
 
  private:
+  void select(const std::function<bool(const std::string&)>& selected, const std::string& what);
   nn::Module& model_;
   std::vector<std::string> names_;
   std::vector<Tensor*> slots_;    // the module's parameter members (they hold phi0)
