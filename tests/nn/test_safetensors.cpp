@@ -346,3 +346,28 @@ TEST_CASE("save_safetensors creates missing parent directories", "[safetensors][
   save_safetensors(path, tensors);
   CHECK(bit_equal(load_safetensors(path).at("w"), tensors.at("w")));
 }
+
+TEST_CASE("opening a 1 GiB safetensors file reads only its header", "[safetensors]") {
+  ScratchDir dir("st_large");
+  std::string path = dir.file("large.safetensors");
+  const uint64_t data_bytes = uint64_t(1) << 30;
+  std::string header = "{\"huge\":{\"dtype\":\"F32\",\"shape\":[" + std::to_string(data_bytes / 4) +
+                       "],\"data_offsets\":[0," + std::to_string(data_bytes) + "]}}";
+  header.append((8 - header.size() % 8) % 8, ' ');
+  write_bytes(path, safetensors_bytes(header, ""));
+  std::filesystem::resize_file(path, 8 + header.size() + data_bytes);   // sparse: costs no disk
+
+  auto resident_bytes = [] {
+    std::ifstream statm("/proc/self/statm");
+    uint64_t size = 0, resident = 0;
+    statm >> size >> resident;
+    return resident * uint64_t(sysconf(_SC_PAGESIZE));
+  };
+  uint64_t before = resident_bytes();
+  SafetensorsFile file = SafetensorsFile::open(path);
+  Tensor huge = file.tensor("huge");   // a view: nothing is read or copied
+  CHECK(huge.numel() == int64_t(data_bytes / 4));
+  CHECK(huge.raw_data() == static_cast<const void*>(file.raw_bytes("huge").data()));
+  CHECK(huge.data<float>()[123456789] == 0.f);   // touches one page
+  CHECK(resident_bytes() - before < (uint64_t(64) << 20));
+}
