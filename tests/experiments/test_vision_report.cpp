@@ -1,0 +1,31 @@
+// Hidden reports on the vision suite (run with: ./build/test_experiments "[.report]"): load time, raw-pixel
+// baselines and a PGM preview per task, written to $LINFUSE_PREVIEW_DIR (default: the working directory).
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <ctime>
+#include <cstdio>
+#include <cstdlib>
+
+#include "tests/experiments/vision_checks.h"
+
+using namespace linfuse;
+
+TEST_CASE("vision report: load time, nearest-centroid baseline and previews", "[.report]") {
+  const char* env = std::getenv("LINFUSE_PREVIEW_DIR");
+  std::string dir = env ? env : ".";
+  data::VisionOptions options;
+  for (const std::string& name : data::vision_task_names()) {
+    auto start = std::chrono::steady_clock::now();
+    std::clock_t cpu_start = std::clock();
+    data::ImageTask task = data::load_vision_task(name, options);
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    double cpu_seconds = double(std::clock() - cpu_start) / CLOCKS_PER_SEC;
+    int64_t classes = int64_t(task.class_names.size());
+    double train_fit = testing::nearest_centroid_accuracy(task.train, task.train, classes);
+    double test_accuracy = testing::nearest_centroid_accuracy(task.train, task.test, classes);
+    std::printf("%-14s classes %2lld  load %.3f s (cpu %.3f s)  nearest-centroid train %.3f test %.3f (chance %.3f)\n",
+                name.c_str(), (long long)classes, seconds, cpu_seconds, train_fit, test_accuracy, 1.0 / double(classes));
+    data::write_preview_pgm(task.train, classes, 10, dir + "/preview_" + name + ".pgm");
+  }
+}
