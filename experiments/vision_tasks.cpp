@@ -1,8 +1,8 @@
 // The vision suite's registry: task metadata, how splits are drawn, and captions.
 //
-// Splits. Every task has its own generator, Generator(seed).fork(fnv1a(name)), so its data never depends on
-// which other tasks were loaded. Procedural tasks fork it once per split (train 0, validation 1, test 2,
-// pretrain 3) and once more per image, and draw image i of class labels[i], labels being a seeded shuffle of
+// Splits. Every task has its own generator, Generator(seed).fork(stable_hash(name)), so its data never
+// depends on which other tasks were loaded. Procedural tasks fork it once per split (train 0, validation 1,
+// test 2, pretrain 3) and once more per image, and draw image i of class labels[i], labels being a seeded shuffle of
 // i mod classes (balanced). The real data sets are split stratified: every class's images are shuffled
 // once (the shuffle depends only on the seed and the source), train, validation and test take consecutive,
 // hence disjoint, runs from the front of each class's list, and pretrain takes its run from the back. So
@@ -17,6 +17,7 @@
 #include <stdexcept>
 
 #include "experiments/mnist_io.h"
+#include "experiments/stable_hash.h"
 #include "experiments/vision_generators.h"
 #include "tensor/threading.h"
 
@@ -101,12 +102,6 @@ const TaskSpec* find_spec(const std::string& name) {
   for (const TaskSpec& spec : task_specs())
     if (spec.name == name) return &spec;
   return nullptr;
-}
-
-uint64_t fnv1a(const std::string& text) {
-  uint64_t hash = 0xcbf29ce484222325ull;
-  for (unsigned char c : text) hash = (hash ^ c) * 0x100000001b3ull;
-  return hash;
 }
 
 // Labels 0..count-1 mod classes in a seeded order: class counts differ by at most one.
@@ -214,7 +209,7 @@ ImageTask load_vision_task(const std::string& name, const VisionOptions& options
   task.class_names = spec->class_names;
   task.templates = spec->templates;
   const int64_t classes = int64_t(spec->class_names.size());
-  const Generator task_gen = Generator(options.seed).fork(fnv1a(name));
+  const Generator task_gen = Generator(options.seed).fork(stable_hash(name));
 
   if (spec->draw) {
     task.train = generate_split(spec->draw, classes, options.train, task_gen.fork(0));
