@@ -29,7 +29,8 @@ constexpr std::array<std::array<const char*, kFontHeight>, kGlyphClasses> kFont 
 }  // namespace
 
 // glyphs: one capital letter of kGlyphLetters from the 5 x 7 bitmap font above; each ink cell is drawn as a
-// square (side = thickness x cell), so neighbouring cells merge into strokes.
+// square (side = thickness x cell) joined to its horizontal and vertical ink neighbours, so cells merge
+// into strokes (diagonal neighbours touch at a corner, as in a bitmap font).
 // Varies: height (14..21 px, the cell size is height / 7), aspect (width x 0.85..1.15), rotation (-12..12
 // degrees), shear (-0.2..0.2), stroke thickness (0.95..1.3 cells), position (center within +-3 px of the
 // image center, inside the image), background, ink level, pixel noise (std 0.03..0.15).
@@ -57,13 +58,22 @@ void draw_glyph(int64_t label, Generator& gen, float* pixels) {
         rx -= shear * ry;
         double u = rx / (cell * stretch) + kFontWidth / 2.0, v = ry / cell + kFontHeight / 2.0;
         // Only ink cells next to the cell under the pixel can be within the half pixel that matters for
-        // anti-aliasing (half_side <= 0.65 cells, a cell >= 1.7 px); farther away the distance saturates.
+        // anti-aliasing (boxes reach at most one cell from their center, a cell is >= 2 px); farther away
+        // the distance saturates.
         int cell_col = int(std::floor(u)), cell_row = int(std::floor(v));
         double best = 1.0;
         for (int row = std::max(0, cell_row - 1); row <= std::min(kFontHeight - 1, cell_row + 1); ++row)
           for (int col = std::max(0, cell_col - 1); col <= std::min(kFontWidth - 1, cell_col + 1); ++col)
-            if (bitmap[size_t(row)][col] == '#')
-              best = std::min(best, box_distance(Point{u - col - 0.5, v - row - 0.5}, half_side, half_side));
+            if (bitmap[size_t(row)][col] == '#') {
+              // The box reaches the center of each ink neighbour, so strokes have no seams between cells.
+              auto ink = [&](int r, int c) {
+                return r >= 0 && r < kFontHeight && c >= 0 && c < kFontWidth && bitmap[size_t(r)][c] == '#';
+              };
+              double left = ink(row, col - 1) ? 1.0 : half_side, right = ink(row, col + 1) ? 1.0 : half_side;
+              double up = ink(row - 1, col) ? 1.0 : half_side, down = ink(row + 1, col) ? 1.0 : half_side;
+              Point center_offset{u - (col + 0.5 + (right - left) / 2), v - (row + 0.5 + (down - up) / 2)};
+              best = std::min(best, box_distance(center_offset, (left + right) / 2, (up + down) / 2));
+            }
         return best * cell * std::min(1.0, stretch);
       },
       center, reach);
