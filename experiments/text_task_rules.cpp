@@ -250,8 +250,9 @@ std::optional<TextExample> build_mnli(int64_t label, const FortuneSentence& s, c
 // ---- rte: two-way entailment ----------------------------------------------------------------------------------
 // s has 6..20 words. A reduced copy of s's words with a letter or digit keeps each with p = 0.7 (negations
 // "not", "no", "never", "n't" forms, "nothing", "nobody", "none", "without", "cannot" are always kept),
-// drops at least one and keeps at least four. entailment: the reduced copy. not_entailment: the reduced copy with two of its content
-// words swapped (p = 0.5) or one replaced by a random wamerican word (either falls back to the other).
+// drops at least one and keeps at least four. entailment: the reduced copy. not_entailment: the reduced
+// copy with two of its content words swapped (p = 0.5) or one replaced by a random wamerican word (either
+// falls back to the other).
 // Hypotheses are capitalized and end with ".". Input "rte sentence1: s sentence2: h".
 const std::vector<std::string> kRteLabels = {"entailment", "not_entailment"};
 
