@@ -5,6 +5,7 @@
 #include <chrono>
 #include <ctime>
 #include <cstdio>
+#include <algorithm>
 #include <cstdlib>
 
 #include "tests/experiments/vision_checks.h"
@@ -35,6 +36,21 @@ TEST_CASE("vision report: load time, nearest-centroid baseline and previews", "[
     double test_accuracy = testing::nearest_centroid_accuracy(task.train, task.test, classes);
     std::printf("%-14s classes %2lld  load %.3f s (cpu %.3f s)  nearest-centroid train %.3f test %.3f (chance %.3f)\n",
                 name.c_str(), (long long)classes, seconds, cpu_seconds, train_fit, test_accuracy, 1.0 / double(classes));
+    // 1-nearest-neighbour on raw pixels (first 300 test images): a non-linear reference point.
+    int64_t correct = 0, shown = std::min<int64_t>(300, task.test.count);
+    for (int64_t i = 0; i < shown; ++i) {
+      const float* image = task.test.pixels.data() + i * data::kImagePixels;
+      double best = 1e300;
+      int64_t best_label = -1;
+      for (int64_t j = 0; j < task.train.count; ++j) {
+        const float* other = task.train.pixels.data() + j * data::kImagePixels;
+        double distance = 0;
+        for (int64_t p = 0; p < data::kImagePixels; ++p) distance += double(image[p] - other[p]) * (image[p] - other[p]);
+        if (distance < best) best = distance, best_label = task.train.labels[size_t(j)];
+      }
+      correct += best_label == task.test.labels[size_t(i)];
+    }
+    std::printf("%-14s 1-nearest-neighbour test %.3f\n", name.c_str(), double(correct) / double(shown));
     data::write_preview_pgm(task.train, classes, 10, dir + "/preview_" + name + ".pgm");
   }
 }
