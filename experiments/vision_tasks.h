@@ -48,6 +48,8 @@ std::vector<std::string> vision_task_names();
 
 // Loads (or generates) one task with the requested split sizes. Throws std::invalid_argument for an unknown
 // name or impossible sizes, std::runtime_error for missing or corrupt data files (the message names the fix).
+// The parsed MNIST and Fashion-MNIST files are cached for the life of the process (~55 MB), so loading a
+// task again costs only the split. Thread-safe.
 ImageTask load_vision_task(const std::string& name, const VisionOptions& options);
 
 // A varied natural-language caption of an image of class `label` of `task`, for contrastive pretraining:
