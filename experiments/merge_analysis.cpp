@@ -1,0 +1,179 @@
+// The analyses of the merging study: normalized score against the number of tasks, cosine similarity of the
+// task vectors, and weight-disentanglement error maps.
+#include <algorithm>
+#include <cmath>
+
+#include "experiments/merge_study.h"
+#include "merge/methods.h"
+#include "tensor/random.h"
+
+namespace linfuse::experiments {
+
+using merge::TaskVector;
+
+namespace {
+
+// Every k-subset of {0..n-1} in lexicographic order.
+std::vector<std::vector<int>> all_subsets(int n, int k) {
+  std::vector<std::vector<int>> out;
+  std::vector<int> pick(k);
+  for (int i = 0; i < k; ++i) pick[i] = i;
+  while (true) {
+    out.push_back(pick);
+    int i = k - 1;
+    while (i >= 0 && pick[i] == n - k + i) --i;
+    if (i < 0) break;
+    ++pick[i];
+    for (int j = i + 1; j < k; ++j) pick[j] = pick[j - 1] + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+SweepConfig SweepConfig::from_json(const nlohmann::json& j) {
+  SweepConfig c;
+  if (j.contains("methods")) c.methods = j["methods"].get<std::vector<std::string>>();
+  if (j.contains("max_subsets")) c.max_subsets = j["max_subsets"].get<int64_t>();
+  if (j.contains("lambdas")) c.lambdas = j["lambdas"].get<std::vector<double>>();
+  if (j.contains("seed")) c.seed = j["seed"].get<uint64_t>();
+  return c;
+}
+
+nlohmann::json run_num_tasks_sweep(MergeTarget& target, const SweepConfig& config,
+                                   const std::vector<double>& single_task_test, const StudyLog& log) {
+  int n = target.num_tasks();
+  std::vector<TaskVector> tvs;
+  for (int t = 0; t < n; ++t) tvs.push_back(TaskVector::between(target.finetuned_state(t), target.initial_state()));
+  nlohmann::json entries = nlohmann::json::array();
+  Generator gen(config.seed);
+  for (const auto& method : config.methods) {
+    if (method != "task_arithmetic" && method != "ties" && method != "simple_average")
+      throw std::invalid_argument("[num tasks sweep] method '" + method +
+                                  "' is not supported here (task_arithmetic, ties, simple_average)");
+    for (int k = 2; k <= n; ++k) {
+      std::vector<std::vector<int>> subsets = all_subsets(n, k);
+      if ((int64_t)subsets.size() > config.max_subsets) {
+        // A seeded sample of the subsets, the same for every mode (the generator depends only on k).
+        Generator pick = gen.fork(uint64_t(k));
+        std::vector<int64_t> order = pick.permutation(int64_t(subsets.size()));
+        std::vector<std::vector<int>> chosen;
+        for (int64_t i = 0; i < config.max_subsets; ++i) chosen.push_back(subsets[order[i]]);
+        subsets = chosen;
+      }
+      std::vector<double> normalized;
+      for (const auto& subset : subsets) {
+        std::vector<TaskVector> chosen;
+        for (int t : subset) chosen.push_back(tvs[t]);
+        auto merged_for = [&](double lambda) {
+          if (method == "simple_average") return merge::simple_average(chosen);
+          if (method == "ties") {
+            merge::TiesOptions o;
+            o.scaling = lambda;
+            return merge::ties_merging(chosen, o);
+          }
+          return merge::task_arithmetic(chosen, lambda);
+        };
+        std::vector<double> grid = method == "simple_average" ? std::vector<double>{1.0} : config.lambdas;
+        double best_val = -1e300;
+        StateDict best_state;
+        for (double lambda : grid) {
+          StateDict state = merge::apply(target.initial_state(), merged_for(lambda));
+          double val = 0;
+          for (int t : subset) val += target.score(state, t, Split::Validation) / subset.size();
+          if (val > best_val) {
+            best_val = val;
+            best_state = state;
+          }
+        }
+        double norm = 0;
+        for (int t : subset) norm += merge::normalized_accuracy(target.score(best_state, t, Split::Test), single_task_test[t]) / subset.size();
+        normalized.push_back(norm);
+      }
+      double mean = 0, var = 0;
+      for (double v : normalized) mean += v / normalized.size();
+      for (double v : normalized) var += (v - mean) * (v - mean) / normalized.size();
+      nlohmann::json e;
+      e["method"] = method;
+      e["mode"] = peft::mode_name(target.mode());
+      e["space"] = "parameter";
+      e["k"] = k;
+      nlohmann::json names = nlohmann::json::array();
+      for (const auto& subset : subsets) {
+        nlohmann::json row = nlohmann::json::array();
+        for (int t : subset) row.push_back(target.task_name(t));
+        names.push_back(row);
+      }
+      e["subsets"] = names;
+      e["normalized_average"] = mean;
+      e["normalized_std"] = std::sqrt(var);
+      entries.push_back(e);
+      log(peft::mode_name(target.mode()) + " " + method + " k=" + std::to_string(k) + ": normalized " +
+          std::to_string(100 * mean).substr(0, 5) + " over " + std::to_string(subsets.size()) + " subsets");
+    }
+  }
+  return entries;
+}
+
+nlohmann::json task_vector_similarity(MergeTarget& target) {
+  std::vector<TaskVector> tvs;
+  for (int t = 0; t < target.num_tasks(); ++t)
+    tvs.push_back(TaskVector::between(target.finetuned_state(t), target.initial_state()));
+  auto mean_off_diagonal = [](const merge::SimilarityMatrix& m) {
+    double s = 0;
+    int count = 0;
+    for (size_t i = 0; i < m.size(); ++i)
+      for (size_t j = 0; j < m.size(); ++j)
+        if (i != j) {
+          s += m[i][j];
+          ++count;
+        }
+    return count ? s / count : 0.0;
+  };
+  merge::SimilarityMatrix flat = merge::cosine_similarity_matrix(tvs);
+  merge::SimilarityMatrix layered = merge::layer_averaged_cosine_similarity(tvs, merge::LayerGrouping::per_module);
+  return {{"matrix", flat},
+          {"mean_off_diagonal", mean_off_diagonal(flat)},
+          {"layer_averaged_matrix", layered},
+          {"layer_averaged_mean_off_diagonal", mean_off_diagonal(layered)}};
+}
+
+DisentanglementConfig DisentanglementConfig::from_json(const nlohmann::json& j) {
+  DisentanglementConfig c;
+  if (j.contains("pairs"))
+    for (const auto& p : j["pairs"]) c.pairs.emplace_back(p.at(0).get<std::string>(), p.at(1).get<std::string>());
+  if (j.contains("coefficient_range")) c.coefficient_range = j["coefficient_range"].get<double>();
+  if (j.contains("steps")) c.steps = j["steps"].get<int64_t>();
+  if (j.contains("examples")) c.examples = j["examples"].get<int64_t>();
+  return c;
+}
+
+nlohmann::json run_disentanglement(MergeTarget& target, const DisentanglementConfig& config, const StudyLog& log) {
+  nlohmann::json entries = nlohmann::json::array();
+  auto index_of = [&](const std::string& name) {
+    for (int t = 0; t < target.num_tasks(); ++t)
+      if (target.task_name(t) == name) return t;
+    throw std::invalid_argument("[disentanglement] unknown task '" + name + "'");
+  };
+  for (const auto& [first, second] : config.pairs) {
+    int t1 = index_of(first), t2 = index_of(second);
+    TaskVector tau1 = TaskVector::between(target.finetuned_state(t1), target.initial_state());
+    TaskVector tau2 = TaskVector::between(target.finetuned_state(t2), target.initial_state());
+    merge::PredictFunction predict = [&](const StateDict& params, int which) {
+      return target.predict(params, which == 0 ? t1 : t2, config.examples);
+    };
+    merge::DisentanglementOptions o;
+    o.coefficient_min = -config.coefficient_range;
+    o.coefficient_max = config.coefficient_range;
+    o.steps = config.steps;
+    merge::DisentanglementGrid grid = merge::weight_disentanglement_error(target.initial_state(), tau1, tau2, predict, o);
+    entries.push_back({{"mode", peft::mode_name(target.mode())},
+                       {"tasks", {first, second}},
+                       {"coefficients", grid.coefficients},
+                       {"error", grid.error}});
+    log(peft::mode_name(target.mode()) + " disentanglement " + first + " x " + second + " done");
+  }
+  return entries;
+}
+
+}  // namespace linfuse::experiments

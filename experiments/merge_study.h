@@ -1,0 +1,72 @@
+#pragma once
+// The merging study of one suite in one fine-tuning mode: every merging method with its hyperparameters chosen
+// on the validation split and scored on the test split, the number-of-tasks sweep, the cosine similarity of
+// the task vectors and the weight-disentanglement error maps. Results are JSON entries in the layout of
+// experiments/RESULTS_SCHEMA.md.
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "experiments/merge_target.h"
+
+namespace linfuse::experiments {
+
+struct MergeStudyConfig {
+  std::vector<std::string> methods = {"simple_average", "task_arithmetic", "ties",      "dare_task_arithmetic",
+                                      "dare_ties",      "fisher",          "regmean",   "adamerging_task",
+                                      "adamerging_layer", "lorahub"};
+  std::vector<std::string> lora_spaces = {"parameter", "weight"};
+  std::vector<double> task_arithmetic_lambdas;   // default 0, 0.05, ..., 1 (Ilharco et al.)
+  std::vector<double> ties_keep = {0.1, 0.2, 0.3};
+  std::vector<double> ties_lambdas;              // default 0.1 .. 1.5 step 0.1 (TIES grid)
+  std::vector<double> dare_drop = {0.3, 0.5, 0.7};
+  std::vector<double> dare_lambdas;              // default as task arithmetic's
+  uint64_t dare_seed = 0;
+  int64_t fisher_examples = 64;
+  int64_t regmean_examples = 256;
+  double regmean_alpha = 0.9;
+  int64_t adamerging_steps = 50;
+  int64_t adamerging_batch = 16;
+  double adamerging_learning_rate = 1e-2;
+  double adamerging_init = 0.3;
+  int64_t lorahub_budget = 40;                   // objective evaluations
+  int64_t lorahub_examples = 16;                 // labelled examples per task
+  double lorahub_l1 = 0.05;
+  double lorahub_bound = 1.5;
+
+  static MergeStudyConfig from_json(const nlohmann::json& j);   // missing fields keep the defaults
+};
+
+// Status lines ("lora ties keep 0.2 lambda 0.8: validation 71.2") go here.
+using StudyLog = std::function<void(const std::string&)>;
+
+// Runs every configured method that applies to the target's mode. `single_task_test[t]` is the fine-tuned
+// score of task t (the normalizer). Returns the "merged" entries.
+nlohmann::json run_merging_methods(MergeTarget& target, const MergeStudyConfig& config,
+                                   const std::vector<double>& single_task_test, const StudyLog& log);
+
+struct SweepConfig {
+  std::vector<std::string> methods = {"task_arithmetic"};
+  int64_t max_subsets = 10;          // per k; all subsets when there are at most this many
+  std::vector<double> lambdas = {0.2, 0.4, 0.6, 0.8, 1.0};
+  uint64_t seed = 0;
+  static SweepConfig from_json(const nlohmann::json& j);
+};
+// Normalized score against the number of merged tasks k = 2..n ("num_tasks_sweep" entries).
+nlohmann::json run_num_tasks_sweep(MergeTarget& target, const SweepConfig& config,
+                                   const std::vector<double>& single_task_test, const StudyLog& log);
+
+// Cosine similarity of the mode's task vectors, flattened and layer-averaged.
+nlohmann::json task_vector_similarity(MergeTarget& target);
+
+struct DisentanglementConfig {
+  std::vector<std::pair<std::string, std::string>> pairs;
+  double coefficient_range = 2.0;
+  int64_t steps = 21;
+  int64_t examples = 100;
+  static DisentanglementConfig from_json(const nlohmann::json& j);
+};
+nlohmann::json run_disentanglement(MergeTarget& target, const DisentanglementConfig& config, const StudyLog& log);
+
+}  // namespace linfuse::experiments

@@ -1,0 +1,50 @@
+#pragma once
+// What the merging study needs from a suite (vision or text) in one fine-tuning mode: the task vectors'
+// endpoints, a way to score a merged state on a task, and the statistics of the data-driven methods.
+// A "state" is always the trainable part of the model in that mode, by parameter name: the fine-tuned
+// weights (full), phi (linear-full, l-lora) or the LoRA factors (lora, l-lora, l-lora-local).
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "peft/finetune.h"
+#include "tensor/state_dict.h"
+
+namespace linfuse::experiments {
+
+enum class Split { Validation, Test };
+
+class MergeTarget {
+ public:
+  virtual ~MergeTarget() = default;
+  virtual peft::FinetuneMode mode() const = 0;
+  virtual int num_tasks() const = 0;
+  virtual std::string task_name(int task) const = 0;
+
+  virtual const StateDict& initial_state() const = 0;         // theta0 / phi0
+  virtual const StateDict& finetuned_state(int task) const = 0;
+
+  // The score (accuracy, or Spearman for regression tasks) of the model holding `state` on `task`'s split.
+  virtual double score(const StateDict& state, int task, Split split) = 0;
+  // LoRA modes: the score with the base weights replaced by W0 + delta ("<module>.weight" -> Delta W), i.e. a
+  // weight-space merge. For l-lora (network level) the delta enters linearly: f(W0) + J_W Delta W.
+  virtual double score_weight_space(const StateDict& weight_delta, int task, Split split) = 0;
+  virtual double lora_scaling() const = 0;   // s of the adapters (0 outside the LoRA modes)
+
+  // Predictions on the first `examples` validation inputs of `task` (weight disentanglement).
+  virtual std::vector<int64_t> predict(const StateDict& state, int task, int64_t examples) = 0;
+
+  // LoraHub's objective: mean cross-entropy on `examples` labelled validation examples of `task`.
+  virtual double few_shot_loss(const StateDict& state, int task, int64_t examples) = 0;
+  // AdaMerging's objective: mean prediction entropy on a batch of unlabelled validation inputs of `task`,
+  // differentiable with respect to the tensors of `state` (which may carry gradients).
+  virtual Tensor entropy(const StateDict& state, int task, int64_t batch_index, int64_t batch_size) = 0;
+  // Fisher merging: the diagonal empirical Fisher of the fine-tuned model of `task` over the trainable state,
+  // from per-example gradients of log p(y|x) with y sampled from the model's own prediction.
+  virtual StateDict fisher(int task, int64_t examples) = 0;
+  // RegMean: the Gram matrices X^T X of the inputs of every Linear layer whose weight is in the state
+  // (module name -> (in, in)), on `examples` training inputs of `task` with the fine-tuned model of `task`.
+  virtual StateDict grams(int task, int64_t examples) = 0;
+};
+
+}  // namespace linfuse::experiments
