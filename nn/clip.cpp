@@ -123,6 +123,8 @@ CLIPTextTransformer::CLIPTextTransformer(const CLIPTextConfig& config_, double f
 }
 
 std::vector<int64_t> CLIPTextTransformer::eos_positions(const Tensor& input_ids) const {
+  if (input_ids.dim() != 2 || input_ids.dtype() != DType::I64)
+    throw std::invalid_argument("[CLIPTextTransformer] input_ids must be int64 (B, T), got " + input_ids.describe());
   const int64_t batch = input_ids.size(0), length = input_ids.size(1);
   std::vector<int64_t> ids = input_ids.to_vector<int64_t>();
   // HF (after PR #24773): OpenAI's tokenizer puts end-of-text (49407) last in its vocabulary, and old configs

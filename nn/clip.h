@@ -18,8 +18,9 @@
 //   text_projection.weight                                   (projection_dim, Dt)   no bias
 //
 // Weights are initialised with HF's scheme (_init_weights: normal with initializer_range / width-based
-// standard deviations times initializer_factor, LayerNorms 1 and 0, biases 0). float32 by default;
-// float64 works throughout (parity tests).
+// standard deviations times initializer_factor, LayerNorms 1 and 0, biases 0). Each tower uses its own
+// config's initializer_factor and the projections CLIPConfig's (HF's order of post_init calls decides which one
+// applies; every released CLIP sets all three to 1). float32 by default; float64 works throughout (parity tests).
 #include <memory>
 
 #include "nn/clip_config.h"

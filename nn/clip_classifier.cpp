@@ -10,7 +10,7 @@
 
 namespace linfuse::nn {
 
-TokenizedBatch tokenize_for_clip(const std::vector<std::string>& texts, const Tokenizer& tokenizer,
+TokenizedBatch tokenize_for_clip(const std::vector<std::string>& texts, const TokenizeFunction& tokenizer,
                                  const CLIPTextConfig& config) {
   if (texts.empty()) throw std::invalid_argument("[tokenize_for_clip] no texts");
   if (config.max_position_embeddings < 2)
@@ -55,7 +55,7 @@ std::string fill_template(const std::string& prompt_template, const std::string&
 }
 
 Tensor zero_shot_head_weight(CLIPModel& clip, const std::vector<std::string>& class_names,
-                             const std::vector<std::string>& templates, const Tokenizer& tokenizer) {
+                             const std::vector<std::string>& templates, const TokenizeFunction& tokenizer) {
   if (class_names.empty() || templates.empty())
     throw std::invalid_argument("[zero_shot_head_weight] needs at least one class name and one template, got " +
                                 std::to_string(class_names.size()) + " and " + std::to_string(templates.size()));

@@ -19,9 +19,9 @@
 
 namespace linfuse::nn {
 
-// Text -> token ids. Works with the project's SentencePiece tokenizer or any other; it may or may not add
-// bos/eos itself (tokenize_for_clip adds what is missing).
-using Tokenizer = std::function<std::vector<int64_t>(const std::string&)>;
+// Text -> token ids: wrap the project's SentencePiece tokenizer (nn/tokenizer.h) or any other in a lambda. It may
+// or may not add bos/eos itself (tokenize_for_clip adds what is missing).
+using TokenizeFunction = std::function<std::vector<int64_t>(const std::string&)>;
 
 struct TokenizedBatch {
   Tensor input_ids;        // int64 (N, T), right-padded with pad_token_id
@@ -30,7 +30,7 @@ struct TokenizedBatch {
 
 // Tokenizes `texts` for the text tower as CLIP's tokenizer does: bos + tokens + eos (bos / eos added only when
 // the tokenizer did not), truncated to max_position_embeddings keeping eos last, right-padded to the longest.
-TokenizedBatch tokenize_for_clip(const std::vector<std::string>& texts, const Tokenizer& tokenizer,
+TokenizedBatch tokenize_for_clip(const std::vector<std::string>& texts, const TokenizeFunction& tokenizer,
                                  const CLIPTextConfig& config);
 
 // Replaces every "{}" in `prompt_template` by `class_name` ("a photo of the digit {}." + "7"). Throws if the
@@ -40,7 +40,7 @@ std::string fill_template(const std::string& prompt_template, const std::string&
 // The zero-shot head weight (C, P) described above, computed without gradients in eval mode (the model's
 // training flag is restored). Detached, in the model's dtype.
 Tensor zero_shot_head_weight(CLIPModel& clip, const std::vector<std::string>& class_names,
-                             const std::vector<std::string>& templates, const Tokenizer& tokenizer);
+                             const std::vector<std::string>& templates, const TokenizeFunction& tokenizer);
 
 // logits = normalise(features) W^T with W (C, P) a buffer (the task-arithmetic ClassificationHead with
 // normalize=True; its bias is zero there and omitted here).

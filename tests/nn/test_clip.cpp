@@ -245,7 +245,7 @@ TEST_CASE("text features pool the first end-of-text token; the OpenAI-vocabulary
 
 TEST_CASE("tokenize_for_clip adds bos and eos when missing, truncates keeping eos, pads on the right", "[clip][text]") {
   CLIPTextConfig c = small_config().text_config;   // pad 0, bos 1, eos 2, 10 positions
-  Tokenizer words = [](const std::string& text) {
+  TokenizeFunction words = [](const std::string& text) {
     std::vector<int64_t> ids;
     for (char ch : text)
       if (ch != ' ') ids.push_back(3 + (ch - 'a'));
@@ -259,7 +259,7 @@ TEST_CASE("tokenize_for_clip adds bos and eos when missing, truncates keeping eo
   CHECK(std::vector<int64_t>(ids.begin() + 20, ids.end()) == std::vector<int64_t>{1, 2, 0, 0, 0, 0, 0, 0, 0, 0});
   CHECK(std::vector<int64_t>(mask.begin(), mask.begin() + 10) == std::vector<int64_t>{1, 1, 1, 1, 0, 0, 0, 0, 0, 0});
   // A tokenizer that already adds them is left alone.
-  Tokenizer with_specials = [&](const std::string& text) {
+  TokenizeFunction with_specials = [&](const std::string& text) {
     auto inner = words(text);
     inner.insert(inner.begin(), 1);
     inner.push_back(2);
@@ -306,7 +306,7 @@ TEST_CASE("the zero-shot head averages normalised prompt embeddings; the classif
   Generator g(4);
   CLIPConfig c = small_config();
   CLIPModel clip(c, g);
-  Tokenizer letters = [](const std::string& text) {
+  TokenizeFunction letters = [](const std::string& text) {
     std::vector<int64_t> ids;
     for (char ch : text)
       if (ch >= 'a' && ch <= 'p') ids.push_back(3 + (ch - 'a'));

@@ -164,7 +164,7 @@ void run_parity(DType dtype, const std::string& file, double tolerance) {
 
   // ---- zero-shot head and image classifier ----
   auto prompt_ids = fixture.metadata["prompt_ids"].get<std::map<std::string, std::vector<int64_t>>>();
-  Tokenizer lookup = [&](const std::string& text) {
+  TokenizeFunction lookup = [&](const std::string& text) {
     INFO("prompt \"" << text << "\"");
     REQUIRE(prompt_ids.count(text));
     return prompt_ids.at(text);

@@ -40,7 +40,7 @@ struct Attributes {
 
 // Word-level tokenizer over the captions' words: pad 0, bos 1, eos 2, words from 3 (no bos/eos added here:
 // tokenize_for_clip adds them).
-Tokenizer word_tokenizer() {
+TokenizeFunction word_tokenizer() {
   auto vocabulary = std::make_shared<std::map<std::string, int64_t>>();
   for (const char* w : {"a", "at", "the"}) vocabulary->emplace(w, 3 + int64_t(vocabulary->size()));
   for (const auto* list : {&kShapes, &kVertical, &kHorizontal, &kBrightness})
@@ -132,7 +132,7 @@ std::vector<Tensor> trainable(Module& m) {
 // Contrastive pretraining; returns the mean loss of the first and of the last 10 steps.
 std::pair<double, double> pretrain(CLIPModel& clip, int64_t steps, uint64_t seed) {
   Generator data(seed);
-  Tokenizer tokenizer = word_tokenizer();
+  TokenizeFunction tokenizer = word_tokenizer();
   AdamW optimizer(trainable(clip), 2e-3, /*weight_decay=*/0.05);
   double first = 0, last = 0;
   for (int64_t step = 0; step < steps; ++step) {
