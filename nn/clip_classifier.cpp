@@ -14,13 +14,14 @@ TokenizedBatch tokenize_for_clip(const std::vector<std::string>& texts, const To
                                  const CLIPTextConfig& config) {
   if (texts.empty()) throw std::invalid_argument("[tokenize_for_clip] no texts");
   if (config.max_position_embeddings < 2)
-    throw std::invalid_argument("[tokenize_for_clip] max_position_embeddings must leave room for bos and eos");
+    throw std::invalid_argument("[tokenize_for_clip] max_position_embeddings must leave room for a token and eos");
   std::vector<std::vector<int64_t>> sequences;
   size_t longest = 0;
   for (const std::string& text : texts) {
     std::vector<int64_t> ids = tokenizer(text);
-    if (ids.empty() || ids.front() != config.bos_token_id) ids.insert(ids.begin(), config.bos_token_id);
-    if (ids.size() < 2 || ids.back() != config.eos_token_id) ids.push_back(config.eos_token_id);
+    const bool with_bos = config.bos_token_id >= 0;
+    if (with_bos && (ids.empty() || ids.front() != config.bos_token_id)) ids.insert(ids.begin(), config.bos_token_id);
+    if (ids.size() < (with_bos ? 2u : 1u) || ids.back() != config.eos_token_id) ids.push_back(config.eos_token_id);
     if (int64_t(ids.size()) > config.max_position_embeddings) {   // truncate, keeping the end-of-text token
       ids.resize(size_t(config.max_position_embeddings));
       ids.back() = config.eos_token_id;

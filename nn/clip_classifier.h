@@ -29,7 +29,8 @@ struct TokenizedBatch {
 };
 
 // Tokenizes `texts` for the text tower as CLIP's tokenizer does: bos + tokens + eos (bos / eos added only when
-// the tokenizer did not), truncated to max_position_embeddings keeping eos last, right-padded to the longest.
+// the tokenizer did not; no bos when bos_token_id is -1), truncated to max_position_embeddings keeping eos
+// last, right-padded with pad_token_id to the longest.
 TokenizedBatch tokenize_for_clip(const std::vector<std::string>& texts, const TokenizeFunction& tokenizer,
                                  const CLIPTextConfig& config);
 

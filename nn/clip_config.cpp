@@ -124,8 +124,11 @@ void CLIPTextConfig::validate() const {
                 std::to_string(vocab_size) + "): set it to the tokenizer's id or enlarge vocab_size");
   };
   check_id(pad_token_id, "pad_token_id");
-  check_id(bos_token_id, "bos_token_id");
+  if (bos_token_id != -1) check_id(bos_token_id, "bos_token_id");   // -1: no start-of-text token
   check_id(eos_token_id, "eos_token_id");
+  require(bos_token_id != eos_token_id, c,
+          "bos_token_id and eos_token_id are both " + std::to_string(eos_token_id) +
+              ": the text is pooled at the first eos, so they must differ (use bos_token_id -1 for none)");
 }
 
 json CLIPTextConfig::to_json() const {
@@ -143,7 +146,7 @@ json CLIPTextConfig::to_json() const {
           {"initializer_range", initializer_range},
           {"initializer_factor", initializer_factor},
           {"pad_token_id", pad_token_id},
-          {"bos_token_id", bos_token_id},
+          {"bos_token_id", bos_token_id >= 0 ? json(bos_token_id) : json(nullptr)},
           {"eos_token_id", eos_token_id}};
 }
 
@@ -164,6 +167,7 @@ CLIPTextConfig CLIPTextConfig::from_json(const json& j) {
   read_field(j, "initializer_range", t.initializer_range, c);
   read_field(j, "initializer_factor", t.initializer_factor, c);
   read_field(j, "pad_token_id", t.pad_token_id, c);
+  if (j.contains("bos_token_id") && j["bos_token_id"].is_null()) t.bos_token_id = -1;   // HF None: no bos
   read_field(j, "bos_token_id", t.bos_token_id, c);
   read_field(j, "eos_token_id", t.eos_token_id, c);
   t.validate();
@@ -180,8 +184,9 @@ CLIPTextConfig CLIPTextConfig::from_json(const json& j) {
 //   the project's reference benchmark (DESIGN.md, torch_ref.py), so benchmark and experiments agree.
 // - Text: it only builds the frozen zero-shot head (class-name prompts), so it is smaller than the image
 //   tower, as in CLIP (B/16: text width 512 vs vision 768): width 64, 2 layers, 4 heads, 32 positions (prompts
-//   are short). Vocabulary 1024 and pad/bos/eos = 0/1/2 fit a small SentencePiece model (whose default ids
-//   are unk 0, bos 1, eos 2) or a word-level vocabulary; with eos 2, pooling takes the first eos (HF's rule).
+//   are short). Vocabulary 1024 and pad 0 / eos 1 / no bos are the project's SentencePiece tokenizer
+//   (nn/tokenizer.h: T5's ids, pad 0, eos 1, unk 2, no bos) trained with vocab_size 1024 (sentinels included),
+//   so Tokenizer::encode (which appends eos) plugs in directly; pooling takes the first eos (HF's rule).
 // - projection_dim 64 = the text width, as OpenAI's CLIP sets the embedding width to the text width.
 // - quick_gelu: OpenAI's CLIP activation (HF's default for CLIP).
 CLIPConfig CLIPConfig::tiny() {
@@ -205,8 +210,8 @@ CLIPConfig CLIPConfig::tiny() {
   t.num_attention_heads = 4;
   t.max_position_embeddings = 32;
   t.pad_token_id = 0;
-  t.bos_token_id = 1;
-  t.eos_token_id = 2;
+  t.bos_token_id = -1;
+  t.eos_token_id = 1;
   c.validate();
   return c;
 }

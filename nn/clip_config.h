@@ -38,7 +38,8 @@ struct CLIPVisionConfig {
 };
 
 // The text tower (HF CLIPTextConfig). HF's defaults for the token ids are OpenAI's BPE vocabulary
-// (bos 49406, eos 49407, pad 1).
+// (bos 49406, eos 49407, pad 1). bos_token_id -1 (null in JSON, None in HF) means no start-of-text token:
+// the project's SentencePiece tokenizer (T5's ids: pad 0, eos 1, unk 2) has none.
 struct CLIPTextConfig {
   int64_t vocab_size = 49408;
   int64_t hidden_size = 512;
@@ -71,7 +72,8 @@ struct CLIPConfig {
 
   // The project's tiny CLIP for 28x28 grayscale images (see clip_config.cpp for the reasons):
   //   vision: 1 channel, patch 4 (7x7 = 49 patches + class token), width 128, 4 layers, 4 heads, MLP 512;
-  //   text: vocabulary 1024, 32 positions, width 64, 2 layers, 4 heads, MLP 256, pad 0 / bos 1 / eos 2;
+  //   text: vocabulary 1024, 32 positions, width 64, 2 layers, 4 heads, MLP 256, pad 0 / eos 1 / no bos
+  //         (the ids of the project's SentencePiece tokenizer, nn/tokenizer.h);
   //   projection_dim 64; quick_gelu everywhere, like OpenAI's CLIP.
   static CLIPConfig tiny();
 

@@ -13,6 +13,7 @@
 #include "autodiff/tape.h"
 #include "nn/clip.h"
 #include "nn/clip_classifier.h"
+#include "nn/tokenizer.h"
 #include "tensor/kernels.h"
 #include "tensor/threading.h"
 
@@ -77,6 +78,10 @@ TEST_CASE("CLIP configs read HF's config.json: unknown fields ignored, missing f
   tiny.save_json_file(path);
   CHECK(CLIPConfig::from_json_file(path).to_json() == tiny.to_json());
   CHECK(tiny.to_json()["model_type"] == "clip");
+  // No start-of-text token: -1 here, null in JSON (None in HF).
+  CHECK(tiny.text_config.bos_token_id == -1);
+  CHECK(tiny.to_json()["text_config"]["bos_token_id"].is_null());
+  CHECK(CLIPConfig::from_json(tiny.to_json()).text_config.bos_token_id == -1);
   CHECK(tiny.to_json()["vision_config"]["model_type"] == "clip_vision_model");
 }
 
@@ -94,6 +99,7 @@ TEST_CASE("invalid CLIP configs are rejected with a message naming the field and
   rejects({{"text_config", {{"hidden_size", "wide"}}}}, "field 'hidden_size' has the wrong type");
   rejects({{"vision_config", {{"num_hidden_layers", 0}}}}, "num_hidden_layers must be positive");
   rejects({{"projection_dim", -1}}, "[CLIPConfig] projection_dim must be positive");
+  rejects({{"text_config", {{"bos_token_id", 7}, {"eos_token_id", 7}}}}, "bos_token_id and eos_token_id are both 7");
   CHECK_THROWS_WITH(CLIPConfig::from_json_file("/nonexistent/config.json"), Catch::Contains("cannot open"));
 }
 
@@ -267,6 +273,11 @@ TEST_CASE("tokenize_for_clip adds bos and eos when missing, truncates keeping eo
   };
   CHECK(tokenize_for_clip({"ab"}, with_specials, c).input_ids.to_vector<int64_t>() == std::vector<int64_t>{1, 3, 4, 2});
   CHECK_THROWS_WITH(tokenize_for_clip({"z"}, words, c), Catch::Contains("token id 28 of \"z\" is outside the vocabulary"));
+  // Without a start-of-text token (bos_token_id -1) only eos is added.
+  CLIPTextConfig no_bos = c;
+  no_bos.bos_token_id = -1;
+  CHECK(tokenize_for_clip({"ab"}, words, no_bos).input_ids.to_vector<int64_t>() == std::vector<int64_t>{3, 4, 2});
+  CHECK(tokenize_for_clip({""}, words, no_bos).input_ids.to_vector<int64_t>() == std::vector<int64_t>{2});
   CHECK(fill_template("a photo of the digit {}.", "7") == "a photo of the digit 7.");
   CHECK(fill_template("{} or {}", "x") == "x or x");
   CHECK_THROWS_WITH(fill_template("a photo", "7"), Catch::Contains("has no \"{}\""));
@@ -372,4 +383,24 @@ TEST_CASE("image features and their gradients are the same bits with 1 and 2 thr
   clip.zero_grad();
   CHECK(bit_equal(one.first, two.first));
   CHECK(bit_equal(one.second, two.second));
+}
+
+TEST_CASE("the project's SentencePiece tokenizer plugs into the text tower and the zero-shot head", "[clip][text]") {
+  Tokenizer spm = Tokenizer::load(linfuse::testing::source_path("tests/fixtures/t5_layout_spiece.model"));
+  CLIPConfig c = CLIPConfig::tiny();   // pad 0, eos 1, no bos: the tokenizer's ids
+  REQUIRE(spm.pad_id() == c.text_config.pad_token_id);
+  REQUIRE(spm.eos_id() == c.text_config.eos_token_id);
+  c.text_config.vocab_size = spm.vocab_size();
+  Generator init(10);
+  CLIPModel clip(c, init);
+  TokenizeFunction tokenize = [&](const std::string& text) { return spm.encode(text); };   // appends eos
+  std::vector<std::string> digits = {"zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"};
+  TokenizedBatch batch = tokenize_for_clip({"a photo of the digit seven.", "7"}, tokenize, c.text_config);
+  std::vector<int64_t> expected = spm.encode("a photo of the digit seven.");
+  auto ids = batch.input_ids.to_vector<int64_t>();
+  CHECK(std::vector<int64_t>(ids.begin(), ids.begin() + int64_t(expected.size())) == expected);   // nothing added
+  CHECK(clip.text_model->eos_positions(batch.input_ids)[0] == int64_t(expected.size()) - 1);
+  Tensor head = zero_shot_head_weight(clip, digits, {"a photo of the digit {}.", "the number {}"}, tokenize);
+  REQUIRE(head.shape() == Shape{10, 64});
+  for (int64_t k = 0; k < 10; ++k) CHECK(std::sqrt(sum(square(select(head, 0, k))).item()) == Approx(std::exp(2.6592)));
 }

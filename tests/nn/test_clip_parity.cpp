@@ -5,8 +5,6 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
-#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -16,6 +14,7 @@
 #include "autodiff/tape.h"
 #include "nn/clip.h"
 #include "nn/clip_classifier.h"
+#include "nn/safetensors.h"
 
 using namespace linfuse;
 using namespace linfuse::nn;
@@ -23,44 +22,15 @@ using json = nlohmann::json;
 
 namespace {
 
-// ---- minimal safetensors reader: TO BE REPLACED by load_safetensors from nn/safetensors.h (branch io) once it
-// lands on main. Reads F32/F64/I64 tensors and the __metadata__ map; no validation beyond bounds. ----
 struct Fixture {
   StateDict tensors;
-  json metadata;
+  json metadata;   // the safetensors metadata; lists and maps are stored as JSON text and parsed here
 };
 
-Fixture read_safetensors_for_test(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  REQUIRE(in.good());
-  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  REQUIRE(bytes.size() >= 8);
-  uint64_t header_size = 0;
-  std::memcpy(&header_size, bytes.data(), 8);   // little-endian host (x86/arm64)
-  REQUIRE(8 + header_size <= bytes.size());
-  json header = json::parse(std::string(bytes.data() + 8, header_size));
-  const char* data = bytes.data() + 8 + header_size;
-  const uint64_t data_size = bytes.size() - 8 - header_size;
-  Fixture fixture;
-  if (header.contains("__metadata__"))
-    for (auto& [key, value] : header["__metadata__"].items()) {
-      // Values are strings; the generator stores lists and maps as JSON text.
-      std::string text = value.get<std::string>();
-      fixture.metadata[key] = json::accept(text) ? json::parse(text) : json(text);
-    }
-  for (auto& [name, entry] : header.items()) {
-    if (name == "__metadata__") continue;
-    Shape shape = entry["shape"].get<Shape>();
-    auto offsets = entry["data_offsets"].get<std::vector<uint64_t>>();
-    REQUIRE(offsets[1] <= data_size);
-    std::string dtype = entry["dtype"];
-    DType dt = dtype == "F32" ? DType::F32 : dtype == "F64" ? DType::F64 : DType::I64;
-    REQUIRE((dtype == "F32" || dtype == "F64" || dtype == "I64"));
-    Tensor t = Tensor::empty(shape, dt);
-    REQUIRE(offsets[1] - offsets[0] == uint64_t(t.numel()) * dtype_size(dt));
-    std::memcpy(t.raw_data(), data + offsets[0], offsets[1] - offsets[0]);
-    fixture.tensors.insert(name, t);
-  }
+Fixture read_fixture(const std::string& path) {
+  SafetensorsMetadata metadata;
+  Fixture fixture{load_safetensors(path, &metadata), json::object()};
+  for (const auto& [key, text] : metadata) fixture.metadata[key] = json::accept(text) ? json::parse(text) : json(text);
   return fixture;
 }
 
@@ -105,7 +75,7 @@ struct WorstError {
 void run_parity(DType dtype, const std::string& file, double tolerance) {
   const std::string dir = linfuse::testing::source_path("tests/fixtures/");
   CLIPConfig config = CLIPConfig::from_json_file(dir + "clip_parity_config.json");
-  Fixture fixture = read_safetensors_for_test(dir + file);
+  Fixture fixture = read_fixture(dir + file);
   const StateDict& fx = fixture.tensors;
   auto expected_names = fixture.metadata["parameter_names"].get<std::vector<std::string>>();
 
