@@ -1,10 +1,12 @@
 #include "nn/clip.h"
 
 #include <cmath>
+#include <filesystem>
 #include <stdexcept>
 
 #include "autodiff/ops.h"
 #include "nn/attention.h"
+#include "nn/safetensors.h"
 
 namespace linfuse::nn {
 
@@ -205,6 +207,25 @@ CLIPOutput CLIPModel::forward(const Tensor& pixel_values, const Tensor& input_id
   // As HF: logits_per_text = text @ image^T * exp(logit_scale), logits_per_image its transpose.
   Tensor logits_per_text = mul(matmul(text_embeds, transpose(image_embeds, 0, 1)), exp(logit_scale));   // (Bt, Bi)
   return {transpose(logits_per_text, 0, 1), logits_per_text, image_embeds, text_embeds};
+}
+
+void save_pretrained(CLIPModel& clip, const std::string& directory) {
+  std::filesystem::create_directories(directory);
+  clip.config.save_json_file(directory + "/config.json");
+  save_safetensors(directory + "/model.safetensors", clip.state_dict(), {{"format", "pt"}});
+}
+
+std::shared_ptr<CLIPModel> load_pretrained_clip(const std::string& directory, DType dtype) {
+  CLIPConfig config = CLIPConfig::from_json_file(directory + "/config.json");
+  Generator unused(0);   // the initial values are overwritten by the checkpoint
+  auto clip = std::make_shared<CLIPModel>(config, unused, dtype);
+  const std::string weights = directory + "/model.safetensors";
+  try {
+    clip->load_state_dict(load_safetensors(weights));
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(weights + ": " + e.what());
+  }
+  return clip;
 }
 
 Tensor l2_normalize(const Tensor& x) { return div(x, sqrt(sum(square(x), {-1}, true))); }

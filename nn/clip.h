@@ -125,6 +125,12 @@ class CLIPModel : public Module {
   std::shared_ptr<Linear> text_projection;     // (P, Dt), no bias
 };
 
+// A checkpoint folder in Hugging Face's layout: config.json + model.safetensors (tensors in the model's dtype,
+// metadata {"format": "pt"}), so transformers' CLIPModel.from_pretrained reads it and vice versa.
+void save_pretrained(CLIPModel& clip, const std::string& directory);
+// Reads such a folder; weights are converted to `dtype`. Throws naming the file on a missing or mismatched tensor.
+std::shared_ptr<CLIPModel> load_pretrained_clip(const std::string& directory, DType dtype = DType::F32);
+
 // x / ||x||_2 along the last axis.
 Tensor l2_normalize(const Tensor& x);
 

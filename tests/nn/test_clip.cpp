@@ -13,6 +13,7 @@
 #include "autodiff/tape.h"
 #include "nn/clip.h"
 #include "nn/clip_classifier.h"
+#include "nn/safetensors.h"
 #include "nn/tokenizer.h"
 #include "tensor/kernels.h"
 #include "tensor/threading.h"
@@ -403,4 +404,25 @@ TEST_CASE("the project's SentencePiece tokenizer plugs into the text tower and t
   Tensor head = zero_shot_head_weight(clip, digits, {"a photo of the digit {}.", "the number {}"}, tokenize);
   REQUIRE(head.shape() == Shape{10, 64});
   for (int64_t k = 0; k < 10; ++k) CHECK(std::sqrt(sum(square(select(head, 0, k))).item()) == Approx(std::exp(2.6592)));
+}
+
+TEST_CASE("a CLIP checkpoint folder (config.json + model.safetensors) round-trips by HF name", "[clip][io]") {
+  Generator init(11);
+  CLIPModel clip(small_config(), init);
+  const std::string dir = "/tmp/linfuse_test_clip_checkpoint";
+  save_pretrained(clip, dir);
+  StateDict stored = load_safetensors(dir + "/model.safetensors");
+  CHECK(stored.names() == clip.state_dict().names());
+  auto loaded = load_pretrained_clip(dir);
+  Tensor pixels = init.normal({2, 3, 8, 8});
+  Tensor ids = Tensor::from_vector(std::vector<int64_t>{1, 5, 6, 2, 1, 7, 2, 0}, {2, 4});
+  CLIPOutput a = clip.forward(pixels, ids), b = loaded->forward(pixels, ids);
+  CHECK(bit_equal(a.logits_per_image, b.logits_per_image));
+  auto wide = load_pretrained_clip(dir, DType::F64);
+  CHECK(wide->dtype() == DType::F64);
+  CHECK(max_abs_diff(wide->forward(cast(pixels, DType::F64), ids).logits_per_image, a.logits_per_image) < 1e-4);
+  // A checkpoint that does not fit the config is refused, naming the file and the tensor.
+  stored.erase("text_projection.weight");
+  save_safetensors(dir + "/model.safetensors", stored);
+  CHECK_THROWS_WITH(load_pretrained_clip(dir), Catch::Contains("model.safetensors") && Catch::Contains("text_projection.weight"));
 }
