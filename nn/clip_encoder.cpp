@@ -1,0 +1,110 @@
+#include "nn/clip_encoder.h"
+
+#include <cmath>
+
+#include "autodiff/ops.h"
+#include "nn/attention.h"
+#include "tensor/kernels.h"
+
+namespace linfuse::nn {
+
+CLIPEncoderSettings CLIPEncoderSettings::of(const CLIPVisionConfig& c) {
+  c.validate();
+  return {c.hidden_size,    c.intermediate_size, c.num_hidden_layers, c.num_attention_heads, activation_from_name(c.hidden_act),
+          c.layer_norm_eps, c.attention_dropout, c.initializer_factor};
+}
+
+CLIPEncoderSettings CLIPEncoderSettings::of(const CLIPTextConfig& c) {
+  c.validate();
+  return {c.hidden_size,    c.intermediate_size, c.num_hidden_layers, c.num_attention_heads, activation_from_name(c.hidden_act),
+          c.layer_norm_eps, c.attention_dropout, c.initializer_factor};
+}
+
+void init_normal_(Tensor& tensor, Generator& init, double std) {
+  kernels::copy_into(tensor, init.normal(tensor.shape(), 0.0, std, tensor.dtype()));
+}
+
+void init_constant_(Tensor& tensor, double value) {
+  kernels::copy_into(tensor, Tensor::full(tensor.shape(), value, tensor.dtype()));
+}
+
+namespace {
+// nn::Linear draws torch's default init; CLIP overwrites it, so that draw comes from a throwaway generator
+// and `init` sees only the draws of HF's scheme.
+std::shared_ptr<Linear> make_linear(int64_t in, int64_t out, Generator& init, double weight_std, DType dtype) {
+  Generator scratch(0);
+  auto layer = std::make_shared<Linear>(in, out, /*bias=*/true, scratch, dtype);
+  init_normal_(layer->weight, init, weight_std);
+  init_constant_(layer->bias, 0.0);
+  return layer;
+}
+}  // namespace
+
+CLIPAttention::CLIPAttention(const CLIPEncoderSettings& s, Generator& init, DType dtype)
+    : num_heads(s.num_attention_heads), head_dim(s.hidden_size / s.num_attention_heads) {
+  scale = 1.0 / std::sqrt(double(head_dim));
+  const double d = double(s.hidden_size);
+  const double in_std = std::pow(d, -0.5) * std::pow(2.0 * double(s.num_hidden_layers), -0.5) * s.initializer_factor;
+  const double out_std = std::pow(d, -0.5) * s.initializer_factor;
+  // HF's registration order: k, v, q, out.
+  k_proj = register_module("k_proj", make_linear(s.hidden_size, s.hidden_size, init, in_std, dtype));
+  v_proj = register_module("v_proj", make_linear(s.hidden_size, s.hidden_size, init, in_std, dtype));
+  q_proj = register_module("q_proj", make_linear(s.hidden_size, s.hidden_size, init, in_std, dtype));
+  out_proj = register_module("out_proj", make_linear(s.hidden_size, s.hidden_size, init, out_std, dtype));
+  // The dropout has no parameters; it is not registered, so it never shows in names or state dicts.
+  if (s.attention_dropout > 0) dropout_ = std::make_shared<Dropout>(s.attention_dropout, init.next_u64());
+}
+
+Tensor CLIPAttention::forward(const Tensor& x, const Tensor& bias) {
+  if (x.dim() != 3 || x.size(2) != num_heads * head_dim)
+    throw std::invalid_argument("[CLIPAttention] expected hidden states (B, T, " + std::to_string(num_heads * head_dim) +
+                                "), got " + x.describe());
+  Tensor q = split_heads(q_proj->forward(x), num_heads);   // (B, H, T, Dh)
+  Tensor k = split_heads(k_proj->forward(x), num_heads);
+  Tensor v = split_heads(v_proj->forward(x), num_heads);
+  Tensor context;   // (B, H, T, Dh)
+  if (dropout_ && is_training()) {
+    dropout_->train(true);
+    Tensor scores = mul(matmul(q, transpose(k, -1, -2)), scale);   // (B, H, T, T)
+    if (bias.defined()) scores = add(scores, bias);
+    context = matmul(dropout_->forward(softmax(scores, -1)), v);
+  } else {
+    context = scaled_dot_product_attention(q, k, v, bias, scale);
+  }
+  return out_proj->forward(merge_heads(context));   // (B, T, D)
+}
+
+CLIPMLP::CLIPMLP(const CLIPEncoderSettings& s, Generator& init, DType dtype) : activation(s.activation) {
+  const double d = double(s.hidden_size);
+  const double fc1_std = std::pow(2.0 * d, -0.5) * s.initializer_factor;
+  const double fc2_std = std::pow(d, -0.5) * std::pow(2.0 * double(s.num_hidden_layers), -0.5) * s.initializer_factor;
+  fc1 = register_module("fc1", make_linear(s.hidden_size, s.intermediate_size, init, fc1_std, dtype));
+  fc2 = register_module("fc2", make_linear(s.intermediate_size, s.hidden_size, init, fc2_std, dtype));
+}
+
+Tensor CLIPMLP::forward(const Tensor& x) { return fc2->forward(activate(activation, fc1->forward(x))); }
+
+CLIPEncoderLayer::CLIPEncoderLayer(const CLIPEncoderSettings& s, Generator& init, DType dtype) {
+  self_attn = register_module("self_attn", std::make_shared<CLIPAttention>(s, init, dtype));
+  layer_norm1 = register_module("layer_norm1", std::make_shared<LayerNorm>(s.hidden_size, s.layer_norm_eps, dtype));
+  mlp = register_module("mlp", std::make_shared<CLIPMLP>(s, init, dtype));
+  layer_norm2 = register_module("layer_norm2", std::make_shared<LayerNorm>(s.hidden_size, s.layer_norm_eps, dtype));
+}
+
+Tensor CLIPEncoderLayer::forward(const Tensor& x, const Tensor& attention_bias) {
+  Tensor h = add(x, self_attn->forward(layer_norm1->forward(x), attention_bias));   // (B, T, D)
+  return add(h, mlp->forward(layer_norm2->forward(h)));
+}
+
+CLIPEncoder::CLIPEncoder(const CLIPEncoderSettings& s, Generator& init, DType dtype) {
+  layers = register_module("layers", std::make_shared<ModuleList<CLIPEncoderLayer>>());
+  for (int64_t i = 0; i < s.num_hidden_layers; ++i) layers->push_back(std::make_shared<CLIPEncoderLayer>(s, init, dtype));
+}
+
+Tensor CLIPEncoder::forward(const Tensor& x, const Tensor& attention_bias) {
+  Tensor h = x;
+  for (const auto& layer : *layers) h = layer->forward(h, attention_bias);
+  return h;
+}
+
+}  // namespace linfuse::nn
