@@ -54,7 +54,7 @@ struct T5Config {
 
 // The default tiny T5 of linfuse, a Flan-T5 miniature: d_model 128, 4 heads of 32, gated-GELU d_ff 256,
 // 4 encoder + 4 decoder blocks, Hugging Face's 32 relative-position buckets up to distance 128, untied
-// lm_head, dropout 0.1. With vocab 4096 it has 2.63 M parameters; vocab_size should match the tokenizer.
+// lm_head, dropout 0.1. With vocab 4096 it has 2,624,512 parameters; vocab_size should match the tokenizer.
 T5Config tiny_t5_config(int64_t vocab_size = 4096);
 
 }  // namespace linfuse::nn
