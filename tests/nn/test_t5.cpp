@@ -409,3 +409,15 @@ TEST_CASE("T5 reverse and forward mode agree: <grad L, v> equals the JVP of the 
   }
   CHECK(forward_mode == Approx(reverse).epsilon(1e-11));
 }
+
+TEST_CASE("T5 input errors name the op, the shapes and the offending id", "[t5][errors]") {
+  Generator g(14);
+  T5ForConditionalGeneration model(small_config(), g);
+  Tensor input = ids({4, 5, 1}, 1);
+  CHECK_THROWS_WITH(model.encode(ids({4, 40, 1}, 1), Tensor()), Catch::Contains("[T5Stack encoder] index 40 is out of range [0, 40)"));
+  CHECK_THROWS_WITH(model.encode(input, ids({1, 1}, 1)), Catch::Contains("attention_mask int64(1,2) must match the token ids int64(1,3)"));
+  CHECK_THROWS_WITH(model.encode(Tensor::zeros({1, 3}), Tensor()), Catch::Contains("input_ids must be int64 (B, T)"));
+  Tensor enc = model.encode(input, Tensor());
+  CHECK_THROWS_WITH(model.decode(ids({0, 4}, 2), enc, Tensor()), Catch::Contains("needs encoder_hidden (B, S, D)"));
+  CHECK_THROWS_WITH(model.forward(input, Tensor(), ids({4, 1, 5, 1}, 2)), Catch::Contains("different batch sizes"));
+}
