@@ -8,6 +8,7 @@ CMAKE_FLAGS ?=
 
 setup:
 	@bash scripts/setup.sh
+	@bash scripts/fetch_data.sh
 
 build: setup
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null

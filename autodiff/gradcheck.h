@@ -34,7 +34,10 @@ struct GradcheckResult {
 
 constexpr double kAdjointTolerance = 1e-10;
 
-const std::vector<GradcheckCase>& gradcheck_cases();
+// The built-in cases plus those registered by other libraries (peft registers its linearized_call case
+// next to the primitive, so linking the primitive links its check).
+std::vector<GradcheckCase> gradcheck_cases();
+bool register_gradcheck_case(GradcheckCase c);
 GradcheckResult run_gradcheck(const GradcheckCase& c, uint64_t seed = 0);
 
 }  // namespace linfuse

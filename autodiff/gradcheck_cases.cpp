@@ -211,11 +211,23 @@ std::vector<GradcheckCase> build_cases() {
   return c;
 }
 
+std::vector<GradcheckCase>& registered_cases() {
+  static std::vector<GradcheckCase>* cases = new std::vector<GradcheckCase>();
+  return *cases;
+}
+
 }  // namespace
 
-const std::vector<GradcheckCase>& gradcheck_cases() {
-  static const std::vector<GradcheckCase> cases = build_cases();
-  return cases;
+bool register_gradcheck_case(GradcheckCase c) {
+  registered_cases().push_back(std::move(c));
+  return true;
+}
+
+std::vector<GradcheckCase> gradcheck_cases() {
+  static const std::vector<GradcheckCase> builtin = build_cases();
+  std::vector<GradcheckCase> all = builtin;
+  for (const auto& c : registered_cases()) all.push_back(c);
+  return all;
 }
 
 }  // namespace linfuse

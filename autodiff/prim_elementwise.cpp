@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "autodiff/rule_helpers.h"
+#include "tensor/fast_math.h"
 #include "tensor/kernels.h"
 
 namespace linfuse {
@@ -32,7 +33,7 @@ class Neg : public Primitive {
 
 class Exp : public Primitive {
   LINFUSE_PRIMITIVE("exp")
-  Tensor forward(const Tensors& in) override { return unary_kernel(in[0], "exp", [](auto x) { return std::exp(x); }); }
+  Tensor forward(const Tensors& in) override { return unary_kernel(in[0], "exp", [](auto x) { return fast::exp_of(x); }); }
   Tensors vjp(const Tensors&, const Tensor& y, const Tensor& g, const Wanted&) override { return {mul(g, y)}; }
   Tensor jvp(const Tensors&, const Tensor& y, const Tensors& t) override { return mul(t[0], y); }
 };
@@ -65,7 +66,7 @@ class Rsqrt : public Primitive {
 
 class Tanh : public Primitive {
   LINFUSE_PRIMITIVE("tanh")
-  Tensor forward(const Tensors& in) override { return unary_kernel(in[0], "tanh", [](auto x) { return std::tanh(x); }); }
+  Tensor forward(const Tensors& in) override { return unary_kernel(in[0], "tanh", [](auto x) { return fast::tanh_of(x); }); }
   static Tensor slope(const Tensor& y) { return rsub(1.0, mul(y, y)); }   // 1 - tanh^2
   Tensors vjp(const Tensors&, const Tensor& y, const Tensor& g, const Wanted&) override { return {mul(g, slope(y))}; }
   Tensor jvp(const Tensors&, const Tensor& y, const Tensors& t) override { return mul(t[0], slope(y)); }
@@ -73,9 +74,9 @@ class Tanh : public Primitive {
 
 template <class T>
 T stable_sigmoid(T x) {
-  if (x >= 0) return T(1) / (T(1) + std::exp(-x));
-  T e = std::exp(x);
-  return e / (T(1) + e);
+  T e = fast::exp_of(-std::fabs(x));   // never overflows
+  T pos = T(1) / (T(1) + e);
+  return x >= 0 ? pos : e / (T(1) + e);
 }
 
 class Sigmoid : public Primitive {
@@ -105,7 +106,7 @@ class Abs : public Primitive {
 
 class Erf : public Primitive {
   LINFUSE_PRIMITIVE("erf")
-  Tensor forward(const Tensors& in) override { return unary_kernel(in[0], "erf", [](auto x) { return std::erf(x); }); }
+  Tensor forward(const Tensors& in) override { return unary_kernel(in[0], "erf", [](auto x) { return fast::erf_of(x); }); }
   // d erf(x) = 2/sqrt(pi) exp(-x^2)
   static Tensor slope(const Tensor& x) { return mul(exp(neg(mul(x, x))), 2.0 / std::sqrt(std::numbers::pi)); }
   Tensors vjp(const Tensors& in, const Tensor&, const Tensor& g, const Wanted&) override { return {mul(g, slope(in[0]))}; }
@@ -163,12 +164,12 @@ class Clamp : public Primitive {
 template <class T>
 T gelu_tanh_value(T x) {
   T u = T(kSqrt2OverPi) * (x + T(kGeluCubic) * x * x * x);
-  return T(0.5) * x * (T(1) + std::tanh(u));
+  return T(0.5) * x * (T(1) + fast::tanh_of(u));
 }
 template <class T>
 T gelu_tanh_d1(T x) {
   T u = T(kSqrt2OverPi) * (x + T(kGeluCubic) * x * x * x);
-  T th = std::tanh(u);
+  T th = fast::tanh_of(u);
   T du = T(kSqrt2OverPi) * (T(1) + T(3 * kGeluCubic) * x * x);
   return T(0.5) * (T(1) + th) + T(0.5) * x * (T(1) - th * th) * du;
 }
@@ -198,7 +199,7 @@ class GeluTanh : public Primitive {
 // gelu_erf(x) = x Phi(x);  d1 = Phi(x) + x phi(x);  d2 = phi(x) (2 - x^2)
 template <class T>
 T gelu_erf_d1(T x) {
-  return T(0.5) * (T(1) + std::erf(x * T(kInvSqrt2))) + x * T(kInvSqrt2Pi) * std::exp(T(-0.5) * x * x);
+  return T(0.5) * (T(1) + fast::erf_of(x * T(kInvSqrt2))) + x * T(kInvSqrt2Pi) * fast::exp_of(T(-0.5) * x * x);
 }
 Tensor gelu_erf_d2(const Tensor& x) {
   Tensor x2 = mul(x, x);
@@ -218,7 +219,7 @@ class GeluErf : public Primitive {
   Tensor forward(const Tensors& in) override {
     return unary_kernel(in[0], "gelu_erf", [](auto x) {
       using T = decltype(x);
-      return T(0.5) * x * (T(1) + std::erf(x * T(kInvSqrt2)));
+      return T(0.5) * x * (T(1) + fast::erf_of(x * T(kInvSqrt2)));
     });
   }
   Tensors vjp(const Tensors& in, const Tensor&, const Tensor& g, const Wanted&) override { return {mul(g, gelu_erf_grad(in[0]))}; }

@@ -80,7 +80,7 @@ NoGradGuard::~NoGradGuard() { grad_mode = previous_; }
 EnableGradGuard::EnableGradGuard() : previous_(grad_mode) { grad_mode = true; }
 EnableGradGuard::~EnableGradGuard() { grad_mode = previous_; }
 
-DualLevel::DualLevel(bool record_tangents) {
+DualLevel::DualLevel(bool record_tangents) : previous_object_(dual_level_object), previous_records_(dual_records) {
   if (dual_level != 0)
     throw std::logic_error("[DualLevel] forward-mode levels do not nest; end the active level first");
   dual_level = ++dual_level_counter;
@@ -96,8 +96,8 @@ DualLevel::~DualLevel() {
         impl->autograd->tangent_level = 0;
       }
   dual_level = 0;
-  dual_records = true;
-  dual_level_object = nullptr;
+  dual_records = previous_records_;
+  dual_level_object = previous_object_;
 }
 
 bool DualLevel::active() { return dual_level != 0; }

@@ -73,7 +73,9 @@ class EnableGradGuard {
 // A forward-mode scope. Tangents set inside belong to this level and are ignored (and released) after it.
 // `record_tangents` = false computes tangents without recording them on the tape even when gradients are
 // on: the efficient training of linearized models needs only the primal graph on the tape.
-// Levels do not nest (forward-over-forward is not supported); a nested DualLevel throws.
+// Levels do not nest (forward-over-forward is not supported); a nested DualLevel throws. Inside a
+// ForwardModeSuspend a new level may start (a primitive can run its own forward-mode pass); the suspended
+// level is restored when it ends.
 class DualLevel {
  public:
   explicit DualLevel(bool record_tangents = true);
@@ -87,6 +89,8 @@ class DualLevel {
  private:
   friend void set_tangent(Tensor&, const Tensor&);
   std::vector<std::weak_ptr<TensorImpl>> holders_;   // tensors given tangents at this level
+  DualLevel* previous_object_;
+  bool previous_records_;
 };
 
 // Attaches a tangent to `primal` for the active dual level (shape and dtype must match).

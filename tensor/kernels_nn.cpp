@@ -3,6 +3,7 @@
 #include <limits>
 #include <stdexcept>
 
+#include "tensor/fast_math.h"
 #include "tensor/kernels.h"
 #include "tensor/threading.h"
 
@@ -16,6 +17,17 @@ void for_rows(int64_t rows, int64_t n, Fn fn) {
   parallel_for(rows, grain, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) fn(r);
   });
+}
+
+// Sum in double with four interleaved accumulators: a fixed order, independent of threads.
+template <class T>
+double sum_in_order(const T* x, int64_t n) {
+  double acc[4] = {0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4)
+    for (int k = 0; k < 4; ++k) acc[k] += double(x[i + k]);
+  for (; i < n; ++i) acc[0] += double(x[i]);
+  return (acc[0] + acc[1]) + (acc[2] + acc[3]);
 }
 
 void require_last_axis(const Tensor& a, const char* op) {
@@ -42,12 +54,8 @@ Tensor softmax_last(const Tensor& a_in) {
         for (int64_t i = 0; i < n; ++i) yr[i] = 0;
         return;
       }
-      double s = 0;
-      for (int64_t i = 0; i < n; ++i) {
-        yr[i] = std::exp(xr[i] - m);
-        s += double(yr[i]);
-      }
-      T inv = T(1.0 / s);
+      for (int64_t i = 0; i < n; ++i) yr[i] = fast::exp_of(xr[i] - m);   // vectorised
+      T inv = T(1.0 / sum_in_order(yr, n));
       for (int64_t i = 0; i < n; ++i) yr[i] *= inv;
     });
     return out;
@@ -72,9 +80,8 @@ Tensor log_softmax_last(const Tensor& a_in) {
         for (int64_t i = 0; i < n; ++i) yr[i] = -std::numeric_limits<T>::infinity();
         return;
       }
-      double s = 0;
-      for (int64_t i = 0; i < n; ++i) s += std::exp(double(xr[i] - m));
-      T lse = T(double(m) + std::log(s));
+      for (int64_t i = 0; i < n; ++i) yr[i] = fast::exp_of(xr[i] - m);
+      T lse = T(double(m) + std::log(sum_in_order(yr, n)));
       for (int64_t i = 0; i < n; ++i) yr[i] = xr[i] - lse;
     });
     return out;

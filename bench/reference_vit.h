@@ -1,0 +1,69 @@
+#pragma once
+// The reference workload of DESIGN.md, layer for layer the model of ../shared/bench/torch_ref.py: a ViT image
+// tower on 28x28 images, patch 4 (49 patches + a class token), width 128, 4 layers, 4 heads, MLP 512 (GELU,
+// erf form as F.gelu), pre-norm blocks, final LayerNorm on the class token, a 10-way linear head.
+#include <cmath>
+#include <memory>
+
+#include "autodiff/ops.h"
+#include "nn/attention.h"
+#include "nn/layers.h"
+
+namespace linfuse::bench {
+
+constexpr int64_t kWidth = 128, kLayers = 4, kHeads = 4, kPatch = 4, kImage = 28, kClasses = 10;
+
+struct ReferenceBlock : nn::Module {
+  std::shared_ptr<nn::LayerNorm> ln1, ln2;
+  std::shared_ptr<nn::Linear> q, k, v, o, fc1, fc2;
+  explicit ReferenceBlock(Generator& g) {
+    ln1 = register_module("ln1", std::make_shared<nn::LayerNorm>(kWidth));
+    ln2 = register_module("ln2", std::make_shared<nn::LayerNorm>(kWidth));
+    q = register_module("q", std::make_shared<nn::Linear>(kWidth, kWidth, true, g));
+    k = register_module("k", std::make_shared<nn::Linear>(kWidth, kWidth, true, g));
+    v = register_module("v", std::make_shared<nn::Linear>(kWidth, kWidth, true, g));
+    o = register_module("o", std::make_shared<nn::Linear>(kWidth, kWidth, true, g));
+    fc1 = register_module("fc1", std::make_shared<nn::Linear>(kWidth, 4 * kWidth, true, g));
+    fc2 = register_module("fc2", std::make_shared<nn::Linear>(4 * kWidth, kWidth, true, g));
+  }
+  Tensor forward(const Tensor& x) {   // x (B, T, D)
+    Tensor h = ln1->forward(x);
+    Tensor qh = nn::split_heads(q->forward(h), kHeads), kh = nn::split_heads(k->forward(h), kHeads),
+           vh = nn::split_heads(v->forward(h), kHeads);
+    Tensor a = nn::scaled_dot_product_attention(qh, kh, vh, Tensor(), 1.0 / std::sqrt(double(kWidth / kHeads)));
+    Tensor x1 = add(x, o->forward(nn::merge_heads(a)));
+    return add(x1, fc2->forward(gelu_erf(fc1->forward(ln2->forward(x1)))));
+  }
+};
+
+struct ReferenceViT : nn::Module {
+  std::shared_ptr<nn::Linear> patch, head;
+  std::shared_ptr<nn::ModuleList<ReferenceBlock>> blocks;
+  std::shared_ptr<nn::LayerNorm> ln;
+  Tensor cls, pos;
+  explicit ReferenceViT(uint64_t seed) {
+    Generator g(seed);
+    int64_t n = (kImage / kPatch) * (kImage / kPatch);
+    patch = register_module("patch", std::make_shared<nn::Linear>(kPatch * kPatch, kWidth, true, g));
+    cls = Tensor::zeros({1, 1, kWidth});
+    register_parameter("cls", cls);
+    pos = g.normal({1, n + 1, kWidth}, 0, 0.02);
+    register_parameter("pos", pos);
+    blocks = register_module("blocks", std::make_shared<nn::ModuleList<ReferenceBlock>>());
+    for (int64_t i = 0; i < kLayers; ++i) blocks->push_back(std::make_shared<ReferenceBlock>(g));
+    ln = register_module("ln", std::make_shared<nn::LayerNorm>(kWidth));
+    head = register_module("head", std::make_shared<nn::Linear>(kWidth, kClasses, true, g));
+  }
+  // images (B, 28, 28) -> logits (B, 10)
+  Tensor forward(const Tensor& images) {
+    int64_t b = images.size(0), g = kImage / kPatch;
+    // unfold into patches: (B, 7, 4, 7, 4) -> (B, 7, 7, 4, 4) -> (B, 49, 16)
+    Tensor p = reshape(permute(reshape(images, {b, g, kPatch, g, kPatch}), {0, 1, 3, 2, 4}), {b, g * g, kPatch * kPatch});
+    Tensor x = concat({broadcast_to(cls, {b, 1, kWidth}), patch->forward(p)}, 1);
+    x = add(x, pos);
+    for (auto& blk : *blocks) x = blk->forward(x);
+    return head->forward(ln->forward(select(x, 1, 0)));
+  }
+};
+
+}  // namespace linfuse::bench

@@ -1,0 +1,47 @@
+#pragma once
+// The text suite: 7 GLUE-shaped text-to-text tasks for a tiny T5 (cola, sst2, mrpc, qqp, stsb, mnli, rte:
+// the seven GLUE tasks of the paper's T5 experiments), built by documented deterministic rules from real
+// English text that Debian ships (the sentences of the `fortunes` package, the word list of `wamerican`).
+// Inputs are T5-style with a task prefix ("cola sentence: ...", "mnli hypothesis: ... premise: ..."),
+// targets are label words (or a score like "3.4" for stsb). Same options -> same bytes.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace linfuse::data {
+
+struct TextExample {
+  std::string input;    // the encoder's text, task prefix included
+  std::string target;   // the decoder's text: a label word, or the stsb score with one decimal
+  int64_t label = -1;   // index into TextTask::label_words; -1 for regression
+  double score = 0;     // the regression target (stsb), equal to std::stod(target); 0 otherwise
+};
+
+struct TextTask {
+  std::string name;
+  std::string metric;                      // "accuracy" or "spearman"
+  std::vector<std::string> label_words;    // classification targets, e.g. {"unacceptable", "acceptable"}
+  std::vector<TextExample> train, validation, test;
+};
+
+struct TextOptions {
+  uint64_t seed = 0;
+  int64_t train = 2000, validation = 500, test = 500;
+  // Debian's text sources (overridable for tests).
+  std::string fortunes_dir = "/usr/share/games/fortunes";          // package fortunes
+  std::string words_file = "/usr/share/dict/american-english";     // package wamerican
+};
+
+// The task names in their fixed order: cola, sst2, mrpc, qqp, stsb, mnli, rte.
+std::vector<std::string> text_task_names();
+
+// Builds one task; splits are label-balanced (counts differ by at most one) and never share a source
+// sentence. Throws std::invalid_argument for an unknown name or impossible sizes, std::runtime_error when
+// the Debian text sources are missing (the message names the package to install).
+TextTask load_text_task(const std::string& name, const TextOptions& options);
+
+// Every usable fortune sentence, cleaned (ASCII, one line, 4..40 words) and de-duplicated, in a seeded
+// order: the text for tokenizer training and span-corruption pretraining.
+std::vector<std::string> text_corpus(const TextOptions& options);
+
+}  // namespace linfuse::data

@@ -1,0 +1,118 @@
+#include <catch2/catch.hpp>
+#include <map>
+
+#include "../helpers.h"
+#include "autodiff/functional.h"
+#include "peft/lora.h"
+#include "tensor/kernels.h"
+#include "peft_test_model.h"
+
+using namespace linfuse;
+using namespace linfuse::peft;
+using linfuse::testing::bit_equal;
+using linfuse::testing::max_abs_diff;
+using linfuse::testing::TinyNet;
+
+TEST_CASE("LoRA wraps the targeted Linear layers with PEFT names and trains only the adapters", "[peft][lora]") {
+  TinyNet net;
+  LoraConfig config;
+  config.rank = 2;
+  config.alpha = 4;
+  config.target_modules = {"*.q_proj", "*.v_proj", "fc1"};
+  config.exclude_modules = {"layers.1.fc1"};
+  auto wrapped = apply_lora(net, config);
+  CHECK(wrapped == std::vector<std::string>{"layers.0.q_proj", "layers.0.v_proj", "layers.0.fc1", "layers.1.q_proj",
+                                            "layers.1.v_proj"});
+  auto trainable = net.trainable_parameters();
+  REQUIRE(trainable.size() == 10);
+  CHECK(trainable[0].name == "layers.0.q_proj.lora_A.weight");
+  CHECK(trainable[1].name == "layers.0.q_proj.lora_B.weight");
+  // r (in + out) per wrapped layer: q, v: 2 (8 + 8); fc1: 2 (8 + 16)
+  CHECK(net.num_parameters(true) == 4 * 32 + 48);
+  CHECK(config.scaling() == 2.0);
+  config.use_rslora = true;
+  CHECK(config.scaling() == Approx(4 / std::sqrt(2.0)));
+  config.target_modules = {"*.nothing"};
+  TinyNet other;
+  CHECK_THROWS_WITH(apply_lora(other, config), Catch::Contains("no Linear module matches"));
+}
+
+TEST_CASE("LoRA with PEFT's default init starts at the base model; init depends only on init_seed", "[peft][lora]") {
+  Generator g(9);
+  Tensor x = g.normal({2, 3, 8}, 0, 1, DType::F64);
+  TinyNet base, a, b;
+  Tensor y0 = base.forward(x);
+  LoraConfig config;
+  config.init_seed = 42;
+  apply_lora(a, config);
+  apply_lora(b, config);
+  CHECK(bit_equal(a.forward(x), y0));
+  CHECK(bit_equal(a.parameter("layers.1.fc2.lora_A.weight"), b.parameter("layers.1.fc2.lora_A.weight")));
+  for (double v : a.parameter("layers.1.fc2.lora_B.weight").to_vector<double>()) CHECK(v == 0.0);
+  double bound = 1 / std::sqrt(16.0);   // fc2 has 16 inputs
+  for (double v : a.parameter("layers.1.fc2.lora_A.weight").to_vector<double>()) CHECK(std::abs(v) <= bound);
+}
+
+TEST_CASE("both-random init changes B0 but, compensated, still starts at the base model", "[peft][lora]") {
+  Generator g(9);
+  Tensor x = g.normal({2, 3, 8}, 0, 1, DType::F64);
+  TinyNet base, net;
+  LoraConfig config;
+  config.init = LoraInit::BothRandom;
+  apply_lora(net, config);
+  double b_norm = 0;
+  for (double v : net.parameter("layers.0.q_proj.lora_B.weight").to_vector<double>()) b_norm += v * v;
+  CHECK(b_norm > 0.1);
+  CHECK(max_abs_diff(net.forward(x), base.forward(x)) < 1e-12);
+}
+
+TEST_CASE("merging LoRA into the base weights gives the same function, and unmerging restores them exactly",
+          "[peft][lora]") {
+  Generator g(3);
+  Tensor x = g.normal({2, 3, 8}, 0, 1, DType::F64);
+  TinyNet net;
+  LoraConfig config;
+  config.init = LoraInit::BothRandom;
+  config.compensate_base = false;
+  apply_lora(net, config);
+  StateDict before = net.state_dict();
+  std::map<std::string, std::vector<double>> weights;
+  for (auto& [name, t] : before) weights[name] = t.to_vector<double>();
+  Tensor y = net.forward(x);
+  merge_lora(net);
+  CHECK(max_abs_diff(net.forward(x), y) < 1e-12);
+  CHECK_FALSE(net.parameter("layers.0.q_proj.weight").to_vector<double>() == weights["layers.0.q_proj.weight"]);
+  unmerge_lora(net);
+  for (auto& [name, t] : net.state_dict()) CHECK(t.to_vector<double>() == weights[name]);
+  CHECK(bit_equal(net.forward(x), y));
+}
+
+TEST_CASE("layer-level L-LoRA with B0 = 0 is LoRA with A frozen at A0", "[peft][lora]") {
+  Generator g(4);
+  Tensor x = g.normal({2, 3, 8}, 0, 1, DType::F64);
+  Tensor labels = Tensor::from_vector(std::vector<int64_t>{0, 2}, {2});
+  TinyNet local, frozen_a;
+  LoraConfig config;
+  config.target_modules = {"*_proj", "*.fc1", "*.fc2"};
+  apply_lora(local, config);
+  apply_lora(frozen_a, config);
+  set_lora_mode(local, LoraMode::LocalLinear);
+  // Move B away from zero in both (as training would), identically.
+  for (auto* net : {&local, &frozen_a})
+    for (auto& [name, adapter] : lora_adapters(*net))
+      kernels::copy_into(adapter->lora_B->weight, Generator(7).normal(adapter->lora_B->weight.shape(), 0, 0.3, DType::F64));
+  Tensor loss_local = cross_entropy(local.forward(x), labels);
+  Tensor loss_frozen = cross_entropy(frozen_a.forward(x), labels);
+  CHECK(std::abs(loss_local.item() - loss_frozen.item()) < 1e-14);
+  backward(loss_local);
+  backward(loss_frozen);
+  for (auto& [name, adapter] : lora_adapters(local)) {
+    INFO(name);
+    Tensor ga = adapter->lora_A->weight.grad();
+    REQUIRE(ga.defined());
+    for (double v : ga.to_vector<double>()) CHECK(v == 0.0);   // exactly zero: B0 = 0
+    auto other = std::dynamic_pointer_cast<LoraAdapter>(
+        std::dynamic_pointer_cast<nn::Linear>(frozen_a.find_module(name))->adapter());
+    CHECK(max_abs_diff(adapter->lora_B->weight.grad(), other->lora_B->weight.grad()) < 1e-14);
+  }
+}
