@@ -5,15 +5,13 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
-#include <fstream>
-#include <nlohmann/json.hpp>
 #include <string>
 
 #include "../helpers.h"
 #include "autodiff/functional.h"
 #include "autodiff/ops.h"
 #include "autodiff/tape.h"
+#include "nn/safetensors.h"
 #include "nn/t5.h"
 #include "tensor/kernels.h"
 
@@ -21,35 +19,6 @@ using namespace linfuse;
 using namespace linfuse::nn;
 
 namespace {
-
-// ---- Minimal safetensors reader, local to this test ----------------------------------------------------
-// TO BE REPLACED by linfuse::load_safetensors (nn/safetensors.h, branch io) once it is on main. Reads only
-// what tools/make_t5_fixtures.py writes: little-endian F32 / F64 / I64, no validation beyond bounds.
-StateDict read_safetensors_for_test(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot open " + path + ": run /usr/bin/python3 tools/make_t5_fixtures.py");
-  uint64_t header_length = 0;
-  in.read(reinterpret_cast<char*>(&header_length), 8);
-  std::string header(header_length, ' ');
-  in.read(header.data(), std::streamsize(header_length));
-  std::vector<char> data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  nlohmann::ordered_json entries = nlohmann::ordered_json::parse(header);
-  StateDict out;
-  for (auto& [name, e] : entries.items()) {
-    if (name == "__metadata__") continue;
-    Shape shape = e["shape"].get<Shape>();
-    auto offsets = e["data_offsets"].get<std::vector<uint64_t>>();
-    const std::string dtype = e["dtype"];
-    DType d = dtype == "F32" ? DType::F32 : dtype == "F64" ? DType::F64 : DType::I64;
-    if (dtype != "F32" && dtype != "F64" && dtype != "I64") throw std::runtime_error(path + ": dtype " + dtype);
-    Tensor t = Tensor::empty(shape, d);
-    REQUIRE(offsets[1] - offsets[0] == uint64_t(t.numel()) * dtype_size(d));
-    REQUIRE(offsets[1] <= data.size());
-    std::memcpy(t.raw_data(), data.data() + offsets[0], offsets[1] - offsets[0]);
-    out.insert(name, t);
-  }
-  return out;
-}
 
 // max |a - b| / max |b| (the error relative to the reference tensor's scale)
 double relative_error(const Tensor& actual, const Tensor& expected) {
@@ -79,7 +48,7 @@ void check_case(const std::string& case_name, DType dtype) {
   const std::string tag = dtype == DType::F64 ? "f64" : "f32";
   const double tolerance = dtype == DType::F64 ? 1e-9 : 1e-4;
   T5Config config = T5Config::load(base + ".json");
-  StateDict fixture = read_safetensors_for_test(base + ".safetensors");
+  StateDict fixture = load_safetensors(base + ".safetensors");
 
   Generator init(0);
   T5ForConditionalGeneration model(config, init, dtype);
