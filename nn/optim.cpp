@@ -108,11 +108,20 @@ void Adam::step() {
 }
 
 double grad_norm(const std::vector<Tensor>& params) {
-  double total = 0;
+  double total = 0;   // summed in parameter order, each tensor in element order: deterministic
   for (const Tensor& p : params) {
     Tensor g = gradient_of(p);
     if (!g.defined()) continue;
-    for (double x : g.to_vector<double>()) total += x * x;
+    dispatch_float(g.dtype(), "grad_norm", [&](auto tag) {
+      using T = decltype(tag);
+      const T* d = g.template data<T>();
+      double acc[4] = {0, 0, 0, 0};
+      int64_t n = g.numel(), j = 0;
+      for (; j + 4 <= n; j += 4)
+        for (int k = 0; k < 4; ++k) acc[k] += double(d[j + k]) * double(d[j + k]);
+      for (; j < n; ++j) acc[0] += double(d[j]) * double(d[j]);
+      total += (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    });
   }
   return std::sqrt(total);
 }
@@ -131,7 +140,8 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
     dispatch_float(scaled.dtype(), "clip_grad_norm", [&](auto tag) {
       using T = decltype(tag);
       T* d = scaled.template data<T>();
-      for (int64_t j = 0; j < scaled.numel(); ++j) d[j] = T(double(d[j]) * scale);
+      T s = T(scale);
+      for (int64_t j = 0; j < scaled.numel(); ++j) d[j] *= s;
     });
     const_cast<Tensor&>(p).set_grad(scaled);
   }
