@@ -86,6 +86,27 @@ Tensor PreparedModel::forward(const std::function<Tensor()>& features) {
   return linearized_ ? (*linearized_)(features) : features();
 }
 
+Tensor PreparedModel::forward_with(const StateDict& state, const std::function<Tensor()>& features) {
+  if (linearized_) {
+    std::vector<Tensor> phi;
+    for (const auto& name : linearized_->names()) phi.push_back(state.at(name));
+    return linearized_call(features, linearized_->slots(), linearized_->phi0_tensors(), phi);
+  }
+  std::vector<Tensor> saved;
+  for (auto& e : trainable_) {
+    saved.push_back(*e.tensor);
+    *e.tensor = state.at(e.name);
+  }
+  struct Restore {
+    std::vector<nn::Module::NamedTensor>& slots;
+    std::vector<Tensor>& saved;
+    ~Restore() {
+      for (size_t i = 0; i < slots.size(); ++i) *slots[i].tensor = saved[i];
+    }
+  } restore{trainable_, saved};
+  return features();
+}
+
 std::vector<Tensor> PreparedModel::trainable_tensors() const {
   if (linearized_) return linearized_->parameters();
   std::vector<Tensor> out;

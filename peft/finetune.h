@@ -50,6 +50,10 @@ class PreparedModel {
   // Output of the fine-tuned part for one batch: `features` run as is, or linearized (f0 + J (phi - phi0)).
   Tensor forward(const std::function<Tensor()>& features);
 
+  // The same with the trainable part temporarily holding `state` (by name; its tensors may carry gradients,
+  // e.g. AdaMerging's coefficient-weighted sums), so the output is differentiable with respect to them.
+  Tensor forward_with(const StateDict& state, const std::function<Tensor()>& features);
+
   std::vector<Tensor> trainable_tensors() const;   // what the optimizer updates
   // The trainable state by parameter name (phi for the linearized modes), copies; and its starting point.
   StateDict trainable_state() const;

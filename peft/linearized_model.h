@@ -43,6 +43,8 @@ class LinearizedModel {
   StateDict phi0() const;   // copies of the expansion point phi0
   void set_phi(const StateDict& values);   // e.g. phi0 + a merged task vector; names must match
   int64_t num_parameters() const;
+  const std::vector<Tensor*>& slots() const { return slots_; }            // the module's parameter members
+  const std::vector<Tensor>& phi0_tensors() const { return phi0_; }       // the expansion point
 
  private:
   void select(const std::function<bool(const std::string&)>& selected, const std::string& what);

@@ -62,11 +62,13 @@ Tensor LoraAdapter::adapt(const Tensor& x, const Tensor& base_output) {
   if (mode_ == LoraMode::Standard) {
     update = lora_B->forward(lora_A->forward(h));   // (..., out)
   } else {
-    // s (B A0 + B0 A - B0 A0) x: first-order Taylor expansion of s B A x around (A0, B0).
-    Tensor a0x = linear(h, A0);                        // (..., r)
-    Tensor first = linear(a0x, lora_B->weight);        // B A0 x
-    Tensor second = linear(linear(h, lora_A->weight), B0);   // B0 A x
-    Tensor constant = linear(a0x, B0);                 // B0 A0 x
+    // s (B A0 + B0 A - B0 A0) x: first-order Taylor expansion of s B A x around (A0, B0). A and B are applied
+    // through their Linear modules, so whatever observes a Linear's input (RegMean's recorders) sees x for A
+    // and A0 x for B.
+    Tensor a0x = linear(h, A0);                          // (..., r)
+    Tensor first = lora_B->forward(a0x);                 // B A0 x
+    Tensor second = linear(lora_A->forward(h), B0);      // B0 A x
+    Tensor constant = linear(a0x, B0);                   // B0 A0 x
     update = sub(add(first, second), constant);
   }
   return add(base_output, mul(update, scaling));

@@ -1,0 +1,136 @@
+#include "experiments/experiment.h"
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+
+#include "experiments/suite_common.h"
+#include "experiments/vision_suite.h"
+#include "tensor/threading.h"
+
+namespace linfuse::experiments {
+
+namespace {
+
+std::string run_command(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return out;
+  char buf[256];
+  while (fgets(buf, sizeof buf, p)) out += buf;
+  pclose(p);
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  return out;
+}
+
+// The commit of the source tree linfuse was built from, and whether it has uncommitted changes.
+std::pair<std::string, bool> source_commit() {
+#ifdef LINFUSE_SOURCE_DIR
+  std::string dir = LINFUSE_SOURCE_DIR;
+  std::string commit = run_command("git -C '" + dir + "' rev-parse --short=12 HEAD 2>/dev/null");
+  bool dirty = !run_command("git -C '" + dir + "' status --porcelain --untracked-files=no 2>/dev/null").empty();
+  if (!commit.empty()) return {commit, dirty};
+#endif
+  return {"unknown", false};
+}
+
+std::string utc_now() {
+  std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
+}
+
+// Runs the merging study of one suite over its modes and adds the entries to `results`.
+template <class Suite>
+void merging_study(Suite& suite, const nlohmann::json& config, nlohmann::json& results, SuiteContext& ctx,
+                   const std::string& name) {
+  MergeStudyConfig merge_config = MergeStudyConfig::from_json(config.value("merge", nlohmann::json::object()));
+  SweepConfig sweep_config = SweepConfig::from_json(config.value("sweep", nlohmann::json::object()));
+  DisentanglementConfig dis_config = DisentanglementConfig::from_json(config.value("disentanglement", nlohmann::json::object()));
+  std::vector<std::string> dis_modes = config.value("disentanglement", nlohmann::json::object())
+                                           .value("modes", std::vector<std::string>{"lora", "l-lora", "l-lora-local"});
+  results["merged"] = nlohmann::json::array();
+  results["num_tasks_sweep"] = nlohmann::json::array();
+  results["disentanglement"] = nlohmann::json::array();
+  for (peft::FinetuneMode mode : suite.modes()) {
+    std::string mode_name = peft::mode_name(mode);
+    std::unique_ptr<MergeTarget> target = suite.merge_target(mode);
+    const std::vector<double>& single = suite.single_task_test(mode);
+    {
+      StageTimer timer(ctx, name + "/merge/" + mode_name);
+      for (auto& e : run_merging_methods(*target, merge_config, single, ctx.log)) results["merged"].push_back(e);
+    }
+    {
+      StageTimer timer(ctx, name + "/similarity");
+      results["cosine_similarity"][mode_name] = task_vector_similarity(*target);
+    }
+    if (!sweep_config.methods.empty()) {
+      StageTimer timer(ctx, name + "/sweep");
+      for (auto& e : run_num_tasks_sweep(*target, sweep_config, single, ctx.log)) results["num_tasks_sweep"].push_back(e);
+    }
+    if (std::find(dis_modes.begin(), dis_modes.end(), mode_name) != dis_modes.end() && !dis_config.pairs.empty()) {
+      StageTimer timer(ctx, name + "/disentanglement");
+      for (auto& e : run_disentanglement(*target, dis_config, ctx.log)) results["disentanglement"].push_back(e);
+    }
+  }
+}
+
+void merge_into(nlohmann::json& base, const nlohmann::json& overrides) {
+  if (!overrides.is_object()) return;
+  for (auto& [k, v] : overrides.items()) {
+    if (v.is_object() && base.contains(k) && base[k].is_object()) merge_into(base[k], v);
+    else base[k] = v;
+  }
+}
+
+}  // namespace
+
+std::string run_experiment(const ExperimentOptions& options) {
+  auto start = std::chrono::steady_clock::now();
+  if (options.threads > 0) set_num_threads(options.threads);
+  nlohmann::json config = preset_config(options.preset);
+  merge_into(config, options.overrides);
+  std::string suites_label;
+  for (const auto& s : options.suites) suites_label += (suites_label.empty() ? "" : "+") + s;
+  std::filesystem::path out = options.out_dir.empty()
+                                  ? std::filesystem::path("results") /
+                                        (options.preset + "-" + suites_label + "-seed" + std::to_string(options.seed))
+                                  : std::filesystem::path(options.out_dir);
+  std::filesystem::create_directories(out);
+  StageCache cache(options.cache_dir.empty() ? std::filesystem::path("runs/cache") : std::filesystem::path(options.cache_dir));
+  std::map<std::string, double> stage_seconds;
+  SuiteContext ctx{cache, [](const std::string& line) { std::cout << line << std::endl; }, stage_seconds};
+
+  nlohmann::json results;
+  for (const auto& suite_name : options.suites) {
+    if (!config.contains(suite_name))
+      throw std::invalid_argument("[experiment] unknown suite '" + suite_name + "' (known: vision, text)");
+    if (suite_name == "vision") {
+      VisionSuite suite(config["vision"], options.seed, ctx);
+      nlohmann::json r = suite.prepare();
+      merging_study(suite, config["vision"], r, ctx, "vision");
+      results["suites"]["vision"] = r;
+    } else {
+      throw std::invalid_argument("[experiment] the text suite is not available in this build yet");
+    }
+  }
+  auto [commit, dirty] = source_commit();
+  double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  // results.json holds only what the computation determines (so two runs can be compared byte for byte);
+  // times, dates and the machine go to manifest.json.
+  results["manifest"] = {{"preset", options.preset}, {"suites", options.suites}, {"seed", options.seed},
+                         {"threads", num_threads()}, {"commit", commit}, {"dirty", dirty}, {"config", config}};
+  write_json(out / "results.json", results);
+  nlohmann::json manifest = results["manifest"];
+  manifest["started"] = utc_now();
+  manifest["stage_seconds"] = stage_seconds;
+  manifest["total_seconds"] = total;
+  write_json(out / "manifest.json", manifest);
+  return out.string();
+}
+
+}  // namespace linfuse::experiments

@@ -1,0 +1,30 @@
+#pragma once
+// `linfuse experiment`: the whole study end to end (pretrain, fine-tune in five modes, merge, analyse, report)
+// for a preset, with every stage cached so that an interrupted run resumes where it stopped.
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace linfuse::experiments {
+
+// The full configuration of a preset: "smoke" (about a minute; used by a test), "small" (the default of
+// `make run`, at most 20 minutes on 2 cores), "paper" (the full study, hours).
+nlohmann::json preset_config(const std::string& preset);
+std::vector<std::string> preset_names();
+
+struct ExperimentOptions {
+  std::string preset = "small";
+  std::vector<std::string> suites = {"vision", "text"};
+  int threads = 0;                 // 0: keep the current setting
+  std::string out_dir;             // results folder; empty: results/<preset>-<suites>-seed<seed>
+  std::string cache_dir;           // stage cache; empty: runs/cache
+  uint64_t seed = 0;
+  bool report = true;              // write report.md and plots
+  nlohmann::json overrides;        // merged into the preset (for tests and experiments with the config)
+};
+
+// Runs the study and returns the results folder (results.json, manifest.json, report.md, CSVs, plots).
+std::string run_experiment(const ExperimentOptions& options);
+
+}  // namespace linfuse::experiments

@@ -1,0 +1,73 @@
+#include "experiments/suite_common.h"
+
+#include <fstream>
+
+#include "nn/atomic_file.h"
+
+namespace linfuse::experiments {
+
+StageTimer::StageTimer(SuiteContext& ctx, std::string name)
+    : ctx_(ctx), name_(std::move(name)), start_(std::chrono::steady_clock::now()) {}
+
+StageTimer::~StageTimer() {
+  ctx_.stage_seconds[name_] += std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+}
+
+void write_json(const std::filesystem::path& path, const nlohmann::json& j) { write_file_atomic(path.string(), j.dump(2) + "\n"); }
+
+nlohmann::json read_json(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot open " + path.string());
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(path.string() + ": invalid JSON (" + e.what() + "); delete the stage folder to recompute it");
+  }
+}
+
+peft::FinetuneConfig finetune_config(const nlohmann::json& s, peft::FinetuneMode mode, uint64_t seed) {
+  peft::FinetuneConfig c;
+  c.mode = mode;
+  c.seed = seed;
+  c.steps = s.value("steps", c.steps);
+  c.weight_decay = s.value("weight_decay", c.weight_decay);
+  c.warmup_fraction = s.value("warmup_fraction", c.warmup_fraction);
+  c.max_grad_norm = s.value("max_grad_norm", c.max_grad_norm);
+  std::string name = peft::mode_name(mode);
+  if (!s.contains("learning_rates") || !s["learning_rates"].contains(name))
+    throw std::invalid_argument("[finetune config] no learning rate for mode '" + name + "' in learning_rates");
+  c.learning_rate = s["learning_rates"][name].get<double>();
+  if (s.contains("lora")) {
+    const auto& l = s["lora"];
+    c.lora.rank = l.value("rank", c.lora.rank);
+    c.lora.alpha = l.value("alpha", c.lora.alpha);
+    c.lora.dropout = l.value("dropout", c.lora.dropout);
+    c.lora.use_rslora = l.value("use_rslora", false);
+    if (l.contains("targets")) c.lora.target_modules = l["targets"].get<std::vector<std::string>>();
+    c.lora.init = peft::lora_init_from_name(l.value("init", std::string("peft")));
+    c.lora.init_seed = l.value("init_seed", uint64_t(1));
+  }
+  return c;
+}
+
+std::vector<int64_t> argmax_rows(const Tensor& logits) {
+  std::vector<float> v = logits.to_vector<float>();
+  int64_t n = logits.size(0), c = logits.size(1);
+  std::vector<int64_t> out(n);
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t best = 0;
+    for (int64_t j = 1; j < c; ++j)
+      if (v[i * c + j] > v[i * c + best]) best = j;
+    out[i] = best;
+  }
+  return out;
+}
+
+int64_t count_correct(const Tensor& logits, const Tensor& labels) {
+  std::vector<int64_t> pred = argmax_rows(logits), y = labels.to_vector<int64_t>();
+  int64_t correct = 0;
+  for (size_t i = 0; i < y.size(); ++i) correct += pred[i] == y[i];
+  return correct;
+}
+
+}  // namespace linfuse::experiments

@@ -1,0 +1,271 @@
+#include "experiments/vision_suite.h"
+
+#include <cmath>
+
+#include "autodiff/functional.h"
+#include "autodiff/ops.h"
+#include "autodiff/tape.h"
+#include "nn/optim.h"
+#include "nn/progress.h"
+#include "nn/safetensors.h"
+#include "tensor/kernels.h"
+
+namespace linfuse::experiments {
+
+namespace {
+
+Tensor images_tensor(const data::ImageSplit& s) {
+  return Tensor::from_vector(s.pixels, {s.count, 1, data::kImageSide, data::kImageSide});
+}
+Tensor labels_tensor(const data::ImageSplit& s) { return Tensor::from_vector(s.labels, {s.count}); }
+
+std::string pct(double x) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.1f", 100 * x);
+  return b;
+}
+
+}  // namespace
+
+Tensor select_rows(const Tensor& t, const std::vector<int64_t>& rows) {
+  return kernels::index_select(t, 0, Tensor::from_vector(rows, {int64_t(rows.size())}));
+}
+
+VisionSuite::VisionSuite(nlohmann::json config, uint64_t seed, SuiteContext context)
+    : config_(std::move(config)), seed_(seed), ctx_(std::move(context)) {}
+
+std::vector<peft::FinetuneMode> VisionSuite::modes() const {
+  std::vector<peft::FinetuneMode> out;
+  for (const auto& m : config_["modes"]) out.push_back(peft::mode_from_name(m.get<std::string>()));
+  return out;
+}
+
+int64_t VisionSuite::eval_examples(Split split) const {
+  return split == Split::Validation ? config_["evaluation"].value("validation_examples", int64_t(200))
+                                    : config_["evaluation"].value("test_examples", int64_t(500));
+}
+
+peft::FinetuneConfig VisionSuite::finetune_config_for(peft::FinetuneMode mode) const {
+  return finetune_config(config_["finetune"], mode, seed_);
+}
+
+const std::vector<double>& VisionSuite::single_task_test(peft::FinetuneMode mode) const {
+  return single_task_test_.at(peft::mode_name(mode));
+}
+
+const StateDict& VisionSuite::finetuned_state(peft::FinetuneMode mode, int task) const {
+  return finetuned_.at(peft::mode_name(mode)).at(task);
+}
+
+void VisionSuite::load_data() {
+  StageTimer timer(ctx_, "vision/data");
+  data::VisionOptions o;
+  o.seed = seed_;
+  const auto& d = config_["data"];
+  o.train = d.value("train", o.train);
+  o.validation = d.value("validation", o.validation);
+  o.test = d.value("test", o.test);
+  o.pretrain = d.value("pretrain", o.pretrain);
+  for (const auto& name : config_["tasks"]) {
+    VisionTaskTensors t;
+    t.task = data::load_vision_task(name.get<std::string>(), o);
+    t.train_images = images_tensor(t.task.train);
+    t.validation_images = images_tensor(t.task.validation);
+    t.test_images = images_tensor(t.task.test);
+    t.train_labels = labels_tensor(t.task.train);
+    t.validation_labels = labels_tensor(t.task.validation);
+    t.test_labels = labels_tensor(t.task.test);
+    tasks_.push_back(std::move(t));
+  }
+  ctx_.log("vision: loaded " + std::to_string(tasks_.size()) + " tasks");
+}
+
+nlohmann::json VisionSuite::pretrain_key() const {
+  return {{"seed", seed_}, {"tasks", config_["tasks"]}, {"data", config_["data"]}, {"model", config_["model"]},
+          {"tokenizer_vocab", config_["tokenizer_vocab"]}, {"pretrain", config_["pretrain"]}};
+}
+
+// Contrastive pretraining on the pretrain splits of every task with varied captions.
+void VisionSuite::pretrain() {
+  StageTimer timer(ctx_, "vision/pretrain");
+  nlohmann::json key = pretrain_key();
+  auto dir = ctx_.cache.folder("vision/pretrain", key);
+  if (ctx_.cache.done("vision/pretrain", key)) {
+    tokenizer_ = std::make_shared<Tokenizer>(Tokenizer::load((dir / "spiece.model").string()));
+    clip_ = nn::load_pretrained_clip(dir.string());
+    ctx_.log("vision: pretrained CLIP loaded from " + dir.string());
+    return;
+  }
+  // Pool of (task, row) pairs over every pretrain split.
+  std::vector<std::pair<int, int64_t>> pool;
+  for (size_t t = 0; t < tasks_.size(); ++t)
+    for (int64_t i = 0; i < tasks_[t].task.pretrain.count; ++i) pool.emplace_back(int(t), i);
+  Generator caption_gen(seed_ * 7919 + 11);
+  // Tokenizer: one caption per pretrain image plus every prompt template filled with every class name.
+  std::vector<std::string> corpus;
+  for (auto& [t, i] : pool) corpus.push_back(data::caption(tasks_[t].task, tasks_[t].task.pretrain.labels[i], caption_gen));
+  for (const auto& t : tasks_)
+    for (const auto& tmpl : t.task.templates)
+      for (const auto& c : t.task.class_names) corpus.push_back(nn::fill_template(tmpl, c));
+  int64_t vocab = config_["tokenizer_vocab"].get<int64_t>();
+  tokenizer_ = std::make_shared<Tokenizer>(Tokenizer::train_unigram(corpus, vocab, (dir / "spiece.model").string()));
+
+  nn::CLIPConfig model_config = nn::CLIPConfig::from_json(config_["model"]);
+  model_config.text_config.vocab_size = tokenizer_->vocab_size();
+  Generator init(seed_ + 1);
+  clip_ = std::make_shared<nn::CLIPModel>(model_config, init);
+  const auto& p = config_["pretrain"];
+  int64_t steps = p["steps"].get<int64_t>(), batch = p["batch_size"].get<int64_t>();
+  double lr = p["learning_rate"].get<double>();
+  std::vector<Tensor> params;
+  for (auto& e : clip_->trainable_parameters()) params.push_back(*e.tensor);
+  nn::AdamW opt(params, lr, p.value("weight_decay", 0.1));
+  int64_t warmup = int64_t(p.value("warmup_fraction", 0.05) * double(steps));
+  nn::TokenizeFunction tokenize = [this](const std::string& s) { return tokenizer_->encode(s); };
+  Generator batch_gen(seed_ * 104729 + 3);
+  nn::Progress progress("vision: pretraining CLIP", steps);
+  double loss_value = 0;
+  clip_->train(true);
+  for (int64_t step = 0; step < steps; ++step) {
+    // A batch of images from every domain with one freshly drawn caption each.
+    std::vector<float> pixels;
+    std::vector<std::string> captions;
+    for (int64_t b = 0; b < batch; ++b) {
+      auto [t, i] = pool[batch_gen.next_u64() % pool.size()];
+      const auto& split = tasks_[t].task.pretrain;
+      pixels.insert(pixels.end(), split.pixels.begin() + i * data::kImagePixels, split.pixels.begin() + (i + 1) * data::kImagePixels);
+      captions.push_back(data::caption(tasks_[t].task, split.labels[i], caption_gen));
+    }
+    Tensor images = Tensor::from_vector(pixels, {batch, 1, data::kImageSide, data::kImageSide});
+    nn::TokenizedBatch text = nn::tokenize_for_clip(captions, tokenize, model_config.text_config);
+    opt.set_lr(nn::warmup_cosine_lr(step, warmup, steps, lr));
+    opt.zero_grad();
+    nn::CLIPOutput out = clip_->forward(images, text.input_ids, text.attention_mask);
+    Tensor loss = nn::clip_loss(out.logits_per_image);
+    loss_value = loss.item();
+    if (!std::isfinite(loss_value))
+      throw std::runtime_error("vision pretraining diverged (loss " + std::to_string(loss_value) + " at step " +
+                               std::to_string(step) + "): lower pretrain.learning_rate");
+    backward(loss);
+    nn::clip_grad_norm(params, 1.0);
+    opt.step();
+    progress.update(step + 1, loss_value);
+  }
+  progress.finish();
+  clip_->eval();
+  nn::save_pretrained(*clip_, dir.string());
+  write_json(dir / "pretrain_metrics.json", {{"final_loss", loss_value}, {"steps", steps}});
+  ctx_.cache.mark_done("vision/pretrain", key);
+  ctx_.log("vision: pretrained CLIP for " + std::to_string(steps) + " steps, final contrastive loss " +
+           std::to_string(loss_value));
+}
+
+void VisionSuite::zero_shot(nlohmann::json& results) {
+  StageTimer timer(ctx_, "vision/zero_shot");
+  nn::TokenizeFunction tokenize = [this](const std::string& s) { return tokenizer_->encode(s); };
+  double total = 0;
+  for (auto& t : tasks_) {
+    t.head = nn::zero_shot_head_weight(*clip_, t.task.class_names, t.task.templates, tokenize);
+    auto classifier = nn::ImageClassifier::from_clip(*clip_, t.head);
+    classifier->eval();
+    NoGradGuard no_grad;
+    int64_t n = std::min(eval_examples(Split::Test), t.test_images.size(0)), correct = 0;
+    for (int64_t b = 0; b < n; b += eval_batch()) {
+      int64_t e = std::min(n, b + eval_batch());
+      Tensor x = kernels::slice(t.test_images, {b, 0, 0, 0}, {e, 1, 28, 28}, {1, 1, 1, 1});
+      Tensor y = kernels::slice(t.test_labels, {b}, {e}, {1});
+      correct += count_correct(classifier->forward(x), y);
+    }
+    double acc = double(correct) / double(n);
+    results["zero_shot"][t.task.name] = acc;
+    total += acc;
+  }
+  ctx_.log("vision: zero-shot average " + pct(total / tasks_.size()));
+}
+
+void VisionSuite::finetune(peft::FinetuneMode mode, nlohmann::json& results) {
+  std::string mode_name = peft::mode_name(mode);
+  StageTimer timer(ctx_, "vision/finetune/" + mode_name);
+  peft::FinetuneConfig fc = finetune_config_for(mode);
+  int64_t batch = config_["finetune"]["batch_size"].get<int64_t>();
+  auto& states = finetuned_[mode_name];
+  auto& scores = single_task_test_[mode_name];
+  for (size_t t = 0; t < tasks_.size(); ++t) {
+    const auto& task = tasks_[t];
+    nlohmann::json key = {{"pretrain", pretrain_key()}, {"finetune", config_["finetune"]}, {"mode", mode_name},
+                          {"task", task.task.name}, {"evaluation", config_["evaluation"]}};
+    std::string stage = "vision/finetune/" + mode_name + "/" + task.task.name;
+    auto dir = ctx_.cache.folder(stage, key);
+    if (!ctx_.cache.done(stage, key)) {
+      auto classifier = nn::ImageClassifier::from_clip(*clip_, task.head);
+      peft::FinetuneConfig config = fc;
+      config.seed = seed_ * 1000 + t;
+      config.progress_label = "vision: " + mode_name + " " + task.task.name;
+      peft::PreparedModel prepared(*classifier, {"vision_model.*"}, config);
+      // The same data order in every mode: a permutation per epoch from a generator of the task.
+      Generator order_gen = Generator(seed_ + 17).fork(uint64_t(t));
+      int64_t n = task.train_images.size(0);
+      std::vector<int64_t> order;
+      peft::FinetuneResult r = peft::finetune(prepared, config, [&](int64_t step) {
+        std::vector<int64_t> rows;
+        for (int64_t b = 0; b < batch; ++b) {
+          int64_t pos = (step * batch + b) % n;
+          if (pos == 0 || order.empty()) order = order_gen.permutation(n);
+          rows.push_back(order[pos]);
+        }
+        Tensor x = select_rows(task.train_images, rows), y = select_rows(task.train_labels, rows);
+        Tensor features = prepared.forward([&] { return classifier->image_features(x); });
+        return cross_entropy(classifier->classification_head->forward(features), y);
+      });
+      // Single-task scores of the fine-tuned model, validation and test.
+      auto accuracy = [&](const Tensor& images, const Tensor& labels, int64_t limit) {
+        NoGradGuard no_grad;
+        int64_t m = std::min(limit, images.size(0)), correct = 0;
+        for (int64_t b = 0; b < m; b += eval_batch()) {
+          int64_t e = std::min(m, b + eval_batch());
+          Tensor x = kernels::slice(images, {b, 0, 0, 0}, {e, 1, 28, 28}, {1, 1, 1, 1});
+          Tensor f = prepared.forward([&] { return classifier->image_features(x); });
+          correct += count_correct(classifier->classification_head->forward(f), kernels::slice(labels, {b}, {e}, {1}));
+        }
+        return double(correct) / double(m);
+      };
+      double val = accuracy(task.validation_images, task.validation_labels, eval_examples(Split::Validation));
+      double test = accuracy(task.test_images, task.test_labels, eval_examples(Split::Test));
+      save_safetensors((dir / "trainable.safetensors").string(), prepared.trainable_state(), {{"mode", mode_name}, {"task", task.task.name}});
+      write_json(dir / "metrics.json", {{"validation", val}, {"test", test}, {"seconds", r.seconds},
+                                         {"trainable_parameters", r.trainable_parameters},
+                                         {"first_loss", r.losses.front()}, {"last_loss", r.losses.back()}});
+      ctx_.cache.mark_done(stage, key);
+      ctx_.log("vision: " + mode_name + " " + task.task.name + ": test " + pct(test) + " (" +
+               std::to_string(int(r.seconds)) + " s)");
+    }
+    nlohmann::json m = read_json(dir / "metrics.json");
+    states.push_back(load_safetensors((dir / "trainable.safetensors").string()));
+    scores.push_back(m["test"].get<double>());
+    results["single_task"][mode_name][task.task.name] = m["test"];
+    results["finetune_seconds"][mode_name][task.task.name] = m["seconds"];
+    results["trainable_parameters"][mode_name] = m["trainable_parameters"];
+  }
+}
+
+nlohmann::json VisionSuite::prepare() {
+  nlohmann::json results;
+  load_data();
+  pretrain();
+  zero_shot(results);
+  for (peft::FinetuneMode mode : modes()) finetune(mode, results);
+  results["tasks"] = config_["tasks"];
+  results["modes"] = config_["modes"];
+  for (const auto& t : tasks_) results["metric"][t.task.name] = "accuracy";
+  nn::CLIPConfig c = clip_->config;
+  results["model"] = "tiny CLIP: ViT " + std::to_string(c.vision_config.image_size) + "x" +
+                     std::to_string(c.vision_config.image_size) + "/" + std::to_string(c.vision_config.patch_size) +
+                     ", width " + std::to_string(c.vision_config.hidden_size) + ", " +
+                     std::to_string(c.vision_config.num_hidden_layers) + " layers, " +
+                     std::to_string(c.vision_config.num_attention_heads) + " heads; text width " +
+                     std::to_string(c.text_config.hidden_size) + ", " + std::to_string(clip_->num_parameters()) +
+                     " parameters";
+  return results;
+}
+
+}  // namespace linfuse::experiments

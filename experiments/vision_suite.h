@@ -1,0 +1,69 @@
+#pragma once
+// The vision half of the study (the paper's CLIP experiments at small scale):
+//   1. pretrain a tiny CLIP contrastively on captioned images of every domain (the tasks' pretrain splits),
+//      with a SentencePiece tokenizer trained on the captions;
+//   2. build each task's zero-shot head from its class names and prompt templates, and score zero-shot;
+//   3. fine-tune the image encoder of each task in each mode against its frozen head;
+//   4. hand the merging study a MergeTarget per mode (vision_target.cpp).
+// Every stage is cached under a key of its config (stage_cache.h).
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "experiments/merge_target.h"
+#include "experiments/suite_common.h"
+#include "experiments/vision_tasks.h"
+#include "nn/clip.h"
+#include "nn/clip_classifier.h"
+#include "nn/tokenizer.h"
+
+namespace linfuse::experiments {
+
+struct VisionTaskTensors {
+  data::ImageTask task;                     // metadata and raw splits
+  Tensor train_images, validation_images, test_images;   // (N, 1, 28, 28) float32
+  Tensor train_labels, validation_labels, test_labels;   // (N) int64
+  Tensor head;                              // (C, P) zero-shot head of the pretrained CLIP
+};
+
+class VisionSuite {
+ public:
+  VisionSuite(nlohmann::json config, uint64_t seed, SuiteContext context);
+
+  // Runs stages 1-3 (cached) and returns the suite's results so far (zero_shot, single_task, ...).
+  nlohmann::json prepare();
+  // A merge target for `mode` (after prepare()).
+  std::unique_ptr<MergeTarget> merge_target(peft::FinetuneMode mode);
+  std::vector<peft::FinetuneMode> modes() const;
+
+  const std::vector<VisionTaskTensors>& tasks() const { return tasks_; }
+  nn::CLIPModel& clip() { return *clip_; }
+  const nlohmann::json& config() const { return config_; }
+  int64_t eval_examples(Split split) const;
+  int64_t eval_batch() const { return config_["evaluation"].value("batch_size", int64_t(500)); }
+  peft::FinetuneConfig finetune_config_for(peft::FinetuneMode mode) const;
+  const std::vector<double>& single_task_test(peft::FinetuneMode mode) const;
+  const StateDict& finetuned_state(peft::FinetuneMode mode, int task) const;
+
+ private:
+  void load_data();
+  void pretrain();
+  void zero_shot(nlohmann::json& results);
+  void finetune(peft::FinetuneMode mode, nlohmann::json& results);
+  nlohmann::json pretrain_key() const;
+
+  nlohmann::json config_;
+  uint64_t seed_;
+  SuiteContext ctx_;
+  std::vector<VisionTaskTensors> tasks_;
+  std::shared_ptr<nn::CLIPModel> clip_;
+  std::shared_ptr<Tokenizer> tokenizer_;
+  std::map<std::string, std::vector<StateDict>> finetuned_;        // mode -> per task
+  std::map<std::string, std::vector<double>> single_task_test_;    // mode -> per task
+};
+
+// The images of `rows` of a split tensor (N, 1, 28, 28) and their labels.
+Tensor select_rows(const Tensor& t, const std::vector<int64_t>& rows);
+
+}  // namespace linfuse::experiments

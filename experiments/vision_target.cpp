@@ -1,0 +1,210 @@
+// The vision suite's MergeTarget: the tiny CLIP image classifier in one fine-tuning mode, scoring merged
+// states task by task (each task through its own frozen zero-shot head).
+#include <cmath>
+
+#include "autodiff/functional.h"
+#include "autodiff/ops.h"
+#include "autodiff/tape.h"
+#include "experiments/gram_recorder.h"
+#include "experiments/vision_suite.h"
+#include "merge/task_vector.h"
+#include "tensor/kernels.h"
+
+namespace linfuse::experiments {
+
+namespace {
+
+// A classifier prepared for a mode, with its head switchable between tasks.
+struct PreparedClassifier {
+  std::shared_ptr<nn::ImageClassifier> classifier;
+  std::unique_ptr<peft::PreparedModel> prepared;
+
+  PreparedClassifier(nn::CLIPModel& clip, const Tensor& head, const peft::FinetuneConfig& config) {
+    classifier = nn::ImageClassifier::from_clip(clip, head);
+    prepared = std::make_unique<peft::PreparedModel>(*classifier, std::vector<std::string>{"vision_model.*"}, config);
+    classifier->eval();
+  }
+  void use_head(const Tensor& head) { classifier->classification_head->weight = head; }
+  // logits (B, C) of images (B, 1, 28, 28), through the mode's forward (linearized or not)
+  Tensor logits(const Tensor& images) {
+    Tensor f = prepared->forward([&] { return classifier->image_features(images); });
+    return classifier->classification_head->forward(f);
+  }
+  Tensor logits_with(const StateDict& state, const Tensor& images) {
+    Tensor f = prepared->forward_with(state, [&] { return classifier->image_features(images); });
+    return classifier->classification_head->forward(f);
+  }
+};
+
+Tensor rows(const Tensor& t, int64_t begin, int64_t end) {
+  Shape b(t.dim(), 0), e = t.shape(), s(t.dim(), 1);
+  b[0] = begin;
+  e[0] = end;
+  return kernels::slice(t, b, e, s);
+}
+
+class VisionMergeTarget : public MergeTarget {
+ public:
+  VisionMergeTarget(VisionSuite& suite, peft::FinetuneMode mode)
+      : suite_(suite), mode_(mode), model_(suite.clip(), suite.tasks()[0].head, suite.finetune_config_for(mode)) {
+    initial_ = model_.prepared->initial_state();
+    if (peft::is_lora_mode(mode)) scaling_ = suite.finetune_config_for(mode).lora.scaling();
+  }
+
+  peft::FinetuneMode mode() const override { return mode_; }
+  int num_tasks() const override { return int(suite_.tasks().size()); }
+  std::string task_name(int t) const override { return suite_.tasks()[t].task.name; }
+  const StateDict& initial_state() const override { return initial_; }
+  const StateDict& finetuned_state(int t) const override { return suite_.finetuned_state(mode_, t); }
+  double lora_scaling() const override { return scaling_; }
+
+  double score(const StateDict& state, int t, Split split) override {
+    model_.prepared->load_trainable_state(state);
+    return accuracy(model_, t, split);
+  }
+
+  double score_weight_space(const StateDict& delta, int t, Split split) override {
+    PreparedClassifier& m = weight_space_model();
+    StateDict state;
+    for (auto& [name, w0] : weight_space_initial_) {
+      if (delta.contains(name)) {
+        NoGradGuard no_grad;
+        state.insert(name, add(w0, cast(delta.at(name), w0.dtype())));
+      } else {
+        state.insert(name, w0);
+      }
+    }
+    m.prepared->load_trainable_state(state);
+    return accuracy(m, t, split);
+  }
+
+  std::vector<int64_t> predict(const StateDict& state, int t, int64_t examples) override {
+    model_.prepared->load_trainable_state(state);
+    model_.use_head(suite_.tasks()[t].head);
+    const auto& task = suite_.tasks()[t];
+    int64_t n = std::min(examples, task.validation_images.size(0));
+    NoGradGuard no_grad;
+    std::vector<int64_t> out;
+    for (int64_t b = 0; b < n; b += suite_.eval_batch()) {
+      std::vector<int64_t> p = argmax_rows(model_.logits(rows(task.validation_images, b, std::min(n, b + suite_.eval_batch()))));
+      out.insert(out.end(), p.begin(), p.end());
+    }
+    return out;
+  }
+
+  double few_shot_loss(const StateDict& state, int t, int64_t examples) override {
+    model_.prepared->load_trainable_state(state);
+    model_.use_head(suite_.tasks()[t].head);
+    const auto& task = suite_.tasks()[t];
+    int64_t n = std::min(examples, task.validation_images.size(0));
+    NoGradGuard no_grad;
+    return cross_entropy(model_.logits(rows(task.validation_images, 0, n)), rows(task.validation_labels, 0, n)).item();
+  }
+
+  Tensor entropy(const StateDict& state, int t, int64_t batch_index, int64_t batch_size) override {
+    model_.use_head(suite_.tasks()[t].head);
+    const auto& task = suite_.tasks()[t];
+    int64_t n = std::min(suite_.eval_examples(Split::Validation), task.validation_images.size(0));
+    std::vector<int64_t> picked;
+    for (int64_t i = 0; i < batch_size; ++i) picked.push_back((batch_index * batch_size + i) % n);
+    Tensor log_p = log_softmax(model_.logits_with(state, select_rows(task.validation_images, picked)), -1);
+    return neg(mean(sum(mul(exp(log_p), log_p), {-1})));
+  }
+
+  StateDict fisher(int t, int64_t examples) override {
+    model_.prepared->load_trainable_state(finetuned_state(t));
+    model_.use_head(suite_.tasks()[t].head);
+    const auto& task = suite_.tasks()[t];
+    std::vector<Tensor> params = model_.prepared->trainable_tensors();
+    StateDict names = model_.prepared->trainable_state();
+    std::vector<Tensor> sums;
+    for (const Tensor& p : params) sums.push_back(Tensor::zeros(p.shape(), DType::F64));
+    Generator sample(uint64_t(t) * 31 + 7);
+    int64_t n = std::min(examples, task.train_images.size(0));
+    for (int64_t i = 0; i < n; ++i) {
+      Tensor logits = model_.logits(rows(task.train_images, i, i + 1));   // (1, C)
+      // y ~ p(y | x) of the model itself (the "true" Fisher of Matena & Raffel, sampled once per example)
+      std::vector<double> p = softmax(logits.detach(), -1).to_vector<double>();
+      double u = sample.next_uniform(), c = 0;
+      int64_t y = int64_t(p.size()) - 1;
+      for (size_t k = 0; k < p.size(); ++k)
+        if ((c += p[k]) > u) {
+          y = int64_t(k);
+          break;
+        }
+      Tensor loss = cross_entropy(logits, Tensor::from_vector(std::vector<int64_t>{y}, {1}));
+      Tensors g = grad({loss}, params);
+      for (size_t k = 0; k < params.size(); ++k) {
+        std::vector<double> gv = g[k].to_vector<double>();
+        double* s = sums[k].data<double>();
+        for (size_t j = 0; j < gv.size(); ++j) s[j] += gv[j] * gv[j] / double(n);
+      }
+    }
+    StateDict out;
+    size_t k = 0;
+    for (auto& [name, _] : names) out.insert(name, kernels::cast(sums[k++], DType::F32));
+    return out;
+  }
+
+  StateDict grams(int t, int64_t examples) override {
+    model_.prepared->load_trainable_state(finetuned_state(t));
+    model_.use_head(suite_.tasks()[t].head);
+    std::vector<std::string> modules;
+    for (auto& [name, _] : initial_) {
+      std::string module = name.substr(0, name.rfind(".weight"));
+      if (name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0 &&
+          std::dynamic_pointer_cast<nn::Linear>(model_.classifier->find_module(module)) &&
+          !std::dynamic_pointer_cast<nn::Linear>(model_.classifier->find_module(module))->adapter())
+        modules.push_back(module);
+    }
+    GramRecording recording(*model_.classifier, modules);
+    const auto& task = suite_.tasks()[t];
+    int64_t n = std::min(examples, task.train_images.size(0));
+    NoGradGuard no_grad;
+    for (int64_t b = 0; b < n; b += suite_.eval_batch()) model_.logits(rows(task.train_images, b, std::min(n, b + suite_.eval_batch())));
+    return recording.grams();
+  }
+
+ private:
+  double accuracy(PreparedClassifier& m, int t, Split split) {
+    const auto& task = suite_.tasks()[t];
+    m.use_head(task.head);
+    const Tensor& images = split == Split::Validation ? task.validation_images : task.test_images;
+    const Tensor& labels = split == Split::Validation ? task.validation_labels : task.test_labels;
+    int64_t n = std::min(suite_.eval_examples(split), images.size(0)), correct = 0;
+    NoGradGuard no_grad;
+    for (int64_t b = 0; b < n; b += suite_.eval_batch()) {
+      int64_t e = std::min(n, b + suite_.eval_batch());
+      correct += count_correct(m.logits(rows(images, b, e)), rows(labels, b, e));
+    }
+    return double(correct) / double(n);
+  }
+
+  // The model for weight-space merges: the plain classifier (lora, l-lora-local: W0 + Delta W exactly) or the
+  // classifier linearized in all its weights (l-lora: f(W0) + J_W Delta W).
+  PreparedClassifier& weight_space_model() {
+    if (!weight_space_) {
+      peft::FinetuneConfig c = suite_.finetune_config_for(mode_);
+      c.mode = mode_ == peft::FinetuneMode::LLora ? peft::FinetuneMode::LinearFull : peft::FinetuneMode::Full;
+      weight_space_ = std::make_unique<PreparedClassifier>(suite_.clip(), suite_.tasks()[0].head, c);
+      weight_space_initial_ = weight_space_->prepared->initial_state();
+    }
+    return *weight_space_;
+  }
+
+  VisionSuite& suite_;
+  peft::FinetuneMode mode_;
+  PreparedClassifier model_;
+  StateDict initial_;
+  double scaling_ = 0;
+  std::unique_ptr<PreparedClassifier> weight_space_;
+  StateDict weight_space_initial_;
+};
+
+}  // namespace
+
+std::unique_ptr<MergeTarget> VisionSuite::merge_target(peft::FinetuneMode mode) {
+  return std::make_unique<VisionMergeTarget>(*this, mode);
+}
+
+}  // namespace linfuse::experiments
