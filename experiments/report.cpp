@@ -1,0 +1,120 @@
+// write_report: results.json -> report.md, CSV files and plots (see report.h). The pieces are built in
+// report_tables.cpp (suite sections), report_csv.cpp, report_plots.cpp / report_gnuplot.cpp and
+// report_claims.cpp; this file reads the results, writes the header and the claims, and writes the files.
+#include "experiments/report.h"
+
+#include <filesystem>
+
+#include "experiments/report_format.h"
+#include "experiments/report_sections.h"
+#include "nn/atomic_file.h"
+
+namespace linfuse::experiments {
+namespace {
+
+using namespace report;
+
+std::string header_section(const ReportResults& results) {
+  std::string text = "# linfuse experiment report\n\n";
+  text += "Reproduction at CPU scale of \"Parameter Efficient Multi-task Model Fusion with Partial Linearization\" "
+          "(Tang et al., ICLR 2024): models fine-tuned in five modes (full, linear-full, lora, l-lora = "
+          "network-level linearized LoRA, l-lora-local = layer-level) are merged, and the merged models compared.\n\n";
+  const Manifest& m = results.manifest;
+  double total = 0;
+  for (const auto& [stage, seconds] : m.stage_seconds) total += seconds;
+  if (!m.present) {
+    text += "_No manifest in results.json: preset, seed, commit and stage times are unknown._\n\n";
+  } else {
+    std::vector<std::string> facts;
+    if (!m.preset.empty()) facts.push_back("preset `" + m.preset + "`");
+    if (!m.suites.empty()) {
+      std::string suites;
+      for (const auto& suite : m.suites) suites += (suites.empty() ? "" : ", ") + suite;
+      facts.push_back("suites " + suites);
+    }
+    if (m.seed) facts.push_back("seed " + std::to_string(*m.seed));
+    if (m.threads) facts.push_back(std::to_string(*m.threads) + (*m.threads == 1 ? " thread" : " threads"));
+    if (!m.commit.empty())
+      facts.push_back("commit `" + m.commit + "`" + (m.dirty.value_or(false) ? " (dirty: with uncommitted changes)" : ""));
+    if (!m.started.empty()) facts.push_back("started " + m.started);
+    if (!m.stage_seconds.empty()) facts.push_back("total time " + duration_text(total) + ", the sum of the stages");
+    for (size_t i = 0; i < facts.size(); ++i) text += (i ? "; " : "") + (i ? facts[i] : capitalized(facts[i]));
+    text += ".\n\n";
+  }
+  text += "Every score is measured on the test split, which played no part in choosing hyperparameters. "
+          "Scores are in %: accuracy, or Spearman's rho x100 for a regression task. The CSV files next to this "
+          "report (single_task.csv, merged.csv, num_tasks.csv, cosine.csv, disentanglement.csv) hold the same "
+          "numbers in results.json's units (fractions of 1).\n\n";
+  if (m.present) {
+    text += "### Time per stage\n\n";
+    if (m.stage_seconds.empty()) return text + "_No stage times in the manifest._\n\n";
+    MarkdownTable table({"stage", "time", "share"});
+    for (const auto& [stage, seconds] : m.stage_seconds)
+      table.add_row({stage, duration_text(seconds), total > 0 ? fixed(100 * seconds / total, 1) + " %" : kMissing});
+    table.add_row({"total", duration_text(total), total > 0 ? "100.0 %" : kMissing});
+    text += table.str() + "\n";
+  }
+  return text;
+}
+
+std::string plots_note(const PlotSet& plots) {
+  switch (plots.status) {
+    case PlotSet::Status::disabled:
+      return "_Plots were not drawn (disabled in the report options)._\n\n";
+    case PlotSet::Status::gnuplot_missing:
+      return "**Plots were skipped: `" + plots.gnuplot +
+             "` could not be run.** Install gnuplot with `apt-get install gnuplot-nox`, then either write the "
+             "report again or run `gnuplot NAME.gp` in plots/, where the scripts and their data are ready.\n\n";
+    case PlotSet::Status::rendered:
+      break;
+  }
+  return "";
+}
+
+std::string claims_section(const std::vector<ClaimVerdict>& verdicts) {
+  std::string text = "## Claims of the paper, checked on these results\n\n";
+  text += "Each claim is judged separately for network-level L-LoRA (`l-lora`: the whole network linearized in the "
+          "LoRA parameters) and layer-level L-LoRA (`l-lora-local`: each LoRA layer linearized on its own). "
+          "held: every comparison agrees with the paper; did not hold: none does; mixed: some do.\n\n";
+  for (const auto& verdict : verdicts) {
+    text += "- **" + verdict.verdict + "**: " + verdict.claim + ". " + verdict.evidence;
+    if (verdict.verdict == "did not hold") text += " This disagrees with the paper.";
+    if (verdict.verdict == "mixed") text += " This partly disagrees with the paper.";
+    text += "\n";
+  }
+  return text + "\n";
+}
+
+}  // namespace
+
+std::string write_report(const std::string& results_dir, const ReportOptions& options) {
+  const std::string results_path = (std::filesystem::path(results_dir) / "results.json").string();
+  ReportResults results = read_results_file(results_path);
+
+  PlotSet plots;
+  if (options.plots) {
+    std::string plots_dir = (std::filesystem::path(results_dir) / "plots").string();
+    std::filesystem::create_directories(plots_dir);
+    plots = render_plots(plan_plots(results), plots_dir, options.gnuplot);
+  }
+
+  std::string markdown = header_section(results) + plots_note(plots);
+  if (results.suites.empty()) markdown += "_No suite in results.json: nothing was run._\n\n";
+  for (const auto& suite : results.suites)
+    markdown += suite_overview_section(suite) + merged_section(suite) + num_tasks_section(suite, plots) +
+                cosine_section(suite, plots) + disentanglement_section(suite, plots);
+  markdown += claims_section(report::evaluate_claims(results));
+
+  auto path_of = [&](const std::string& name) { return (std::filesystem::path(results_dir) / name).string(); };
+  write_file_atomic(path_of("single_task.csv"), single_task_csv(results));
+  write_file_atomic(path_of("merged.csv"), merged_csv(results));
+  write_file_atomic(path_of("num_tasks.csv"), num_tasks_csv(results));
+  write_file_atomic(path_of("cosine.csv"), cosine_csv(results));
+  write_file_atomic(path_of("disentanglement.csv"), disentanglement_csv(results));
+  // report.md last: when it is there, everything it refers to is there too.
+  const std::string report_path = path_of("report.md");
+  write_file_atomic(report_path, markdown);
+  return report_path;
+}
+
+}  // namespace linfuse::experiments

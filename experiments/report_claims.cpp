@@ -1,0 +1,184 @@
+// The paper's claims, checked on the results (see report.h for the claims and the verdict rule).
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <tuple>
+
+#include "experiments/report.h"
+#include "experiments/report_format.h"
+#include "experiments/report_sections.h"
+
+namespace linfuse::experiments::report {
+namespace {
+
+// One comparison of an L-LoRA variant with LoRA: `detail` names where and shows the numbers.
+struct Comparison {
+  std::string group;   // "vision/parameter": comparisons of a group are listed together in the evidence
+  std::string detail;  // "task arithmetic 85.4 vs 77.6"
+  bool agrees_with_paper = false;
+};
+
+struct Variant {
+  std::string mode, title;
+};
+const std::vector<Variant> kVariants = {{"l-lora", "network-level L-LoRA (`l-lora`)"},
+                                        {"l-lora-local", "layer-level L-LoRA (`l-lora-local`)"}};
+
+ClaimVerdict judge(std::string claim, const std::vector<Comparison>& comparisons, const std::string& unmeasured) {
+  ClaimVerdict verdict;
+  verdict.claim = std::move(claim);
+  if (comparisons.empty()) {
+    verdict.verdict = "not measured";
+    verdict.evidence = capitalized(unmeasured) + ".";
+    return verdict;
+  }
+  size_t agreeing = size_t(std::count_if(comparisons.begin(), comparisons.end(),
+                                         [](const Comparison& c) { return c.agrees_with_paper; }));
+  verdict.verdict = agreeing == comparisons.size() ? "held" : agreeing == 0 ? "did not hold" : "mixed";
+  verdict.evidence = std::to_string(agreeing) + " of " + std::to_string(comparisons.size()) +
+                     (comparisons.size() == 1 ? " comparison agrees" : " comparisons agree") + " with the paper.";
+  std::string group;
+  for (const auto& comparison : comparisons) {
+    if (comparison.group != group) {
+      verdict.evidence += (group.empty() ? " " : "; ") + comparison.group + ":";
+      group = comparison.group;
+    } else {
+      verdict.evidence += ",";
+    }
+    verdict.evidence += " " + comparison.detail + (comparison.agrees_with_paper ? "" : " (disagrees)");
+  }
+  verdict.evidence += ".";
+  return verdict;
+}
+
+// (a) normalized test average of the variant vs LoRA, for each suite, space and claimed method.
+ClaimVerdict merges_better(const ReportResults& results, const Variant& variant) {
+  const std::vector<std::string> methods = {"task_arithmetic", "ties", "simple_average", "lorahub"};
+  std::vector<Comparison> comparisons;
+  for (const auto& suite : results.suites) {
+    if (!suite.merged) continue;
+    std::vector<std::string> spaces;
+    for (const auto& merged : *suite.merged) spaces.push_back(merged.space);
+    for (const auto& space : ordered_spaces(spaces))
+      for (const auto& method : methods) {
+        const MergedResult* linearized = find_merged(suite, method, variant.mode, space);
+        const MergedResult* lora = find_merged(suite, method, "lora", space);
+        if (!linearized || !lora) continue;
+        auto a = normalized_average_of(*linearized, suite.tasks), b = normalized_average_of(*lora, suite.tasks);
+        if (!a || !b) continue;
+        comparisons.push_back({suite.name + "/" + space, method_title(method) + " " + percent(*a) + " vs " + percent(*b),
+                               *a > *b});
+      }
+  }
+  return judge("(a) " + capitalized(variant.title) +
+                   " merges better than LoRA under task arithmetic, TIES, simple averaging and LoraHub "
+                   "(normalized test average, " + variant.mode + " vs lora)",
+               comparisons, "no suite has both lora and " + variant.mode + " merged with these methods");
+}
+
+// Mean |cosine| off the diagonal of a matrix, else |written mean| (the sign-blind reading of a signed mean).
+std::optional<double> dissimilarity_measure(const Matrix& matrix, const std::optional<double>& written_mean) {
+  if (auto mean = mean_abs_off_diagonal(matrix)) return mean;
+  if (written_mean) return std::abs(*written_mean);
+  return std::nullopt;
+}
+
+// (b) mean |cosine| of the variant's task vectors vs LoRA's, flattened and layer-averaged.
+ClaimVerdict less_similar(const ReportResults& results, const Variant& variant) {
+  std::vector<Comparison> comparisons;
+  for (const auto& suite : results.suites) {
+    if (!suite.cosine_similarity) continue;
+    auto linearized = suite.cosine_similarity->find(variant.mode), lora = suite.cosine_similarity->find("lora");
+    if (linearized == suite.cosine_similarity->end() || lora == suite.cosine_similarity->end()) continue;
+    const CosineSimilarity &l = linearized->second, &b = lora->second;
+    for (const auto& [kind, a_value, b_value] :
+         {std::tuple{std::string("flattened"), dissimilarity_measure(l.matrix, l.mean_off_diagonal),
+                     dissimilarity_measure(b.matrix, b.mean_off_diagonal)},
+          std::tuple{std::string("layer-averaged"),
+                     dissimilarity_measure(l.layer_averaged_matrix, l.layer_averaged_mean_off_diagonal),
+                     dissimilarity_measure(b.layer_averaged_matrix, b.layer_averaged_mean_off_diagonal)}}) {
+      if (!a_value || !b_value) continue;
+      comparisons.push_back({suite.name, kind + " " + fixed(*a_value, 3) + " vs " + fixed(*b_value, 3), *a_value < *b_value});
+    }
+  }
+  return judge("(b) " + capitalized(variant.title) + " task vectors are less similar to each other than LoRA's (mean |cosine| "
+                   "between different tasks, " + variant.mode + " vs lora)",
+               comparisons, "no suite has cosine similarities of both lora and " + variant.mode);
+}
+
+// (c) (variant - LoRA) normalized average at the largest k minus at the smallest k, per method and space.
+ClaimVerdict advantage_grows(const ReportResults& results, const Variant& variant) {
+  std::vector<Comparison> comparisons;
+  for (const auto& suite : results.suites) {
+    if (!suite.num_tasks_sweep) continue;
+    const auto& sweep = *suite.num_tasks_sweep;
+    std::vector<std::string> spaces;
+    for (const auto& point : sweep) spaces.push_back(point.space);
+    for (const auto& space : ordered_spaces(spaces))
+      for (const auto& method : ordered_sweep_methods(sweep)) {
+        std::map<int64_t, double> linearized, lora;
+        for (const auto& point : sweep) {
+          if (point.method != method || point.space != space) continue;
+          if (point.mode == variant.mode) linearized[point.k] = point.normalized_average;
+          if (point.mode == "lora") lora[point.k] = point.normalized_average;
+        }
+        std::map<int64_t, double> advantage;  // k -> variant minus LoRA, at the k both were measured
+        for (const auto& [k, value] : linearized)
+          if (lora.count(k)) advantage[k] = value - lora[k];
+        if (advantage.size() < 2) continue;
+        auto first = *advantage.begin(), last = *advantage.rbegin();
+        comparisons.push_back({suite.name + "/" + space,
+                               method_title(method) + " " + signed_fixed(100 * first.second, 1) + " at k=" +
+                                   std::to_string(first.first) + " -> " + signed_fixed(100 * last.second, 1) +
+                                   " at k=" + std::to_string(last.first),
+                               last.second > first.second});
+      }
+  }
+  return judge("(c) The advantage of " + variant.title +
+                   " over LoRA grows with the number of merged tasks (normalized average, " + variant.mode +
+                   " minus lora, smallest vs largest k)",
+               comparisons, "no sweep has lora and " + variant.mode + " at two or more k");
+}
+
+// (d) average single-task score of the variant vs LoRA, over the tasks both have.
+ClaimVerdict single_task_below(const ReportResults& results, const Variant& variant) {
+  std::vector<Comparison> comparisons;
+  for (const auto& suite : results.suites) {
+    if (!suite.single_task) continue;
+    auto linearized = suite.single_task->find(variant.mode), lora = suite.single_task->find("lora");
+    if (linearized == suite.single_task->end() || lora == suite.single_task->end()) continue;
+    double a = 0, b = 0;
+    size_t common = 0;
+    for (const auto& task : suite.tasks)
+      if (linearized->second.count(task) && lora->second.count(task))
+        a += linearized->second.at(task), b += lora->second.at(task), ++common;
+    if (common == 0) continue;
+    a /= double(common), b /= double(common);
+    std::string detail = "average " + percent(a) + " vs " + percent(b);
+    if (common < suite.tasks.size()) detail += " (" + std::to_string(common) + " tasks measured in both)";
+    comparisons.push_back({suite.name, detail, a < b});
+  }
+  return judge("(d) The single-task score of " + variant.title + " is below LoRA's (test average over the tasks, " +
+                   variant.mode + " vs lora)",
+               comparisons, "no suite has single-task scores of both lora and " + variant.mode);
+}
+
+}  // namespace
+
+std::vector<ClaimVerdict> evaluate_claims(const ReportResults& results) {
+  std::vector<ClaimVerdict> verdicts;
+  for (auto claim : {merges_better, less_similar, advantage_grows, single_task_below})
+    for (const auto& variant : kVariants) verdicts.push_back(claim(results, variant));
+  return verdicts;
+}
+
+}  // namespace linfuse::experiments::report
+
+namespace linfuse::experiments {
+
+std::vector<ClaimVerdict> evaluate_claims(const nlohmann::json& results) {
+  // nlohmann::json keeps keys sorted; the typed reader wants file order, which only matters for display.
+  return report::evaluate_claims(report::parse_results(nlohmann::ordered_json::parse(results.dump()), "results"));
+}
+
+}  // namespace linfuse::experiments

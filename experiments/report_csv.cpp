@@ -1,0 +1,105 @@
+// The report's CSV files (see report_sections.h). Scores keep results.json's units (fractions of 1), so a
+// spreadsheet or script reads the same numbers as results.json; an absent value is an empty field.
+#include "experiments/report_format.h"
+#include "experiments/report_sections.h"
+
+namespace linfuse::experiments::report {
+namespace {
+
+std::optional<double> lookup(const std::optional<std::map<std::string, ScoreByTask>>& table, const std::string& mode,
+                             const std::string& task) {
+  if (!table) return std::nullopt;
+  auto by_mode = table->find(mode);
+  if (by_mode == table->end()) return std::nullopt;
+  auto found = by_mode->second.find(task);
+  return found == by_mode->second.end() ? std::nullopt : std::optional<double>(found->second);
+}
+
+std::optional<double> lookup(const ScoreByTask& scores, const std::string& task) {
+  auto found = scores.find(task);
+  return found == scores.end() ? std::nullopt : std::optional<double>(found->second);
+}
+
+std::string metric_of(const SuiteResults& suite, const std::string& task) {
+  auto found = suite.metric.find(task);
+  return found == suite.metric.end() ? "" : found->second;
+}
+
+}  // namespace
+
+std::string single_task_csv(const ReportResults& results) {
+  std::string csv = csv_line({"suite", "mode", "task", "metric", "zero_shot", "single_task", "finetune_seconds"});
+  for (const auto& suite : results.suites) {
+    if (!suite.single_task) continue;
+    for (const auto& mode : suite.modes) {
+      if (!suite.single_task->count(mode)) continue;
+      for (const auto& task : suite.tasks)
+        csv += csv_line({suite.name, mode, task, metric_of(suite, task),
+                         csv_number(suite.zero_shot ? lookup(*suite.zero_shot, task) : std::nullopt),
+                         csv_number(lookup(suite.single_task, mode, task)),
+                         csv_number(lookup(suite.finetune_seconds, mode, task))});
+    }
+  }
+  return csv;
+}
+
+std::string merged_csv(const ReportResults& results) {
+  std::string csv = csv_line({"suite", "method", "mode", "space", "task", "metric", "test", "normalized",
+                              "validation_average", "hyperparameters"});
+  for (const auto& suite : results.suites) {
+    if (!suite.merged) continue;
+    for (const auto& merged : *suite.merged) {
+      std::string hyperparameters;
+      for (const auto& [name, value] : merged.hyperparameters)
+        hyperparameters += (hyperparameters.empty() ? "" : "; ") + name + "=" + value;
+      for (const auto& task : suite.tasks)
+        csv += csv_line({suite.name, merged.method, merged.mode, merged.space, task, metric_of(suite, task),
+                         csv_number(lookup(merged.test, task)), csv_number(lookup(merged.normalized, task)),
+                         csv_number(merged.validation_average), hyperparameters});
+    }
+  }
+  return csv;
+}
+
+std::string num_tasks_csv(const ReportResults& results) {
+  std::string csv = csv_line({"suite", "method", "mode", "space", "k", "subsets", "normalized_average", "normalized_std"});
+  for (const auto& suite : results.suites) {
+    if (!suite.num_tasks_sweep) continue;
+    for (const auto& point : *suite.num_tasks_sweep)
+      csv += csv_line({suite.name, point.method, point.mode, point.space, std::to_string(point.k),
+                       std::to_string(point.subset_count), csv_number(point.normalized_average),
+                       csv_number(point.normalized_std)});
+  }
+  return csv;
+}
+
+std::string cosine_csv(const ReportResults& results) {
+  std::string csv = csv_line({"suite", "mode", "matrix", "task_a", "task_b", "cosine"});
+  for (const auto& suite : results.suites) {
+    if (!suite.cosine_similarity) continue;
+    for (const auto& mode : suite.modes) {
+      auto found = suite.cosine_similarity->find(mode);
+      if (found == suite.cosine_similarity->end()) continue;
+      for (const auto& [kind, matrix] : {std::pair<std::string, const Matrix*>("flattened", &found->second.matrix),
+                                         {"layer_averaged", &found->second.layer_averaged_matrix}})
+        for (size_t i = 0; i < matrix->size(); ++i)
+          for (size_t j = 0; j < matrix->size(); ++j)
+            csv += csv_line({suite.name, mode, kind, suite.tasks[i], suite.tasks[j], csv_number((*matrix)[i][j])});
+    }
+  }
+  return csv;
+}
+
+std::string disentanglement_csv(const ReportResults& results) {
+  std::string csv = csv_line({"suite", "mode", "task_a", "task_b", "grid_points", "mean_error", "mean_error_within_1"});
+  for (const auto& suite : results.suites) {
+    if (!suite.disentanglement) continue;
+    for (const auto& grid : *suite.disentanglement)
+      csv += csv_line({suite.name, grid.mode, grid.task_a, grid.task_b,
+                       std::to_string(grid.coefficients.size() * grid.coefficients.size()),
+                       csv_number(mean_disentanglement_error(grid, -1)), csv_number(mean_disentanglement_error(grid, 1.0))});
+  }
+  return csv;
+}
+
+}  // namespace linfuse::experiments::report

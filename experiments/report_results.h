@@ -1,0 +1,116 @@
+#pragma once
+// results.json (experiments/RESULTS_SCHEMA.md) as typed structs, for the report writer: parsed and checked
+// in one place, so that the code that writes tables, plots and claims never meets a wrong type. A section
+// that results.json does not have is an empty std::optional (the report says it was not run); a section of
+// the wrong shape is an error naming the file and the JSON path ("suites.vision.merged[2].test.mnist").
+// Scores stay in results.json's units: fractions of 1 (accuracy, or Spearman's rho for regression tasks).
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace linfuse::experiments::report {
+
+using ScoreByTask = std::map<std::string, double>;  // task name -> score (a failed task is absent)
+using Matrix = std::vector<std::vector<double>>;    // rows of equal length
+
+struct Manifest {
+  bool present = false;
+  std::string preset, commit, started;
+  std::vector<std::string> suites;
+  std::optional<int64_t> seed, threads;
+  std::optional<bool> dirty;
+  std::vector<std::pair<std::string, double>> stage_seconds;  // in file order, which is pipeline order
+};
+
+struct PretrainSummary {
+  std::optional<int64_t> steps;
+  std::optional<double> final_loss, seconds;
+};
+
+// One merged model: `method` applied to the task vectors of fine-tuning `mode`, in `space`.
+struct MergedResult {
+  std::string method, mode, space;
+  std::vector<std::pair<std::string, std::string>> hyperparameters;  // name -> value as text, file order
+  std::optional<double> validation_average;
+  ScoreByTask test, normalized;
+  std::optional<double> test_average, normalized_average;  // as written; see average_of below
+};
+
+// One point of the number-of-tasks sweep: the normalized average over `subset_count` subsets of k tasks.
+struct SweepPoint {
+  std::string method, mode, space;
+  int64_t k = 0;
+  size_t subset_count = 0;
+  double normalized_average = 0;
+  std::optional<double> normalized_std;
+};
+
+// Cosine similarity of the task vectors of one mode; matrices are tasks x tasks in the suite's task order.
+struct CosineSimilarity {
+  Matrix matrix, layer_averaged_matrix;  // empty when absent
+  std::optional<double> mean_off_diagonal, layer_averaged_mean_off_diagonal;
+};
+
+// Weight-disentanglement error of merging two task vectors with coefficients (a, b):
+// error[i][j] at (a, b) = (coefficients[i], coefficients[j]); coefficients are increasing.
+struct DisentanglementGrid {
+  std::string mode, task_a, task_b;
+  std::vector<double> coefficients;
+  Matrix error;
+};
+
+struct SuiteResults {
+  std::string name, model;
+  std::vector<std::string> tasks;                // never empty
+  std::vector<std::string> modes;                // "modes", then any mode met elsewhere, in order met
+  std::map<std::string, std::string> metric;     // task -> "accuracy" | "spearman" | ...
+  std::optional<ScoreByTask> zero_shot;
+  std::optional<PretrainSummary> pretrain;
+  std::optional<std::map<std::string, int64_t>> trainable_parameters;  // mode -> count
+  std::optional<std::map<std::string, ScoreByTask>> single_task;       // mode -> task -> score
+  std::optional<std::map<std::string, ScoreByTask>> finetune_seconds;  // mode -> task -> seconds
+  std::optional<std::vector<MergedResult>> merged;
+  std::optional<std::vector<SweepPoint>> num_tasks_sweep;
+  std::optional<std::map<std::string, CosineSimilarity>> cosine_similarity;  // mode -> similarity
+  std::optional<std::vector<DisentanglementGrid>> disentanglement;
+};
+
+struct ReportResults {
+  Manifest manifest;
+  std::vector<SuiteResults> suites;  // in manifest order, then file order
+};
+
+// Parses and checks a results document. `source` names it in error messages (the file path).
+// Throws std::runtime_error("<source>: <json path>: <problem> ...") on anything outside the schema.
+ReportResults parse_results(const nlohmann::ordered_json& document, const std::string& source);
+
+// Reads and parses `path`; the errors name the file (missing, not JSON, outside the schema).
+ReportResults read_results_file(const std::string& path);
+
+// --- derived numbers, shared by tables, plots and claims ---
+
+// Mean of `scores` over `tasks`; empty if a task has no score (a partial average would mislead).
+std::optional<double> mean_over_tasks(const ScoreByTask& scores, const std::vector<std::string>& tasks);
+// The written test / normalized average, else the mean over the suite's tasks.
+std::optional<double> test_average_of(const MergedResult& merged, const std::vector<std::string>& tasks);
+std::optional<double> normalized_average_of(const MergedResult& merged, const std::vector<std::string>& tasks);
+// Mean of |m[i][j]| over i != j; empty for a matrix smaller than 2 x 2.
+std::optional<double> mean_abs_off_diagonal(const Matrix& matrix);
+// Mean error over the grid points with |a| <= limit and |b| <= limit (limit < 0: the whole grid).
+std::optional<double> mean_disentanglement_error(const DisentanglementGrid& grid, double limit);
+
+// Fixed orders (the paper's), unknown names after the known ones in the order met.
+std::vector<std::string> ordered_methods(const std::vector<MergedResult>& merged);
+std::vector<std::string> ordered_sweep_methods(const std::vector<SweepPoint>& sweep);
+std::vector<std::string> ordered_spaces(const std::vector<std::string>& spaces);  // "parameter", "weight", ...
+
+// The merged result of (method, mode, space), or nullptr.
+const MergedResult* find_merged(const SuiteResults& suite, const std::string& method, const std::string& mode,
+                                const std::string& space);
+
+}  // namespace linfuse::experiments::report

@@ -1,0 +1,284 @@
+// The per-suite sections of report.md: overview, merged models, number-of-tasks sweep, cosine similarity,
+// weight disentanglement (see report_sections.h).
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "experiments/report_format.h"
+#include "experiments/report_sections.h"
+
+namespace linfuse::experiments::report {
+namespace {
+
+std::string note(const std::string& text) { return "_" + text + "_\n\n"; }
+
+// "accuracy in %" or "accuracy in % (stsb: Spearman's rho x100)".
+std::string metric_description(const SuiteResults& suite) {
+  std::vector<std::string> regression;
+  for (const auto& task : suite.tasks) {
+    auto found = suite.metric.find(task);
+    if (found == suite.metric.end() || found->second == "accuracy") continue;
+    regression.push_back(task + ": " + (found->second == "spearman" ? std::string("Spearman's rho") : found->second));
+  }
+  std::string text = "accuracy in %";
+  if (!regression.empty()) {
+    text += " (";
+    for (size_t i = 0; i < regression.size(); ++i) text += (i ? ", " : "") + regression[i];
+    text += " x100)";
+  }
+  return text;
+}
+
+std::vector<std::string> task_header(const SuiteResults& suite, std::vector<std::string> labels) {
+  labels.insert(labels.end(), suite.tasks.begin(), suite.tasks.end());
+  labels.push_back("average");
+  return labels;
+}
+
+std::vector<std::string> score_cells(const SuiteResults& suite, const ScoreByTask& scores, std::vector<std::string> labels,
+                                     const std::optional<double>& average) {
+  for (const auto& task : suite.tasks) {
+    auto found = scores.find(task);
+    labels.push_back(found == scores.end() ? kMissing : percent(found->second));
+  }
+  labels.push_back(percent(average));
+  return labels;
+}
+
+std::vector<std::string> merged_spaces(const std::vector<MergedResult>& merged) {
+  std::vector<std::string> spaces;
+  for (const auto& result : merged) spaces.push_back(result.space);
+  return ordered_spaces(spaces);
+}
+
+std::string hyperparameter_text(const MergedResult& merged) {
+  if (merged.hyperparameters.empty()) return "none";
+  std::string text;
+  for (const auto& [name, value] : merged.hyperparameters) text += (text.empty() ? "" : ", ") + name + " = " + value;
+  return text;
+}
+
+// Method (rows) x mode (columns) of one average, best cell of each row in bold.
+std::string headline_table(const SuiteResults& suite, const std::string& space, bool normalized) {
+  const auto& merged = *suite.merged;
+  std::vector<std::string> modes;
+  for (const auto& mode : suite.modes)
+    for (const auto& result : merged)
+      if (result.mode == mode && result.space == space) {
+        modes.push_back(mode);
+        break;
+      }
+  std::vector<std::string> header = {"method"};
+  header.insert(header.end(), modes.begin(), modes.end());
+  MarkdownTable table(header);
+  for (const auto& method : ordered_methods(merged)) {
+    std::vector<std::string> cells = {method_title(method)};
+    std::string best;
+    double best_value = -INFINITY;
+    bool any = false;
+    for (const auto& mode : modes) {
+      const MergedResult* result = find_merged(suite, method, mode, space);
+      std::optional<double> value;
+      if (result) value = normalized ? normalized_average_of(*result, suite.tasks) : test_average_of(*result, suite.tasks);
+      cells.push_back(percent(value));
+      if (value && *value > best_value) best_value = *value, best = percent(*value);
+      any = any || value.has_value();
+    }
+    if (!any) continue;
+    // Bold every cell that reads as the best value, so equal-looking cells are treated alike.
+    for (size_t c = 1; c < cells.size(); ++c)
+      if (cells[c] == best) cells[c] = "**" + best + "**";
+    table.add_row(cells);
+  }
+  return table.str();
+}
+
+std::string method_part(const SuiteResults& suite, const std::string& method) {
+  std::string text = "#### " + method_title(method) + " (`" + method + "`)\n\n";
+  std::vector<const MergedResult*> rows;
+  for (const auto& space : merged_spaces(*suite.merged))
+    for (const auto& mode : suite.modes)
+      if (const MergedResult* result = find_merged(suite, method, mode, space)) rows.push_back(result);
+  std::vector<std::string> absolute_header = task_header(suite, {"mode", "space"});
+  absolute_header.push_back("validation average");
+  absolute_header.push_back("hyperparameters");
+  MarkdownTable absolute(absolute_header, 2);
+  MarkdownTable normalized(task_header(suite, {"mode", "space"}), 2);
+  for (const MergedResult* result : rows) {
+    auto cells = score_cells(suite, result->test, {result->mode, result->space}, test_average_of(*result, suite.tasks));
+    cells.push_back(percent(result->validation_average));
+    cells.push_back(hyperparameter_text(*result));
+    absolute.add_row(cells);
+    normalized.add_row(
+        score_cells(suite, result->normalized, {result->mode, result->space}, normalized_average_of(*result, suite.tasks)));
+  }
+  text += "Absolute score (%), test split; hyperparameters chosen on the validation split:\n\n" + absolute.str() + "\n";
+  text += "Normalized score (%), test split:\n\n" + normalized.str() + "\n";
+  return text;
+}
+
+std::string cosine_cell(const std::optional<double>& value) { return value ? fixed(*value, 3) : kMissing; }
+
+}  // namespace
+
+std::string suite_overview_section(const SuiteResults& suite) {
+  std::string text = "## " + capitalized(suite.name) + " suite\n\n";
+  if (!suite.model.empty()) text += "Model: " + suite.model + ".  \n";
+  text += std::to_string(suite.tasks.size()) + " tasks: ";
+  for (size_t i = 0; i < suite.tasks.size(); ++i) text += (i ? ", " : "") + suite.tasks[i];
+  text += ".  \nScores: " + metric_description(suite) + ", on the test split.  \n";
+  if (suite.pretrain) {
+    const auto& p = *suite.pretrain;
+    text += "Pretraining:";
+    if (p.steps) text += " " + with_thousands(*p.steps) + " steps";
+    if (p.final_loss) text += ", final loss " + fixed(*p.final_loss, 3);
+    if (p.seconds) text += ", " + duration_text(*p.seconds);
+    text += ".\n";
+  }
+  text += "\n### Zero-shot and single-task scores (test split)\n\n";
+  MarkdownTable scores(task_header(suite, {"model"}));
+  if (suite.zero_shot)
+    scores.add_row(score_cells(suite, *suite.zero_shot, {"zero-shot (pretrained)"}, mean_over_tasks(*suite.zero_shot, suite.tasks)));
+  if (suite.single_task)
+    for (const auto& mode : suite.modes) {
+      auto found = suite.single_task->find(mode);
+      if (found == suite.single_task->end()) continue;
+      scores.add_row(score_cells(suite, found->second, {mode}, mean_over_tasks(found->second, suite.tasks)));
+    }
+  if (scores.rows() > 0) text += scores.str() + "\n";
+  if (!suite.zero_shot) text += note("No zero-shot scores in results.json.");
+  if (!suite.single_task) text += note("No single-task scores in results.json: the fine-tuning stage did not run.");
+
+  text += "### Fine-tuning modes\n\n";
+  if (!suite.trainable_parameters && !suite.finetune_seconds) return text + note("No parameter counts or fine-tuning times in results.json.");
+  std::optional<int64_t> full_count;
+  if (suite.trainable_parameters && suite.trainable_parameters->count("full")) full_count = suite.trainable_parameters->at("full");
+  std::vector<std::string> header = {"mode", "trainable parameters"};
+  if (full_count) header.push_back("% of full");
+  header.push_back("fine-tuning time (all tasks)");
+  MarkdownTable modes(header);
+  for (const auto& mode : suite.modes) {
+    std::optional<int64_t> count;
+    if (suite.trainable_parameters && suite.trainable_parameters->count(mode)) count = suite.trainable_parameters->at(mode);
+    std::optional<double> seconds;
+    size_t timed_tasks = 0;
+    if (suite.finetune_seconds && suite.finetune_seconds->count(mode))
+      for (const auto& [task, s] : suite.finetune_seconds->at(mode)) seconds = seconds.value_or(0) + s, ++timed_tasks;
+    if (!count && !seconds) continue;
+    std::vector<std::string> cells = {mode, count ? with_thousands(*count) : kMissing};
+    if (full_count) cells.push_back(count && *full_count > 0 ? fixed(100.0 * double(*count) / double(*full_count), 2) : kMissing);
+    std::string time = seconds ? duration_text(*seconds) : kMissing;
+    if (seconds && timed_tasks < suite.tasks.size())
+      time += " (" + std::to_string(timed_tasks) + " of " + std::to_string(suite.tasks.size()) + " tasks)";
+    cells.push_back(time);
+    modes.add_row(cells);
+  }
+  return text + modes.str() + "\n";
+}
+
+std::string merged_section(const SuiteResults& suite) {
+  std::string text = "### Merged models (test split)\n\n";
+  if (!suite.merged || suite.merged->empty()) return text + note("No merged models in results.json: the merging stage did not run.");
+  text +=
+      "Normalized score = merged score / single-task score of the same mode on the same task, in % (100: nothing "
+      "lost by merging). Hyperparameters were chosen on the validation split. Space `parameter`: task vectors of "
+      "the trained tensors (full weights, or LoRA's A and B merged separately, as the paper's code does); "
+      "`weight`: LoRA's Delta W = s B A merged exactly.\n\n";
+  for (const auto& space : merged_spaces(*suite.merged)) {
+    text += "#### Normalized average (%), " + space + " space: method x mode, best mode of each method in bold\n\n";
+    text += headline_table(suite, space, true) + "\n";
+  }
+  for (const auto& space : merged_spaces(*suite.merged)) {
+    text += "#### Absolute average (%), " + space + " space: method x mode, best mode of each method in bold\n\n";
+    text += headline_table(suite, space, false) + "\n";
+  }
+  for (const auto& method : ordered_methods(*suite.merged)) text += method_part(suite, method);
+  return text;
+}
+
+std::string num_tasks_section(const SuiteResults& suite, const PlotSet& plots) {
+  std::string text = "### Normalized score vs number of merged tasks (test split)\n\n";
+  if (!suite.num_tasks_sweep || suite.num_tasks_sweep->empty())
+    return text + note("No number-of-tasks sweep in results.json: the sweep did not run.");
+  const auto& sweep = *suite.num_tasks_sweep;
+  std::set<int64_t> ks;
+  for (const auto& point : sweep) ks.insert(point.k);
+  std::vector<std::string> header = {"method", "mode", "space"};
+  for (int64_t k : ks) header.push_back("k=" + std::to_string(k));
+  MarkdownTable table(header, 3);
+  for (const auto& method : ordered_sweep_methods(sweep)) {
+    std::vector<std::string> spaces;
+    for (const auto& point : sweep)
+      if (point.method == method) spaces.push_back(point.space);
+    for (const auto& space : ordered_spaces(spaces))
+      for (const auto& mode : suite.modes) {
+        std::map<int64_t, const SweepPoint*> by_k;
+        for (const auto& point : sweep)
+          if (point.method == method && point.space == space && point.mode == mode) by_k[point.k] = &point;
+        if (by_k.empty()) continue;
+        std::vector<std::string> cells = {method_title(method), mode, space};
+        for (int64_t k : ks) {
+          auto found = by_k.find(k);
+          if (found == by_k.end()) {
+            cells.push_back(kMissing);
+            continue;
+          }
+          std::string cell = percent(found->second->normalized_average);
+          if (found->second->normalized_std) cell += " ± " + percent(*found->second->normalized_std);
+          cells.push_back(cell);
+        }
+        table.add_row(cells);
+      }
+  }
+  text += "Mean normalized average (%) over the subsets of k tasks ± standard deviation across the subsets.\n\n";
+  return text + table.str() + "\n" + plots.markdown(suite.name, "num_tasks");
+}
+
+std::string cosine_section(const SuiteResults& suite, const PlotSet& plots) {
+  std::string text = "### Cosine similarity of task vectors\n\n";
+  if (!suite.cosine_similarity || suite.cosine_similarity->empty())
+    return text + note("No cosine similarities in results.json: the analysis stage did not run.");
+  text += "Mean over pairs of different tasks (off-diagonal entries). Flattened: one vector per task made of all "
+          "trained tensors; layer-averaged: cosine per tensor, averaged over the tensors. Mean |cos| (computed "
+          "here from the matrices) measures distance from orthogonality, whatever the sign.\n\n";
+  MarkdownTable table({"mode", "mean cos, flattened", "mean |cos|, flattened", "mean cos, layer-averaged",
+                       "mean |cos|, layer-averaged"});
+  for (const auto& mode : suite.modes) {
+    auto found = suite.cosine_similarity->find(mode);
+    if (found == suite.cosine_similarity->end()) continue;
+    const CosineSimilarity& cosine = found->second;
+    table.add_row({mode, cosine_cell(cosine.mean_off_diagonal), cosine_cell(mean_abs_off_diagonal(cosine.matrix)),
+                   cosine_cell(cosine.layer_averaged_mean_off_diagonal),
+                   cosine_cell(mean_abs_off_diagonal(cosine.layer_averaged_matrix))});
+  }
+  text += table.str() + "\n";
+  std::string images = plots.markdown(suite.name, "cosine");
+  if (!images.empty())
+    text += "Heatmaps of the flattened task vectors' cosine similarity; one colour range for every mode of the suite "
+            "(the diagonal, always 1, is left blank):\n\n" + images;
+  return text;
+}
+
+std::string disentanglement_section(const SuiteResults& suite, const PlotSet& plots) {
+  std::string text = "### Weight disentanglement\n\n";
+  if (!suite.disentanglement || suite.disentanglement->empty())
+    return text + note("No weight-disentanglement grids in results.json for this suite.");
+  text += "Disentanglement error of the model merged with coefficients (a, b) on the two tasks' vectors, as computed "
+          "by the experiment (0: each task keeps its own predictions; lower is better). Mean over the whole grid and "
+          "over the points with |a| <= 1 and |b| <= 1 (the region that merging uses).\n\n";
+  MarkdownTable table({"mode", "tasks", "grid", "mean error, whole grid", "mean error, |a|, |b| <= 1"}, 2);
+  for (const auto& grid : *suite.disentanglement) {
+    auto whole = mean_disentanglement_error(grid, -1), inside = mean_disentanglement_error(grid, 1.0);
+    std::string size = std::to_string(grid.coefficients.size());
+    table.add_row({grid.mode, grid.task_a + " + " + grid.task_b, size + " x " + size + ", a, b in [" +
+                   fixed(grid.coefficients.front(), 1) + ", " + fixed(grid.coefficients.back(), 1) + "]",
+                   whole ? fixed(*whole, 3) : kMissing, inside ? fixed(*inside, 3) : kMissing});
+  }
+  text += table.str() + "\n";
+  std::string images = plots.markdown(suite.name, "disentanglement");
+  if (!images.empty())
+    text += "Heatmaps (one colour range per task pair, shared by its modes; dashed box: |a|, |b| <= 1):\n\n" + images;
+  return text;
+}
+
+}  // namespace linfuse::experiments::report

@@ -1,0 +1,568 @@
+// The report writer (experiments/report.h) on tests/fixtures/report_results_sample.json, a synthetic
+// results.json shaped like the paper's results: vision (4 tasks, 5 modes, 5 merging methods, parameter and
+// weight space, sweep, cosine, disentanglement) and text (3 tasks with stsb, 3 modes, no disentanglement, no
+// weight space). Expected numbers are computed here from the fixture, independently of the writer.
+// Run with: ./build/test_experiments "[report_writer]". ("[report]" alone also runs the hidden vision data
+// reports of test_vision_report.cpp, tagged "[.report]", which need MNIST; "[report]~[.]" leaves them out.)
+#include <catch2/catch.hpp>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "experiments/report.h"
+#include "experiments/report_format.h"
+#include "experiments/report_plots.h"
+#include "tests/helpers.h"
+
+using namespace linfuse;
+using namespace linfuse::experiments;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  REQUIRE(in.good());
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+void write_text(const fs::path& path, const std::string& text) {
+  fs::create_directories(path.parent_path());
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+json sample_results() { return json::parse(read_text(testing::source_path("tests/fixtures/report_results_sample.json"))); }
+
+// A fresh directory under the system temp folder, removed with the object.
+struct TempDir {
+  fs::path path;
+  explicit TempDir(const std::string& name) {
+    static int counter = 0;
+    path = fs::temp_directory_path() / ("linfuse_report_test_" + std::to_string(getpid()) + "_" + name + "_" +
+                                        std::to_string(counter++));
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    fs::remove_all(path, ignored);
+  }
+  std::string str() const { return path.string(); }
+};
+
+bool gnuplot_installed() { return std::system("gnuplot --version > /dev/null 2>&1") == 0; }
+
+// The sample rendered once per process with plots (gnuplot is the slow part), shared by the tests below.
+const TempDir& rendered_sample() {
+  static TempDir dir("sample");
+  static bool done = false;
+  if (!done) {
+    // The fixture itself, not a re-dump: nlohmann::json would sort the keys, and the report keeps file order.
+    fs::copy_file(testing::source_path("tests/fixtures/report_results_sample.json"), dir.path / "results.json");
+    write_report(dir.str());
+    done = true;
+  }
+  return dir;
+}
+
+std::string percent_of(double fraction) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%.1f", 100 * fraction);
+  return buffer;
+}
+
+std::string trim(const std::string& text) {
+  size_t begin = text.find_first_not_of(' '), end = text.find_last_not_of(' ');
+  return begin == std::string::npos ? "" : text.substr(begin, end - begin + 1);
+}
+
+// The cells of the first table row whose first cell is `label` (and, if given, whose second cell is
+// `second`), after the first occurrence of `heading` in `report`.
+std::vector<std::string> table_row(const std::string& report, const std::string& heading, const std::string& label,
+                                   const std::string& second = "") {
+  size_t start = report.find(heading);
+  REQUIRE(start != std::string::npos);
+  std::istringstream lines(report.substr(start));
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.rfind("|", 0) != 0) continue;
+    std::vector<std::string> cells;
+    std::string cell;
+    for (size_t i = 1; i < line.size(); ++i) {
+      if (line[i] == '|' && line[i - 1] != '\\') cells.push_back(trim(cell)), cell.clear();
+      else cell += line[i];
+    }
+    if (!cells.empty() && cells[0] == label && (second.empty() || (cells.size() > 1 && cells[1] == second)))
+      return cells;
+  }
+  FAIL("no row '" << label << "' after '" << heading << "'");
+  return {};
+}
+
+size_t line_count(const std::string& text) { return size_t(std::count(text.begin(), text.end(), '\n')); }
+
+double mean_of(const json& scores, const std::vector<std::string>& tasks) {
+  double sum = 0;
+  for (const auto& task : tasks) sum += scores.at(task).get<double>();
+  return sum / double(tasks.size());
+}
+
+const json& merged_entry(const json& suite, const std::string& method, const std::string& mode, const std::string& space) {
+  for (const auto& entry : suite["merged"])
+    if (entry["method"] == method && entry["mode"] == mode && entry["space"] == space) return entry;
+  FAIL("fixture has no merged " << method << "/" << mode << "/" << space);
+  static json none;
+  return none;
+}
+
+}  // namespace
+
+TEST_CASE("the report fixture is self-consistent: normalized = test / single-task of the same mode", "[report][report_writer]") {
+  json results = sample_results();
+  for (const auto& [name, suite] : results["suites"].items())
+    for (const auto& entry : suite["merged"])
+      for (const auto& [task, normalized] : entry["normalized"].items()) {
+        double expected = entry["test"][task].get<double>() / suite["single_task"][entry["mode"].get<std::string>()][task].get<double>();
+        CHECK(std::abs(normalized.get<double>() - expected) < 1e-4);
+      }
+}
+
+TEST_CASE("report.md has every section with the numbers of results.json", "[report][report_writer]") {
+  const TempDir& dir = rendered_sample();
+  std::string report = read_text(dir.path / "report.md");
+  json results = sample_results();
+  const json& vision = results["suites"]["vision"];
+  std::vector<std::string> vision_tasks = vision["tasks"];
+
+  // 1. header and stage times
+  CHECK(report.find("Preset `small`") != std::string::npos);
+  CHECK(report.find("suites vision, text") != std::string::npos);
+  CHECK(report.find("seed 0; 2 threads") != std::string::npos);
+  CHECK(report.find("commit `4b510ec` (dirty") != std::string::npos);
+  CHECK(report.find("started 2026-11-29T05:00:00Z") != std::string::npos);
+  double total = 0;
+  for (const auto& [stage, seconds] : results["manifest"]["stage_seconds"].items()) total += seconds.get<double>();
+  char total_text[32];
+  std::snprintf(total_text, sizeof total_text, "%.1f s", total);
+  CHECK(table_row(report, "### Time per stage", "total")[1].rfind(total_text, 0) == 0);
+  CHECK(table_row(report, "### Time per stage", "vision/finetune")[1].rfind("300.1 s", 0) == 0);
+
+  // 2. zero-shot and single-task scores, trainable parameters
+  auto zero_shot = table_row(report, "## Vision suite", "zero-shot (pretrained)");
+  CHECK(zero_shot[1] == percent_of(vision["zero_shot"]["mnist"]));
+  CHECK(zero_shot.back() == percent_of(mean_of(vision["zero_shot"], vision_tasks)));
+  auto lora_single = table_row(report, "## Vision suite", "lora");
+  CHECK(lora_single[3] == percent_of(vision["single_task"]["lora"]["shapes"]));
+  CHECK(lora_single.back() == percent_of(mean_of(vision["single_task"]["lora"], vision_tasks)));
+  auto lora_mode = table_row(report, "### Fine-tuning modes", "lora");
+  CHECK(lora_mode[1] == "24,576");
+  CHECK(lora_mode[2] == "3.02");  // 24576 / 812544, in %
+  auto stsb = table_row(report, "## Text suite", "l-lora");
+  CHECK(stsb[3] == percent_of(results["suites"]["text"]["single_task"]["l-lora"]["stsb"]));
+  CHECK(report.find("stsb: Spearman's rho x100") != std::string::npos);
+
+  // 3. merged: headline (best per row in bold), then per method absolute and normalized
+  auto headline = table_row(report, "#### Normalized average (%), parameter space", "Task arithmetic");
+  REQUIRE(headline.size() == 6);  // method + 5 modes
+  CHECK(headline[4] == "**" + percent_of(merged_entry(vision, "task_arithmetic", "l-lora", "parameter")["normalized_average"]) + "**");
+  CHECK(headline[3] == percent_of(merged_entry(vision, "task_arithmetic", "lora", "parameter")["normalized_average"]));
+  auto weight_headline = table_row(report, "#### Normalized average (%), weight space", "TIES-merging");
+  CHECK(weight_headline.size() == 4);  // method + the 3 LoRA modes
+  CHECK(weight_headline[2] == "**" + percent_of(merged_entry(vision, "ties", "l-lora", "weight")["normalized_average"]) + "**");
+  const json& ties_weight = merged_entry(vision, "ties", "l-lora", "weight");
+  auto absolute = table_row(report, "#### TIES-merging", "l-lora", "weight");
+  CHECK(absolute[2] == percent_of(ties_weight["test"]["mnist"]));
+  CHECK(absolute[6] == percent_of(ties_weight["test_average"]));
+  CHECK(absolute[8] == "lambda = 0.5, k = 20");
+  auto normalized = table_row(report, "Normalized score (%), test split:", "l-lora", "weight");  // first method: simple averaging
+  CHECK(normalized[4] == percent_of(merged_entry(vision, "simple_average", "l-lora", "weight")["normalized"]["shapes"]));
+  CHECK(report.find("#### LoraHub (`lorahub`)") != std::string::npos);
+  CHECK(report.find("#### RegMean (`regmean`)") != std::string::npos);
+
+  // 4. number of tasks
+  const json* point = nullptr;
+  for (const auto& p : vision["num_tasks_sweep"])
+    if (p["method"] == "task_arithmetic" && p["mode"] == "l-lora" && p["space"] == "parameter" && p["k"] == 3) point = &p;
+  REQUIRE(point);
+  auto sweep_row = table_row(report, "### Normalized score vs number of merged tasks", "Task arithmetic", "l-lora");
+  CHECK(sweep_row[4] == percent_of((*point)["normalized_average"]) + " ± " + percent_of((*point)["normalized_std"]));
+  CHECK(report.find("](plots/num_tasks_vision.png)") != std::string::npos);
+
+  // 5. cosine similarity: mean |cos| off the diagonal, computed here from the matrix
+  const json& matrix = vision["cosine_similarity"]["lora"]["matrix"];
+  double sum = 0;
+  for (size_t i = 0; i < 4; ++i)
+    for (size_t j = 0; j < 4; ++j)
+      if (i != j) sum += std::abs(matrix[i][j].get<double>());
+  char mean_abs[32];
+  std::snprintf(mean_abs, sizeof mean_abs, "%.3f", sum / 12);
+  auto cosine_row = table_row(report, "### Cosine similarity", "lora");
+  CHECK(cosine_row[2] == mean_abs);
+  CHECK(report.find("](plots/cosine_vision_l-lora.png)") != std::string::npos);
+
+  // 6. disentanglement: mean error over |a|, |b| <= 1, computed here from the grid
+  const json& grid = vision["disentanglement"][1];  // l-lora, mnist + shapes
+  double inside = 0;
+  int count = 0;
+  for (size_t i = 0; i < grid["coefficients"].size(); ++i)
+    for (size_t j = 0; j < grid["coefficients"].size(); ++j)
+      if (std::abs(grid["coefficients"][i].get<double>()) <= 1 && std::abs(grid["coefficients"][j].get<double>()) <= 1)
+        inside += grid["error"][i][j].get<double>(), ++count;
+  CHECK(count == 25);  // -1, -0.5, 0, 0.5, 1 squared
+  char inside_text[32];
+  std::snprintf(inside_text, sizeof inside_text, "%.3f", inside / count);
+  CHECK(table_row(report, "### Weight disentanglement", "l-lora", "mnist + shapes")[4] == inside_text);
+  CHECK(report.find("](plots/disentanglement_vision_lora_mnist_shapes.png)") != std::string::npos);
+  CHECK(report.find("No weight-disentanglement grids in results.json for this suite.") != std::string::npos);  // text
+
+  // 7. claims: 8 verdict lines
+  size_t claims = report.find("## Claims of the paper");
+  REQUIRE(claims != std::string::npos);
+  std::string claim_part = report.substr(claims);
+  size_t verdict_lines = 0;
+  for (size_t at = claim_part.find("\n- **"); at != std::string::npos; at = claim_part.find("\n- **", at + 1)) ++verdict_lines;
+  CHECK(verdict_lines == 8);
+  CHECK(claim_part.find("**held**: (b) Network-level L-LoRA") != std::string::npos);
+}
+
+TEST_CASE("every markdown table of the report is aligned: its lines have one width", "[report][report_writer]") {
+  std::string report = read_text(rendered_sample().path / "report.md");
+  auto width = [](const std::string& line) {
+    return std::count_if(line.begin(), line.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; });
+  };
+  std::istringstream lines(report);
+  std::string line;
+  long table_width = -1;
+  int tables = 0;
+  while (std::getline(lines, line)) {
+    if (line.rfind("|", 0) != 0) {
+      table_width = -1;
+      continue;
+    }
+    if (table_width < 0) table_width = width(line), ++tables;
+    CHECK(width(line) == table_width);
+  }
+  CHECK(tables > 20);
+}
+
+TEST_CASE("the CSV files have one row per item of results.json", "[report][report_writer]") {
+  const TempDir& dir = rendered_sample();
+  json results = sample_results();
+  size_t single = 1, merged = 1, sweep = 1, cosine = 1, disentanglement = 1;
+  for (const auto& [name, suite] : results["suites"].items()) {
+    size_t tasks = suite["tasks"].size();
+    single += suite["single_task"].size() * tasks;
+    merged += suite["merged"].size() * tasks;
+    sweep += suite["num_tasks_sweep"].size();
+    cosine += suite["cosine_similarity"].size() * 2 * tasks * tasks;
+    if (suite.contains("disentanglement")) disentanglement += suite["disentanglement"].size();
+  }
+  CHECK(single == 1 + 5 * 4 + 3 * 3);
+  CHECK(line_count(read_text(dir.path / "single_task.csv")) == single);
+  CHECK(line_count(read_text(dir.path / "merged.csv")) == merged);
+  CHECK(line_count(read_text(dir.path / "num_tasks.csv")) == sweep);
+  CHECK(line_count(read_text(dir.path / "cosine.csv")) == cosine);
+  CHECK(line_count(read_text(dir.path / "disentanglement.csv")) == disentanglement);
+  std::string merged_text = read_text(dir.path / "merged.csv");
+  CHECK(merged_text.rfind("suite,method,mode,space,task,metric,test,normalized,validation_average,hyperparameters\n", 0) == 0);
+  CHECK(merged_text.find("vision,ties,l-lora,weight,mnist,accuracy,") != std::string::npos);
+}
+
+TEST_CASE("plots are valid PNG and SVG files, each with its gnuplot script and data", "[report][report_writer]") {
+  if (!gnuplot_installed()) {
+    WARN("gnuplot is not installed: plot checks skipped (apt-get install gnuplot-nox)");
+    return;
+  }
+  fs::path plots = rendered_sample().path / "plots";
+  std::vector<std::string> expected = {"num_tasks_vision", "num_tasks_vision_methods", "num_tasks_text",
+                                       "cosine_vision_full", "cosine_vision_l-lora-local", "cosine_text_lora",
+                                       "disentanglement_vision_lora_mnist_shapes",
+                                       "disentanglement_vision_l-lora_fashion_mnist_glyphs"};
+  for (const auto& name : expected) {
+    INFO(name);
+    std::string png = read_text(plots / (name + ".png"));
+    REQUIRE(png.size() > 1000);
+    CHECK(png.compare(0, 8, "\x89PNG\r\n\x1a\n") == 0);
+    std::string svg = read_text(plots / (name + ".svg"));
+    CHECK(svg.find("<svg") != std::string::npos);
+    CHECK(svg.find("</svg>") != std::string::npos);
+    CHECK(fs::exists(plots / (name + ".gp")));
+  }
+  CHECK(!fs::exists(plots / "num_tasks_text_methods.png"));  // the text sweep has one method: no small multiples
+  size_t images = 0, temporaries = 0;
+  for (const auto& entry : fs::directory_iterator(plots)) {
+    images += entry.path().extension() == ".png";
+    temporaries += entry.path().filename().string().rfind(".", 0) == 0;
+  }
+  CHECK(images == 3 + 5 + 5 + 2);  // sweeps, vision cosine, vision disentanglement, text cosine
+  CHECK(temporaries == 0);
+  CHECK(read_text(plots / "num_tasks_vision.dat").find("# task_arithmetic parameter l-lora") != std::string::npos);
+}
+
+TEST_CASE("running the report twice gives identical files, and results.json is left untouched", "[report][report_writer]") {
+  const TempDir& dir = rendered_sample();
+  std::string results_before = read_text(dir.path / "results.json");
+  std::map<std::string, std::string> first;
+  for (const auto& entry : fs::recursive_directory_iterator(dir.path))
+    if (entry.is_regular_file()) first[fs::relative(entry.path(), dir.path).string()] = read_text(entry.path());
+  write_report(dir.str());
+  std::map<std::string, std::string> second;
+  for (const auto& entry : fs::recursive_directory_iterator(dir.path))
+    if (entry.is_regular_file()) second[fs::relative(entry.path(), dir.path).string()] = read_text(entry.path());
+  REQUIRE(first.size() == second.size());
+  for (const auto& [name, bytes] : first) {
+    INFO(name);
+    CHECK(second[name] == bytes);
+  }
+  CHECK(read_text(dir.path / "results.json") == results_before);
+}
+
+TEST_CASE("without gnuplot the report is written, says how to install it, and keeps the plot scripts", "[report][report_writer]") {
+  TempDir dir("no_gnuplot");
+  write_text(dir.path / "results.json", sample_results().dump());
+  ReportOptions options;
+  options.gnuplot = (dir.path / "no-such-gnuplot").string();
+  std::string report = read_text(write_report(dir.str(), options));
+  CHECK(report.find("Plots were skipped") != std::string::npos);
+  CHECK(report.find("apt-get install gnuplot-nox") != std::string::npos);
+  CHECK(report.find("](plots/") == std::string::npos);
+  CHECK(fs::exists(dir.path / "plots" / "num_tasks_vision.gp"));
+  CHECK(fs::exists(dir.path / "plots" / "num_tasks_vision.dat"));
+  CHECK(!fs::exists(dir.path / "plots" / "num_tasks_vision.png"));
+  CHECK(fs::exists(dir.path / "merged.csv"));
+
+  // A gnuplot that runs but fails: each plot says so, the rest of the report stands.
+  options.gnuplot = "false";
+  report = read_text(write_report(dir.str(), options));
+  CHECK(report.find("Plot `plots/num_tasks_vision.gp` failed: gnuplot exited with code 1") != std::string::npos);
+  CHECK(report.find("## Claims of the paper") != std::string::npos);
+
+  options.plots = false;
+  TempDir bare("no_plots");
+  write_text(bare.path / "results.json", sample_results().dump());
+  report = read_text(write_report(bare.str(), options));
+  CHECK(report.find("Plots were not drawn") != std::string::npos);
+  CHECK(!fs::exists(bare.path / "plots"));
+}
+
+TEST_CASE("missing sections are skipped with a note, never a crash", "[report][report_writer]") {
+  TempDir dir("missing");
+  ReportOptions no_plots;
+  no_plots.plots = false;
+  SECTION("a suite with tasks only and no manifest") {
+    write_text(dir.path / "results.json", R"({"suites": {"vision": {"tasks": ["mnist", "shapes"]}}})");
+    std::string report = read_text(write_report(dir.str(), no_plots));
+    CHECK(report.find("No manifest in results.json") != std::string::npos);
+    CHECK(report.find("No single-task scores in results.json") != std::string::npos);
+    CHECK(report.find("No merged models in results.json") != std::string::npos);
+    CHECK(report.find("No number-of-tasks sweep") != std::string::npos);
+    CHECK(report.find("No cosine similarities") != std::string::npos);
+    CHECK(report.find("No weight-disentanglement grids") != std::string::npos);
+    CHECK(report.find("**not measured**: (a) Network-level") != std::string::npos);
+    CHECK(line_count(read_text(dir.path / "merged.csv")) == 1);
+  }
+  SECTION("no suites at all") {
+    write_text(dir.path / "results.json", R"({"manifest": {"preset": "tiny"}, "suites": {}})");
+    std::string report = read_text(write_report(dir.str(), no_plots));
+    CHECK(report.find("No suite in results.json") != std::string::npos);
+  }
+  SECTION("a merged entry without normalized scores, a task that failed, a suite without its sweep") {
+    json results = sample_results();
+    json& text = results["suites"]["text"];
+    text["merged"][0].erase("normalized");
+    text["merged"][0].erase("normalized_average");
+    text["merged"][1]["test"].erase("sst2");
+    text["merged"][1].erase("test_average");
+    results["suites"]["vision"].erase("num_tasks_sweep");
+    write_text(dir.path / "results.json", results.dump());
+    std::string report = read_text(write_report(dir.str(), no_plots));
+    // The plots are planned without the vision sweep (rendering is tested elsewhere; gnuplot is slow).
+    auto plots = report::plan_plots(report::read_results_file((dir.path / "results.json").string()));
+    CHECK(std::none_of(plots.begin(), plots.end(), [](const report::Plot& p) { return p.name.rfind("num_tasks_vision", 0) == 0; }));
+    CHECK(std::any_of(plots.begin(), plots.end(), [](const report::Plot& p) { return p.name == "num_tasks_text"; }));
+    CHECK(std::any_of(plots.begin(), plots.end(), [](const report::Plot& p) { return p.name == "cosine_vision_lora"; }));
+    auto row = table_row(report, "## Text suite", "lora", "parameter");  // simple averaging, absolute
+    CHECK(row[3] == "–");       // sst2 failed
+    CHECK(row[5] == "–");       // so no average either
+    CHECK(report.find("No number-of-tasks sweep") != std::string::npos);
+  }
+}
+
+TEST_CASE("a malformed results.json is an error naming the file and the problem", "[report][report_writer]") {
+  TempDir dir("malformed");
+  std::string path = (dir.path / "results.json").string();
+  SECTION("missing file") {
+    CHECK_THROWS_WITH(write_report(dir.str()), Catch::Contains(path) && Catch::Contains("linfuse experiment"));
+  }
+  SECTION("not JSON (cut short)") {
+    std::string text = sample_results().dump();
+    write_text(path, text.substr(0, text.size() / 2));
+    CHECK_THROWS_WITH(write_report(dir.str()), Catch::Contains(path) && Catch::Contains("not valid JSON"));
+  }
+  SECTION("a score of the wrong type") {
+    json results = sample_results();
+    results["suites"]["vision"]["merged"][2]["test"]["mnist"] = "0.8";
+    write_text(path, results.dump());
+    CHECK_THROWS_WITH(write_report(dir.str()), Catch::Contains(path) &&
+                                                   Catch::Contains("suites.vision.merged[2].test.mnist") &&
+                                                   Catch::Contains("should be a number but is a string"));
+  }
+  SECTION("a cosine matrix of the wrong size") {
+    json results = sample_results();
+    results["suites"]["text"]["cosine_similarity"]["lora"]["matrix"].erase(0);
+    write_text(path, results.dump());
+    CHECK_THROWS_WITH(write_report(dir.str()), Catch::Contains("suites.text.cosine_similarity.lora.matrix") &&
+                                                   Catch::Contains("should have 3 rows but has 2"));
+  }
+  SECTION("a task that is not in the suite") {
+    json results = sample_results();
+    results["suites"]["text"]["single_task"]["lora"]["mnli"] = 0.7;
+    write_text(path, results.dump());
+    CHECK_THROWS_WITH(write_report(dir.str()), Catch::Contains("suites.text.single_task.lora") && Catch::Contains("'mnli'"));
+  }
+  SECTION("not a results document") {
+    write_text(path, "[1, 2, 3]");
+    CHECK_THROWS_WITH(write_report(dir.str()), Catch::Contains(path) && Catch::Contains("should be an object"));
+  }
+  CHECK(!fs::exists(dir.path / "report.md"));
+}
+
+namespace {
+
+// Results of two suites where both L-LoRA variants differ from LoRA by `vision_edge` / `text_edge` in every
+// measurement, in the paper's direction when the edge is positive: better merged normalized averages, less
+// similar task vectors, an advantage growing with k, and a lower single-task score.
+json claim_results(double vision_edge, double text_edge, bool with_local = true) {
+  json results = {{"manifest", {{"preset", "tiny"}}}, {"suites", json::object()}};
+  std::vector<std::string> modes = {"lora", "l-lora"};
+  if (with_local) modes.push_back("l-lora-local");
+  for (const auto& [name, edge] : {std::pair<std::string, double>{"vision", vision_edge}, {"text", text_edge}}) {
+    json suite = {{"tasks", {"a", "b", "c"}}, {"modes", modes}};
+    for (const auto& mode : modes) {
+      double shift = mode == "lora" ? 0.0 : edge;
+      suite["single_task"][mode] = {{"a", 0.9 - shift}, {"b", 0.8 - shift}, {"c", 0.85 - shift}};
+      for (const char* method : {"task_arithmetic", "ties", "simple_average", "lorahub"})
+        for (const char* space : {"parameter", "weight"})
+          suite["merged"].push_back({{"method", method}, {"mode", mode}, {"space", space},
+                                     {"normalized_average", 0.80 + shift}});
+      double off = 0.2 - shift / 2;
+      json matrix = {{1.0, off, off}, {off, 1.0, off}, {off, off, 1.0}};
+      suite["cosine_similarity"][mode] = {{"matrix", matrix}, {"mean_off_diagonal", off},
+                                          {"layer_averaged_matrix", matrix}, {"layer_averaged_mean_off_diagonal", off}};
+      for (int k : {2, 3})
+        suite["num_tasks_sweep"].push_back({{"method", "task_arithmetic"}, {"mode", mode}, {"space", "parameter"},
+                                            {"k", k}, {"normalized_average", 0.95 - 0.05 * k + shift * k}});
+    }
+    results["suites"][name] = suite;
+  }
+  return results;
+}
+
+std::map<std::string, ClaimVerdict> by_claim(const std::vector<ClaimVerdict>& verdicts) {
+  std::map<std::string, ClaimVerdict> map;
+  for (const auto& verdict : verdicts) {
+    std::string key = verdict.claim.substr(0, 3) + (verdict.claim.find("`l-lora-local`") != std::string::npos ? " local" : " network");
+    map[key] = verdict;
+  }
+  return map;
+}
+
+}  // namespace
+
+TEST_CASE("claims hold when L-LoRA beats LoRA everywhere, fail when it loses, are mixed when one suite each", "[report][report_writer]") {
+  SECTION("better everywhere: held") {
+    auto verdicts = evaluate_claims(claim_results(0.05, 0.05));
+    REQUIRE(verdicts.size() == 8);
+    for (const auto& verdict : verdicts) {
+      INFO(verdict.claim << " -> " << verdict.evidence);
+      CHECK(verdict.verdict == "held");
+    }
+    auto claims = by_claim(verdicts);
+    CHECK(claims.at("(a) network").evidence.rfind("16 of 16 comparisons agree", 0) == 0);
+    CHECK(claims.at("(a) network").evidence.find("vision/weight: Task arithmetic 85.0 vs 80.0") != std::string::npos);
+    CHECK(claims.at("(b) local").evidence.find("flattened 0.175 vs 0.200") != std::string::npos);
+    CHECK(claims.at("(c) network").evidence.find("Task arithmetic +10.0 at k=2 -> +15.0 at k=3") != std::string::npos);
+    CHECK(claims.at("(d) network").evidence.find("vision: average 80.0 vs 85.0") != std::string::npos);
+  }
+  SECTION("worse everywhere: did not hold") {
+    for (const auto& verdict : evaluate_claims(claim_results(-0.05, -0.05))) {
+      INFO(verdict.claim << " -> " << verdict.evidence);
+      CHECK(verdict.verdict == "did not hold");
+    }
+  }
+  SECTION("better in vision, worse in text: mixed") {
+    for (const auto& verdict : evaluate_claims(claim_results(0.05, -0.05))) {
+      INFO(verdict.claim << " -> " << verdict.evidence);
+      CHECK(verdict.verdict == "mixed");
+      CHECK(verdict.evidence.find("(disagrees)") != std::string::npos);
+    }
+  }
+  SECTION("a variant that was not run: not measured, the other is still judged") {
+    auto claims = by_claim(evaluate_claims(claim_results(0.05, 0.05, false)));
+    CHECK(claims.at("(a) local").verdict == "not measured");
+    CHECK(claims.at("(a) local").evidence.find("l-lora-local") != std::string::npos);
+    CHECK(claims.at("(d) local").verdict == "not measured");
+    CHECK(claims.at("(a) network").verdict == "held");
+  }
+  SECTION("equal scores are not 'better'") {
+    auto claims = by_claim(evaluate_claims(claim_results(0.0, 0.0)));
+    CHECK(claims.at("(a) network").verdict == "did not hold");
+  }
+}
+
+TEST_CASE("claims on the sample results: the numbers behind each verdict", "[report][report_writer]") {
+  auto claims = by_claim(evaluate_claims(sample_results()));
+  // The fixture was built so that network-level L-LoRA merges better everywhere except text simple averaging,
+  // and layer-level L-LoRA loses in the vision weight space.
+  CHECK(claims.at("(a) network").verdict == "mixed");
+  CHECK(claims.at("(a) network").evidence.find("Simple averaging 76.4 vs 78.4 (disagrees)") != std::string::npos);
+  CHECK(claims.at("(a) local").verdict == "mixed");
+  CHECK(claims.at("(b) network").verdict == "held");
+  CHECK(claims.at("(b) local").verdict == "held");
+  CHECK(claims.at("(c) network").verdict == "held");
+  CHECK(claims.at("(c) local").verdict == "mixed");  // TIES: layer-level L-LoRA's edge over LoRA shrinks with k
+  CHECK(claims.at("(d) network").verdict == "held");
+  CHECK(claims.at("(d) local").verdict == "held");
+}
+
+TEST_CASE("report number formatting: one decimal, no negative zero, thousands, CSV quoting", "[report][report_writer]") {
+  using namespace linfuse::experiments::report;
+  CHECK(percent(0.8345) == "83.5");
+  CHECK(percent(-0.0004) == "0.0");
+  CHECK(percent(std::optional<double>()) == kMissing);
+  CHECK(signed_fixed(0.04, 1) == "0.0");
+  CHECK(signed_fixed(1.25, 1) == "+1.2");  // round-half-even of the double 1.25
+  CHECK(with_thousands(812544) == "812,544");
+  CHECK(with_thousands(-1000) == "-1,000");
+  CHECK(csv_field("lambda=0.3; k=20") == "lambda=0.3; k=20");
+  CHECK(csv_field("a,b") == "\"a,b\"");
+  CHECK(csv_field("say \"hi\"") == "\"say \"\"hi\"\"\"");
+  MarkdownTable table({"name", "value"});
+  table.add_row({"|a|", "1.0"});
+  CHECK(table.str() == "| name  | value |\n| ----- | ----: |\n| \\|a\\| |   1.0 |\n");
+}
+
+// Hidden: renders the sample (or the results.json named by $LINFUSE_PREVIEW_RESULTS) into
+// $LINFUSE_PREVIEW_DIR (default ./report_preview), to look at the report and its plots.
+// Run with: ./build/test_experiments "[.report_preview]"
+TEST_CASE("report preview of the sample results", "[.report_preview]") {
+  const char* env = std::getenv("LINFUSE_PREVIEW_DIR");
+  const char* results = std::getenv("LINFUSE_PREVIEW_RESULTS");
+  fs::path dir = env && *env ? env : "report_preview";
+  fs::create_directories(dir);
+  fs::copy_file(results && *results ? results : testing::source_path("tests/fixtures/report_results_sample.json"),
+                dir / "results.json", fs::copy_options::overwrite_existing);
+  std::printf("wrote %s\n", write_report(dir.string()).c_str());
+}
