@@ -7,6 +7,7 @@
 #include <iostream>
 #include <memory>
 
+#include "experiments/report.h"
 #include "experiments/suite_common.h"
 #include "experiments/vision_suite.h"
 #include "tensor/threading.h"
@@ -130,6 +131,10 @@ std::string run_experiment(const ExperimentOptions& options) {
   manifest["stage_seconds"] = stage_seconds;
   manifest["total_seconds"] = total;
   write_json(out / "manifest.json", manifest);
+  if (options.report) {
+    std::string report = write_report(out.string());
+    ctx.log("report: " + report);
+  }
   return out.string();
 }
 

@@ -65,7 +65,7 @@ json vision_small() {
                 {"lorahub_budget", 30},
                 {"lorahub_examples", 16}};
   v["sweep"] = {{"methods", {"task_arithmetic"}}, {"max_subsets", 3}, {"lambdas", {0.3, 0.5, 0.7, 1.0}}};
-  v["disentanglement"] = {{"pairs", {{"mnist", "shapes"}}}, {"steps", 11}, {"coefficient_range", 2.0}, {"examples", 100},
+  v["disentanglement"] = {{"pairs", json::array({json::array({"mnist", "shapes"})})}, {"steps", 11}, {"coefficient_range", 2.0}, {"examples", 100},
                           {"modes", {"lora", "l-lora", "l-lora-local"}}};
   return v;
 }
@@ -85,9 +85,9 @@ json preset_config(const std::string& preset) {
     v["data"] = {{"train", 256}, {"validation", 64}, {"test", 128}, {"pretrain", 256}};
     v["model"] = clip_model(32, 2, 2, 7, 32, 32);
     v["tokenizer_vocab"] = 300;
-    v["pretrain"]["steps"] = 60;
+    v["pretrain"]["steps"] = 100;
     v["pretrain"]["batch_size"] = 64;
-    v["finetune"]["steps"] = 20;
+    v["finetune"]["steps"] = 40;
     v["finetune"]["batch_size"] = 16;
     v["finetune"]["lora"]["rank"] = 4;
     v["evaluation"] = {{"validation_examples", 64}, {"test_examples", 128}, {"batch_size", 128}};
@@ -100,7 +100,7 @@ json preset_config(const std::string& preset) {
     v["merge"]["lorahub_budget"] = 8;
     v["merge"]["lorahub_examples"] = 8;
     v["sweep"] = {{"methods", {"task_arithmetic"}}, {"max_subsets", 2}, {"lambdas", {0.5, 1.0}}};
-    v["disentanglement"] = {{"pairs", {{"mnist", "shapes"}}}, {"steps", 3}, {"coefficient_range", 1.0}, {"examples", 32},
+    v["disentanglement"] = {{"pairs", json::array({json::array({"mnist", "shapes"})})}, {"steps", 3}, {"coefficient_range", 1.0}, {"examples", 32},
                             {"modes", {"lora", "l-lora"}}};
     c["vision"] = v;
   } else if (preset == "paper") {
@@ -122,7 +122,7 @@ json preset_config(const std::string& preset) {
     v["merge"]["adamerging_steps"] = 200;
     v["merge"]["lorahub_budget"] = 40;
     v["sweep"] = {{"methods", {"task_arithmetic", "ties"}}, {"max_subsets", 10}, {"lambdas", grid(0.1, 1.0, 0.1)}};
-    v["disentanglement"] = {{"pairs", {{"mnist", "shapes"}, {"fashion_mnist", "glyphs"}}}, {"steps", 21}, {"coefficient_range", 2.0},
+    v["disentanglement"] = {{"pairs", json::array({json::array({"mnist", "shapes"}), json::array({"fashion_mnist", "glyphs"})})}, {"steps", 21}, {"coefficient_range", 2.0},
                             {"examples", 200}, {"modes", {"full", "linear-full", "lora", "l-lora", "l-lora-local"}}};
     c["vision"] = v;
   } else {

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -314,6 +315,19 @@ ReportResults read_results_file(const std::string& path) {
   } catch (const nlohmann::json::parse_error& error) {
     throw std::runtime_error(path + ": not valid JSON (" + error.what() +
                              "); the experiment may have been interrupted while writing it: rerun `linfuse experiment`");
+  }
+  // Times and dates live in manifest.json beside results.json (so that results.json is the same for two runs
+  // with the same seed); the report shows them when the file is there.
+  std::filesystem::path manifest_path = std::filesystem::path(path).parent_path() / "manifest.json";
+  if (document.is_object() && std::filesystem::exists(manifest_path)) {
+    std::ifstream manifest_in(manifest_path);
+    try {
+      nlohmann::ordered_json manifest = nlohmann::ordered_json::parse(manifest_in);
+      for (const char* key : {"started", "stage_seconds"})
+        if (manifest.contains(key)) document["manifest"][key] = manifest[key];
+    } catch (const nlohmann::json::parse_error& error) {
+      throw std::runtime_error(manifest_path.string() + ": not valid JSON (" + error.what() + ")");
+    }
   }
   return parse_results(document, path);
 }

@@ -108,7 +108,10 @@ void VisionSuite::pretrain() {
     for (const auto& tmpl : t.task.templates)
       for (const auto& c : t.task.class_names) corpus.push_back(nn::fill_template(tmpl, c));
   int64_t vocab = config_["tokenizer_vocab"].get<int64_t>();
-  tokenizer_ = std::make_shared<Tokenizer>(Tokenizer::train_unigram(corpus, vocab, (dir / "spiece.model").string()));
+  TokenizerTrainOptions tokenizer_options;
+  tokenizer_options.hard_vocab_limit = false;   // captions are a small corpus: take at most `vocab` pieces
+  tokenizer_ = std::make_shared<Tokenizer>(
+      Tokenizer::train_unigram(corpus, vocab, (dir / "spiece.model").string(), tokenizer_options));
 
   nn::CLIPConfig model_config = nn::CLIPConfig::from_json(config_["model"]);
   model_config.text_config.vocab_size = tokenizer_->vocab_size();
