@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <cxxopts.hpp>
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "experiments/experiment.h"
 
@@ -28,6 +29,9 @@ int experiment_main(int argc, char** argv) {
       "seed", "seed of data, initialisation and training", cxxopts::value<uint64_t>()->default_value("0"))(
       "out", "results folder (default results/<preset>-<suites>-seed<seed>)", cxxopts::value<std::string>()->default_value(""))(
       "cache", "stage cache folder", cxxopts::value<std::string>()->default_value("runs/cache"))(
+      "set", "override a config field: --set vision.finetune.steps=300 (value in JSON; repeatable)",
+      cxxopts::value<std::string>())(
+      "print-config", "print the preset's configuration (with --set applied) as JSON and exit")(
       "no-report", "skip report.md and the plots")("h,help", "show this help");
   cxxopts::ParseResult args;
   try {
@@ -54,6 +58,34 @@ int experiment_main(int argc, char** argv) {
   o.out_dir = args["out"].as<std::string>();
   o.cache_dir = args["cache"].as<std::string>();
   o.report = !args.count("no-report");
+  // Every --set in order (not as a vector option: cxxopts would split JSON arrays at their commas).
+  for (const auto& argument : args.arguments()) {
+    if (argument.key() != "set") continue;
+    {
+      const std::string& assignment = argument.value();
+      size_t eq = assignment.find('=');
+      if (eq == std::string::npos) {
+        std::fprintf(stderr, "linfuse experiment: --set needs path=value, got '%s'\n", assignment.c_str());
+        return 2;
+      }
+      std::string path = "/" + assignment.substr(0, eq), text = assignment.substr(eq + 1);
+      for (char& c : path)
+        if (c == '.') c = '/';
+      nlohmann::json value;
+      try {
+        value = nlohmann::json::parse(text);
+      } catch (const std::exception&) {
+        value = text;   // a bare word is a string
+      }
+      o.overrides[nlohmann::json::json_pointer(path)] = value;
+    }
+  }
+  if (args.count("print-config")) {
+    nlohmann::json config = linfuse::experiments::preset_config(o.preset);
+    linfuse::experiments::apply_overrides(config, o.overrides);
+    std::printf("%s\n", config.dump(2).c_str());
+    return 0;
+  }
   try {
     std::string dir = linfuse::experiments::run_experiment(o);
     std::printf("results: %s\n", dir.c_str());

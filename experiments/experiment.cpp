@@ -80,21 +80,21 @@ void merging_study(Suite& suite, const nlohmann::json& config, nlohmann::json& r
   }
 }
 
-void merge_into(nlohmann::json& base, const nlohmann::json& overrides) {
+}  // namespace
+
+void apply_overrides(nlohmann::json& base, const nlohmann::json& overrides) {
   if (!overrides.is_object()) return;
   for (auto& [k, v] : overrides.items()) {
-    if (v.is_object() && base.contains(k) && base[k].is_object()) merge_into(base[k], v);
+    if (v.is_object() && base.contains(k) && base[k].is_object()) apply_overrides(base[k], v);
     else base[k] = v;
   }
 }
-
-}  // namespace
 
 std::string run_experiment(const ExperimentOptions& options) {
   auto start = std::chrono::steady_clock::now();
   if (options.threads > 0) set_num_threads(options.threads);
   nlohmann::json config = preset_config(options.preset);
-  merge_into(config, options.overrides);
+  apply_overrides(config, options.overrides);
   std::string suites_label;
   for (const auto& s : options.suites) suites_label += (suites_label.empty() ? "" : "+") + s;
   std::filesystem::path out = options.out_dir.empty()

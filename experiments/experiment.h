@@ -12,6 +12,8 @@ namespace linfuse::experiments {
 // `make run`, at most 20 minutes on 2 cores), "paper" (the full study, hours).
 nlohmann::json preset_config(const std::string& preset);
 std::vector<std::string> preset_names();
+// Merges `overrides` into `config` object by object (a non-object value replaces the field).
+void apply_overrides(nlohmann::json& config, const nlohmann::json& overrides);
 
 struct ExperimentOptions {
   std::string preset = "small";

@@ -29,7 +29,7 @@ bool StageCache::done(const std::string& stage, const nlohmann::json& config) co
 
 void StageCache::mark_done(const std::string& stage, const nlohmann::json& config) const {
   std::filesystem::path dir = folder(stage, config);
-  write_file_atomic((dir / "config.json").string(), config.dump(2) + "\n");
+  write_file_atomic((dir / "stage.json").string(), config.dump(2) + "\n");   // not config.json: checkpoints use that name
   write_file_atomic((dir / "DONE").string(), "done\n");
 }
 

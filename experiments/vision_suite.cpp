@@ -85,6 +85,30 @@ nlohmann::json VisionSuite::pretrain_key() const {
           {"tokenizer_vocab", config_["tokenizer_vocab"]}, {"pretrain", config_["pretrain"]}};
 }
 
+// Classes whose names pretraining never shows: their images get captions naming only the domain. A fixed
+// fraction of each task's classes, drawn from the seed. This keeps zero-shot accuracy moderate (the model
+// knows some concepts of each task and not others, like a real CLIP on a new task) while pretraining can
+// run long enough for good image features, so that fine-tuning stays a small move, as in the paper.
+namespace {
+std::vector<std::vector<bool>> held_out_classes(const std::vector<VisionTaskTensors>& tasks, double fraction, uint64_t seed) {
+  std::vector<std::vector<bool>> held(tasks.size());
+  for (size_t t = 0; t < tasks.size(); ++t) {
+    int64_t classes = int64_t(tasks[t].task.class_names.size());
+    std::vector<int64_t> order = Generator(seed + 29).fork(uint64_t(t)).permutation(classes);
+    held[t].assign(size_t(classes), false);
+    for (int64_t i = 0; i < int64_t(std::llround(fraction * double(classes))); ++i) held[t][size_t(order[i])] = true;
+  }
+  return held;
+}
+
+std::string domain_caption(const data::ImageTask& task, Generator& gen) {
+  static const char* forms[] = {"a photo of a {}.", "an image of a {}.", "a {}.", "a picture showing a {}."};
+  std::string text = forms[gen.next_u64() % 4];
+  text.replace(text.find("{}"), 2, task.domain);
+  return text;
+}
+}  // namespace
+
 // Contrastive pretraining on the pretrain splits of every task with varied captions.
 void VisionSuite::pretrain() {
   StageTimer timer(ctx_, "vision/pretrain");
@@ -101,9 +125,13 @@ void VisionSuite::pretrain() {
   for (size_t t = 0; t < tasks_.size(); ++t)
     for (int64_t i = 0; i < tasks_[t].task.pretrain.count; ++i) pool.emplace_back(int(t), i);
   Generator caption_gen(seed_ * 7919 + 11);
+  std::vector<std::vector<bool>> held = held_out_classes(tasks_, config_["pretrain"].value("held_out_fraction", 0.0), seed_);
+  auto caption_of = [&](int t, int64_t label) {
+    return held[t][size_t(label)] ? domain_caption(tasks_[t].task, caption_gen) : data::caption(tasks_[t].task, label, caption_gen);
+  };
   // Tokenizer: one caption per pretrain image plus every prompt template filled with every class name.
   std::vector<std::string> corpus;
-  for (auto& [t, i] : pool) corpus.push_back(data::caption(tasks_[t].task, tasks_[t].task.pretrain.labels[i], caption_gen));
+  for (auto& [t, i] : pool) corpus.push_back(caption_of(t, tasks_[t].task.pretrain.labels[i]));
   for (const auto& t : tasks_)
     for (const auto& tmpl : t.task.templates)
       for (const auto& c : t.task.class_names) corpus.push_back(nn::fill_template(tmpl, c));
@@ -137,7 +165,7 @@ void VisionSuite::pretrain() {
       auto [t, i] = pool[batch_gen.next_u64() % pool.size()];
       const auto& split = tasks_[t].task.pretrain;
       pixels.insert(pixels.end(), split.pixels.begin() + i * data::kImagePixels, split.pixels.begin() + (i + 1) * data::kImagePixels);
-      captions.push_back(data::caption(tasks_[t].task, split.labels[i], caption_gen));
+      captions.push_back(caption_of(t, split.labels[i]));
     }
     Tensor images = Tensor::from_vector(pixels, {batch, 1, data::kImageSide, data::kImageSide});
     nn::TokenizedBatch text = nn::tokenize_for_clip(captions, tokenize, model_config.text_config);
