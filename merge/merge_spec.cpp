@@ -318,7 +318,8 @@ MergeSpec parse_merge_spec(const json& config) {
     spec.drop = *drop;
   }
   if (auto it = hyper.find("seed"); it != hyper.end() && !it->is_null()) {
-    if (it->is_number_unsigned()) spec.seed = it->get<uint64_t>();
+    // is_number_integer: parsed JSON stores 11 as unsigned, a C++ json literal as signed.
+    if (it->is_number_unsigned() || (it->is_number_integer() && it->get<int64_t>() >= 0)) spec.seed = it->get<uint64_t>();
     else problems.add("hyperparameters.seed must be a non-negative integer, got " + it->dump());
   }
   if (auto rescale = bool_field(hyper, "rescale", h, problems)) spec.rescale = *rescale;
@@ -373,7 +374,8 @@ MergeSpec parse_merge_spec(const json& config) {
   if (auto form = choice_field(config, "delta_form", {"auto", "product", "linearized"}, "config", problems))
     if (*form > 0) spec.delta_form = *form == 1 ? LoraDeltaForm::product : LoraDeltaForm::linearized;
   if (auto it = config.find("refactorize_rank"); it != config.end() && !it->is_null()) {
-    if (it->is_number_unsigned()) spec.refactorize_rank = it->get<int64_t>();
+    if (it->is_number_unsigned() || (it->is_number_integer() && it->get<int64_t>() >= 0))
+      spec.refactorize_rank = it->get<int64_t>();
     else problems.add("refactorize_rank must be an integer >= 0 (0: the adapters' own rank), got " + it->dump());
     if (spec.space != AdapterSpace::weight)
       problems.add("refactorize_rank re-factorizes a weight-space merge: it needs \"space\": \"weight\" (--space weight)");

@@ -9,6 +9,7 @@
 
 #include "../helpers.h"
 #include "merge/methods.h"
+#include "merge_helpers.h"
 #include "merge_tool_helpers.h"
 
 using namespace linfuse;
