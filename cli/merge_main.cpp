@@ -102,7 +102,29 @@ std::string build_commit() {
   return commit + (dirty ? "-dirty" : "");
 }
 
+// An engine error for the terminal: without the "[linfuse merge] " tag (the line starts with "linfuse merge:"), one
+// listed problem per line (the engine joins them with " | ").
+std::string format_error(const std::exception& e) {
+  std::string text = e.what();
+  const std::string tag = "[linfuse merge] ";
+  if (text.rfind(tag, 0) == 0) text.erase(0, tag.size());
+  std::string out;
+  size_t start = 0;
+  for (size_t bar; (bar = text.find(" | ", start)) != std::string::npos; start = bar + 3) out += text.substr(start, bar - start) + "\n  ";
+  out += text.substr(start);
+  size_t colon = out.find("; nothing was written: ");
+  if (colon != std::string::npos && out.find('\n') != std::string::npos) out.replace(colon, 23, "; nothing was written:\n  ");
+  return out;
+}
+
+// Peak resident set of this process: VmHWM of /proc/self/status, the high-water mark of this program's own address
+// space. (getrusage's ru_maxrss is not used: Linux carries it over exec, so a merge started from a large process --
+// a benchmark that has just written its inputs -- would report that process's peak.)
 double peak_rss_megabytes() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::strtod(line.c_str() + 6, nullptr) / 1024.0;   // "VmHWM:  1234 kB"
   struct rusage usage {};
   getrusage(RUSAGE_SELF, &usage);
   return double(usage.ru_maxrss) / 1024.0;   // kilobytes on Linux
@@ -235,7 +257,8 @@ int merge_main(int argc, char** argv) {
     if (lists.values.count("grams")) per_model("grams", "gram", lists.values["grams"]);
     spec = linfuse::merge::parse_merge_spec(config);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "linfuse merge: %s\nRun 'linfuse merge --help' for the options and the config format.\n", e.what());
+    std::fprintf(stderr, "linfuse merge: %s\nRun 'linfuse merge --help' for the options and the config format.\n",
+                 format_error(e).c_str());
     return 2;
   }
 
@@ -247,7 +270,7 @@ int merge_main(int argc, char** argv) {
   try {
     report = linfuse::merge::run_merge(spec, run_options);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "linfuse merge: %s\n", e.what());
+    std::fprintf(stderr, "linfuse merge: %s\n", format_error(e).c_str());
     return 1;
   }
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
