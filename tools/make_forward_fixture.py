@@ -71,7 +71,11 @@ def to_f32_values(t):
     return t.float().double() if t.is_floating_point() else t
 
 
-def save(name, tensors):
+def save(name, tensors, dtype=None):
+    """Writes `tensors`; floating ones converted to `dtype` when given (functorch may return a float32 run's
+    tangent of a scalar in float64)."""
+    if dtype is not None:
+        tensors = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in tensors.items()}
     path = os.path.join(OUT, name)
     clipref.save_safetensors(path, {k: v.detach().contiguous() for k, v in tensors.items()}, METADATA)
     print(f"wrote {path}: {len(tensors)} tensors, {os.path.getsize(path)} bytes")
@@ -132,7 +136,7 @@ def make_clip(gen):
         expected = dict(zip(output_names, outputs))
         expected.update({"grad." + n: g for n, g in zip(names, grads)})
         expected.update({"jvp." + o: j for o, j in zip(output_names, jvps)})
-        save(f"clip_expected_{tag}.safetensors", expected)
+        save(f"clip_expected_{tag}.safetensors", expected, dtype)
         print(f"  clip {tag}: loss {outputs[-1].item():.12f}")
 
         if dtype == torch.float64:   # clip_vision with --loss sum_of_image_embeds
@@ -146,7 +150,7 @@ def make_clip(gen):
             sum_expected = {"image_embeds": embeds}
             sum_expected.update({"grad." + n: g for n, g in zip(vision, sum_grads)})
             sum_expected["jvp.image_embeds"] = jvp_of(model, vision, tangents, dtype, image_embeds)
-            save("clip_vision_sum_expected_f64.safetensors", sum_expected)
+            save("clip_vision_sum_expected_f64.safetensors", sum_expected, dtype)
 
 
 # ---------------- T5 ----------------
@@ -191,7 +195,7 @@ def make_t5(gen):
         expected = dict(zip(output_names, outputs))
         expected.update({"grad." + n: g for n, g in zip(names, grads)})
         expected.update({"jvp." + o: j for o, j in zip(output_names, jvps)})
-        save(f"t5_expected_{tag}.safetensors", expected)
+        save(f"t5_expected_{tag}.safetensors", expected, dtype)
         print(f"  t5 {tag}: loss {outputs[-1].item():.12f}")
 
 
