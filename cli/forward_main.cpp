@@ -3,6 +3,7 @@
 // The help lists every tensor name from the same tables the checks use (nn/reference_models.cpp).
 #include <cstdio>
 #include <cxxopts.hpp>
+#include <filesystem>
 #include <sstream>
 #include <string>
 
@@ -29,15 +30,18 @@ std::string wrap(const std::string& text, size_t indent, size_t width = 112) {
 
 std::string pad(const std::string& s, size_t width) { return s.size() >= width ? s + " " : s + std::string(width - s.size(), ' '); }
 
+// The column where a tensor's description starts: "    in   " + name (27) + shape (14) + dtype (7) + "required  ".
+constexpr size_t kDocColumn = 9 + 27 + 14 + 7 + 10;
+
 std::string tensor_tables() {
   std::string out;
   for (const auto& spec : linfuse::nn::reference_model_specs()) {
     out += "  " + spec.name + ": " + spec.summary + "\n";
     for (const auto& t : spec.inputs)
       out += "    in   " + pad(t.name, 27) + pad(t.shape, 14) + pad(t.dtype, 7) + (t.required ? "required  " : "optional  ") +
-             wrap(t.doc, 65) + "\n";
+             wrap(t.doc, kDocColumn) + "\n";
     for (const auto& t : spec.outputs)
-      out += "    out  " + pad(t.name, 27) + pad(t.shape, 14) + pad(t.dtype, 7) + "          " + wrap(t.doc, 65) + "\n";
+      out += "    out  " + pad(t.name, 27) + pad(t.shape, 14) + pad(t.dtype, 7) + "          " + wrap(t.doc, kDocColumn) + "\n";
     std::string losses;
     for (const auto& name : linfuse::nn::reference_losses(spec.name)) losses += (losses.empty() ? "" : ", ") + name;
     out += "    losses: " + wrap(losses, 12) + "\n\n";
@@ -122,6 +126,9 @@ int forward_main(int argc, char** argv) {
   if (dtype == "float32") o.dtype = linfuse::DType::F32;
   else if (dtype == "float64") o.dtype = linfuse::DType::F64;
   else return usage_error("--dtype must be float32 or float64, got '" + dtype + "'");
+  if (args["threads"].as<int>() < 0)
+    return usage_error("--threads must be 0 (the default) or a positive count, got " +
+                       std::to_string(args["threads"].as<int>()));
   if (args["threads"].as<int>() > 0) linfuse::set_num_threads(args["threads"].as<int>());
 
   if (args.count("list-parameters")) {
@@ -143,6 +150,9 @@ int forward_main(int argc, char** argv) {
   o.inputs_path = text("inputs");
   o.tangents_path = text("tangents");
   const std::string out = text("out");
+  // Checked before the run, so that a typo costs nothing (the writer would refuse it only at the end).
+  if (std::filesystem::is_directory(out))
+    return usage_error("--out '" + out + "' is a directory: give the path of the .safetensors file to write");
   // --loss and --grads come together: a loss alone would compute nothing, --grads alone would have to guess.
   if (args.count("grads") && !args.count("loss")) return usage_error("--grads needs --loss NAME");
   if (args.count("loss") && !args.count("grads")) return usage_error("--loss only chooses what --grads differentiates: add --grads");
