@@ -14,9 +14,11 @@ build: setup
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
-# The main job (until the experiments land: the gradient-check report).
+# The main job: the study on the small preset (vision and text suites), report in results/small-*/.
+# Stages are cached in runs/cache: a second `make run` reuses what is done.
+PRESET ?= small
 run: build
-	@$(BUILD)/linfuse gradcheck
+	@$(BUILD)/linfuse experiment --preset $(PRESET) --suite all --threads $(JOBS)
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

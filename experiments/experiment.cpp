@@ -105,7 +105,8 @@ std::string run_experiment(const ExperimentOptions& options) {
   std::filesystem::create_directories(out);
   StageCache cache(options.cache_dir.empty() ? std::filesystem::path("runs/cache") : std::filesystem::path(options.cache_dir));
   std::map<std::string, double> stage_seconds;
-  SuiteContext ctx{cache, [](const std::string& line) { std::cout << line << std::endl; }, stage_seconds};
+  bool quiet = options.quiet;
+  SuiteContext ctx{cache, [quiet](const std::string& line) { if (!quiet) std::cout << line << std::endl; }, stage_seconds};
 
   nlohmann::json results;
   for (const auto& suite_name : options.suites) {

@@ -23,6 +23,7 @@ struct ExperimentOptions {
   std::string cache_dir;           // stage cache; empty: runs/cache
   uint64_t seed = 0;
   bool report = true;              // write report.md and plots
+  bool quiet = false;              // no status lines on stdout
   nlohmann::json overrides;        // merged into the preset (for tests and experiments with the config)
 };
 

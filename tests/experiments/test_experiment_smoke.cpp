@@ -1,0 +1,84 @@
+// The whole study on the smoke preset: every stage runs, the report has its sections, the numbers are finite
+// and in range, and a second run from scratch with the same seed writes the same results.json.
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "experiments/experiment.h"
+#include "tensor/threading.h"
+
+using namespace linfuse;
+namespace fs = std::filesystem;
+
+namespace {
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+void check_score(const nlohmann::json& v, const std::string& what) {
+  INFO(what << " = " << v.dump());
+  REQUIRE(v.is_number());
+  double x = v.get<double>();
+  CHECK(std::isfinite(x));
+  CHECK(x >= -1.0);
+  CHECK(x <= 1.0);
+}
+}  // namespace
+
+TEST_CASE("the smoke preset runs the study end to end and writes a complete report", "[experiment][smoke]") {
+  fs::path root = fs::temp_directory_path() / "linfuse_smoke_test";
+  fs::remove_all(root);
+  experiments::ExperimentOptions o;
+  o.preset = "smoke";
+  o.suites = {"vision"};
+  o.threads = 2;
+  o.quiet = true;
+  o.cache_dir = (root / "cache1").string();
+  o.out_dir = (root / "out1").string();
+  std::string dir = experiments::run_experiment(o);
+  nlohmann::json r = nlohmann::json::parse(slurp(fs::path(dir) / "results.json"));
+  const auto& v = r["suites"]["vision"];
+  REQUIRE(v["tasks"].size() == 3);
+  for (const auto& [task, score] : v["zero_shot"].items()) check_score(score, "zero_shot." + task);
+  for (const auto& mode : {"full", "linear-full", "lora", "l-lora", "l-lora-local"})
+    for (const auto& [task, score] : v["single_task"][mode].items()) check_score(score, std::string(mode) + "." + task);
+  // every method ran in every mode it applies to (the LoRA modes in both spaces)
+  std::set<std::string> seen;
+  for (const auto& e : v["merged"]) {
+    seen.insert(e["method"].get<std::string>() + "/" + e["mode"].get<std::string>() + "/" + e["space"].get<std::string>());
+    for (const auto& [task, score] : e["test"].items()) check_score(score, e["method"].get<std::string>() + ".test." + task);
+    CHECK(std::isfinite(e["normalized_average"].get<double>()));
+  }
+  CHECK(seen.count("ties/l-lora/weight") == 1);
+  CHECK(seen.count("lorahub/lora/parameter") == 1);
+  CHECK(seen.count("lorahub/full/parameter") == 0);
+  CHECK(seen.count("adamerging_layer/linear-full/parameter") == 1);
+  CHECK(seen.count("regmean/l-lora-local/parameter") == 1);
+  CHECK(seen.count("fisher/l-lora/parameter") == 1);
+  CHECK(v["num_tasks_sweep"].size() == 5 * 2);   // k = 2, 3 for each mode
+  CHECK(v["disentanglement"].size() == 2);       // lora and l-lora
+  for (const auto& [mode, sim] : v["cosine_similarity"].items()) CHECK(sim["matrix"].size() == 3);
+  // manifest and report
+  nlohmann::json manifest = nlohmann::json::parse(slurp(fs::path(dir) / "manifest.json"));
+  CHECK(manifest["seed"] == 0);
+  CHECK(manifest["threads"] == 2);
+  CHECK(manifest["stage_seconds"].contains("vision/pretrain"));
+  std::string report = slurp(fs::path(dir) / "report.md");
+  for (const char* section : {"single-task scores", "Merged models", "number of merged tasks", "Cosine similarity",
+                              "Weight disentanglement", "Claims of the paper", "Time per stage"}) {
+    INFO("report section containing '" << section << "'");
+    CHECK(report.find(section) != std::string::npos);
+  }
+  // the same seed and thread count from scratch: the same results.json, byte for byte
+  o.cache_dir = (root / "cache2").string();
+  o.out_dir = (root / "out2").string();
+  std::string dir2 = experiments::run_experiment(o);
+  CHECK(slurp(fs::path(dir) / "results.json") == slurp(fs::path(dir2) / "results.json"));
+  fs::remove_all(root);
+}
