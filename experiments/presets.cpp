@@ -103,6 +103,7 @@ json text_small() {
   t["data"] = {{"train", 1000}, {"validation", 100}, {"test", 200}};
   // ~20k fortune sentences: 1500 ids (1400 pieces + 100 sentinels) keep common words whole.
   t["tokenizer_vocab"] = 1500;
+  t["tokenizer_sentences"] = 6000;   // the tokenizer's training text: an evenly spaced subset of the corpus
   t["max_input_tokens"] = 64;
   // Dropout 0 (as T5 v1.1's pretraining): every run is shorter than two epochs of its data.
   t["model"] = t5_model(64, 4, 128, 2, 0.0);
@@ -142,6 +143,7 @@ json text_smoke() {
   t["tasks"] = {"sst2", "stsb", "rte"};
   t["data"] = {{"train", 128}, {"validation", 32}, {"test", 48}};
   t["tokenizer_vocab"] = 600;
+  t["tokenizer_sentences"] = 2000;
   t["max_input_tokens"] = 48;
   t["model"] = t5_model(32, 2, 64, 1, 0.0);
   t["pretrain"]["steps"] = 30;
@@ -173,6 +175,7 @@ json text_paper() {
   json t = text_small();
   t["data"] = {{"train", 2000}, {"validation", 500}, {"test", 500}};
   t["tokenizer_vocab"] = 2000;
+  t["tokenizer_sentences"] = 0;   // the whole corpus
   t["max_input_tokens"] = 96;
   t["model"] = t5_model(128, 4, 256, 4, 0.1);
   t["pretrain"]["steps"] = 4000;

@@ -22,7 +22,8 @@
 namespace linfuse::experiments {
 
 nlohmann::json TextSuite::pretrain_key() const {
-  return {{"seed", seed_}, {"model", config_["model"]}, {"tokenizer_vocab", config_["tokenizer_vocab"]}, {"pretrain", config_["pretrain"]}};
+  return {{"seed", seed_}, {"model", config_["model"]}, {"tokenizer_vocab", config_["tokenizer_vocab"]},
+          {"tokenizer_sentences", config_.value("tokenizer_sentences", int64_t(0))}, {"pretrain", config_["pretrain"]}};
 }
 
 namespace {
@@ -50,8 +51,15 @@ std::vector<std::vector<int64_t>> packed_sequences(const std::vector<std::string
 // scores), each line repeated, so that answers are a few whole pieces. T5's vocabulary, built on C4, holds
 // these words; the fortunes alone do not ("not_entailment" would hold an <unk>, digits split from their
 // word-start marker). The pretraining text stays the corpus alone.
-std::vector<std::string> tokenizer_corpus(const std::vector<std::string>& corpus) {
-  std::vector<std::string> lines = corpus;
+// `sentences` > 0 keeps an evenly spaced subset of that many corpus sentences (SentencePiece's training time
+// grows with the corpus; a few thousand sentences already give the frequent pieces).
+std::vector<std::string> tokenizer_corpus(const std::vector<std::string>& corpus, int64_t sentences) {
+  std::vector<std::string> lines;
+  if (sentences <= 0 || sentences >= int64_t(corpus.size())) {
+    lines = corpus;
+  } else {
+    for (int64_t i = 0; i < sentences; ++i) lines.push_back(corpus[size_t(i * int64_t(corpus.size()) / sentences)]);
+  }
   std::vector<std::string> vocabulary;
   for (const data::TextRule& rule : data::text_rules()) {
     std::string line = rule.name;
@@ -87,14 +95,17 @@ void TextSuite::pretrain(nlohmann::json& results) {
   TokenizerTrainOptions tokenizer_options;
   tokenizer_options.hard_vocab_limit = false;   // a small corpus may not fill the requested size
   tokenizer_ = std::make_shared<Tokenizer>(Tokenizer::train_unigram(
-      tokenizer_corpus(corpus), config_["tokenizer_vocab"].get<int64_t>(), (dir / "spiece.model").string(), tokenizer_options));
+      tokenizer_corpus(corpus, config_.value("tokenizer_sentences", int64_t(0))), config_["tokenizer_vocab"].get<int64_t>(), (dir / "spiece.model").string(), tokenizer_options));
   model_config_ = model_config_from(config_["model"], tokenizer_->vocab_size());
+  auto elapsed = [&] { return std::to_string(int(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count())) + " s"; };
+  ctx_.log("text: corpus of " + std::to_string(corpus.size()) + " sentences and tokenizer ready after " + elapsed());
 
   const int64_t length = p.value("sequence_tokens", int64_t(48));
   std::vector<std::vector<int64_t>> sequences = packed_sequences(corpus, *tokenizer_, length);
   if (sequences.empty())
     throw std::runtime_error("[text pretrain] the corpus gives no sequence of " + std::to_string(length) +
                              " tokens; lower text.pretrain.sequence_tokens");
+  ctx_.log("text: " + std::to_string(sequences.size()) + " pretraining sequences ready after " + elapsed());
   SpanCorruptionOptions corruption;
   corruption.noise_density = p.value("noise_density", corruption.noise_density);
   corruption.mean_span_length = p.value("mean_span_length", corruption.mean_span_length);

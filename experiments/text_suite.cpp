@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "autodiff/ops.h"
 #include "autodiff/tape.h"
 #include "nn/safetensors.h"
 
@@ -33,6 +34,22 @@ std::vector<int64_t> range(int64_t begin, int64_t end) {
 }  // namespace
 
 int64_t stsb_class(double score) { return std::llround(2 * std::clamp(score, kStsbLow, kStsbHigh)); }
+
+std::string stsb_answer(double score) {
+  char text[16];
+  std::snprintf(text, sizeof text, "%.1f", 0.5 * double(stsb_class(score)));
+  return text;
+}
+
+std::vector<double> expected_scores(const T5Logits& logits, const TokenBatch& inputs, const Candidates& candidates) {
+  NoGradGuard no_grad;
+  std::vector<double> p = softmax(candidate_scores(logits, inputs, candidates, true), -1).to_vector<double>();
+  const int64_t count = int64_t(candidates.sequences.size()), batch = int64_t(p.size()) / count;
+  std::vector<double> out(size_t(batch), 0.0);
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t c = 0; c < count; ++c) out[size_t(b)] += p[size_t(b * count + c)] * (kStsbHigh - kStsbLow) * double(c) / double(count - 1);
+  return out;
+}
 
 TextSuite::TextSuite(nlohmann::json config, uint64_t seed, SuiteContext context)
     : config_(std::move(config)), seed_(seed), ctx_(std::move(context)) {}
@@ -102,7 +119,9 @@ void TextSuite::tokenize_tasks() {
   auto tokenize = [&](const std::vector<data::TextExample>& examples, TokenizedSplit& out) {
     for (const auto& e : examples) {
       out.inputs.push_back(tokenizer_->encode(e.input));
-      out.targets.push_back(tokenizer_->encode(e.target));
+      // stsb: the answer is the score rounded to the nearest 0.5 ("3.4" -> "3.5"), one of the 11 candidates,
+      // as T5 rounds STS-B to 0.2 steps; the gold score for Spearman's rho stays the unrounded one.
+      out.targets.push_back(tokenizer_->encode(e.label >= 0 ? e.target : stsb_answer(e.score)));
       out.labels.push_back(e.label >= 0 ? e.label : stsb_class(e.score));
       out.scores.push_back(e.score);
     }
@@ -113,12 +132,7 @@ void TextSuite::tokenize_tasks() {
     tokenize(t.task.test, t.test);
     std::vector<std::vector<int64_t>> answers;
     if (t.regression) {
-      for (int k = 0; k <= 10; ++k) {
-        char text[16];
-        std::snprintf(text, sizeof text, "%.1f", 0.5 * k);
-        answers.push_back(tokenizer_->encode(text));
-      }
-      for (const auto& target : t.train.targets) t.decode_steps = std::max<int64_t>(t.decode_steps, int64_t(target.size()) - 1);
+      for (int k = 0; k <= 10; ++k) answers.push_back(tokenizer_->encode(stsb_answer(0.5 * k)));
     } else {
       for (const auto& word : t.task.label_words) answers.push_back(tokenizer_->encode(word));
     }
@@ -140,13 +154,9 @@ std::vector<int64_t> TextSuite::predict(const T5Logits& logits, int t, const Tok
   NoGradGuard no_grad;
   for (int64_t b = 0; b < n; b += eval_batch()) {
     TokenBatch inputs = input_batch(split, b, std::min(n, b + eval_batch()));
-    if (task.regression) {
-      for (const auto& tokens : greedy_decode(logits, inputs, task.decode_steps, model_config_.decoder_start_token_id, tokenizer_->eos_id()))
-        out.push_back(stsb_class(parse_score(tokenizer_->decode(tokens), kStsbLow, kStsbHigh)));
-    } else {
-      std::vector<int64_t> p = classify(logits, inputs, task.candidates);
-      out.insert(out.end(), p.begin(), p.end());
-    }
+    // the most likely answer (stsb: the class of the most likely score)
+    std::vector<int64_t> p = classify(logits, inputs, task.candidates);
+    out.insert(out.end(), p.begin(), p.end());
   }
   return out;
 }
@@ -160,8 +170,8 @@ double TextSuite::evaluate(const T5Logits& logits, int t, Split which) const {
     std::vector<double> predicted;
     for (int64_t b = 0; b < n; b += eval_batch()) {
       TokenBatch inputs = input_batch(split, b, std::min(n, b + eval_batch()));
-      for (const auto& tokens : greedy_decode(logits, inputs, task.decode_steps, model_config_.decoder_start_token_id, tokenizer_->eos_id()))
-        predicted.push_back(parse_score(tokenizer_->decode(tokens), kStsbLow, kStsbHigh));
+      std::vector<double> p = expected_scores(logits, inputs, task.candidates);
+      predicted.insert(predicted.end(), p.begin(), p.end());
     }
     return spearman_correlation(predicted, std::vector<double>(split.scores.begin(), split.scores.begin() + n));
   }

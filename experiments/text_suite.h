@@ -6,8 +6,9 @@
 //   3. fine-tune the whole T5 (or LoRA on its attention q and v) text-to-text on each task in each mode, with
 //      teacher-forced cross-entropy on the label words; the linearized part is the model's logits;
 //   4. hand the merging study a MergeTarget per mode (text_target.cpp).
-// Classification tasks are scored by the likelihood of their label words, STS-B by greedy decoding and
-// Spearman's rho (text_scoring.h). Every stage is cached under a key of its config (stage_cache.h).
+// Classification tasks are scored by the likelihood of their label words; STS-B (targets: the score rounded to
+// 0.5 as text) by Spearman's rho of the expected score under the model's distribution over the 11 answers
+// "0.0" .. "5.0" (text_scoring.h). Every stage is cached under a key of its config (stage_cache.h).
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -33,10 +34,9 @@ struct TextTaskData {
   data::TextTask task;                       // metadata and raw text
   TokenizedSplit train, validation, test;
   bool regression = false;                   // stsb: answers are numbers, scored by Spearman's rho
-  // The answers the model chooses between: the label words, or for stsb the 11 scores 0.0, 0.5, ..., 5.0
-  // (used by the entropy and the Fisher of the merging methods; stsb itself is scored by greedy decoding).
+  // The answers the model chooses between: the label words, or for stsb the 11 scores "0.0", "0.5", ...,
+  // "5.0" (the training targets are rounded to them).
   Candidates candidates;
-  int64_t decode_steps = 0;                  // stsb: tokens to generate (the longest target without eos)
 
   const TokenizedSplit& split(Split s) const { return s == Split::Validation ? validation : test; }
 };
@@ -44,6 +44,11 @@ struct TextTaskData {
 // The STS-B scale and the class of a score for predictions (the score rounded to the nearest 0.5).
 constexpr double kStsbLow = 0.0, kStsbHigh = 5.0;
 int64_t stsb_class(double score);
+// The stsb answer text of a score: rounded to the nearest 0.5, one decimal ("3.4" -> "3.5").
+std::string stsb_answer(double score);
+// STS-B predictions: the expected score under the model's distribution over the 11 candidate answers
+// (softmax of their whole-sequence log-likelihoods), a continuous number that Spearman's rho ranks.
+std::vector<double> expected_scores(const T5Logits& logits, const TokenBatch& inputs, const Candidates& candidates);
 
 class TextSuite {
  public:
