@@ -85,6 +85,7 @@ void TextSuite::pretrain(nlohmann::json& results) {
     model_config_ = nn::T5Config::load((dir / "config.json").string());
     pretrained_ = load_safetensors((dir / "model.safetensors").string());
     results["pretrain"] = read_json(dir / "pretrain_metrics.json");
+    results["pretrain"].erase("seconds");   // times belong to manifest.json, not to results.json
     ctx_.log("text: pretrained T5 loaded from " + dir.string());
     return;
   }
@@ -161,6 +162,7 @@ void TextSuite::pretrain(nlohmann::json& results) {
                             {"parameters", model.num_parameters()}};
   write_json(dir / "pretrain_metrics.json", metrics);
   results["pretrain"] = metrics;
+  results["pretrain"].erase("seconds");   // times belong to manifest.json, not to results.json
   ctx_.cache.mark_done("text/pretrain", key);
   ctx_.log("text: pretrained T5 (" + std::to_string(model.num_parameters()) + " parameters, vocab " +
            std::to_string(tokenizer_->vocab_size()) + ") for " + std::to_string(steps) + " steps on " +
