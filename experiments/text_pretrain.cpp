@@ -90,8 +90,7 @@ void TextSuite::pretrain(nlohmann::json& results) {
     return;
   }
   auto start = std::chrono::steady_clock::now();
-  data::TextOptions corpus_options;
-  corpus_options.seed = seed_;
+  data::TextOptions corpus_options = text_options();
   std::vector<std::string> corpus = data::text_corpus(corpus_options);
   TokenizerTrainOptions tokenizer_options;
   tokenizer_options.hard_vocab_limit = false;   // a small corpus may not fill the requested size

@@ -51,6 +51,15 @@ std::vector<double> expected_scores(const T5Logits& logits, const TokenBatch& in
   return out;
 }
 
+// The data's seed and sources ("fortunes_dir" and "words_file" may override Debian's paths).
+data::TextOptions TextSuite::text_options() const {
+  data::TextOptions o;
+  o.seed = seed_;
+  o.fortunes_dir = config_.value("fortunes_dir", o.fortunes_dir);
+  o.words_file = config_.value("words_file", o.words_file);
+  return o;
+}
+
 TextSuite::TextSuite(nlohmann::json config, uint64_t seed, SuiteContext context)
     : config_(std::move(config)), seed_(seed), ctx_(std::move(context)) {}
 
@@ -99,8 +108,7 @@ TokenBatch TextSuite::target_batch(const TokenizedSplit& split, const std::vecto
 
 void TextSuite::load_data() {
   StageTimer timer(ctx_, "text/data");
-  data::TextOptions o;
-  o.seed = seed_;
+  data::TextOptions o = text_options();
   const auto& d = config_["data"];
   o.train = d.value("train", o.train);
   o.validation = d.value("validation", o.validation);

@@ -85,6 +85,7 @@ class TextSuite {
   std::vector<int64_t> predict(const T5Logits& logits, int task, const TokenizedSplit& split, int64_t examples) const;
 
  private:
+  data::TextOptions text_options() const;
   void load_data();
   void pretrain(nlohmann::json& results);
   void zero_shot(nlohmann::json& results);

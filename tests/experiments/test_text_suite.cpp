@@ -151,3 +151,18 @@ TEST_CASE("the text merge target scores fine-tuned states in range, with a lower
   }
   std::filesystem::remove_all(cache_dir);
 }
+
+TEST_CASE("a missing data set is an error naming the Debian package, not a crash", "[text_suite]") {
+  auto cache_dir = std::filesystem::temp_directory_path() / ("linfuse_text_missing_" + std::to_string(::getpid()));
+  StageCache cache(cache_dir);
+  std::map<std::string, double> seconds;
+  nlohmann::json config = preset_config("smoke")["text"];
+  config["fortunes_dir"] = "/nonexistent/fortunes";
+  TextSuite no_fortunes(config, 0, SuiteContext{cache, [](const std::string&) {}, seconds});
+  CHECK_THROWS_WITH(no_fortunes.prepare(), Catch::Contains("apt-get install fortunes"));
+  config = preset_config("smoke")["text"];
+  config["words_file"] = "/nonexistent/words";
+  TextSuite no_words(config, 0, SuiteContext{cache, [](const std::string&) {}, seconds});
+  CHECK_THROWS_WITH(no_words.prepare(), Catch::Contains("apt-get install wamerican"));
+  std::filesystem::remove_all(cache_dir);
+}
