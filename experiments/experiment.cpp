@@ -9,6 +9,7 @@
 
 #include "experiments/report.h"
 #include "experiments/suite_common.h"
+#include "experiments/text_suite.h"
 #include "experiments/vision_suite.h"
 #include "tensor/threading.h"
 
@@ -129,7 +130,10 @@ std::string run_experiment(const ExperimentOptions& options) {
       move_times(r, suite_times["vision"]);
       results["suites"]["vision"] = r;
     } else {
-      throw std::invalid_argument("[experiment] the text suite is not available in this build yet");
+      TextSuite suite(config["text"], options.seed, ctx);
+      nlohmann::json r = suite.prepare();
+      merging_study(suite, config["text"], r, ctx, "text");
+      results["suites"]["text"] = r;
     }
   }
   auto [commit, dirty] = source_commit();

@@ -86,9 +86,15 @@ nlohmann::json run_num_tasks_sweep(MergeTarget& target, const SweepConfig& confi
             best_state = state;
           }
         }
+        // tasks with a non-positive single-task score have no normalized score (see merge_methods.cpp)
         double norm = 0;
-        for (int t : subset) norm += merge::normalized_accuracy(target.score(best_state, t, Split::Test), single_task_test[t]) / subset.size();
-        normalized.push_back(norm);
+        int counted = 0;
+        for (int t : subset)
+          if (single_task_test[t] > 0) {
+            norm += merge::normalized_accuracy(target.score(best_state, t, Split::Test), single_task_test[t]);
+            ++counted;
+          }
+        normalized.push_back(counted ? norm / counted : 0.0);
       }
       double mean = 0, var = 0;
       for (double v : normalized) mean += v / normalized.size();

@@ -104,15 +104,20 @@ class MethodRunner {
     e["space"] = space;
     e["hyperparameters"] = hyperparameters;
     e["validation_average"] = validation_average;
+    // A task whose single-task score is not positive (a Spearman's rho of 0 or below, possible in tiny
+    // text runs) has no normalized score: it is left out of "normalized" and of its average.
     double normalized_total = 0;
+    int normalized_count = 0;
     for (int t = 0; t < target_.num_tasks(); ++t) {
       e["test"][target_.task_name(t)] = test[t];
+      if (!(single_task_[t] > 0)) continue;
       double n = merge::normalized_accuracy(test[t], single_task_[t]);
       e["normalized"][target_.task_name(t)] = n;
       normalized_total += n;
+      ++normalized_count;
     }
     e["test_average"] = test_average;
-    e["normalized_average"] = normalized_total / target_.num_tasks();
+    e["normalized_average"] = normalized_count ? normalized_total / normalized_count : 0.0;
     log_(peft::mode_name(target_.mode()) + " " + method + " (" + space + " space) " + hyperparameters.dump() +
          ": validation " + percent(validation_average) + ", test " + percent(test_average) + ", normalized " +
          percent(e["normalized_average"].get<double>()));

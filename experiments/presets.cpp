@@ -6,6 +6,7 @@
 
 #include "experiments/experiment.h"
 #include "nn/clip_config.h"
+#include "nn/t5_config.h"
 
 namespace linfuse::experiments {
 
@@ -75,6 +76,137 @@ json vision_small() {
   return v;
 }
 
+// ---- text (the tiny T5 on the GLUE-shaped tasks) --------------------------------------------------------
+
+// A Flan-T5-shaped config (gated-GELU feed-forward, untied lm_head, relative position buckets) without
+// vocab_size: the suite takes it from the tokenizer it trains.
+json t5_model(int64_t d_model, int64_t heads, int64_t d_ff, int64_t layers, double dropout) {
+  nn::T5Config c = nn::tiny_t5_config();
+  c.d_model = d_model;
+  c.num_heads = heads;
+  c.d_kv = d_model / heads;
+  c.d_ff = d_ff;
+  c.num_layers = layers;
+  c.num_decoder_layers = layers;
+  c.dropout_rate = dropout;
+  c.validate();
+  json j = json::parse(c.to_json());
+  j.erase("vocab_size");
+  return j;
+}
+
+// The small preset's text half (the budget and the reasons are in the report of the text branch and below).
+json text_small() {
+  json t;
+  t["tasks"] = {"cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "rte"};
+  t["modes"] = {"full", "linear-full", "lora", "l-lora", "l-lora-local"};
+  t["data"] = {{"train", 1000}, {"validation", 48}, {"test", 96}};
+  // ~20k fortune sentences: 1500 ids (1400 pieces + 100 sentinels) keep common words whole.
+  t["tokenizer_vocab"] = 1500;
+  t["tokenizer_sentences"] = 6000;   // the tokenizer's training text: an evenly spaced subset of the corpus
+  t["max_input_tokens"] = 64;
+  // Dropout 0 (as T5 v1.1's pretraining): every run is shorter than two epochs of its data.
+  t["model"] = t5_model(64, 4, 128, 2, 0.0);
+  t["pretrain"] = {{"steps", 200}, {"batch_size", 32}, {"learning_rate", 3e-3}, {"weight_decay", 0.01}, {"warmup_fraction", 0.05},
+                   {"sequence_tokens", 48}, {"noise_density", 0.15}, {"mean_span_length", 3.0}};
+  // LoRA on the attention q and v projections (self- and cross-attention), as the paper's Flan-T5 config
+  // (r 16, alpha 32 for d_model 768) scaled to d_model 64: r 4, alpha 8 (s = 2 in both).
+  // 60 steps of 16 examples: the 35 fine-tuning runs take most of the 5-minute budget (300 pretraining and
+  // 100 fine-tuning steps with 64/128 evaluation examples took 10.4 CPU-minutes, twice the budget).
+  t["finetune"] = {{"steps", 60},
+                   {"batch_size", 16},
+                   {"learning_rates", {{"full", 1e-3}, {"linear-full", 1e-3}, {"lora", 5e-3}, {"l-lora", 5e-3}, {"l-lora-local", 5e-3}}},
+                   {"weight_decay", 0.0},
+                   {"warmup_fraction", 0.1},
+                   {"max_grad_norm", 1.0},
+                   {"lora", {{"rank", 4}, {"alpha", 8}, {"dropout", 0.0}, {"targets", {"q", "v"}}, {"init", "peft"}, {"init_seed", 1}}}};
+  t["evaluation"] = {{"validation_examples", 48}, {"test_examples", 96}, {"batch_size", 96}};
+  t["merge"] = {{"task_arithmetic_lambdas", grid(0.3, 0.9, 0.3)},
+                {"ties_keep", {0.2}},
+                {"ties_lambdas", grid(0.4, 1.2, 0.4)},
+                {"dare_drop", {0.5}},
+                {"dare_lambdas", grid(0.4, 1.0, 0.3)},
+                {"fisher_examples", 16},
+                {"regmean_examples", 64},
+                {"adamerging_steps", 10},
+                {"adamerging_batch", 8},
+                {"lorahub_budget", 15},
+                {"lorahub_examples", 8}};
+  t["sweep"] = {{"methods", {"task_arithmetic"}}, {"max_subsets", 1}, {"lambdas", {0.4, 0.8}}};
+  t["disentanglement"] = {{"pairs", json::array({json::array({"sst2", "mnli"})})}, {"steps", 5}, {"coefficient_range", 2.0},
+                          {"examples", 50}, {"modes", {"lora", "l-lora"}}};
+  return t;
+}
+
+// The smoke preset's text half: three tasks (two classification, the regression one), a 2-block T5 of
+// width 32, a few dozen steps: the whole pipeline in well under a minute.
+json text_smoke() {
+  json t = text_small();
+  t["tasks"] = {"sst2", "stsb", "rte"};
+  t["data"] = {{"train", 128}, {"validation", 32}, {"test", 48}};
+  t["tokenizer_vocab"] = 600;
+  t["tokenizer_sentences"] = 2000;
+  t["max_input_tokens"] = 48;
+  t["model"] = t5_model(32, 2, 64, 1, 0.0);
+  t["pretrain"]["steps"] = 30;
+  t["pretrain"]["batch_size"] = 16;
+  t["pretrain"]["sequence_tokens"] = 32;
+  t["finetune"]["steps"] = 20;
+  t["finetune"]["batch_size"] = 8;
+  t["finetune"]["lora"]["rank"] = 2;
+  t["finetune"]["lora"]["alpha"] = 4;
+  t["evaluation"] = {{"validation_examples", 32}, {"test_examples", 48}, {"batch_size", 48}};
+  t["merge"]["task_arithmetic_lambdas"] = {0.5, 1.0};
+  t["merge"]["ties_lambdas"] = {1.0};
+  t["merge"]["dare_lambdas"] = {1.0};
+  t["merge"]["fisher_examples"] = 4;
+  t["merge"]["regmean_examples"] = 32;
+  t["merge"]["adamerging_steps"] = 2;
+  t["merge"]["adamerging_batch"] = 4;
+  t["merge"]["lorahub_budget"] = 5;
+  t["merge"]["lorahub_examples"] = 4;
+  t["sweep"] = {{"methods", {"task_arithmetic"}}, {"max_subsets", 1}, {"lambdas", {1.0}}};
+  t["disentanglement"] = {{"pairs", json::array({json::array({"sst2", "rte"})})}, {"steps", 3}, {"coefficient_range", 1.0},
+                          {"examples", 16}, {"modes", {"l-lora"}}};
+  return t;
+}
+
+// The paper preset's text half: a 4+4-block T5 of width 128 (nn::tiny_t5_config's shape), LoRA r 16 alpha 32
+// as the paper, full grids.
+json text_paper() {
+  json t = text_small();
+  t["data"] = {{"train", 2000}, {"validation", 500}, {"test", 500}};
+  t["tokenizer_vocab"] = 2000;
+  t["tokenizer_sentences"] = 0;   // the whole corpus
+  t["max_input_tokens"] = 96;
+  t["model"] = t5_model(128, 4, 256, 4, 0.1);
+  t["pretrain"]["steps"] = 4000;
+  t["pretrain"]["batch_size"] = 64;
+  t["pretrain"]["learning_rate"] = 1e-3;
+  t["pretrain"]["sequence_tokens"] = 64;
+  t["finetune"]["steps"] = 1000;
+  t["finetune"]["batch_size"] = 16;
+  t["finetune"]["learning_rates"] = {{"full", 3e-4}, {"linear-full", 3e-4}, {"lora", 2e-3}, {"l-lora", 2e-3}, {"l-lora-local", 2e-3}};
+  t["finetune"]["lora"]["rank"] = 16;
+  t["finetune"]["lora"]["alpha"] = 32;
+  t["evaluation"] = {{"validation_examples", 500}, {"test_examples", 500}, {"batch_size", 250}};
+  t["merge"]["task_arithmetic_lambdas"] = grid(0.0, 1.0, 0.05);
+  t["merge"]["ties_keep"] = {0.1, 0.2, 0.3};
+  t["merge"]["ties_lambdas"] = grid(0.1, 1.5, 0.1);
+  t["merge"]["dare_drop"] = {0.3, 0.5, 0.7};
+  t["merge"]["dare_lambdas"] = grid(0.1, 1.0, 0.1);
+  t["merge"]["fisher_examples"] = 256;
+  t["merge"]["regmean_examples"] = 256;
+  t["merge"]["adamerging_steps"] = 100;
+  t["merge"]["adamerging_batch"] = 16;
+  t["merge"]["lorahub_budget"] = 40;
+  t["merge"]["lorahub_examples"] = 16;
+  t["sweep"] = {{"methods", {"task_arithmetic", "ties"}}, {"max_subsets", 10}, {"lambdas", grid(0.1, 1.0, 0.1)}};
+  t["disentanglement"] = {{"pairs", json::array({json::array({"sst2", "mnli"}), json::array({"cola", "rte"})})}, {"steps", 21},
+                          {"coefficient_range", 2.0}, {"examples", 200}, {"modes", {"full", "linear-full", "lora", "l-lora", "l-lora-local"}}};
+  return t;
+}
+
 }  // namespace
 
 std::vector<std::string> preset_names() { return {"smoke", "small", "paper"}; }
@@ -84,6 +216,7 @@ json preset_config(const std::string& preset) {
   c["preset"] = preset;
   if (preset == "small") {
     c["vision"] = vision_small();
+    c["text"] = text_small();
   } else if (preset == "smoke") {
     json v = vision_small();
     v["tasks"] = {"mnist", "shapes", "position"};
@@ -108,6 +241,7 @@ json preset_config(const std::string& preset) {
     v["disentanglement"] = {{"pairs", json::array({json::array({"mnist", "shapes"})})}, {"steps", 3}, {"coefficient_range", 1.0}, {"examples", 32},
                             {"modes", {"lora", "l-lora"}}};
     c["vision"] = v;
+    c["text"] = text_smoke();
   } else if (preset == "paper") {
     json v = vision_small();
     v["model"] = clip_model(128, 4, 4, 4, 64, 64);
@@ -130,6 +264,7 @@ json preset_config(const std::string& preset) {
     v["disentanglement"] = {{"pairs", json::array({json::array({"mnist", "shapes"}), json::array({"fashion_mnist", "glyphs"})})}, {"steps", 21}, {"coefficient_range", 2.0},
                             {"examples", 200}, {"modes", {"full", "linear-full", "lora", "l-lora", "l-lora-local"}}};
     c["vision"] = v;
+    c["text"] = text_paper();
   } else {
     throw std::invalid_argument("[experiment] unknown preset '" + preset + "' (known: smoke, small, paper)");
   }

@@ -82,3 +82,56 @@ TEST_CASE("the smoke preset runs the study end to end and writes a complete repo
   CHECK(slurp(fs::path(dir) / "results.json") == slurp(fs::path(dir2) / "results.json"));
   fs::remove_all(root);
 }
+
+TEST_CASE("the text suite runs end to end on a tiny config, in range and deterministic", "[experiment][smoke][text_suite]") {
+  fs::path root = fs::temp_directory_path() / "linfuse_text_smoke_test";
+  fs::remove_all(root);
+  experiments::ExperimentOptions o;
+  o.preset = "smoke";
+  o.suites = {"text"};
+  o.threads = 2;
+  o.quiet = true;
+  o.report = false;
+  // smaller than the smoke preset: two tasks (one of them the regression one), a few steps
+  o.overrides = {{"text",
+                  {{"tasks", {"sst2", "stsb"}},
+                   {"data", {{"train", 64}, {"validation", 16}, {"test", 16}}},
+                   {"pretrain", {{"steps", 5}}},
+                   {"finetune", {{"steps", 5}}},
+                   {"evaluation", {{"validation_examples", 16}, {"test_examples", 16}, {"batch_size", 16}}},
+                   {"merge", {{"regmean_examples", 8}, {"fisher_examples", 2}}},
+                   {"disentanglement", {{"pairs", nlohmann::json::array({nlohmann::json::array({"sst2", "stsb"})})}, {"examples", 8}}}}}};
+  o.cache_dir = (root / "cache1").string();
+  o.out_dir = (root / "out1").string();
+  std::string dir = experiments::run_experiment(o);
+  nlohmann::json r = nlohmann::json::parse(slurp(fs::path(dir) / "results.json"));
+  const auto& t = r["suites"]["text"];
+  REQUIRE(t["tasks"].size() == 2);
+  CHECK(t["metric"]["stsb"] == "spearman");
+  CHECK(std::isfinite(t["pretrain"]["final_loss"].get<double>()));
+  for (const auto& [task, score] : t["zero_shot"].items()) check_score(score, "zero_shot." + task);
+  for (const auto& mode : {"full", "linear-full", "lora", "l-lora", "l-lora-local"}) {
+    REQUIRE(t["single_task"][mode].size() == 2);
+    for (const auto& [task, score] : t["single_task"][mode].items()) check_score(score, std::string(mode) + "." + task);
+  }
+  std::set<std::string> seen;
+  for (const auto& e : t["merged"]) {
+    seen.insert(e["method"].get<std::string>() + "/" + e["mode"].get<std::string>() + "/" + e["space"].get<std::string>());
+    for (const auto& [task, score] : e["test"].items()) check_score(score, e["method"].get<std::string>() + ".test." + task);
+    CHECK(std::isfinite(e["normalized_average"].get<double>()));
+  }
+  CHECK(seen.count("ties/l-lora/weight") == 1);
+  CHECK(seen.count("lorahub/l-lora-local/parameter") == 1);
+  CHECK(seen.count("regmean/full/parameter") == 1);
+  CHECK(seen.count("fisher/lora/parameter") == 1);
+  CHECK(seen.count("adamerging_task/linear-full/parameter") == 1);
+  CHECK(t["num_tasks_sweep"].size() == 5);   // k = 2 for each mode
+  CHECK(t["disentanglement"].size() == 1);
+  for (const auto& [mode, sim] : t["cosine_similarity"].items()) CHECK(sim["matrix"].size() == 2);
+  // the same seed and thread count from scratch: the same results.json, byte for byte
+  o.cache_dir = (root / "cache2").string();
+  o.out_dir = (root / "out2").string();
+  std::string dir2 = experiments::run_experiment(o);
+  CHECK(slurp(fs::path(dir) / "results.json") == slurp(fs::path(dir2) / "results.json"));
+  fs::remove_all(root);
+}

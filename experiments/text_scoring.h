@@ -1,0 +1,77 @@
+#pragma once
+// How the text suite reads a T5's answers, written over a function that returns logits so that every
+// fine-tuning mode scores through its own forward (a linearized model must be evaluated as f0 + J dphi, not
+// as the plain network): label likelihoods, greedy decoding, teacher-forced loss, token batches, and
+// Spearman's rank correlation for the regression task.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "nn/t5.h"
+#include "tensor/tensor.h"
+
+namespace linfuse::experiments {
+
+// A model's decoder logits: input_ids and attention_mask (B, S) feed the encoder; decoder_input_ids (R, T)
+// start with the decoder start token; decoder row r reads the encoder output of example example_of_row[r]
+// ((R) int64; undefined means R = B and row r reads example r). -> logits (R, T, V).
+// The encoder runs once per call whatever R is.
+using T5Logits = std::function<Tensor(const Tensor& input_ids, const Tensor& attention_mask,
+                                      const Tensor& decoder_input_ids, const Tensor& example_of_row)>;
+
+// The plain model's logits (what the linearized modes wrap in PreparedModel::forward).
+T5Logits t5_logits(nn::T5ForConditionalGeneration& model);
+
+// Right-padded token batches.
+struct TokenBatch {
+  Tensor ids;    // (B, L) int64, pad 0 after the end
+  Tensor mask;   // (B, L) int64, 1 on tokens, 0 on padding
+};
+// Sequences truncated to max_length (0: no limit; a truncated sequence keeps its first max_length - 1 tokens
+// and its last one, so that eos survives), padded to the longest.
+TokenBatch pad_batch(const std::vector<const std::vector<int64_t>*>& sequences, int64_t pad_id, int64_t max_length = 0);
+
+// The answers a classification task chooses between, as token sequences each ending with eos.
+struct Candidates {
+  std::vector<std::vector<int64_t>> sequences;
+  // true when the candidates' first tokens are all different: log p(first token) then ranks them, and one
+  // decoder step (decoder length 1, a single lm_head row per example) replaces C full decoder passes.
+  bool first_tokens_distinct = false;
+  int64_t decoder_start_id = 0;
+  // Throws std::invalid_argument if a sequence is empty or does not end with eos_id.
+  static Candidates from(std::vector<std::vector<int64_t>> sequences, int64_t decoder_start_id, int64_t eos_id);
+};
+
+// Scores of each candidate for each example, differentiable through `logits`: (B, C).
+//   first_tokens_distinct: log p(first token of c | x) at the first decoder step, a cheaper ranking
+//     that, once the model is fine-tuned, orders labels as the full likelihood does (the rest of a label
+//     word is then near-certain given its first token);
+//   otherwise: sum_t log p(y_t | y_<t, x) over the whole candidate with its eos (B*C decoder rows).
+// `full_sequence` forces the second form.
+Tensor candidate_scores(const T5Logits& logits, const TokenBatch& inputs, const Candidates& candidates,
+                        bool full_sequence = false);
+// argmax over the candidates of candidate_scores (the first on ties): (B) class indices.
+std::vector<int64_t> classify(const T5Logits& logits, const TokenBatch& inputs, const Candidates& candidates);
+
+// Greedy decoding through `logits` (recomputing the whole prefix each step, no cache): at most `steps` tokens
+// per example, stopping at eos (not included in the result).
+std::vector<std::vector<int64_t>> greedy_decode(const T5Logits& logits, const TokenBatch& inputs, int64_t steps,
+                                                int64_t start_id, int64_t eos_id);
+
+// Teacher-forced mean token cross-entropy of `targets` (each ending with eos) given `inputs`.
+// The decoder reads [start, y_0, ..., y_{L-2}]; padding is ignored by the loss.
+Tensor teacher_forced_loss(const T5Logits& logits, const TokenBatch& inputs, const TokenBatch& targets,
+                           int64_t decoder_start_id);
+
+// The number a decoded STS-B answer holds ("3.4"), clamped to [low, high]; text that is not a number
+// (e.g. the sentinels an untrained model writes) reads as the middle of the range, a neutral guess.
+double parse_score(const std::string& text, double low, double high);
+
+// Spearman's rank correlation: Pearson's correlation of the ranks, ties sharing their average rank (as
+// scipy.stats.spearmanr). When either side is constant the correlation is undefined; it is reported as 0
+// (no measurable association), so that a model that always answers the same number scores 0, never NaN.
+double spearman_correlation(const std::vector<double>& x, const std::vector<double>& y);
+std::vector<double> average_ranks(const std::vector<double>& values);   // 1-based, ties averaged
+
+}  // namespace linfuse::experiments

@@ -1,0 +1,287 @@
+// The text suite: data and tokens, evaluation, zero-shot scores and cached fine-tuning in every mode
+// (pretraining is in text_pretrain.cpp, the merge target in text_target.cpp).
+#include "experiments/text_suite.h"
+
+#include <cmath>
+#include <cstdio>
+
+#include "autodiff/ops.h"
+#include "autodiff/tape.h"
+#include "nn/safetensors.h"
+
+namespace linfuse::experiments {
+
+namespace {
+
+std::string pct(double x) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.1f", 100 * x);
+  return b;
+}
+
+std::vector<const std::vector<int64_t>*> pick(const std::vector<std::vector<int64_t>>& sequences, const std::vector<int64_t>& rows) {
+  std::vector<const std::vector<int64_t>*> out;
+  for (int64_t r : rows) out.push_back(&sequences.at(size_t(r)));
+  return out;
+}
+
+std::vector<int64_t> range(int64_t begin, int64_t end) {
+  std::vector<int64_t> out;
+  for (int64_t i = begin; i < end; ++i) out.push_back(i);
+  return out;
+}
+
+}  // namespace
+
+int64_t stsb_class(double score) { return std::llround(2 * std::clamp(score, kStsbLow, kStsbHigh)); }
+
+std::string stsb_answer(double score) {
+  char text[16];
+  std::snprintf(text, sizeof text, "%.1f", 0.5 * double(stsb_class(score)));
+  return text;
+}
+
+std::vector<double> expected_scores(const T5Logits& logits, const TokenBatch& inputs, const Candidates& candidates) {
+  NoGradGuard no_grad;
+  std::vector<double> p = softmax(candidate_scores(logits, inputs, candidates, true), -1).to_vector<double>();
+  const int64_t count = int64_t(candidates.sequences.size()), batch = int64_t(p.size()) / count;
+  std::vector<double> out(size_t(batch), 0.0);
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t c = 0; c < count; ++c) out[size_t(b)] += p[size_t(b * count + c)] * (kStsbHigh - kStsbLow) * double(c) / double(count - 1);
+  return out;
+}
+
+// The data's seed and sources ("fortunes_dir" and "words_file" may override Debian's paths).
+data::TextOptions TextSuite::text_options() const {
+  data::TextOptions o;
+  o.seed = seed_;
+  o.fortunes_dir = config_.value("fortunes_dir", o.fortunes_dir);
+  o.words_file = config_.value("words_file", o.words_file);
+  return o;
+}
+
+TextSuite::TextSuite(nlohmann::json config, uint64_t seed, SuiteContext context)
+    : config_(std::move(config)), seed_(seed), ctx_(std::move(context)) {}
+
+std::vector<peft::FinetuneMode> TextSuite::modes() const {
+  std::vector<peft::FinetuneMode> out;
+  for (const auto& m : config_["modes"]) out.push_back(peft::mode_from_name(m.get<std::string>()));
+  return out;
+}
+
+int64_t TextSuite::eval_examples(Split split) const {
+  return split == Split::Validation ? config_["evaluation"].value("validation_examples", int64_t(100))
+                                    : config_["evaluation"].value("test_examples", int64_t(200));
+}
+int64_t TextSuite::eval_batch() const { return config_["evaluation"].value("batch_size", int64_t(100)); }
+int64_t TextSuite::max_input_tokens() const { return config_.value("max_input_tokens", int64_t(64)); }
+
+peft::FinetuneConfig TextSuite::finetune_config_for(peft::FinetuneMode mode) const {
+  return finetune_config(config_["finetune"], mode, seed_);
+}
+
+const std::vector<double>& TextSuite::single_task_test(peft::FinetuneMode mode) const {
+  return single_task_test_.at(peft::mode_name(mode));
+}
+
+const StateDict& TextSuite::finetuned_state(peft::FinetuneMode mode, int task) const {
+  return finetuned_.at(peft::mode_name(mode)).at(size_t(task));
+}
+
+std::unique_ptr<nn::T5ForConditionalGeneration> TextSuite::pretrained_copy() const {
+  Generator unused(0);   // the weights are overwritten by the pretrained ones
+  auto model = std::make_unique<nn::T5ForConditionalGeneration>(model_config_, unused);
+  model->load_state_dict(pretrained_);
+  model->eval();
+  return model;
+}
+
+TokenBatch TextSuite::input_batch(const TokenizedSplit& split, const std::vector<int64_t>& rows) const {
+  return pad_batch(pick(split.inputs, rows), tokenizer_->pad_id(), max_input_tokens());
+}
+TokenBatch TextSuite::input_batch(const TokenizedSplit& split, int64_t begin, int64_t end) const {
+  return input_batch(split, range(begin, end));
+}
+TokenBatch TextSuite::target_batch(const TokenizedSplit& split, const std::vector<int64_t>& rows) const {
+  return pad_batch(pick(split.targets, rows), tokenizer_->pad_id());
+}
+
+void TextSuite::load_data() {
+  StageTimer timer(ctx_, "text/data");
+  data::TextOptions o = text_options();
+  const auto& d = config_["data"];
+  o.train = d.value("train", o.train);
+  o.validation = d.value("validation", o.validation);
+  o.test = d.value("test", o.test);
+  for (const auto& name : config_["tasks"]) {
+    TextTaskData t;
+    t.task = data::load_text_task(name.get<std::string>(), o);
+    t.regression = t.task.metric == "spearman";
+    tasks_.push_back(std::move(t));
+  }
+  ctx_.log("text: loaded " + std::to_string(tasks_.size()) + " tasks");
+}
+
+// Token ids of every example, and each task's candidate answers (after the tokenizer exists).
+void TextSuite::tokenize_tasks() {
+  auto tokenize = [&](const std::vector<data::TextExample>& examples, TokenizedSplit& out) {
+    for (const auto& e : examples) {
+      out.inputs.push_back(tokenizer_->encode(e.input));
+      // stsb: the answer is the score rounded to the nearest 0.5 ("3.4" -> "3.5"), one of the 11 candidates,
+      // as T5 rounds STS-B to 0.2 steps; the gold score for Spearman's rho stays the unrounded one.
+      out.targets.push_back(tokenizer_->encode(e.label >= 0 ? e.target : stsb_answer(e.score)));
+      out.labels.push_back(e.label >= 0 ? e.label : stsb_class(e.score));
+      out.scores.push_back(e.score);
+    }
+  };
+  for (auto& t : tasks_) {
+    tokenize(t.task.train, t.train);
+    tokenize(t.task.validation, t.validation);
+    tokenize(t.task.test, t.test);
+    std::vector<std::vector<int64_t>> answers;
+    if (t.regression) {
+      for (int k = 0; k <= 10; ++k) answers.push_back(tokenizer_->encode(stsb_answer(0.5 * k)));
+    } else {
+      for (const auto& word : t.task.label_words) answers.push_back(tokenizer_->encode(word));
+    }
+    t.candidates = Candidates::from(std::move(answers), model_config_.decoder_start_token_id, tokenizer_->eos_id());
+    std::string pieces;
+    for (const auto& c : t.candidates.sequences) {
+      pieces += pieces.empty() ? "" : " | ";
+      for (int64_t id : c) pieces += tokenizer_->piece(id) + " ";
+    }
+    ctx_.log("text: " + t.task.name + " answers " + pieces +
+             (t.candidates.first_tokens_distinct ? "(first tokens distinct: scored at the first decoder step)" : "(scored as full sequences)"));
+  }
+}
+
+std::vector<int64_t> TextSuite::predict(const T5Logits& logits, int t, const TokenizedSplit& split, int64_t examples) const {
+  const TextTaskData& task = tasks_[size_t(t)];
+  int64_t n = std::min<int64_t>(examples, int64_t(split.inputs.size()));
+  std::vector<int64_t> out;
+  NoGradGuard no_grad;
+  for (int64_t b = 0; b < n; b += eval_batch()) {
+    TokenBatch inputs = input_batch(split, b, std::min(n, b + eval_batch()));
+    // the most likely answer (stsb: the class of the most likely score)
+    std::vector<int64_t> p = classify(logits, inputs, task.candidates);
+    out.insert(out.end(), p.begin(), p.end());
+  }
+  return out;
+}
+
+double TextSuite::evaluate(const T5Logits& logits, int t, Split which) const {
+  const TextTaskData& task = tasks_[size_t(t)];
+  const TokenizedSplit& split = task.split(which);
+  int64_t n = std::min<int64_t>(eval_examples(which), int64_t(split.inputs.size()));
+  NoGradGuard no_grad;
+  if (task.regression) {
+    std::vector<double> predicted;
+    for (int64_t b = 0; b < n; b += eval_batch()) {
+      TokenBatch inputs = input_batch(split, b, std::min(n, b + eval_batch()));
+      std::vector<double> p = expected_scores(logits, inputs, task.candidates);
+      predicted.insert(predicted.end(), p.begin(), p.end());
+    }
+    return spearman_correlation(predicted, std::vector<double>(split.scores.begin(), split.scores.begin() + n));
+  }
+  std::vector<int64_t> predicted = predict(logits, t, split, n);
+  int64_t correct = 0;
+  for (int64_t i = 0; i < n; ++i) correct += predicted[size_t(i)] == split.labels[size_t(i)];
+  return double(correct) / double(n);
+}
+
+void TextSuite::zero_shot(nlohmann::json& results) {
+  StageTimer timer(ctx_, "text/zero_shot");
+  auto model = pretrained_copy();
+  T5Logits logits = t5_logits(*model);
+  double total = 0;
+  for (size_t t = 0; t < tasks_.size(); ++t) {
+    double score = evaluate(logits, int(t), Split::Test);
+    results["zero_shot"][tasks_[t].task.name] = score;
+    total += score;
+  }
+  ctx_.log("text: zero-shot average " + pct(total / double(tasks_.size())) +
+           " (span corruption alone never asks for label words: near chance is expected)");
+}
+
+void TextSuite::finetune(peft::FinetuneMode mode, nlohmann::json& results) {
+  std::string mode_name = peft::mode_name(mode);
+  StageTimer timer(ctx_, "text/finetune/" + mode_name);
+  peft::FinetuneConfig fc = finetune_config_for(mode);
+  int64_t batch = config_["finetune"]["batch_size"].get<int64_t>();
+  auto& states = finetuned_[mode_name];
+  auto& scores = single_task_test_[mode_name];
+  for (size_t t = 0; t < tasks_.size(); ++t) {
+    const TextTaskData& task = tasks_[t];
+    nlohmann::json key = {{"pretrain", pretrain_key()}, {"finetune", config_["finetune"]}, {"mode", mode_name},
+                          {"task", task.task.name}, {"data", config_["data"]}, {"evaluation", config_["evaluation"]},
+                          {"max_input_tokens", max_input_tokens()}};
+    std::string stage = "text/finetune/" + mode_name + "/" + task.task.name;
+    auto dir = ctx_.cache.folder(stage, key);
+    if (!ctx_.cache.done(stage, key)) {
+      auto model = pretrained_copy();
+      peft::FinetuneConfig config = fc;
+      config.seed = seed_ * 1000 + t;
+      config.progress_label = "text: " + mode_name + " " + task.task.name;
+      // The whole T5 is the fine-tuned part; its logits are what the linear modes linearize.
+      peft::PreparedModel prepared(*model, {"*"}, config);
+      T5Logits plain = t5_logits(*model);
+      T5Logits logits = [&](const Tensor& ids, const Tensor& mask, const Tensor& decoder_ids, const Tensor& rows) {
+        return prepared.forward([&] { return plain(ids, mask, decoder_ids, rows); });
+      };
+      // The same data order in every mode: a permutation per epoch from a generator of the task.
+      Generator order_gen = Generator(seed_ + 17).fork(uint64_t(t));
+      int64_t n = int64_t(task.train.inputs.size());
+      std::vector<int64_t> order;
+      peft::FinetuneResult r = peft::finetune(prepared, config, [&](int64_t step) {
+        std::vector<int64_t> rows;
+        for (int64_t b = 0; b < batch; ++b) {
+          int64_t pos = (step * batch + b) % n;
+          if (pos == 0 || order.empty()) order = order_gen.permutation(n);
+          rows.push_back(order[size_t(pos)]);
+        }
+        return teacher_forced_loss(logits, input_batch(task.train, rows), target_batch(task.train, rows),
+                                   model_config_.decoder_start_token_id);
+      });
+      model->eval();
+      double val = evaluate(logits, int(t), Split::Validation);
+      double test = evaluate(logits, int(t), Split::Test);
+      save_safetensors((dir / "trainable.safetensors").string(), prepared.trainable_state(), {{"mode", mode_name}, {"task", task.task.name}});
+      write_json(dir / "metrics.json", {{"validation", val}, {"test", test}, {"seconds", r.seconds},
+                                         {"trainable_parameters", r.trainable_parameters},
+                                         {"first_loss", r.losses.front()}, {"last_loss", r.losses.back()}});
+      ctx_.cache.mark_done(stage, key);
+      ctx_.log("text: " + mode_name + " " + task.task.name + ": test " + pct(test) + " (loss " +
+               std::to_string(r.losses.front()).substr(0, 5) + " -> " + std::to_string(r.losses.back()).substr(0, 5) +
+               ", " + std::to_string(int(r.seconds)) + " s)");
+    }
+    nlohmann::json m = read_json(dir / "metrics.json");
+    states.push_back(load_safetensors((dir / "trainable.safetensors").string()));
+    scores.push_back(m["test"].get<double>());
+    results["single_task"][mode_name][task.task.name] = m["test"];
+    // No fine-tuning seconds in results.json (it must be byte-identical across runs with the same seed and
+    // threads): the time of every mode is the manifest's stage_seconds["text/finetune/<mode>"].
+    results["trainable_parameters"][mode_name] = m["trainable_parameters"];
+  }
+}
+
+nlohmann::json TextSuite::prepare() {
+  nlohmann::json results;
+  load_data();
+  pretrain(results);
+  tokenize_tasks();
+  zero_shot(results);
+  for (peft::FinetuneMode mode : modes()) finetune(mode, results);
+  results["tasks"] = config_["tasks"];
+  results["modes"] = config_["modes"];
+  for (const auto& t : tasks_) results["metric"][t.task.name] = t.task.metric;
+  const nn::T5Config& c = model_config_;
+  auto model = pretrained_copy();
+  results["model"] = "tiny T5 (Flan-T5 shaped, " + c.feed_forward_proj + "): d_model " + std::to_string(c.d_model) + ", " +
+                     std::to_string(c.num_heads) + " heads of " + std::to_string(c.d_kv) + ", d_ff " + std::to_string(c.d_ff) +
+                     ", " + std::to_string(c.num_layers) + "+" + std::to_string(c.num_decoder_layers) +
+                     " encoder+decoder blocks, vocab " + std::to_string(c.vocab_size) + ", " +
+                     std::to_string(model->num_parameters()) + " parameters";
+  return results;
+}
+
+}  // namespace linfuse::experiments

@@ -1,0 +1,107 @@
+#pragma once
+// The text half of the study (the paper's Flan-T5 / GLUE experiments at small scale):
+//   1. train a SentencePiece tokenizer (T5 ids) on the fortune corpus and pretrain a tiny T5 on it with T5's
+//      span-corruption objective (span_corruption.h);
+//   2. score the pretrained model zero-shot on the 7 GLUE-shaped tasks (text_tasks.h);
+//   3. fine-tune the whole T5 (or LoRA on its attention q and v) text-to-text on each task in each mode, with
+//      teacher-forced cross-entropy on the label words; the linearized part is the model's logits;
+//   4. hand the merging study a MergeTarget per mode (text_target.cpp).
+// Classification tasks are scored by the likelihood of their label words; STS-B (targets: the score rounded to
+// 0.5 as text) by Spearman's rho of the expected score under the model's distribution over the 11 answers
+// "0.0" .. "5.0" (text_scoring.h). Every stage is cached under a key of its config (stage_cache.h).
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "experiments/merge_target.h"
+#include "experiments/suite_common.h"
+#include "experiments/text_scoring.h"
+#include "experiments/text_tasks.h"
+#include "nn/t5.h"
+#include "nn/tokenizer.h"
+
+namespace linfuse::experiments {
+
+// One split of a task as token ids (each sequence ends with eos).
+struct TokenizedSplit {
+  std::vector<std::vector<int64_t>> inputs, targets;
+  std::vector<int64_t> labels;   // class index (classification), or the score rounded to 0.5 as a class (stsb)
+  std::vector<double> scores;    // gold regression scores (stsb)
+};
+
+struct TextTaskData {
+  data::TextTask task;                       // metadata and raw text
+  TokenizedSplit train, validation, test;
+  bool regression = false;                   // stsb: answers are numbers, scored by Spearman's rho
+  // The answers the model chooses between: the label words, or for stsb the 11 scores "0.0", "0.5", ...,
+  // "5.0" (the training targets are rounded to them).
+  Candidates candidates;
+
+  const TokenizedSplit& split(Split s) const { return s == Split::Validation ? validation : test; }
+};
+
+// The STS-B scale and the class of a score for predictions (the score rounded to the nearest 0.5).
+constexpr double kStsbLow = 0.0, kStsbHigh = 5.0;
+int64_t stsb_class(double score);
+// The stsb answer text of a score: rounded to the nearest 0.5, one decimal ("3.4" -> "3.5").
+std::string stsb_answer(double score);
+// STS-B predictions: the expected score under the model's distribution over the 11 candidate answers
+// (softmax of their whole-sequence log-likelihoods), a continuous number that Spearman's rho ranks.
+std::vector<double> expected_scores(const T5Logits& logits, const TokenBatch& inputs, const Candidates& candidates);
+
+class TextSuite {
+ public:
+  TextSuite(nlohmann::json config, uint64_t seed, SuiteContext context);
+
+  // Runs stages 1-3 (cached) and returns the suite's results so far (zero_shot, single_task, ...).
+  nlohmann::json prepare();
+  // A merge target for `mode` (after prepare()).
+  std::unique_ptr<MergeTarget> merge_target(peft::FinetuneMode mode);
+  std::vector<peft::FinetuneMode> modes() const;
+
+  const std::vector<TextTaskData>& tasks() const { return tasks_; }
+  const Tokenizer& tokenizer() const { return *tokenizer_; }
+  const nlohmann::json& config() const { return config_; }
+  const nn::T5Config& model_config() const { return model_config_; }
+  // A fresh copy of the pretrained T5 (eval mode), for one fine-tuning run or one merge target.
+  std::unique_ptr<nn::T5ForConditionalGeneration> pretrained_copy() const;
+  peft::FinetuneConfig finetune_config_for(peft::FinetuneMode mode) const;
+  const std::vector<double>& single_task_test(peft::FinetuneMode mode) const;
+  const StateDict& finetuned_state(peft::FinetuneMode mode, int task) const;
+
+  int64_t eval_examples(Split split) const;
+  int64_t eval_batch() const;
+  int64_t max_input_tokens() const;
+  // The encoder batch of examples [begin, end) of a split's inputs.
+  TokenBatch input_batch(const TokenizedSplit& split, int64_t begin, int64_t end) const;
+  TokenBatch input_batch(const TokenizedSplit& split, const std::vector<int64_t>& rows) const;
+  TokenBatch target_batch(const TokenizedSplit& split, const std::vector<int64_t>& rows) const;
+
+  // The task's metric on its first eval_examples(split) examples, with the model whose logits `logits`
+  // computes: accuracy of the most likely label word, or Spearman's rho of the greedily decoded numbers.
+  double evaluate(const T5Logits& logits, int task, Split split) const;
+  // Predicted classes on the first `examples` examples of a split (stsb: the decoded score's class).
+  std::vector<int64_t> predict(const T5Logits& logits, int task, const TokenizedSplit& split, int64_t examples) const;
+
+ private:
+  data::TextOptions text_options() const;
+  void load_data();
+  void pretrain(nlohmann::json& results);
+  void zero_shot(nlohmann::json& results);
+  void finetune(peft::FinetuneMode mode, nlohmann::json& results);
+  nlohmann::json pretrain_key() const;
+  void tokenize_tasks();
+
+  nlohmann::json config_;
+  uint64_t seed_;
+  SuiteContext ctx_;
+  std::vector<TextTaskData> tasks_;
+  std::shared_ptr<Tokenizer> tokenizer_;
+  nn::T5Config model_config_;
+  StateDict pretrained_;                                            // the pretrained weights
+  std::map<std::string, std::vector<StateDict>> finetuned_;        // mode -> per task
+  std::map<std::string, std::vector<double>> single_task_test_;    // mode -> per task
+};
+
+}  // namespace linfuse::experiments

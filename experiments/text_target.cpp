@@ -1,0 +1,203 @@
+// The text suite's MergeTarget: the tiny T5 in one fine-tuning mode, scoring merged states task by task.
+// Everything reads the model through the mode's forward (PreparedModel::forward / forward_with around a
+// function returning the logits), so the linearized modes are evaluated as f0 + J (phi - phi0).
+#include <cmath>
+
+#include "autodiff/functional.h"
+#include "autodiff/ops.h"
+#include "autodiff/tape.h"
+#include "experiments/gram_recorder.h"
+#include "experiments/text_suite.h"
+#include "tensor/kernels.h"
+
+namespace linfuse::experiments {
+
+namespace {
+
+// A pretrained T5 prepared for a mode.
+struct PreparedT5 {
+  std::unique_ptr<nn::T5ForConditionalGeneration> model;
+  std::unique_ptr<peft::PreparedModel> prepared;
+  T5Logits plain;
+
+  PreparedT5(const TextSuite& suite, const peft::FinetuneConfig& config) {
+    model = suite.pretrained_copy();
+    prepared = std::make_unique<peft::PreparedModel>(*model, std::vector<std::string>{"*"}, config);
+    model->eval();
+    plain = t5_logits(*model);
+  }
+  // The logits through the mode's forward, with the trainable state currently loaded.
+  T5Logits logits() {
+    return [this](const Tensor& ids, const Tensor& mask, const Tensor& decoder_ids, const Tensor& rows) {
+      return prepared->forward([&] { return plain(ids, mask, decoder_ids, rows); });
+    };
+  }
+  // The same with the trainable part holding `state` (differentiable with respect to its tensors).
+  T5Logits logits_with(const StateDict& state) {
+    return [this, &state](const Tensor& ids, const Tensor& mask, const Tensor& decoder_ids, const Tensor& rows) {
+      return prepared->forward_with(state, [&] { return plain(ids, mask, decoder_ids, rows); });
+    };
+  }
+};
+
+class TextMergeTarget : public MergeTarget {
+ public:
+  TextMergeTarget(TextSuite& suite, peft::FinetuneMode mode)
+      : suite_(suite), mode_(mode), model_(suite, suite.finetune_config_for(mode)) {
+    initial_ = model_.prepared->initial_state();
+    if (peft::is_lora_mode(mode)) scaling_ = suite.finetune_config_for(mode).lora.scaling();
+  }
+
+  peft::FinetuneMode mode() const override { return mode_; }
+  int num_tasks() const override { return int(suite_.tasks().size()); }
+  std::string task_name(int t) const override { return suite_.tasks()[size_t(t)].task.name; }
+  const StateDict& initial_state() const override { return initial_; }
+  const StateDict& finetuned_state(int t) const override { return suite_.finetuned_state(mode_, t); }
+  double lora_scaling() const override { return scaling_; }
+
+  double score(const StateDict& state, int t, Split split) override {
+    model_.prepared->load_trainable_state(state);
+    return suite_.evaluate(model_.logits(), t, split);
+  }
+
+  double score_weight_space(const StateDict& delta, int t, Split split) override {
+    PreparedT5& m = weight_space_model();
+    StateDict state;
+    for (auto& [name, w0] : weight_space_initial_) {
+      if (delta.contains(name)) {
+        NoGradGuard no_grad;
+        state.insert(name, add(w0, cast(delta.at(name), w0.dtype())));
+      } else {
+        state.insert(name, w0);
+      }
+    }
+    m.prepared->load_trainable_state(state);
+    return suite_.evaluate(m.logits(), t, split);
+  }
+
+  std::vector<int64_t> predict(const StateDict& state, int t, int64_t examples) override {
+    model_.prepared->load_trainable_state(state);
+    return suite_.predict(model_.logits(), t, suite_.tasks()[size_t(t)].validation, examples);
+  }
+
+  double few_shot_loss(const StateDict& state, int t, int64_t examples) override {
+    model_.prepared->load_trainable_state(state);
+    const TokenizedSplit& split = suite_.tasks()[size_t(t)].validation;
+    std::vector<int64_t> rows = first_rows(split, examples);
+    NoGradGuard no_grad;
+    return teacher_forced_loss(model_.logits(), suite_.input_batch(split, rows), suite_.target_batch(split, rows), start_id()).item();
+  }
+
+  // Mean entropy of the model's choice among the task's answers (label words; for stsb the scores 0.0 ..
+  // 5.0 at half steps), renormalised over them; the same scores classification ranks by.
+  Tensor entropy(const StateDict& state, int t, int64_t batch_index, int64_t batch_size) override {
+    const TextTaskData& task = suite_.tasks()[size_t(t)];
+    int64_t n = std::min<int64_t>(suite_.eval_examples(Split::Validation), int64_t(task.validation.inputs.size()));
+    std::vector<int64_t> rows;
+    for (int64_t i = 0; i < batch_size; ++i) rows.push_back((batch_index * batch_size + i) % n);
+    Tensor scores = candidate_scores(model_.logits_with(state), suite_.input_batch(task.validation, rows), task.candidates);
+    Tensor log_p = log_softmax(scores, -1);   // (B, C)
+    return neg(mean(sum(mul(exp(log_p), log_p), {-1})));
+  }
+
+  // Per-example gradients of log p(y | x), the model's whole-sequence log-likelihood of an answer y drawn
+  // from its own (answer-renormalised) prediction for x.
+  StateDict fisher(int t, int64_t examples) override {
+    model_.prepared->load_trainable_state(finetuned_state(t));
+    const TextTaskData& task = suite_.tasks()[size_t(t)];
+    std::vector<Tensor> params = model_.prepared->trainable_tensors();
+    StateDict names = model_.prepared->trainable_state();
+    std::vector<Tensor> sums;
+    for (const Tensor& p : params) sums.push_back(Tensor::zeros(p.shape(), DType::F64));
+    Generator sample(uint64_t(t) * 31 + 7);
+    int64_t n = std::min<int64_t>(examples, int64_t(task.train.inputs.size()));
+    T5Logits logits = model_.logits();
+    for (int64_t i = 0; i < n; ++i) {
+      TokenBatch x = suite_.input_batch(task.train, i, i + 1);
+      std::vector<double> p;
+      {
+        NoGradGuard no_grad;
+        p = softmax(candidate_scores(logits, x, task.candidates), -1).to_vector<double>();   // (1, C)
+      }
+      double u = sample.next_uniform(), c = 0;
+      size_t y = p.size() - 1;
+      for (size_t k = 0; k < p.size(); ++k)
+        if ((c += p[k]) > u) {
+          y = k;
+          break;
+        }
+      Candidates drawn = Candidates::from({task.candidates.sequences[y]}, start_id(), suite_.tokenizer().eos_id());
+      Tensor loss = neg(sum(candidate_scores(logits, x, drawn, /*full_sequence=*/true)));
+      Tensors g = grad({loss}, params);
+      for (size_t k = 0; k < params.size(); ++k) {
+        std::vector<double> gv = g[k].to_vector<double>();
+        double* s = sums[k].data<double>();
+        for (size_t j = 0; j < gv.size(); ++j) s[j] += gv[j] * gv[j] / double(n);
+      }
+    }
+    StateDict out;
+    size_t k = 0;
+    for (auto& [name, _] : names) out.insert(name, kernels::cast(sums[k++], DType::F32));
+    return out;
+  }
+
+  // Inputs of the Linear layers whose weights are in the state, on training examples with their targets
+  // teacher-forced (so the decoder's layers see the answers they were trained on).
+  StateDict grams(int t, int64_t examples) override {
+    model_.prepared->load_trainable_state(finetuned_state(t));
+    std::vector<std::string> modules;
+    for (auto& [name, _] : initial_) {
+      if (name.size() <= 7 || name.compare(name.size() - 7, 7, ".weight") != 0) continue;
+      std::string module = name.substr(0, name.size() - 7);
+      auto linear = std::dynamic_pointer_cast<nn::Linear>(model_.model->find_module(module));
+      if (linear && !linear->adapter()) modules.push_back(module);
+    }
+    GramRecording recording(*model_.model, modules);
+    const TokenizedSplit& split = suite_.tasks()[size_t(t)].train;
+    int64_t n = std::min<int64_t>(examples, int64_t(split.inputs.size()));
+    NoGradGuard no_grad;
+    for (int64_t b = 0; b < n; b += suite_.eval_batch()) {
+      std::vector<int64_t> rows;
+      for (int64_t i = b; i < std::min(n, b + suite_.eval_batch()); ++i) rows.push_back(i);
+      teacher_forced_loss(model_.logits(), suite_.input_batch(split, rows), suite_.target_batch(split, rows), start_id());
+    }
+    return recording.grams();
+  }
+
+ private:
+  int64_t start_id() const { return suite_.model_config().decoder_start_token_id; }
+
+  static std::vector<int64_t> first_rows(const TokenizedSplit& split, int64_t examples) {
+    std::vector<int64_t> rows;
+    for (int64_t i = 0; i < std::min<int64_t>(examples, int64_t(split.inputs.size())); ++i) rows.push_back(i);
+    return rows;
+  }
+
+  // The model for weight-space merges: the plain T5 with every weight loaded (lora, l-lora-local:
+  // W0 + Delta W exactly) or the T5 linearized in all its weights (l-lora: f(W0) + J_W Delta W).
+  PreparedT5& weight_space_model() {
+    if (!weight_space_) {
+      peft::FinetuneConfig c = suite_.finetune_config_for(mode_);
+      c.mode = mode_ == peft::FinetuneMode::LLora ? peft::FinetuneMode::LinearFull : peft::FinetuneMode::Full;
+      weight_space_ = std::make_unique<PreparedT5>(suite_, c);
+      weight_space_initial_ = weight_space_->prepared->initial_state();
+    }
+    return *weight_space_;
+  }
+
+  TextSuite& suite_;
+  peft::FinetuneMode mode_;
+  PreparedT5 model_;
+  StateDict initial_;
+  double scaling_ = 0;
+  std::unique_ptr<PreparedT5> weight_space_;
+  StateDict weight_space_initial_;
+};
+
+}  // namespace
+
+std::unique_ptr<MergeTarget> TextSuite::merge_target(peft::FinetuneMode mode) {
+  return std::make_unique<TextMergeTarget>(*this, mode);
+}
+
+}  // namespace linfuse::experiments

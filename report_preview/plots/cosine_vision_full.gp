@@ -1,0 +1,27 @@
+# Vision, full: cosine similarity of task vectors
+# Written by the linfuse report writer from results.json. To restyle, edit this file and run
+#   gnuplot cosine_vision_full.gp
+# in this folder: it rewrites cosine_vision_full.png and cosine_vision_full.svg.
+if (!exists("output_prefix")) output_prefix = ""
+do for [format in "png svg"] {
+  reset
+  if (format eq "png") {
+    set terminal pngcairo size 620,560 font "Sans,11" noenhanced
+  } else {
+    set terminal svg size 620,560 font "Sans,11" noenhanced background "white"
+  }
+  set output output_prefix."cosine_vision_full.".format
+  set title "Vision, full: cosine similarity of task vectors"
+  set size square
+  unset key
+  set xrange [-0.5:3.5]
+  set yrange [3.5:-0.5]
+  set xtics ("mnist" 0, "fashion_mnist" 1, "shapes" 2, "glyphs" 3) rotate by 35 right nomirror scale 0
+  set ytics ("mnist" 0, "fashion_mnist" 1, "shapes" 2, "glyphs" 3) nomirror scale 0
+  set cbrange [-0.3:0.3]
+  set cblabel "cosine similarity (range shared by the modes)"
+  set palette defined (0 "#2166ac", 0.5 "#f7f7f7", 1 "#b2182b")
+  plot "cosine_vision_full.dat" matrix using 1:2:($1 == $2 ? NaN : $3) with image, \
+       "cosine_vision_full.dat" matrix using 1:2:(sprintf("%.2f", $3)):($1 != $2 && abs($3) > 0.18 ? 0xffffff : 0x000000) with labels font ",9" tc rgb variable
+  unset output
+}
