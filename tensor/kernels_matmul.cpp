@@ -5,6 +5,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <atomic>
 #include <stdexcept>
 
 #include "tensor/kernels.h"
@@ -93,7 +94,11 @@ void gemm_batched(bool ta, bool tb, int64_t batch, int64_t m, int64_t n, int64_t
   });
 }
 
+std::atomic<uint64_t> flop_counter{0};
+
 }  // namespace
+
+uint64_t matmul_flops() { return flop_counter.load(std::memory_order_relaxed); }
 
 Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   if (a_in.dim() < 2 || b_in.dim() < 2)
@@ -117,6 +122,7 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
     MatrixLayout la, lb;
     Tensor a = blas_ready(a_in, la), b = blas_ready(b_in, lb);
     int64_t batch_count = shape_numel(batch);
+    flop_counter.fetch_add(uint64_t(2 * batch_count * m * n * k), std::memory_order_relaxed);
 
     // b shared by the whole batch and a's batch rows stacked with a uniform stride: one tall GEMM.
     bool b_shared = true;
