@@ -33,7 +33,7 @@ asan: setup
 # reference workload (DESIGN.md) per mode and evaluation at 1 and 2 threads, side by side with PyTorch
 # (torch_ref.py, python3-torch) and OpenBLAS sgemm; the table also goes to $(BUILD)/bench.md.
 TORCH_REF ?= $(firstword $(wildcard ../shared/bench/torch_ref.py /work/shared/bench/torch_ref.py))
-BENCH_STEPS ?= 12
+BENCH_STEPS ?= 8
 bench: build
 	@bash scripts/setup.sh bench
 	@if [ -x $(BUILD)/micro_bench ]; then LINFUSE_THREADS=1 $(BUILD)/micro_bench --benchmark_min_time=0.1; \

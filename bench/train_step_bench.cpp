@@ -195,17 +195,23 @@ std::string self_exe() {
   return std::string(buf, size_t(n));
 }
 
-// PyTorch, one mode in its own process: torch_ref.py for training modes (run as __main__ with its own
-// argv), bench/torch_eval.py for evaluation. Both followed by the process's VmHWM.
-StepResult torch_mode(const std::string& torch_ref, const std::string& torch_eval, const std::string& mode, int threads) {
-  static const char* hwm = "\nfor l in open('/proc/self/status'):\n    if l.startswith('VmHWM'): print('hwm_kb=' + l.split()[1])\n";
-  std::string code;
-  if (mode == "eval" || mode == "eval-llora")
-    code = "import sys, runpy\nsys.argv = ['" + torch_eval + "', '" + torch_ref + "', '" + std::to_string(threads) + "', '" + mode +
-           "']\nrunpy.run_path(sys.argv[0], run_name='__main__')" + hwm;
-  else
-    code = "import sys, runpy\nsys.argv = ['" + torch_ref + "', '" + std::to_string(threads) + "', '" + mode +
-           "']\nrunpy.run_path(sys.argv[0], run_name='__main__')" + hwm;
+// PyTorch, one mode in its own process: torch_ref.py's own bench(mode, steps) for training modes (the script
+// is loaded as a module, so the step count can match ours), bench/torch_eval.py's for evaluation; then the
+// process's VmHWM.
+StepResult torch_mode(const std::string& torch_ref, const std::string& torch_eval, const std::string& mode, int threads,
+                      int steps) {
+  bool eval = mode == "eval" || mode == "eval-llora";
+  std::string code =
+      "import importlib.util, sys\n"
+      "def load(name, path):\n"
+      "    spec = importlib.util.spec_from_file_location(name, path)\n"
+      "    m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); return m\n"
+      "m = ref = load('torch_ref', '" + torch_ref + "')\n" +
+      (eval ? "m = load('torch_eval', '" + torch_eval + "'); m.ref = ref\n" : "") +
+      "ref.torch.set_num_threads(" + std::to_string(threads) + ")\n"
+      "print('step_s=%.5f' % m.bench('" + mode + "', " + std::to_string(steps) + "))\n"
+      "for l in open('/proc/self/status'):\n"
+      "    if l.startswith('VmHWM'): print('hwm_kb=' + l.split()[1])\n";
   auto f = fields(run_capture({"/usr/bin/python3", "-c", code}));
   StepResult r;
   if (f.count("step_s")) r.seconds = f["step_s"];
@@ -253,7 +259,7 @@ int main(int argc, char** argv) {
   cxxopts::Options options("train_step_bench",
                            "One training step (and evaluation) of the reference workload per fine-tuning mode, vs PyTorch.");
   options.add_options()("threads", "thread counts", cxxopts::value<std::vector<int>>()->default_value("1,2"))(
-      "steps", "steps per mode (the first 2 are warm-up)", cxxopts::value<int>()->default_value("12"))(
+      "steps", "steps per mode, PyTorch too (the first 2 are warm-up)", cxxopts::value<int>()->default_value("8"))(
       "modes", "modes",
       cxxopts::value<std::vector<std::string>>()->default_value("full,lora,l-lora,l-lora-local,linear-full,eval,eval-l-lora"))(
       "torch", "path of torch_ref.py (empty or missing: skip PyTorch)", cxxopts::value<std::string>()->default_value(""))(
@@ -313,7 +319,7 @@ int main(int argc, char** argv) {
     for (const auto& mode : args["modes"].as<std::vector<std::string>>()) {
       Row row{mode, threads, linfuse_mode(mode, threads, steps), {}, sgemm[threads]};
       bool torch_here = torch_name.count(mode) && (is_eval(mode) ? have_torch_eval : have_torch);
-      if (torch_here) row.torch = torch_mode(torch_ref, torch_eval, torch_name[mode], threads);
+      if (torch_here) row.torch = torch_mode(torch_ref, torch_eval, torch_name[mode], threads, steps);
       rows.push_back(row);
       const auto& r = row.ours;
       double rate = r.flops / r.seconds / 1e9;

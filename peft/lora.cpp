@@ -59,6 +59,15 @@ Tensor LoraAdapter::adapt(const Tensor& x, const Tensor& base_output) {
   if (merged_) return base_output;
   Tensor h = dropout_ && is_training() ? dropout_->forward(x) : x;
   Tensor update;
+  if (mode_ == LoraMode::Standard && !lora_B->adapter() && lora_B->bias.defined() == false) {
+    // base + s B (A x) as one GEMM accumulating onto the base output (addmm): no separate update tensor,
+    // scaling pass or addition pass. (A Linear with an adapter of its own, e.g. a RegMean Gram recorder,
+    // must see its input: then the general path below.)
+    Tensor ax = lora_A->forward(h);   // (..., r)
+    Tensor flat = addmm(reshape(base_output, {-1, base_output.size(-1)}), reshape(ax, {-1, ax.size(-1)}),
+                        transpose(lora_B->weight, 0, 1), scaling);
+    return reshape(flat, base_output.shape());
+  }
   if (mode_ == LoraMode::Standard) {
     update = lora_B->forward(lora_A->forward(h));   // (..., out)
   } else {
