@@ -80,6 +80,16 @@ void merging_study(Suite& suite, const nlohmann::json& config, nlohmann::json& r
   }
 }
 
+// Wall-clock times differ between runs, so a suite's timing entries move from its results (results.json must
+// be identical for two runs with the same seed) to manifest.json; the report reads them back from there.
+void move_times(nlohmann::json& suite_results, nlohmann::json& times) {
+  for (const char* key : {"finetune_seconds"})
+    if (suite_results.contains(key)) {
+      times[key] = suite_results[key];
+      suite_results.erase(key);
+    }
+}
+
 }  // namespace
 
 void apply_overrides(nlohmann::json& base, const nlohmann::json& overrides) {
@@ -108,6 +118,7 @@ std::string run_experiment(const ExperimentOptions& options) {
   SuiteContext ctx{cache, [quiet](const std::string& line) { if (!quiet) std::cout << line << std::endl; }, stage_seconds};
 
   nlohmann::json results;
+  nlohmann::json suite_times;  // suite -> {"finetune_seconds": ...}: measured, so kept out of results.json
   for (const auto& suite_name : options.suites) {
     if (!config.contains(suite_name))
       throw std::invalid_argument("[experiment] unknown suite '" + suite_name + "' (known: vision, text)");
@@ -115,6 +126,7 @@ std::string run_experiment(const ExperimentOptions& options) {
       VisionSuite suite(config["vision"], options.seed, ctx);
       nlohmann::json r = suite.prepare();
       merging_study(suite, config["vision"], r, ctx, "vision");
+      move_times(r, suite_times["vision"]);
       results["suites"]["vision"] = r;
     } else {
       throw std::invalid_argument("[experiment] the text suite is not available in this build yet");
@@ -131,6 +143,7 @@ std::string run_experiment(const ExperimentOptions& options) {
   manifest["started"] = utc_now();
   manifest["stage_seconds"] = stage_seconds;
   manifest["total_seconds"] = total;
+  manifest["suite_seconds"] = suite_times;
   write_json(out / "manifest.json", manifest);
   if (options.report) {
     std::string report = write_report(out.string());

@@ -325,6 +325,11 @@ ReportResults read_results_file(const std::string& path) {
       nlohmann::ordered_json manifest = nlohmann::ordered_json::parse(manifest_in);
       for (const char* key : {"started", "stage_seconds"})
         if (manifest.contains(key)) document["manifest"][key] = manifest[key];
+      // per-suite measured times (e.g. finetune_seconds) go back into their suite
+      if (manifest.contains("suite_seconds") && manifest["suite_seconds"].is_object() && document.contains("suites"))
+        for (const auto& [suite, times] : manifest["suite_seconds"].items())
+          if (document["suites"].contains(suite) && times.is_object())
+            for (const auto& [key, value] : times.items()) document["suites"][suite][key] = value;
     } catch (const nlohmann::json::parse_error& error) {
       throw std::runtime_error(manifest_path.string() + ": not valid JSON (" + error.what() + ")");
     }

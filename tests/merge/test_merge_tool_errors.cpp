@@ -1,0 +1,201 @@
+// linfuse merge's failures (every mismatch listed, nothing written) and the command line (the built binary).
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "../helpers.h"
+#include "merge_tool_helpers.h"
+
+using namespace linfuse;
+using namespace linfuse::merge;
+using linfuse::testing::error_of;
+using linfuse::testing::run_tool;
+using linfuse::testing::TempFolder;
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+StateDict layout(std::initializer_list<std::pair<std::string, Shape>> entries, DType dtype = DType::F32) {
+  StateDict out;
+  Generator generator(0);
+  for (const auto& [name, shape] : entries) out.insert(name, generator.normal(shape, 0.0, 1.0, dtype));
+  return out;
+}
+
+std::string invalid_config(const json& config) {
+  return error_of([&] { parse_merge_spec(config); });
+}
+
+}  // namespace
+
+TEST_CASE("Mismatched checkpoints fail with one message listing every mismatch of every input, and nothing is written",
+          "[merge_tool]") {
+  TempFolder folder;
+  StateDict base = layout({{"x", {4}}, {"y", {2}}, {"w", {2, 3}}, {"v", {3}}});
+  save_safetensors(folder / "base.safetensors", base);
+  save_safetensors(folder / "a.safetensors", base);
+  save_safetensors(folder / "b.safetensors", layout({{"w", {3, 2}}, {"v", {3}}}));   // no x, y; w transposed
+  StateDict c = layout({{"x", {4}}, {"y", {2}}, {"w", {2, 3}}, {"z", {1}}});
+  c.insert("v", Tensor::zeros({3}, DType::F64));   // v in float64
+  save_safetensors(folder / "c.safetensors", c);
+  std::vector<std::string> before = folder.listing();
+  json config = {{"method", "task_arithmetic"}, {"base", "base.safetensors"},
+                 {"models", {"a.safetensors", "b.safetensors", "c.safetensors"}}, {"output", "merged.safetensors"}};
+  std::string error = error_of([&] { run_tool(config, folder.path()); });
+  INFO(error);
+  std::string b = folder / "b.safetensors", c_path = folder / "c.safetensors", base_path = folder / "base.safetensors";
+  CHECK(contains(error, "missing in " + b + ": x, y"));
+  CHECK(contains(error, "w (2,3) vs (3,2)"));
+  CHECK(contains(error, "missing in " + base_path + ": z"));
+  CHECK(contains(error, "v F32 vs F64"));
+  CHECK(contains(error, "nothing was written"));
+  CHECK(folder.listing() == before);   // no output, no temporary file
+}
+
+TEST_CASE("Unreadable inputs, a missing base and integer tensors that differ are all reported, and nothing is written",
+          "[merge_tool]") {
+  TempFolder folder;
+  StateDict base = layout({{"w", {2, 3}}});
+  save_safetensors(folder / "a.safetensors", base);
+  std::ofstream(folder / "garbage.safetensors") << "this is not a safetensors file";
+  std::vector<std::string> before = folder.listing();
+  json config = {{"method", "ties"}, {"models", {"a.safetensors", "missing.safetensors", "garbage.safetensors"}},
+                 {"output", "merged.safetensors"}};
+  std::string error = error_of([&] { run_tool(config, folder.path()); });
+  INFO(error);
+  CHECK(contains(error, "ties merges task vectors"));   // no base
+  CHECK(contains(error, "--base"));
+  CHECK(contains(error, "missing.safetensors: cannot open"));
+  CHECK(contains(error, "garbage.safetensors"));
+  CHECK(folder.listing() == before);
+
+  StateDict with_ids = base;
+  with_ids.insert("ids", Tensor::arange(3, DType::I64));
+  save_safetensors(folder / "b.safetensors", with_ids);
+  with_ids.at("ids") = Tensor::zeros({3}, DType::I64);
+  save_safetensors(folder / "c.safetensors", with_ids);
+  json average = {{"method", "simple_average"}, {"models", {"b.safetensors", "c.safetensors"}}, {"output", "m.safetensors"}};
+  CHECK(contains(error_of([&] { run_tool(average, folder.path()); }), "integer tensors cannot be merged"));
+  CHECK_FALSE(fs::exists(folder / "m.safetensors"));
+}
+
+TEST_CASE("Bad configs list every problem: unknown method or key, out-of-range or misplaced hyperparameters",
+          "[merge_tool]") {
+  CHECK(contains(invalid_config({{"method", "tiez"}, {"models", {"a"}}, {"output", "o"}}), "unknown method 'tiez'"));
+  std::string error = invalid_config({{"method", "dare"},
+                                      {"models", {"a"}},
+                                      {"output", "o"},
+                                      {"lamda", 1},
+                                      {"hyperparameters", {{"keep", 1.5}, {"drop", 1.0}, {"combine", "ties"}, {"sign", "max"}}}});
+  INFO(error);
+  CHECK(contains(error, "unknown key 'lamda'"));
+  CHECK(contains(error, "keep must be a fraction in [0, 1]"));
+  CHECK(contains(error, "drop must be in [0, 1)"));
+  CHECK(contains(error, "sign must be one of mass, count"));
+  CHECK(contains(invalid_config({{"method", "task_arithmetic"}, {"models", {"a"}}, {"output", "o"},
+                                 {"hyperparameters", {{"keep", 0.2}}}}),
+                 "'keep' does not apply to task_arithmetic"));
+  CHECK(contains(invalid_config({{"method", "task_arithmetic"}, {"models", {{{"path", "a"}, {"weight", 0.5}}}}, {"output", "o"}}),
+                 "takes no per-model weights"));
+  CHECK(contains(invalid_config({{"method", "weighted_average"}, {"models", {"a", "b"}}, {"output", "o"}}),
+                 "needs a weight for every model"));
+  CHECK(contains(invalid_config({{"method", "ties"}, {"output", "o"}}), "no models"));
+  CHECK(contains(invalid_config({{"method", "ties"}, {"models", {"a"}}}), "no output"));
+  CHECK(contains(invalid_config({{"method", "fisher"}, {"models", {"a"}}, {"output", "o"}}), "needs \"fisher\""));
+  CHECK(contains(invalid_config({{"method", "ties"}, {"models", {"a"}}, {"output", "o"}, {"refactorize_rank", 4}}),
+                 "needs \"space\": \"weight\""));
+  CHECK(contains(invalid_config(json::array()), "must be a JSON object"));
+}
+
+TEST_CASE("A failure in the middle of writing leaves no file behind and an existing output untouched", "[merge_tool]") {
+  TempFolder folder;
+  StateDict base = layout({{"w", {50}}, {"v", {50}}});
+  StateDict broken = base;
+  std::vector<double> values = base.at("v").to_vector<double>();
+  values[7] = NAN;   // found by TIES while writing (keep = 1 needs no selection pass)
+  broken.at("v") = kernels::cast(Tensor::from_vector(values, {50}), DType::F32);
+  save_safetensors(folder / "base.safetensors", base);
+  save_safetensors(folder / "a.safetensors", broken);
+  std::ofstream(folder / "merged.safetensors") << "old content";
+  std::vector<std::string> before = folder.listing();
+  json config = {{"method", "ties"}, {"base", "base.safetensors"}, {"models", {"a.safetensors"}},
+                 {"hyperparameters", {{"keep", 1.0}}}, {"output", "merged.safetensors"}};
+  std::string error = error_of([&] { run_tool(config, folder.path(), 10); });
+  CHECK(contains(error, "non-finite"));
+  CHECK(contains(error, "'v'"));
+  CHECK(folder.listing() == before);
+  std::ifstream old(folder / "merged.safetensors");
+  std::string content((std::istreambuf_iterator<char>(old)), std::istreambuf_iterator<char>());
+  CHECK(content == "old content");
+}
+
+TEST_CASE("linfuse merge on the command line: --help, flags, --config, and errors that write nothing", "[merge_tool][cli]") {
+  std::string binary = linfuse::testing::linfuse_binary();
+  if (!fs::exists(binary)) FAIL("the linfuse binary is not built next to the tests (" << binary << "): build the linfuse target");
+  std::string fixture = linfuse::testing::source_path("tests/fixtures/merge_tool");
+
+  auto help = linfuse::testing::run_command(binary + " merge --help");
+  CHECK(help.exit_code == 0);
+  for (const char* option : {"--config", "--method", "--base", "--models", "--weights", "--lambda", "--keep", "--sign",
+                             "--trim", "--aggregation", "--drop", "--seed", "--combine", "--no-rescale", "--fishers",
+                             "--grams", "--space", "--delta-form", "--refactorize-rank", "--dtype", "--out", "--dry-run",
+                             "\"hyperparameters\"", "\"models\"", "ties", "dare", "simple_average", "weighted_average"})
+    CHECK(contains(help.output, option));
+
+  // Flags: the fixture's task arithmetic.
+  TempFolder out;
+  std::ifstream in(fixture + "/expected.json");
+  json expected = json::parse(in)["cases"]["task_arithmetic"]["expected"];
+  auto check_output = [&](const std::string& path) {
+    StateDict merged = load_safetensors(path);
+    for (const auto& [name, values] : expected.items()) {
+      std::vector<double> got = merged.at(name).to_vector<double>(), want = values.get<std::vector<double>>();
+      for (size_t i = 0; i < got.size(); ++i) CHECK(std::abs(got[i] - want[i]) <= 1e-6);
+    }
+  };
+  std::string models = fixture + "/a.safetensors " + fixture + "/b.safetensors " + fixture + "/c.safetensors";
+  auto flags = linfuse::testing::run_command(binary + " merge --method task_arithmetic --base " + fixture +
+                                             "/base.safetensors --models " + models + " --lambda 0.3 --out " + (out / "flags.safetensors"));
+  INFO(flags.output);
+  CHECK(flags.exit_code == 0);
+  CHECK(contains(flags.output, "peak RSS"));
+  check_output(out / "flags.safetensors");
+  SafetensorsFile written = SafetensorsFile::open(out / "flags.safetensors");
+  CHECK(written.metadata().count("linfuse.commit"));
+
+  // --config with paths relative to the config's folder; a flag overrides it.
+  json config = {{"method", "task_arithmetic"}, {"base", "base.safetensors"},
+                 {"models", {"a.safetensors", "b.safetensors", "c.safetensors"}},
+                 {"hyperparameters", {{"lambda", 0.9}}}, {"output", out / "config.safetensors"}};
+  for (const char* name : {"base", "a", "b", "c"})
+    fs::copy(fixture + "/" + name + ".safetensors", out / (std::string(name) + ".safetensors"));
+  std::ofstream(out / "merge.json") << config.dump(2);
+  auto from_config = linfuse::testing::run_command("cd / && " + binary + " merge --config " + (out / "merge.json") + " --lambda 0.3");
+  INFO(from_config.output);
+  CHECK(from_config.exit_code == 0);
+  check_output(out / "config.safetensors");
+
+  // Errors: exit status, message on stderr, nothing written.
+  std::vector<std::string> before = out.listing();
+  auto mismatch = linfuse::testing::run_command(binary + " merge --method task_arithmetic --base " + fixture +
+                                                "/base.safetensors --models " + fixture + "/a.safetensors " + fixture +
+                                                "/lora_base.safetensors --out " + (out / "bad.safetensors"));
+  CHECK(mismatch.exit_code == 1);
+  CHECK(contains(mismatch.output, "missing in"));
+  std::ofstream(out / "broken.json") << "{\"method\": ";
+  auto bad_json = linfuse::testing::run_command(binary + " merge --config " + (out / "broken.json"));
+  CHECK(bad_json.exit_code == 2);
+  CHECK(contains(bad_json.output, "not valid JSON"));
+  auto unknown = linfuse::testing::run_command(binary + " merge --method nope --models x --out " + (out / "x.safetensors"));
+  CHECK(unknown.exit_code == 2);
+  CHECK(contains(unknown.output, "unknown method 'nope'"));
+  std::vector<std::string> after = out.listing();
+  after.erase(std::remove(after.begin(), after.end(), "broken.json"), after.end());
+  CHECK(after == before);
+}
