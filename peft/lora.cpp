@@ -68,6 +68,16 @@ Tensor LoraAdapter::adapt(const Tensor& x, const Tensor& base_output) {
                         transpose(lora_B->weight, 0, 1), scaling);
     return reshape(flat, base_output.shape());
   }
+  if (mode_ == LoraMode::LocalLinear && !lora_B->adapter() && !lora_B->bias.defined()) {
+    // The same expansion written s B (A0 x) + s B0 (A x - A0 x), both terms accumulated by addmm onto the base
+    // output: the rank-r difference replaces the third full-width product and the update/sum passes.
+    auto flat = [](const Tensor& t) { return reshape(t, {-1, t.size(-1)}); };
+    Tensor a0x = linear(h, A0);                         // (..., r)
+    Tensor diff = sub(lora_A->forward(h), a0x);         // (A - A0) x
+    Tensor y = addmm(flat(base_output), flat(a0x), transpose(lora_B->weight, 0, 1), scaling);
+    y = addmm(y, flat(diff), transpose(B0, 0, 1), scaling);
+    return reshape(y, base_output.shape());
+  }
   if (mode_ == LoraMode::Standard) {
     update = lora_B->forward(lora_A->forward(h));   // (..., out)
   } else {
