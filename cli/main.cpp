@@ -1,20 +1,23 @@
-// linfuse: the command line. Subcommands: experiment, gradcheck, merge.
+// linfuse: the command line. Subcommands: experiment, forward, gradcheck, merge.
 #include <cstdio>
 #include <string>
 
 int gradcheck_main(int argc, char** argv);
 int experiment_main(int argc, char** argv);
+int forward_main(int argc, char** argv);
 int merge_main(int argc, char** argv);
 
 int main(int argc, char** argv) {
   std::string cmd = argc > 1 ? argv[1] : "";
   if (cmd == "gradcheck") return gradcheck_main(argc - 1, argv + 1);
   if (cmd == "experiment") return experiment_main(argc - 1, argv + 1);
+  if (cmd == "forward") return forward_main(argc - 1, argv + 1);
   if (cmd == "merge") return merge_main(argc - 1, argv + 1);
   std::fprintf(stderr,
                "usage: linfuse <command> [options]\n\n"
                "commands:\n"
                "  experiment  the study end to end: pretrain, fine-tune in five modes, merge, analyse, report\n"
+               "  forward     run CLIP / T5 as a reference: outputs, gradients and JVPs to a safetensors file\n"
                "  gradcheck   check every primitive's VJP, JVP and adjoint identity in float64\n"
                "  merge       merge safetensors checkpoints or PEFT adapters (task arithmetic, TIES, DARE, ...)\n\n"
                "Run 'linfuse <command> --help' for the options of a command.\n");
