@@ -29,6 +29,17 @@ asan: setup
 	@cmake --build build-asan -j $(JOBS)
 	@cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS)
 
+# Performance: micro-benchmarks of the dominant kernels (Google Benchmark), then one training step of the
+# reference workload (DESIGN.md) per mode and evaluation at 1 and 2 threads, side by side with PyTorch
+# (torch_ref.py, python3-torch) and OpenBLAS sgemm; the table also goes to $(BUILD)/bench.md.
+TORCH_REF ?= $(firstword $(wildcard ../shared/bench/torch_ref.py /work/shared/bench/torch_ref.py))
+BENCH_STEPS ?= 8
+bench: build
+	@bash scripts/setup.sh bench
+	@if [ -x $(BUILD)/micro_bench ]; then LINFUSE_THREADS=1 $(BUILD)/micro_bench --benchmark_min_time=0.1; \
+	 else echo "micro_bench not built (libbenchmark-dev missing)"; fi
+	@$(BUILD)/train_step_bench --threads 1,2 --steps $(BENCH_STEPS) --torch "$(TORCH_REF)" --markdown $(BUILD)/bench.md
+
 gradcheck: build
 	@$(BUILD)/linfuse gradcheck
 

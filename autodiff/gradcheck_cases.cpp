@@ -147,6 +147,14 @@ std::vector<GradcheckCase> build_cases() {
                [](const Tensors& x) { return matmul(x[0], x[1]); }});
   c.push_back({"matmul[transposed operands]", [](Generator& g) { return Tensors{normal(g, {4, 3}), normal(g, {2, 4})}; },
                [](const Tensors& x) { return matmul(transpose(x[0], 0, 1), transpose(x[1], -1, -2)); }});
+  c.push_back({"addmm[bias row]", [](Generator& g) { return Tensors{normal(g, {2}), normal(g, {3, 4}), normal(g, {4, 2})}; },
+               [](const Tensors& x) { return addmm(x[0], x[1], x[2]); }});
+  c.push_back({"addmm[full c, transposed operands, alpha 2]",
+               [](Generator& g) { return Tensors{normal(g, {3, 2}), normal(g, {4, 3}), normal(g, {2, 4})}; },
+               [](const Tensors& x) { return addmm(x[0], transpose(x[1], 0, 1), transpose(x[2], 0, 1), 2.0); }});
+  c.push_back({"addmm[column c, alpha 0.5]",
+               [](Generator& g) { return Tensors{normal(g, {3, 1}), normal(g, {3, 4}), normal(g, {4, 2})}; },
+               [](const Tensors& x) { return addmm(x[0], x[1], x[2], 0.5); }});
   c.push_back({"matmul[vector]", [](Generator& g) { return Tensors{normal(g, {4}), normal(g, {2, 4, 3})}; },
                [](const Tensors& x) { return matmul(x[0], x[1]); }});
   c.push_back({"linear", [](Generator& g) { return Tensors{normal(g, {2, 3, 4}), normal(g, {5, 4}), normal(g, {5})}; },

@@ -108,6 +108,9 @@ Tensor contiguous(const Tensor& a);   // a copy with the same autodiff identity 
 // ---- linear algebra ----
 // NumPy matmul: (..., M, K) @ (..., K, N) with broadcast batch dims; 1-D operands are promoted.
 Tensor matmul(const Tensor& a, const Tensor& b);
+// c + alpha a @ b for 2-D a (M, K), b (K, N), c broadcastable to (M, N), computed by one GEMM accumulating
+// onto c (a linear layer's bias, a LoRA update onto the base output).
+Tensor addmm(const Tensor& c, const Tensor& a, const Tensor& b, double alpha = 1.0);
 // x (..., in) W (out, in) b (out) -> (..., out); b may be undefined.
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
 

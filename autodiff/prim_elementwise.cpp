@@ -222,8 +222,21 @@ class GeluErf : public Primitive {
       return T(0.5) * x * (T(1) + fast::erf_of(x * T(kInvSqrt2)));
     });
   }
-  Tensors vjp(const Tensors& in, const Tensor&, const Tensor& g, const Wanted&) override { return {mul(g, gelu_erf_grad(in[0]))}; }
-  Tensor jvp(const Tensors& in, const Tensor&, const Tensors& t) override { return mul(t[0], gelu_erf_grad(in[0])); }
+  // A forward-mode pass followed by a VJP of the same node (a linearized model's training step) needs the
+  // derivative twice: the JVP keeps it (when nothing is being recorded) for the VJP.
+  Tensors vjp(const Tensors& in, const Tensor&, const Tensor& g, const Wanted&) override {
+    if (!rules::recording() && d1_.defined()) return {mul(g, d1_)};
+    return {mul(g, gelu_erf_grad(in[0]))};
+  }
+  Tensor jvp(const Tensors& in, const Tensor&, const Tensors& t) override {
+    if (rules::recording()) return mul(t[0], gelu_erf_grad(in[0]));
+    d1_ = gelu_erf_grad(in[0]);
+    return mul(t[0], d1_);
+  }
+  void release() override { d1_ = Tensor(); }
+
+ private:
+  Tensor d1_;
 };
 
 // quick_gelu(x) = x s, s = sigmoid(a x);  d1 = s + a x s (1 - s);  d2 = a s (1 - s) (2 + a x (1 - 2 s))

@@ -26,7 +26,40 @@ class Matmul : public Primitive {
   }
 };
 
+// out = c + alpha a @ b (2-D a, b; c broadcast to the output): one GEMM accumulating onto c.
+//   vjp: dc = sum_to(g),  da = alpha g b^T,  db = alpha a^T g
+//   jvp: tc + alpha (ta b + a tb), accumulated by addmm onto the tangent of c
+class Addmm : public Primitive {
+  LINFUSE_PRIMITIVE("addmm")
+ public:
+  explicit Addmm(double alpha) : alpha_(alpha) {}
+  Tensor forward(const Tensors& in) override { return kernels::addmm(in[0], in[1], in[2], alpha_); }
+  Tensor scaled(const Tensor& t) const { return alpha_ == 1.0 ? t : mul(t, alpha_); }
+  Tensors vjp(const Tensors& in, const Tensor&, const Tensor& g, const Wanted& w) override {
+    return {w[0] ? sum_to(g, in[0].shape()) : Tensor(), w[1] ? scaled(matmul(g, mT(in[2]))) : Tensor(),
+            w[2] ? scaled(matmul(mT(in[1]), g)) : Tensor()};
+  }
+  Tensor jvp(const Tensors& in, const Tensor& out, const Tensors& t) override {
+    Tensor acc = t[0].defined() ? t[0] : Tensor();
+    if (t[1].defined()) acc = acc.defined() ? addmm(acc, t[1], in[2], alpha_) : scaled(matmul(t[1], in[2]));
+    if (t[2].defined()) acc = acc.defined() ? addmm(acc, in[1], t[2], alpha_) : scaled(matmul(in[1], t[2]));
+    if (acc.defined() && acc.shape() != out.shape()) acc = broadcast_to(acc, out.shape());
+    return acc;
+  }
+
+ private:
+  double alpha_;
+};
+
 }  // namespace
+
+Tensor addmm(const Tensor& c, const Tensor& a, const Tensor& b, double alpha) {
+  if (a.dim() != 2 || b.dim() != 2 || a.size(1) != b.size(0))
+    throw std::invalid_argument("[addmm] needs (M, K) and (K, N) operands, got " + a.describe() + " and " + b.describe());
+  if (a.dtype() != b.dtype() || c.dtype() != a.dtype())
+    throw std::invalid_argument("[addmm] dtypes differ: " + c.describe() + ", " + a.describe() + " and " + b.describe());
+  return apply_new<Addmm>({c, a, b}, alpha);
+}
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
   if (a.dim() == 0 || b.dim() == 0)
@@ -52,8 +85,9 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   Shape out_shape = x.shape();
   out_shape.back() = weight.size(0);
   // Fold the leading dims into rows: one GEMM instead of a batch of them (also for the weight gradient).
-  Tensor y = matmul(reshape(x, {-1, x.size(-1)}), transpose(weight, 0, 1));
-  if (bias.defined()) y = add(y, bias);
+  // The bias is accumulated by the GEMM itself (addmm), not added in a second pass.
+  Tensor x2 = reshape(x, {-1, x.size(-1)});
+  Tensor y = bias.defined() ? addmm(bias, x2, transpose(weight, 0, 1)) : matmul(x2, transpose(weight, 0, 1));
   return reshape(y, out_shape);
 }
 

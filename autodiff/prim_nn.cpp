@@ -3,6 +3,7 @@
 
 #include "autodiff/rule_helpers.h"
 #include "tensor/kernels.h"
+#include "tensor/kernels_norm_grad.h"
 
 namespace linfuse {
 using Tensors = std::vector<Tensor>;
@@ -87,18 +88,26 @@ class LayerNorm : public Primitive {
     rstd = rsqrt(add(mean(mul(centered, centered), {-1}, true), eps_));
     xhat = mul(centered, rstd);
   }
+  // Without recording, the x parts of both rules run as one fused row kernel on the saved statistics.
+  bool fused() const { return !rules::recording() && mean_.defined(); }
   Tensors vjp(const Tensors& in, const Tensor&, const Tensor& g, const Wanted& w) override {
-    Tensor xhat, rstd;
-    normalized(in[0], xhat, rstd);
     Tensors out(in.size());
-    Tensor dxhat = has_gamma_ ? mul(g, in[1]) : g;
-    if (w[0])
+    bool gamma_grad = has_gamma_ && w[1];
+    if (w[0] && fused()) out[0] = kernels::layer_norm_dx(in[0], mean_, rstd_, has_gamma_ ? in[1] : Tensor(), g, false);
+    Tensor xhat, rstd;
+    if ((w[0] && !out[0].defined()) || gamma_grad) normalized(in[0], xhat, rstd);
+    if (w[0] && !out[0].defined()) {
+      Tensor dxhat = has_gamma_ ? mul(g, in[1]) : g;
       out[0] = mul(rstd, sub(sub(dxhat, mean(dxhat, {-1}, true)), mul(xhat, mean(mul(dxhat, xhat), {-1}, true))));
-    if (has_gamma_ && w[1]) out[1] = sum_to(mul(g, xhat), in[1].shape());
+    }
+    if (gamma_grad) out[1] = sum_to(mul(g, xhat), in[1].shape());
     if (has_beta_ && w[beta_slot()]) out[beta_slot()] = sum_to(g, in[beta_slot()].shape());
     return out;
   }
   Tensor jvp(const Tensors& in, const Tensor&, const Tensors& t) override {
+    bool affine_tangent = (has_gamma_ && t[1].defined()) || (has_beta_ && t[beta_slot()].defined());
+    if (t[0].defined() && !affine_tangent && fused())
+      return kernels::layer_norm_dx(in[0], mean_, rstd_, has_gamma_ ? in[1] : Tensor(), t[0], true);
     Tensor xhat, rstd;
     normalized(in[0], xhat, rstd);
     Tensor out;

@@ -1,20 +1,39 @@
-// End-to-end step benchmark of the reference workload (DESIGN.md) in every fine-tuning mode, side by side with
-// PyTorch (../shared/bench/torch_ref.py, run in the same invocation) and a plain OpenBLAS sgemm (the machine's
-// limit). Prints step time, the ratio to PyTorch, achieved GFLOP/s as a fraction of the sgemm rate, and peak
-// resident memory.
-#include <sys/resource.h>
+// End-to-end benchmark of the reference workload (DESIGN.md: ViT on 28x28 images, patch 4, width 128,
+// 4 layers, 4 heads, MLP 512, batch 64, LoRA r=8 alpha=16 on q,k,v,o,fc1,fc2, AdamW): one training step in
+// each fine-tuning mode and evaluation (forward only; forward of the network-level linearized LoRA model),
+// at each thread count, side by side in the same run with PyTorch (../shared/bench/torch_ref.py, and
+// bench/torch_eval.py for evaluation) and a plain OpenBLAS sgemm of a large square matrix (the machine's
+// limit at that thread count).
+//
+// Every measurement runs in its own process (this binary re-executed with --child, python3 for PyTorch), so
+// the peak resident memory (VmHWM, read by the process itself at its end) is that of one mode alone. The
+// FLOP count is exact: the matmul kernel counts 2 m n k for every product it computes, forward and backward
+// (kernels::matmul_flops), and the child reports the count of one step. Step time is the median over the
+// steps after two warm-up steps, as torch_ref.py does.
+//
+//   train_step_bench [--threads 1,2] [--steps 12] [--torch PATH] [--markdown FILE]   the table
+//   train_step_bench --profile MODE [--threads 1] [--steps 12]                       one mode in-process
+#include <sys/utsname.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cblas.h>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <cxxopts.hpp>
+#include <fstream>
 #include <map>
+#include <memory>
+#include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "autodiff/functional.h"
+#include "autodiff/tape.h"
 #include "nn/optim.h"
 #include "peft/linearized_model.h"
 #include "peft/lora.h"
@@ -36,158 +55,358 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-// Exact multiply-add count of one forward pass of the reference ViT (GEMMs only; elementwise work is
-// negligible): patch embedding, per layer q,k,v,o, scores and weighted sum, fc1, fc2, and the head.
-double forward_flops() {
-  double b = kBatch, t = 50, d = bench::kWidth, n = 49;
-  double macs = b * n * 16 * d;                        // patch embedding
-  double per_layer = b * t * (4 * d * d + 2 * 4 * d * d)   // q, k, v, o; fc1, fc2
-                     + 2 * b * t * t * d;                   // q k^T and attention-weighted values
-  macs += bench::kLayers * per_layer + b * d * bench::kClasses;
-  return 2 * macs;
+long vm_hwm_kb() {   // peak resident set of this process (its own address space only)
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+  return 0;
 }
 
+bool is_eval(const std::string& mode) { return mode.rfind("eval", 0) == 0; }
+
 struct StepResult {
-  double seconds;
-  long peak_rss_kb;
+  double seconds = 0;
+  double flops = 0;   // per step, exact (matmul kernel counter)
+  long peak_kb = 0;
 };
 
-// Runs `steps` training steps of `mode` in this process; returns the median step time (first two dropped).
-StepResult train_steps(const std::string& mode, int steps) {
-    bench::ReferenceViT model(0);
-    Generator g(1);
-    Tensor images = g.normal({kBatch, bench::kImage, bench::kImage});
-    Tensor labels = g.randint({kBatch}, 0, bench::kClasses);
-    std::unique_ptr<peft::LinearizedModel> lin;
-    std::vector<Tensor> params;
-    if (mode == "lora" || mode == "l-lora" || mode == "l-lora-local") {
-      peft::LoraConfig config;
-      config.rank = 8;
-      config.alpha = 16;
-      config.target_modules = {"*.q", "*.k", "*.v", "*.o", "*.fc1", "*.fc2"};
-      if (mode == "l-lora-local") config.mode = peft::LoraMode::LocalLinear;
-      peft::apply_lora(model, config);
-    }
-    if (mode == "l-lora") lin = std::make_unique<peft::LinearizedModel>(model, std::vector<std::string>{"*.lora_A.weight", "*.lora_B.weight"});
-    if (mode == "linear-full") lin = std::make_unique<peft::LinearizedModel>(model, std::vector<std::string>{"*"});
-    if (lin) params = lin->parameters();
-    else
-      for (auto& e : model.trainable_parameters()) params.push_back(*e.tensor);
-    nn::AdamW opt(params, 1e-3, 0.0);
-    std::vector<double> times;
-    for (int i = 0; i < steps; ++i) {
-      auto t0 = Clock::now();
+// Runs `steps` steps of `mode` in this process; returns the median time of the steps after two warm-ups.
+// Modes: full, lora, l-lora, l-lora-local, linear-full (training steps); eval (forward of the base model, no
+// tape), eval-l-lora (forward of the network-level linearized LoRA model, no tape).
+StepResult run_steps(const std::string& mode, int steps) {
+  static const std::vector<std::string> known{"full", "lora", "l-lora", "l-lora-local", "linear-full", "eval", "eval-l-lora"};
+  if (std::find(known.begin(), known.end(), mode) == known.end()) throw std::invalid_argument("unknown mode '" + mode + "'");
+  bench::ReferenceViT model(0);
+  Generator g(1);
+  Tensor images = g.normal({kBatch, bench::kImage, bench::kImage});
+  Tensor labels = g.randint({kBatch}, 0, bench::kClasses);
+  std::unique_ptr<peft::LinearizedModel> lin;
+  std::vector<Tensor> params;
+  if (mode == "lora" || mode == "l-lora" || mode == "l-lora-local" || mode == "eval-l-lora") {
+    peft::LoraConfig config;
+    config.rank = 8;
+    config.alpha = 16;
+    config.target_modules = {"*.q", "*.k", "*.v", "*.o", "*.fc1", "*.fc2"};
+    if (mode == "l-lora-local") config.mode = peft::LoraMode::LocalLinear;
+    peft::apply_lora(model, config);
+  }
+  if (mode == "l-lora" || mode == "eval-l-lora")
+    lin = std::make_unique<peft::LinearizedModel>(model, std::vector<std::string>{"*.lora_A.weight", "*.lora_B.weight"});
+  if (mode == "linear-full") lin = std::make_unique<peft::LinearizedModel>(model, std::vector<std::string>{"*"});
+  if (lin) params = lin->parameters();
+  else
+    for (auto& e : model.trainable_parameters()) params.push_back(*e.tensor);
+  nn::AdamW opt(params, 1e-3, 0.0);
+  std::vector<double> times;
+  uint64_t flops0 = kernels::matmul_flops();
+  for (int i = 0; i < steps; ++i) {
+    auto t0 = Clock::now();
+    if (is_eval(mode)) {
+      NoGradGuard no_grad;
+      Tensor logits = lin ? (*lin)([&] { return model.forward(images); }) : model.forward(images);
+      (void)logits;
+    } else {
       Tensor logits = lin ? (*lin)([&] { return model.forward(images); }) : model.forward(images);
       Tensor loss = cross_entropy(logits, labels);
       opt.zero_grad();
       backward(loss);
       opt.step();
-      times.push_back(seconds_since(t0));
     }
-    times.erase(times.begin(), times.begin() + 2);   // warm-up (allocator cache, page faults)
-    double m = median(times);
-    struct rusage usage;
-    getrusage(RUSAGE_SELF, &usage);
-    return StepResult{m, usage.ru_maxrss};
-}
-
-// Runs the steps in a child process, so that peak RSS is per mode.
-StepResult run_mode(const std::string& mode, int steps) {
-  int pipefd[2];
-  if (pipe(pipefd) != 0) throw std::runtime_error("pipe failed");
-  pid_t pid = fork();
-  if (pid == 0) {
-    close(pipefd[0]);
-    StepResult r = train_steps(mode, steps);
-    if (write(pipefd[1], &r, sizeof r) != sizeof r) _exit(1);
-    _exit(0);
+    times.push_back(seconds_since(t0));
   }
-  close(pipefd[1]);
-  StepResult r{};
-  ssize_t got = read(pipefd[0], &r, sizeof r);
-  close(pipefd[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (got != sizeof r || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    throw std::runtime_error("benchmark child for mode " + mode + " failed");
+  StepResult r;
+  r.flops = double(kernels::matmul_flops() - flops0) / steps;
+  times.erase(times.begin(), times.begin() + std::min<size_t>(2, times.size() - 1));   // warm-up
+  r.seconds = median(times);
+  r.peak_kb = vm_hwm_kb();
   return r;
 }
 
-// GFLOP/s of a large single-threaded-BLAS sgemm tiled the way linfuse tiles (the machine's limit at this
-// thread count).
-double sgemm_rate(int threads) {
-  set_num_threads(threads);
-  int64_t n = 1024;
+// A plain OpenBLAS sgemm of an n x n matrix on OpenBLAS's own `threads` threads: the machine's limit.
+double sgemm_gflops(int threads, int n) {
+  openblas_set_num_threads(threads);
+  std::vector<float> a(size_t(n) * n), b(size_t(n) * n), c(size_t(n) * n);
   Generator g(0);
-  Tensor a = g.normal({n, n}), b = g.normal({n, n});
-  kernels::matmul(a, b);
+  Tensor r = g.normal({int64_t(n), int64_t(n)});
+  std::copy(r.data<float>(), r.data<float>() + a.size(), a.begin());
+  std::copy(r.data<float>(), r.data<float>() + b.size(), b.begin());
   std::vector<double> t;
-  for (int i = 0; i < 5; ++i) {
+  for (int i = 0; i < 7; ++i) {
     auto t0 = Clock::now();
-    kernels::matmul(a, b);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
     t.push_back(seconds_since(t0));
   }
+  t.erase(t.begin());
   return 2.0 * n * n * n / median(t) / 1e9;
 }
 
-// Runs torch_ref.py for the given modes and thread count; returns mode -> seconds.
-std::map<std::string, double> torch_times(const std::string& script, int threads) {
-  std::map<std::string, double> out;
-  std::string cmd = "/usr/bin/python3 " + script + " " + std::to_string(threads) + " 2>/dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return out;
-  char line[256];
-  while (fgets(line, sizeof line, p)) {
-    char mode[32];
-    int th;
-    double s;
-    if (sscanf(line, "%31s threads=%d step_s=%lf", mode, &th, &s) == 3) out[mode] = s;
+// Runs argv (argv[0] a path) and returns its standard output; empty when it fails.
+std::string run_capture(const std::vector<std::string>& args) {
+  int fd[2];
+  if (pipe(fd) != 0) throw std::runtime_error("pipe failed");
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(fd[0]);
+    dup2(fd[1], 1);
+    close(fd[1]);
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
   }
-  pclose(p);
+  close(fd[1]);
+  std::string out;
+  char buf[4096];
+  ssize_t got;
+  while ((got = read(fd[0], buf, sizeof buf)) > 0) out.append(buf, size_t(got));
+  close(fd[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return "";
   return out;
 }
+
+// "key=value" fields of the last line of `text` that has them.
+std::map<std::string, double> fields(const std::string& text) {
+  std::map<std::string, double> out;
+  std::istringstream lines(text);
+  std::string line;
+  while (std::getline(lines, line)) {
+    std::istringstream words(line);
+    std::string w;
+    while (words >> w) {
+      auto eq = w.find('=');
+      if (eq == std::string::npos) continue;
+      try {
+        out[w.substr(0, eq)] = std::stod(w.substr(eq + 1));
+      } catch (...) {
+      }
+    }
+  }
+  return out;
+}
+
+std::string self_exe() {
+  char buf[4096];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) throw std::runtime_error("cannot read /proc/self/exe");
+  return std::string(buf, size_t(n));
+}
+
+// PyTorch, one mode in its own process: torch_ref.py's own bench(mode, steps) for training modes (the script
+// is loaded as a module, so the step count can match ours), bench/torch_eval.py's for evaluation; then the
+// process's VmHWM.
+StepResult torch_mode(const std::string& torch_ref, const std::string& torch_eval, const std::string& mode, int threads,
+                      int steps) {
+  bool eval = mode == "eval" || mode == "eval-llora";
+  std::string code =
+      "import importlib.util, sys\n"
+      "def load(name, path):\n"
+      "    spec = importlib.util.spec_from_file_location(name, path)\n"
+      "    m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); return m\n"
+      "m = ref = load('torch_ref', '" + torch_ref + "')\n" +
+      (eval ? "m = load('torch_eval', '" + torch_eval + "'); m.ref = ref\n" : "") +
+      "ref.torch.set_num_threads(" + std::to_string(threads) + ")\n"
+      "print('step_s=%.5f' % m.bench('" + mode + "', " + std::to_string(steps) + "))\n"
+      "for l in open('/proc/self/status'):\n"
+      "    if l.startswith('VmHWM'): print('hwm_kb=' + l.split()[1])\n";
+  auto f = fields(run_capture({"/usr/bin/python3", "-c", code}));
+  StepResult r;
+  if (f.count("step_s")) r.seconds = f["step_s"];
+  if (f.count("hwm_kb")) r.peak_kb = long(f["hwm_kb"]);
+  return r;
+}
+
+StepResult linfuse_mode(const std::string& mode, int threads, int steps) {
+  auto f = fields(run_capture({self_exe(), "--child", mode, "--threads", std::to_string(threads), "--steps", std::to_string(steps)}));
+  if (!f.count("step_s")) throw std::runtime_error("benchmark child for mode " + mode + " failed");
+  return StepResult{f["step_s"], f["flops"], long(f["hwm_kb"])};
+}
+
+std::string cpu_model() {
+  std::ifstream f("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  return "unknown CPU";
+}
+
+std::string load_average() {
+  std::ifstream f("/proc/loadavg");
+  std::string a, b, c;
+  f >> a >> b >> c;
+  return a + " " + b + " " + c;
+}
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+struct Row {
+  std::string mode;
+  int threads;
+  StepResult ours, torch;
+  double sgemm;
+};
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  cxxopts::Options options("train_step_bench", "One training step of the reference workload per fine-tuning mode, vs PyTorch.");
+  cxxopts::Options options("train_step_bench",
+                           "One training step (and evaluation) of the reference workload per fine-tuning mode, vs PyTorch.");
   options.add_options()("threads", "thread counts", cxxopts::value<std::vector<int>>()->default_value("1,2"))(
-      "steps", "steps per mode (2 warm-up steps are dropped)", cxxopts::value<int>()->default_value("12"))(
-      "modes", "modes", cxxopts::value<std::vector<std::string>>()->default_value("full,lora,l-lora,l-lora-local,linear-full"))(
-      "torch", "path of torch_ref.py (empty: skip PyTorch)", cxxopts::value<std::string>()->default_value(""))(
+      "steps", "steps per mode, PyTorch too (the first 2 are warm-up)", cxxopts::value<int>()->default_value("8"))(
+      "modes", "modes",
+      cxxopts::value<std::vector<std::string>>()->default_value("full,lora,l-lora,l-lora-local,linear-full,eval,eval-l-lora"))(
+      "torch", "path of torch_ref.py (empty or missing: skip PyTorch)", cxxopts::value<std::string>()->default_value(""))(
+      "torch-eval", "path of bench/torch_eval.py (default: next to this source)",
+      cxxopts::value<std::string>()->default_value(LINFUSE_BENCH_DIR "/torch_eval.py"))(
+      "sgemm-size", "size of the square sgemm", cxxopts::value<int>()->default_value("2048"))(
+      "markdown", "also write the table as Markdown to this file", cxxopts::value<std::string>()->default_value(""))(
       "profile", "run one mode in this process only (for perf/callgrind)", cxxopts::value<std::string>()->default_value(""))(
-      "h,help", "help");
+      "child", "internal: run one mode and print its result", cxxopts::value<std::string>()->default_value(""))(
+      "sgemm-child", "internal: time the sgemm and print its rate")("h,help", "help");
   auto args = options.parse(argc, argv);
   if (args.count("help")) {
     std::printf("%s", options.help().c_str());
     return 0;
   }
-  if (!args["profile"].as<std::string>().empty()) {
-    set_num_threads(args["threads"].as<std::vector<int>>()[0]);
-    StepResult r = train_steps(args["profile"].as<std::string>(), args["steps"].as<int>());
-    std::printf("%s: %.4f s/step\n", args["profile"].as<std::string>().c_str(), r.seconds);
+  int steps = std::max(3, args["steps"].as<int>());
+  auto thread_counts = args["threads"].as<std::vector<int>>();
+  for (const char* opt : {"profile", "child"}) {
+    std::string mode = args[opt].as<std::string>();
+    if (mode.empty()) continue;
+    set_num_threads(thread_counts[0]);
+    StepResult r = run_steps(mode, steps);
+    std::printf("%s step_s=%.5f flops=%.0f hwm_kb=%ld\n", mode.c_str(), r.seconds, r.flops, r.peak_kb);
     return 0;
   }
-  std::map<std::string, std::string> torch_name{{"full", "fft"}, {"lora", "lora"}, {"l-lora", "llora"}, {"linear-full", "lfft"}};
-  double flops = 3 * forward_flops();   // forward + backward (two GEMMs per forward GEMM)
-  std::printf("reference workload: ViT 28x28/4, width 128, 4 layers, 4 heads, MLP 512, batch 64, AdamW; "
-              "step = %.2f GFLOP (forward+backward GEMMs)\n",
-              flops / 1e9);
-  for (int threads : args["threads"].as<std::vector<int>>()) {
-    double peak = sgemm_rate(threads);
-    auto torch = args["torch"].as<std::string>().empty() ? std::map<std::string, double>{}
-                                                          : torch_times(args["torch"].as<std::string>(), threads);
-    std::printf("\nthreads %d   sgemm 1024^3: %.1f GFLOP/s\n", threads, peak);
-    std::printf("%-14s %10s %10s %10s %10s %12s\n", "mode", "step s", "torch s", "ratio", "GFLOP/s", "peak RSS MB");
-    set_num_threads(threads);
+  if (args.count("sgemm-child")) {
+    std::printf("sgemm_gflops=%.3f\n", sgemm_gflops(thread_counts[0], args["sgemm-size"].as<int>()));
+    return 0;
+  }
+
+  std::string torch_ref = args["torch"].as<std::string>(), torch_eval = args["torch-eval"].as<std::string>();
+  bool have_torch = !torch_ref.empty() && access(torch_ref.c_str(), R_OK) == 0;
+  bool have_torch_eval = have_torch && access(torch_eval.c_str(), R_OK) == 0;
+  if (!torch_ref.empty() && !have_torch) std::fprintf(stderr, "note: %s not found, PyTorch columns left empty\n", torch_ref.c_str());
+  std::map<std::string, std::string> torch_name{{"full", "fft"},         {"lora", "lora"}, {"l-lora", "llora"},
+                                                {"linear-full", "lfft"}, {"eval", "eval"}, {"eval-l-lora", "eval-llora"}};
+  std::time_t now = std::time(nullptr);
+  char date[64];
+  std::strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
+  std::string machine = cpu_model() + ", " + std::to_string(sysconf(_SC_NPROCESSORS_ONLN)) + " cores";
+  std::string load_start = load_average();
+  std::printf("reference workload: ViT 28x28/4, width 128, 4 layers, 4 heads, MLP 512, batch 64, LoRA r=8 on q,k,v,o,fc1,fc2, AdamW\n");
+  std::printf("%s; %s; load average at start %s; median of %d steps after 2 warm-up\n", date, machine.c_str(),
+              load_start.c_str(), steps - 2);
+
+  std::vector<Row> rows;
+  std::map<int, double> sgemm;
+  const char* head = "%-13s %3s %9s %9s %7s %9s %9s %7s %9s %9s\n";
+  for (int threads : thread_counts) {
+    auto f = fields(run_capture({self_exe(), "--sgemm-child", "--threads", std::to_string(threads), "--sgemm-size",
+                                 std::to_string(args["sgemm-size"].as<int>())}));
+    sgemm[threads] = f.count("sgemm_gflops") ? f["sgemm_gflops"] : 0;
+    std::printf("\nthreads %d: OpenBLAS sgemm %d^3 on %d thread(s): %.1f GFLOP/s\n", threads, args["sgemm-size"].as<int>(),
+                threads, sgemm[threads]);
+    std::printf(head, "mode", "thr", "step s", "torch s", "ratio", "GFLOP", "GFLOP/s", "%sgemm", "RSS MB", "torch MB");
+    std::fflush(stdout);
     for (const auto& mode : args["modes"].as<std::vector<std::string>>()) {
-      StepResult r = run_mode(mode, args["steps"].as<int>());
-      double torch_s = torch.count(torch_name[mode]) ? torch[torch_name[mode]] : 0;
-      std::printf("%-14s %10.4f %10s %10s %6.1f (%2.0f%%) %10.0f\n", mode.c_str(), r.seconds,
-                  torch_s ? std::to_string(torch_s).substr(0, 6).c_str() : "-",
-                  torch_s ? std::to_string(r.seconds / torch_s).substr(0, 5).c_str() : "-", flops / r.seconds / 1e9,
-                  100 * flops / r.seconds / 1e9 / peak, r.peak_rss_kb / 1024.0);
+      Row row{mode, threads, linfuse_mode(mode, threads, steps), {}, sgemm[threads]};
+      bool torch_here = torch_name.count(mode) && (is_eval(mode) ? have_torch_eval : have_torch);
+      if (torch_here) row.torch = torch_mode(torch_ref, torch_eval, torch_name[mode], threads, steps);
+      rows.push_back(row);
+      const auto& r = row.ours;
+      double rate = r.flops / r.seconds / 1e9;
+      std::printf(head, mode.c_str(), std::to_string(threads).c_str(), fmt("%.4f", r.seconds).c_str(),
+                  row.torch.seconds ? fmt("%.4f", row.torch.seconds).c_str() : "-",
+                  row.torch.seconds ? fmt("%.2f", r.seconds / row.torch.seconds).c_str() : "-", fmt("%.2f", r.flops / 1e9).c_str(),
+                  fmt("%.1f", rate).c_str(), row.sgemm ? fmt("%.0f%%", 100 * rate / row.sgemm).c_str() : "-",
+                  fmt("%.0f", r.peak_kb / 1024.0).c_str(), row.torch.peak_kb ? fmt("%.0f", row.torch.peak_kb / 1024.0).c_str() : "-");
       std::fflush(stdout);
     }
+  }
+
+  // The targets of the performance issue.
+  auto find = [&](const std::string& mode, int threads) -> const Row* {
+    for (const auto& r : rows)
+      if (r.mode == mode && r.threads == threads) return &r;
+    return nullptr;
+  };
+  struct Target {
+    std::string what;
+    double value;
+    double bound;
+    bool at_most;
+    bool known;
+  };
+  std::vector<Target> targets;
+  auto ratio_target = [&](const std::string& what, const std::string& mode, double bound) {
+    const Row* r = find(mode, 1);
+    bool known = r && r->torch.seconds > 0;
+    targets.push_back({what, known ? r->ours.seconds / r->torch.seconds : 0, bound, true, known});
+  };
+  ratio_target("full step / PyTorch fft, 1 thread", "full", 0.9);
+  ratio_target("lora step / PyTorch lora, 1 thread", "lora", 0.6);
+  ratio_target("l-lora step / PyTorch functorch llora, 1 thread", "l-lora", 0.4);
+  {
+    const Row *a = find("l-lora", 1), *b = find("lora", 1);
+    targets.push_back({"l-lora / lora step, 1 thread", a && b ? a->ours.seconds / b->ours.seconds : 0, 1.5, true, a && b});
+  }
+  {
+    const Row* r = find("full", 1);
+    bool known = r && r->sgemm > 0;
+    targets.push_back({"full step GFLOP/s / sgemm GFLOP/s, 1 thread", known ? r->ours.flops / r->ours.seconds / 1e9 / r->sgemm : 0,
+                       0.7, false, known});
+  }
+  {
+    const Row *a = find("full", 1), *b = find("full", 2);
+    targets.push_back({"full step speed-up 1 -> 2 threads", a && b ? a->ours.seconds / b->ours.seconds : 0, 1.6, false, a && b});
+  }
+  {
+    double worst = 0;
+    std::string which;
+    for (const auto& r : rows)
+      if (r.torch.peak_kb > 0 && double(r.ours.peak_kb) / r.torch.peak_kb > worst) {
+        worst = double(r.ours.peak_kb) / r.torch.peak_kb;
+        which = r.mode + "@" + std::to_string(r.threads);
+      }
+    targets.push_back({"peak RSS / PyTorch's (worst mode: " + which + ")", worst, 1.0, true, worst > 0});
+  }
+  std::printf("\ntargets (load average at end %s):\n", load_average().c_str());
+  for (const auto& t : targets) {
+    const char* verdict = !t.known ? "n/a" : (t.at_most ? t.value <= t.bound : t.value >= t.bound) ? "met" : "NOT met";
+    std::printf("  %-52s %6.2f  (%s %.2f)  %s\n", t.what.c_str(), t.value, t.at_most ? "<=" : ">=", t.bound, verdict);
+  }
+
+  std::string md_path = args["markdown"].as<std::string>();
+  if (!md_path.empty()) {
+    std::ofstream md(md_path);
+    md << "Measured " << date << " on " << machine << " (load average " << load_start
+       << " at start: the cores were shared); median of " << steps - 2 << " steps after 2 warm-up; each mode in its own process.\n\n";
+    md << "| mode | threads | linfuse s | PyTorch s | ratio | GFLOP/step | GFLOP/s | % of sgemm | peak RSS MB | PyTorch MB |\n";
+    md << "|---|---|---|---|---|---|---|---|---|---|\n";
+    for (const auto& row : rows) {
+      const auto& r = row.ours;
+      double rate = r.flops / r.seconds / 1e9;
+      md << "| " << row.mode << " | " << row.threads << " | " << fmt("%.4f", r.seconds) << " | "
+         << (row.torch.seconds ? fmt("%.4f", row.torch.seconds) : "-") << " | "
+         << (row.torch.seconds ? fmt("%.2f", r.seconds / row.torch.seconds) : "-") << " | " << fmt("%.2f", r.flops / 1e9) << " | "
+         << fmt("%.1f", rate) << " | " << (row.sgemm ? fmt("%.0f%%", 100 * rate / row.sgemm) : "-") << " | "
+         << fmt("%.0f", r.peak_kb / 1024.0) << " | " << (row.torch.peak_kb ? fmt("%.0f", row.torch.peak_kb / 1024.0) : "-")
+         << " |\n";
+    }
+    md << "\nOpenBLAS sgemm " << args["sgemm-size"].as<int>() << "^3:";
+    for (auto& [t, rate] : sgemm) md << " " << fmt("%.1f", rate) << " GFLOP/s on " << t << " thread(s);";
+    md << "\n\n| target | value | bound | verdict |\n|---|---|---|---|\n";
+    for (const auto& t : targets)
+      md << "| " << t.what << " | " << fmt("%.2f", t.value) << " | " << (t.at_most ? "<= " : ">= ") << fmt("%.2f", t.bound) << " | "
+         << (!t.known ? "n/a" : (t.at_most ? t.value <= t.bound : t.value >= t.bound) ? "met" : "not met") << " |\n";
+    std::printf("\nMarkdown table written to %s\n", md_path.c_str());
   }
 }

@@ -59,6 +59,25 @@ Tensor LoraAdapter::adapt(const Tensor& x, const Tensor& base_output) {
   if (merged_) return base_output;
   Tensor h = dropout_ && is_training() ? dropout_->forward(x) : x;
   Tensor update;
+  if (mode_ == LoraMode::Standard && !lora_B->adapter() && lora_B->bias.defined() == false) {
+    // base + s B (A x) as one GEMM accumulating onto the base output (addmm): no separate update tensor,
+    // scaling pass or addition pass. (A Linear with an adapter of its own, e.g. a RegMean Gram recorder,
+    // must see its input: then the general path below.)
+    Tensor ax = lora_A->forward(h);   // (..., r)
+    Tensor flat = addmm(reshape(base_output, {-1, base_output.size(-1)}), reshape(ax, {-1, ax.size(-1)}),
+                        transpose(lora_B->weight, 0, 1), scaling);
+    return reshape(flat, base_output.shape());
+  }
+  if (mode_ == LoraMode::LocalLinear && !lora_B->adapter() && !lora_B->bias.defined()) {
+    // The same expansion written s B (A0 x) + s B0 (A x - A0 x), both terms accumulated by addmm onto the base
+    // output: the rank-r difference replaces the third full-width product and the update/sum passes.
+    auto flat = [](const Tensor& t) { return reshape(t, {-1, t.size(-1)}); };
+    Tensor a0x = linear(h, A0);                         // (..., r)
+    Tensor diff = sub(lora_A->forward(h), a0x);         // (A - A0) x
+    Tensor y = addmm(flat(base_output), flat(a0x), transpose(lora_B->weight, 0, 1), scaling);
+    y = addmm(y, flat(diff), transpose(B0, 0, 1), scaling);
+    return reshape(y, base_output.shape());
+  }
   if (mode_ == LoraMode::Standard) {
     update = lora_B->forward(lora_A->forward(h));   // (..., out)
   } else {

@@ -36,6 +36,13 @@ Tensor var(const Tensor& a, const std::vector<int64_t>& axes, bool keepdims, int
 // Batched matmul with broadcast batch dims: a (..., M, K) @ b (..., K, N) -> (..., M, N). Transposed views
 // (a permute of the last two dims) become BLAS transpose flags instead of copies.
 Tensor matmul(const Tensor& a, const Tensor& b);
+// Floating-point operations (2 m n k per product, summed over the batch) of every matmul above since the
+// process started: an exact count, for benchmarks (relaxed atomic; one add per call).
+uint64_t matmul_flops();
+// c + alpha a @ b for 2-D a (M, K), b (K, N) (transposed views are fine) and c broadcastable to (M, N): one
+// GEMM that accumulates onto a copy of c (BLAS beta = 1), e.g. a linear layer's bias or a LoRA update added
+// to the base output, without the separate elementwise passes.
+Tensor addmm(const Tensor& c, const Tensor& a, const Tensor& b, double alpha);
 
 // ---- neural-network kernels along the last axis ----
 Tensor softmax_last(const Tensor& a);       // fully -inf rows give zeros

@@ -5,6 +5,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <atomic>
 #include <stdexcept>
 
 #include "tensor/kernels.h"
@@ -30,13 +31,13 @@ MatrixLayout matrix_layout(int64_t rows, int64_t cols, int64_t row_stride, int64
 
 template <class T>
 void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb, T* c,
-          int64_t ldc) {
+          int64_t ldc, T alpha, T beta) {
   auto fa = ta ? CblasTrans : CblasNoTrans;
   auto fb = tb ? CblasTrans : CblasNoTrans;
   if constexpr (std::is_same_v<T, float>)
-    cblas_sgemm(CblasRowMajor, fa, fb, (int)m, (int)n, (int)k, 1.0f, a, (int)lda, b, (int)ldb, 0.0f, c, (int)ldc);
+    cblas_sgemm(CblasRowMajor, fa, fb, (int)m, (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
   else
-    cblas_dgemm(CblasRowMajor, fa, fb, (int)m, (int)n, (int)k, 1.0, a, (int)lda, b, (int)ldb, 0.0, c, (int)ldc);
+    cblas_dgemm(CblasRowMajor, fa, fb, (int)m, (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
 }
 
 // A view whose last two dims BLAS can read directly (copied to contiguous otherwise).
@@ -69,17 +70,17 @@ void choose_tiles(int64_t m, int64_t n, int64_t k, int64_t& tm, int64_t& tn) {
 // One tile [i0, i0+mm) x [j0, j0+nn) of C = op(A) op(B).
 template <class T>
 void gemm_tile(bool ta, bool tb, int64_t i0, int64_t mm, int64_t j0, int64_t nn, int64_t k, const T* a, int64_t lda,
-               const T* b, int64_t ldb, T* c, int64_t ldc) {
+               const T* b, int64_t ldb, T* c, int64_t ldc, T alpha, T beta) {
   const T* at = ta ? a + i0 : a + i0 * lda;
   const T* bt = tb ? b + j0 * ldb : b + j0;
-  gemm<T>(ta, tb, mm, nn, k, at, lda, bt, ldb, c + i0 * ldc + j0, ldc);
+  gemm<T>(ta, tb, mm, nn, k, at, lda, bt, ldb, c + i0 * ldc + j0, ldc, alpha, beta);
 }
 
-// C_i = op(A_i) op(B_i) for every batch item i, tiled and run in parallel.
+// C_i = alpha op(A_i) op(B_i) + beta C_i for every batch item i, tiled and run in parallel.
 template <class T>
 void gemm_batched(bool ta, bool tb, int64_t batch, int64_t m, int64_t n, int64_t k, const T* a,
                   const std::vector<int64_t>& aoff, int64_t lda, const T* b, const std::vector<int64_t>& boff, int64_t ldb,
-                  T* c) {
+                  T* c, T alpha = T(1), T beta = T(0)) {
   int64_t tm, tn;
   choose_tiles(m, n, k, tm, tn);
   int64_t tiles_m = (m + tm - 1) / tm, tiles_n = (n + tn - 1) / tn, per_item = tiles_m * tiles_n;
@@ -88,12 +89,16 @@ void gemm_batched(bool ta, bool tb, int64_t batch, int64_t m, int64_t n, int64_t
       int64_t item = t / per_item, tile = t % per_item;
       int64_t i0 = (tile / tiles_n) * tm, j0 = (tile % tiles_n) * tn;
       gemm_tile<T>(ta, tb, i0, std::min(tm, m - i0), j0, std::min(tn, n - j0), k, a + aoff[item], lda, b + boff[item], ldb,
-                   c + item * m * n, n);
+                   c + item * m * n, n, alpha, beta);
     }
   });
 }
 
+std::atomic<uint64_t> flop_counter{0};
+
 }  // namespace
+
+uint64_t matmul_flops() { return flop_counter.load(std::memory_order_relaxed); }
 
 Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   if (a_in.dim() < 2 || b_in.dim() < 2)
@@ -117,6 +122,7 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
     MatrixLayout la, lb;
     Tensor a = blas_ready(a_in, la), b = blas_ready(b_in, lb);
     int64_t batch_count = shape_numel(batch);
+    flop_counter.fetch_add(uint64_t(2 * batch_count * m * n * k), std::memory_order_relaxed);
 
     // b shared by the whole batch and a's batch rows stacked with a uniform stride: one tall GEMM.
     bool b_shared = true;
@@ -161,6 +167,42 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
     const T* bp = static_cast<const T*>(b.raw_data());
     T* op = out.template data<T>();
     gemm_batched<T>(la.transposed, lb.transposed, batch_count, m, n, k, ap, aoff, la.ld, bp, boff, lb.ld, op);
+    return out;
+  });
+}
+
+Tensor addmm(const Tensor& c, const Tensor& a_in, const Tensor& b_in, double alpha) {
+  if (a_in.dim() != 2 || b_in.dim() != 2)
+    throw std::invalid_argument("[addmm] needs 2-D operands, got " + a_in.describe() + " and " + b_in.describe());
+  if (a_in.dtype() != b_in.dtype() || c.dtype() != a_in.dtype())
+    throw std::invalid_argument("[addmm] dtypes differ: " + c.describe() + ", " + a_in.describe() + " and " + b_in.describe());
+  int64_t m = a_in.size(0), k = a_in.size(1), n = b_in.size(1);
+  if (b_in.size(0) != k)
+    throw std::invalid_argument("[addmm] inner sizes differ: " + shape_str(a_in.shape()) + " x " + shape_str(b_in.shape()));
+  Shape out_shape{m, n};
+  if (broadcast_shapes(c.shape(), out_shape, "addmm") != out_shape)
+    throw std::invalid_argument("[addmm] " + c.describe() + " does not broadcast to " + shape_str(out_shape));
+  return dispatch_float(a_in.dtype(), "addmm", [&](auto tag) {
+    using T = decltype(tag);
+    // out starts as c broadcast to (m, n): a bias row is replicated with memcpy, anything else copied.
+    Tensor out;
+    if (c.dim() == 1 && c.size(0) == n && c.strides()[0] == 1) {
+      out = Tensor::empty(out_shape, dtype_of<T>());
+      const T* row = static_cast<const T*>(c.raw_data());
+      T* o = out.template data<T>();
+      parallel_for(m, std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(n, 1)), [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i) std::copy(row, row + n, o + i * n);
+      });
+    } else {
+      out = copy(broadcast_to(c, out_shape));
+    }
+    if (out.numel() == 0 || k == 0) return out;
+    flop_counter.fetch_add(uint64_t(2 * m * n * k), std::memory_order_relaxed);
+    MatrixLayout la, lb;
+    Tensor a = blas_ready(a_in, la), b = blas_ready(b_in, lb);
+    // beta = 1: the GEMM accumulates onto c instead of zeroing C first and adding c in another pass.
+    gemm_batched<T>(la.transposed, lb.transposed, 1, m, n, k, static_cast<const T*>(a.raw_data()), {0}, la.ld,
+                    static_cast<const T*>(b.raw_data()), {0}, lb.ld, out.template data<T>(), T(alpha), T(1));
     return out;
   });
 }

@@ -5,6 +5,7 @@
 
 #include "tensor/fast_math.h"
 #include "tensor/kernels.h"
+#include "tensor/kernels_norm_grad.h"
 #include "tensor/threading.h"
 
 namespace linfuse::kernels {
@@ -161,6 +162,57 @@ void rms_norm(const Tensor& x_in, const Tensor& gamma_in, double eps, Tensor& y,
       rp[r] = inv;
       for (int64_t i = 0; i < n; ++i) yr[i] = g ? (xr[i] * inv) * g[i] : xr[i] * inv;
     });
+  });
+}
+
+Tensor layer_norm_dx(const Tensor& x_in, const Tensor& mean_in, const Tensor& rstd_in, const Tensor& gamma_in,
+                     const Tensor& v_in, bool jvp) {
+  require_last_axis(x_in, "layer_norm_dx");
+  if (v_in.shape() != x_in.shape() || v_in.dtype() != x_in.dtype())
+    throw std::invalid_argument("[layer_norm_dx] " + v_in.describe() + " does not match " + x_in.describe());
+  Tensor x = contiguous(x_in), v = contiguous(v_in), mean = contiguous(mean_in), rstd = contiguous(rstd_in);
+  Tensor gamma = gamma_in.defined() ? contiguous(gamma_in) : Tensor();
+  int64_t n = x.size(-1), rows = n ? x.numel() / n : 0;
+  if (mean.numel() != rows || rstd.numel() != rows || (gamma.defined() && gamma.numel() != n))
+    throw std::invalid_argument("[layer_norm_dx] statistics do not match " + x.describe());
+  return dispatch_float(x.dtype(), "layer_norm_dx", [&](auto tag) {
+    using T = decltype(tag);
+    Tensor out = Tensor::empty(x.shape(), dtype_of<T>());
+    const T* xp = x.template data<T>();
+    const T* vp = v.template data<T>();
+    const T* mp = mean.template data<T>();
+    const T* rp = rstd.template data<T>();
+    const T* g = gamma.defined() ? gamma.template data<T>() : nullptr;
+    T* op = out.template data<T>();
+    for_rows(rows, n, [&](int64_t r) {
+      const T* xr = xp + r * n;
+      const T* vr = vp + r * n;
+      T* o = op + r * n;
+      T mu = mp[r], rs = rp[r];
+      // o holds u (or tc) first, then the result.
+      double s = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        T u = (!jvp && g) ? vr[i] * g[i] : vr[i];
+        o[i] = u;
+        s += double(u);
+      }
+      T mu_u = T(s / double(n));
+      double p = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        T xh = (xr[i] - mu) * rs;
+        T u = jvp ? o[i] - mu_u : o[i];
+        if (jvp) o[i] = u;
+        p += double(xh * u);
+      }
+      T mp_u = T(p / double(n));
+      for (int64_t i = 0; i < n; ++i) {
+        T xh = (xr[i] - mu) * rs;
+        T val = jvp ? rs * (o[i] - xh * mp_u) : rs * ((o[i] - mu_u) - xh * mp_u);
+        if (jvp && g) val = val * g[i];
+        o[i] = val;
+      }
+    });
+    return out;
   });
 }
 
