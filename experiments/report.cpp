@@ -71,7 +71,40 @@ std::string plots_note(const PlotSet& plots) {
   return "";
 }
 
-std::string claims_section(const std::vector<ClaimVerdict>& verdicts) {
+// Normalized scores divide by single-task scores: where fine-tuning barely beat the pretrained model, they say
+// little, and the reader must know it before reading the verdicts (printed per suite and mode).
+std::string fine_tuning_caveats(const ReportResults& results) {
+  constexpr double kMeaningfulGain = 0.05;  // 5 points of the metric, averaged over the tasks
+  std::string text;
+  for (const auto& suite : results.suites) {
+    if (!suite.zero_shot || !suite.single_task) continue;
+    auto zero_shot = mean_over_tasks(*suite.zero_shot, suite.tasks);
+    if (!zero_shot) continue;
+    std::string weak;
+    for (const auto& [mode, scores] : *suite.single_task) {
+      auto tuned = mean_over_tasks(scores, suite.tasks);
+      if (tuned && *tuned - *zero_shot < kMeaningfulGain)
+        weak += (weak.empty() ? "" : ", ") + mode + " " + percent(*tuned);
+    }
+    if (!weak.empty())
+      text += "- **Caveat (" + suite.name + ")**: fine-tuning gained less than 5 points over the pretrained model (zero-shot " +
+              percent(*zero_shot) + "; single-task average " + weak +
+              "), so this suite's normalized scores divide by near-zero-shot scores and the comparisons built on them "
+              "are weak evidence either way.\n";
+    double best_merged = -1e9;
+    if (suite.merged)
+      for (const auto& m : *suite.merged)
+        if (auto avg = mean_over_tasks(m.test, suite.tasks)) best_merged = std::max(best_merged, *avg);
+    if (suite.merged && best_merged <= *zero_shot + 0.005)
+      text += "- **Caveat (" + suite.name + ")**: no merged model beat the pretrained model by more than half a point (best merged "
+              "test average " + percent(best_merged) + " vs zero-shot " + percent(*zero_shot) +
+              "); at this scale merging mostly preserved the pretrained model, and the normalized scores compare how much "
+              "of each mode's own fine-tuning gain survived, not merged models that improve on the pretrained one.\n";
+  }
+  return text;
+}
+
+std::string claims_section(const std::vector<ClaimVerdict>& verdicts, const std::string& caveats) {
   std::string text = "## Claims of the paper, checked on these results\n\n";
   text += "Each claim is judged separately for network-level L-LoRA (`l-lora`: the whole network linearized in the "
           "LoRA parameters) and layer-level L-LoRA (`l-lora-local`: each LoRA layer linearized on its own). "
@@ -82,7 +115,7 @@ std::string claims_section(const std::vector<ClaimVerdict>& verdicts) {
     if (verdict.verdict == "mixed") text += " This partly disagrees with the paper.";
     text += "\n";
   }
-  return text + "\n";
+  return text + caveats + "\n";
 }
 
 }  // namespace
@@ -103,7 +136,7 @@ std::string write_report(const std::string& results_dir, const ReportOptions& op
   for (const auto& suite : results.suites)
     markdown += suite_overview_section(suite) + merged_section(suite) + num_tasks_section(suite, plots) +
                 cosine_section(suite, plots) + disentanglement_section(suite, plots);
-  markdown += claims_section(report::evaluate_claims(results));
+  markdown += claims_section(report::evaluate_claims(results), fine_tuning_caveats(results));
 
   auto path_of = [&](const std::string& name) { return (std::filesystem::path(results_dir) / name).string(); };
   write_file_atomic(path_of("single_task.csv"), single_task_csv(results));
