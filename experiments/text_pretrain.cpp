@@ -67,7 +67,12 @@ std::vector<std::string> tokenizer_corpus(const std::vector<std::string>& corpus
     vocabulary.push_back(line);
   }
   std::string scores;
-  for (int k = 0; k <= 50; ++k) scores += (k ? " " : "") + std::to_string(k / 10) + "." + std::to_string(k % 10);
+  for (int k = 0; k <= 50; ++k) {
+    if (k) scores += ' ';
+    scores += std::to_string(k / 10);  // appended piece by piece: GCC 12 warns falsely on "lit" + std::string&&
+    scores += '.';
+    scores += std::to_string(k % 10);
+  }
   vocabulary.push_back(scores);
   for (int repeat = 0; repeat < 20; ++repeat) lines.insert(lines.end(), vocabulary.begin(), vocabulary.end());
   return lines;

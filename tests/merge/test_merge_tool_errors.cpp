@@ -1,9 +1,6 @@
 // linfuse merge's failures (every mismatch listed, nothing written) and the command line (the built binary).
 #include <catch2/catch.hpp>
 
-// GCC 12 reports a false -Wrestrict inside std::string's operator+ when inlined here (GCC bug 105329).
-#pragma GCC diagnostic ignored "-Wrestrict"
-
 #include <cmath>
 #include <filesystem>
 #include <fstream>
