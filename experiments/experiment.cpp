@@ -133,6 +133,7 @@ std::string run_experiment(const ExperimentOptions& options) {
       TextSuite suite(config["text"], options.seed, ctx);
       nlohmann::json r = suite.prepare();
       merging_study(suite, config["text"], r, ctx, "text");
+      move_times(r, suite_times["text"]);
       results["suites"]["text"] = r;
     }
   }
