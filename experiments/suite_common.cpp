@@ -3,6 +3,7 @@
 #include <fstream>
 
 #include "nn/atomic_file.h"
+#include "nn/safetensors.h"
 
 namespace linfuse::experiments {
 
@@ -68,6 +69,35 @@ int64_t count_correct(const Tensor& logits, const Tensor& labels) {
   int64_t correct = 0;
   for (size_t i = 0; i < y.size(); ++i) correct += pred[i] == y[i];
   return correct;
+}
+
+std::vector<int64_t> EpochOrder::batch_rows(int64_t step, int64_t batch) {
+  std::vector<int64_t> rows;
+  for (int64_t b = 0; b < batch; ++b) {
+    int64_t pos = (step * batch + b) % n_;
+    if (pos == 0 || order_.empty()) order_ = generator_.permutation(n_);
+    rows.push_back(order_[size_t(pos)]);
+  }
+  return rows;
+}
+
+void save_finetuned_run(const std::filesystem::path& dir, const peft::PreparedModel& prepared,
+                        const peft::FinetuneResult& result, const std::string& mode_name, const std::string& task_name,
+                        double validation, double test) {
+  save_safetensors((dir / "trainable.safetensors").string(), prepared.trainable_state(), {{"mode", mode_name}, {"task", task_name}});
+  write_json(dir / "metrics.json", {{"validation", validation}, {"test", test}, {"seconds", result.seconds},
+                                     {"trainable_parameters", result.trainable_parameters},
+                                     {"first_loss", result.losses.front()}, {"last_loss", result.losses.back()}});
+}
+
+void load_finetuned_run(const std::filesystem::path& dir, const std::string& mode_name, const std::string& task_name,
+                        std::vector<StateDict>& states, std::vector<double>& scores, nlohmann::json& results) {
+  nlohmann::json m = read_json(dir / "metrics.json");
+  states.push_back(load_safetensors((dir / "trainable.safetensors").string()));
+  scores.push_back(m["test"].get<double>());
+  results["single_task"][mode_name][task_name] = m["test"];
+  results["finetune_seconds"][mode_name][task_name] = m["seconds"];
+  results["trainable_parameters"][mode_name] = m["trainable_parameters"];
 }
 
 }  // namespace linfuse::experiments

@@ -10,6 +10,7 @@
 #include "experiments/merge_study.h"
 #include "experiments/stage_cache.h"
 #include "peft/finetune.h"
+#include "tensor/random.h"
 
 namespace linfuse::experiments {
 
@@ -38,6 +39,28 @@ nlohmann::json read_json(const std::filesystem::path& path);
 //   {"steps", "batch_size", "learning_rates": {mode: lr}, "weight_decay", "warmup_fraction", "max_grad_norm",
 //    "lora": {"rank", "alpha", "dropout", "targets", "init", "init_seed"}}
 peft::FinetuneConfig finetune_config(const nlohmann::json& section, peft::FinetuneMode mode, uint64_t seed);
+
+// The rows of fine-tuning batches: the n training examples in a fresh permutation every epoch, drawn from a
+// generator of the task, so that every mode sees the same data in the same order.
+class EpochOrder {
+ public:
+  EpochOrder(Generator generator, int64_t n) : generator_(generator), n_(n) {}
+  std::vector<int64_t> batch_rows(int64_t step, int64_t batch);
+
+ private:
+  Generator generator_;
+  int64_t n_;
+  std::vector<int64_t> order_;
+};
+
+// One fine-tuning run in its cache folder: trainable.safetensors and metrics.json (scores, time, losses).
+void save_finetuned_run(const std::filesystem::path& dir, const peft::PreparedModel& prepared,
+                        const peft::FinetuneResult& result, const std::string& mode_name, const std::string& task_name,
+                        double validation, double test);
+// Reads a run saved by save_finetuned_run: appends its state and test score, and fills the suite's results
+// (single_task, finetune_seconds (moved to manifest.json later), trainable_parameters).
+void load_finetuned_run(const std::filesystem::path& dir, const std::string& mode_name, const std::string& task_name,
+                        std::vector<StateDict>& states, std::vector<double>& scores, nlohmann::json& results);
 
 // Accuracy of argmax(logits (N, C)) against labels (N).
 int64_t count_correct(const Tensor& logits, const Tensor& labels);

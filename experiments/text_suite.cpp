@@ -229,38 +229,22 @@ void TextSuite::finetune(peft::FinetuneMode mode, nlohmann::json& results) {
         return prepared.forward([&] { return plain(ids, mask, decoder_ids, rows); });
       };
       // The same data order in every mode: a permutation per epoch from a generator of the task.
-      Generator order_gen = Generator(seed_ + 17).fork(uint64_t(t));
-      int64_t n = int64_t(task.train.inputs.size());
-      std::vector<int64_t> order;
+      EpochOrder order(Generator(seed_ + 17).fork(uint64_t(t)), int64_t(task.train.inputs.size()));
       peft::FinetuneResult r = peft::finetune(prepared, config, [&](int64_t step) {
-        std::vector<int64_t> rows;
-        for (int64_t b = 0; b < batch; ++b) {
-          int64_t pos = (step * batch + b) % n;
-          if (pos == 0 || order.empty()) order = order_gen.permutation(n);
-          rows.push_back(order[size_t(pos)]);
-        }
+        std::vector<int64_t> rows = order.batch_rows(step, batch);
         return teacher_forced_loss(logits, input_batch(task.train, rows), target_batch(task.train, rows),
                                    model_config_.decoder_start_token_id);
       });
       model->eval();
       double val = evaluate(logits, int(t), Split::Validation);
       double test = evaluate(logits, int(t), Split::Test);
-      save_safetensors((dir / "trainable.safetensors").string(), prepared.trainable_state(), {{"mode", mode_name}, {"task", task.task.name}});
-      write_json(dir / "metrics.json", {{"validation", val}, {"test", test}, {"seconds", r.seconds},
-                                         {"trainable_parameters", r.trainable_parameters},
-                                         {"first_loss", r.losses.front()}, {"last_loss", r.losses.back()}});
+      save_finetuned_run(dir, prepared, r, mode_name, task.task.name, val, test);
       ctx_.cache.mark_done(stage, key);
       ctx_.log("text: " + mode_name + " " + task.task.name + ": test " + pct(test) + " (loss " +
                std::to_string(r.losses.front()).substr(0, 5) + " -> " + std::to_string(r.losses.back()).substr(0, 5) +
                ", " + std::to_string(int(r.seconds)) + " s)");
     }
-    nlohmann::json m = read_json(dir / "metrics.json");
-    states.push_back(load_safetensors((dir / "trainable.safetensors").string()));
-    scores.push_back(m["test"].get<double>());
-    results["single_task"][mode_name][task.task.name] = m["test"];
-    // Measured, so run_experiment moves it from results.json to manifest.json (suite_seconds).
-    results["finetune_seconds"][mode_name][task.task.name] = m["seconds"];
-    results["trainable_parameters"][mode_name] = m["trainable_parameters"];
+    load_finetuned_run(dir, mode_name, task.task.name, states, scores, results);
   }
 }
 

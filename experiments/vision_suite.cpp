@@ -234,16 +234,9 @@ void VisionSuite::finetune(peft::FinetuneMode mode, nlohmann::json& results) {
       config.progress_label = "vision: " + mode_name + " " + task.task.name;
       peft::PreparedModel prepared(*classifier, {"vision_model.*"}, config);
       // The same data order in every mode: a permutation per epoch from a generator of the task.
-      Generator order_gen = Generator(seed_ + 17).fork(uint64_t(t));
-      int64_t n = task.train_images.size(0);
-      std::vector<int64_t> order;
+      EpochOrder order(Generator(seed_ + 17).fork(uint64_t(t)), task.train_images.size(0));
       peft::FinetuneResult r = peft::finetune(prepared, config, [&](int64_t step) {
-        std::vector<int64_t> rows;
-        for (int64_t b = 0; b < batch; ++b) {
-          int64_t pos = (step * batch + b) % n;
-          if (pos == 0 || order.empty()) order = order_gen.permutation(n);
-          rows.push_back(order[pos]);
-        }
+        std::vector<int64_t> rows = order.batch_rows(step, batch);
         Tensor x = select_rows(task.train_images, rows), y = select_rows(task.train_labels, rows);
         Tensor features = prepared.forward([&] { return classifier->image_features(x); });
         return cross_entropy(classifier->classification_head->forward(features), y);
@@ -262,20 +255,12 @@ void VisionSuite::finetune(peft::FinetuneMode mode, nlohmann::json& results) {
       };
       double val = accuracy(task.validation_images, task.validation_labels, eval_examples(Split::Validation));
       double test = accuracy(task.test_images, task.test_labels, eval_examples(Split::Test));
-      save_safetensors((dir / "trainable.safetensors").string(), prepared.trainable_state(), {{"mode", mode_name}, {"task", task.task.name}});
-      write_json(dir / "metrics.json", {{"validation", val}, {"test", test}, {"seconds", r.seconds},
-                                         {"trainable_parameters", r.trainable_parameters},
-                                         {"first_loss", r.losses.front()}, {"last_loss", r.losses.back()}});
+      save_finetuned_run(dir, prepared, r, mode_name, task.task.name, val, test);
       ctx_.cache.mark_done(stage, key);
       ctx_.log("vision: " + mode_name + " " + task.task.name + ": test " + pct(test) + " (" +
                std::to_string(int(r.seconds)) + " s)");
     }
-    nlohmann::json m = read_json(dir / "metrics.json");
-    states.push_back(load_safetensors((dir / "trainable.safetensors").string()));
-    scores.push_back(m["test"].get<double>());
-    results["single_task"][mode_name][task.task.name] = m["test"];
-    results["finetune_seconds"][mode_name][task.task.name] = m["seconds"];
-    results["trainable_parameters"][mode_name] = m["trainable_parameters"];
+    load_finetuned_run(dir, mode_name, task.task.name, states, scores, results);
   }
 }
 
