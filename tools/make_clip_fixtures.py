@@ -20,7 +20,6 @@ Run: /usr/bin/python3 tools/make_clip_fixtures.py   (Debian's python3-torch; wri
 import json
 import math
 import os
-import struct
 import sys
 
 import functorch
@@ -30,6 +29,9 @@ import torch.nn.functional as F
 from torch.nn.utils.stateless import functional_call
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import safetensors_io  # noqa: E402  (the fixture scripts' safetensors writer)
+
 OUT = os.path.join(HERE, "..", "tests", "fixtures")
 
 CONFIG = {
@@ -310,27 +312,6 @@ def model_image_features(model, vision_params, pixel_values):
     return functional_call(model.visual_projection, {"weight": vision_params["visual_projection.weight"]}, (pooled,))
 
 
-# ---------------- safetensors (the format: u64 header length, JSON header, raw little-endian data) ----------------
-
-DTYPES = {torch.float32: "F32", torch.float64: "F64", torch.int64: "I64"}
-
-
-def save_safetensors(path, tensors, metadata):
-    header, blobs, offset = {"__metadata__": metadata}, [], 0
-    for name, t in tensors.items():
-        data = t.detach().contiguous().numpy().tobytes()   # little-endian (asserted in main)
-        header[name] = {"dtype": DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    raw = json.dumps(header, separators=(",", ":")).encode()
-    raw += b" " * (-len(raw) % 8)   # pad the header so that the data starts 8-aligned
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(raw)))
-        f.write(raw)
-        for b in blobs:
-            f.write(b)
-
-
 def main():
     assert sys.byteorder == "little"
     gen = torch.Generator().manual_seed(20240501)
@@ -363,7 +344,7 @@ def main():
                     "parameter_names": json.dumps(names), "class_names": json.dumps(CLASS_NAMES),
                     "templates": json.dumps(TEMPLATES), "prompt_ids": json.dumps(prompt_ids)}
         path = os.path.join(OUT, f"clip_parity_{suffix}.safetensors")
-        save_safetensors(path, tensors, metadata)
+        safetensors_io.save_file(tensors, path, metadata)
         print("wrote", path, len(tensors), "tensors,", os.path.getsize(path), "bytes; loss", float(tensors["output.loss"]))
 
 

@@ -34,8 +34,9 @@ from torch.nn.utils.stateless import functional_call
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-import make_clip_fixtures as clipref  # noqa: E402  (the reference CLIP and its safetensors writer)
+import make_clip_fixtures as clipref  # noqa: E402  (the reference CLIP)
 import make_t5_fixtures as t5ref  # noqa: E402  (the reference T5)
+import safetensors_io  # noqa: E402  (the fixture scripts' safetensors writer)
 
 OUT = os.path.join(HERE, "..", "tests", "fixtures", "forward_cli")
 METADATA = {"generator": "tools/make_forward_fixture.py", "torch": torch.__version__}
@@ -77,7 +78,7 @@ def save(name, tensors, dtype=None):
     if dtype is not None:
         tensors = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in tensors.items()}
     path = os.path.join(OUT, name)
-    clipref.save_safetensors(path, {k: v.detach().contiguous() for k, v in tensors.items()}, METADATA)
+    safetensors_io.save_file({k: v.detach().contiguous() for k, v in tensors.items()}, path, METADATA)
     print(f"wrote {path}: {len(tensors)} tensors, {os.path.getsize(path)} bytes")
 
 

@@ -18,35 +18,18 @@ The references are written from the papers, independently of the C++ code:
   LoRA             weight space: W0 + lambda sum_t s (B_t A_t - B0 A0); adapter space: phi0 + lambda sum_t (phi_t - phi0)
 Values follow linfuse's rounding (tau and the merged delta stored as float32, the sum rounded once), computed in
 float64; the tests allow 1e-6.
-Python's `safetensors` package is not in Debian 12, so files are written by hand: 8-byte little-endian header
-length, the JSON header, the raw little-endian data.
+Python's `safetensors` package is not in Debian 12, so files are written by hand by tools/safetensors_io.py.
 
 Run: /usr/bin/python3 tools/make_merge_fixture.py
 """
-import json, math, os, struct
+import json, math, os, sys
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import safetensors_io  # noqa: E402  (the fixture scripts' safetensors writer)
+
 OUT = os.path.join(HERE, "..", "tests", "fixtures", "merge_tool")
-DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.float64: "F64", torch.int64: "I64"}
-
-
-def write_safetensors(path, tensors, metadata=None):
-    header, blobs, offset = {}, [], 0
-    if metadata:
-        header["__metadata__"] = metadata
-    for name, t in tensors.items():
-        data = t.detach().contiguous().numpy().tobytes()
-        header[name] = {"dtype": DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
 
 
 def f32(x):   # round to float32, back to float64 for arithmetic
@@ -170,9 +153,11 @@ def main():
 
     base, models = checkpoints(gen)
     position_ids = torch.arange(5, dtype=torch.int64).reshape(1, 5)
-    write_safetensors(os.path.join(OUT, "base.safetensors"), {**base, "position_ids": position_ids}, {"format": "pt"})
+    safetensors_io.save_file({**base, "position_ids": position_ids}, os.path.join(OUT, "base.safetensors"),
+                             {"format": "pt"})
     for name, m in zip("abc", models):
-        write_safetensors(os.path.join(OUT, name + ".safetensors"), {**m, "position_ids": position_ids}, {"format": "pt"})
+        safetensors_io.save_file({**m, "position_ids": position_ids}, os.path.join(OUT, name + ".safetensors"),
+                                 {"format": "pt"})
     names = ["a.safetensors", "b.safetensors", "c.safetensors"]
 
     def case(key, config, expected, dtype="F32"):
@@ -204,9 +189,9 @@ def main():
     # float16 inputs: computed in float32, stored back in float16.
     base16 = {n: t.to(torch.float16) for n, t in base.items()}
     models16 = [{n: t.to(torch.float16) for n, t in m.items()} for m in models]
-    write_safetensors(os.path.join(OUT, "base_f16.safetensors"), base16)
+    safetensors_io.save_file(base16, os.path.join(OUT, "base_f16.safetensors"))
     for name, m in zip("abc", models16):
-        write_safetensors(os.path.join(OUT, name + "_f16.safetensors"), m)
+        safetensors_io.save_file(m, os.path.join(OUT, name + "_f16.safetensors"))
     as32 = lambda sd: {n: t.to(torch.float32) for n, t in sd.items()}
     ta16 = {n: t.to(torch.float16) for n, t in task_arithmetic(as32(base16), [as32(m) for m in models16], 0.3).items()}
     case("task_arithmetic_f16", {"method": "task_arithmetic", "base": "base_f16.safetensors",
@@ -220,9 +205,9 @@ def main():
         os.makedirs(folder, exist_ok=True)
         with open(os.path.join(folder, "adapter_config.json"), "w") as f:
             json.dump(peft_config(), f, indent=2)
-        write_safetensors(os.path.join(folder, "adapter_model.safetensors"), prefixed(adapter), {"format": "pt"})
-        write_safetensors(os.path.join(folder, "adapter_initial.safetensors"), prefixed(initial), {"format": "pt"})
-    write_safetensors(os.path.join(OUT, "lora_base.safetensors"), lora_base)
+        for file, tensors in (("adapter_model.safetensors", adapter), ("adapter_initial.safetensors", initial)):
+            safetensors_io.save_file(prefixed(tensors), os.path.join(folder, file), {"format": "pt"})
+    safetensors_io.save_file(lora_base, os.path.join(OUT, "lora_base.safetensors"))
     lam = 0.5
     weight_space = {}
     for n, t in lora_base.items():

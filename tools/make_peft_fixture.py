@@ -3,35 +3,25 @@
 the Hugging Face PEFT layout (adapter_config.json as PEFT writes it, adapter_model.safetensors with PEFT's keys
 "base_model.model.<module>.lora_A.weight"), an input and the adapted model's output (expected.json).
 LoRA is applied the way PEFT's lora.Linear does: y = W x + b + (alpha / r) * B A x.
-Python's `safetensors` package is not in Debian 12, so the files are written by hand in the format's layout.
+Python's `safetensors` package is not in Debian 12, so the files are written by hand by tools/safetensors_io.py.
 
 Run: /usr/bin/python3 tools/make_peft_fixture.py
 """
-import json, math, os, struct
+import json, math, os, sys
 import torch, torch.nn as nn, torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import safetensors_io  # noqa: E402  (the fixture scripts' safetensors writer)
+
 OUT = os.path.join(HERE, "..", "tests", "fixtures", "peft_adapter")
 R, ALPHA, D = 4, 16, 8
 TARGETS = ["q_proj", "v_proj", "fc1"]
 
 
 def write_safetensors(path, tensors, metadata=None):
-    header, blobs, offset = {}, [], 0
-    if metadata:
-        header["__metadata__"] = metadata
-    for name, t in tensors.items():
-        data = t.detach().contiguous().to(torch.float32).numpy().tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
+    """Every tensor stored as float32."""
+    safetensors_io.save_file({n: t.to(torch.float32) for n, t in tensors.items()}, path, metadata)
 
 
 class Layer(nn.Module):

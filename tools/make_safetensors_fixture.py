@@ -2,7 +2,7 @@
 """Writes tests/fixtures/torch_written.safetensors and torch_written_expected.json: tensors made by PyTorch
 (Debian's python3-torch) in F32, F64, F16, BF16, I64, I32 and BOOL, with metadata, laid out exactly as the
 reference writer (huggingface/safetensors `serialize`) lays them out. The `safetensors` Python package is not
-packaged for Debian, so the format is written here by hand:
+packaged for Debian, so the format is written by hand (tools/safetensors_io.py):
 
   - tensors sorted by dtype, largest alignment first (the reference's enum order, descending), then by name;
   - header JSON without spaces, "__metadata__" first, then {"dtype", "shape", "data_offsets"} per tensor;
@@ -14,11 +14,14 @@ I64/I32/BOOL. Bit patterns keep infinities, NaN, -0 and subnormals exact.
 
 Run: /usr/bin/python3 tools/make_safetensors_fixture.py
 """
-import json, os, struct
+import json, os, struct, sys
 import torch
 
 torch.manual_seed(20240229)
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import safetensors_io  # noqa: E402  (the fixture scripts' safetensors writer)
+
 FIXTURES = os.path.join(HERE, "..", "tests", "fixtures")
 
 # The reference's dtype order (increasing alignment); its writer sorts by this, descending.
@@ -47,13 +50,6 @@ TENSORS = {
 METADATA = {"format": "pt", "written_by": "tools/make_safetensors_fixture.py"}
 
 
-def raw_bytes(t):
-    t = t.contiguous()
-    if t.dtype == torch.bfloat16:   # numpy has no bfloat16: reinterpret the bits
-        return t.view(torch.int16).numpy().tobytes()
-    return t.numpy().tobytes()
-
-
 def expected_values(t):
     if t.dtype in (torch.float32, torch.float16, torch.bfloat16):
         return [struct.unpack("<I", struct.pack("<f", x))[0] for x in t.float().reshape(-1).tolist()]
@@ -64,17 +60,8 @@ def expected_values(t):
 
 def main():
     names = sorted(TENSORS, key=lambda n: (-DTYPE_ORDER.index(TORCH_DTYPE[TENSORS[n].dtype]), n))
-    header, data, offset = {"__metadata__": METADATA}, b"", 0
-    for name in names:
-        blob = raw_bytes(TENSORS[name])
-        header[name] = {"dtype": TORCH_DTYPE[TENSORS[name].dtype], "shape": list(TENSORS[name].shape),
-                        "data_offsets": [offset, offset + len(blob)]}
-        data += blob
-        offset += len(blob)
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * ((8 - len(text) % 8) % 8)
-    with open(os.path.join(FIXTURES, "torch_written.safetensors"), "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + data)
+    safetensors_io.save_file({n: TENSORS[n] for n in names}, os.path.join(FIXTURES, "torch_written.safetensors"),
+                             METADATA)
 
     expected = {"metadata": METADATA, "order": names, "tensors": {
         n: {"dtype": TORCH_DTYPE[TENSORS[n].dtype], "shape": list(TENSORS[n].shape), "values": expected_values(TENSORS[n])}

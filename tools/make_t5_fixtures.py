@@ -24,7 +24,7 @@ Run: /usr/bin/python3 tools/make_t5_fixtures.py
 import json
 import math
 import os
-import struct
+import sys
 
 import functorch
 import torch
@@ -33,6 +33,9 @@ import torch.nn.functional as F
 from torch.nn.utils.stateless import functional_call
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import safetensors_io  # noqa: E402  (the fixture scripts' safetensors writer)
+
 OUT = os.path.join(HERE, "..", "tests", "fixtures")
 
 
@@ -299,25 +302,6 @@ def init_weights(model, c, gen):
         p.data.copy_(p.data.float().double())
 
 
-def write_safetensors(path, tensors):
-    """Minimal safetensors writer: u64 header length, JSON header (insertion order), raw little-endian data."""
-    codes = {torch.float32: "F32", torch.float64: "F64", torch.int64: "I64"}
-    header, blobs, offset = {}, [], 0
-    for name, t in tensors.items():
-        t = t.detach().contiguous()
-        data = t.numpy().tobytes()
-        header[name] = {"dtype": codes[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as out:
-        out.write(struct.pack("<Q", len(text)))
-        out.write(text)
-        for b in blobs:
-            out.write(b)
-
-
 def make_case(name, config_json, labels_pad_with_pad_id, use_decoder_mask, seed):
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -378,7 +362,7 @@ def make_case(name, config_json, labels_pad_with_pad_id, use_decoder_mask, seed)
     with open(os.path.join(OUT, f"t5_{name}.json"), "w") as out:
         json.dump(config_json, out, indent=2)
         out.write("\n")
-    write_safetensors(os.path.join(OUT, f"t5_{name}.safetensors"), tensors)
+    safetensors_io.save_file(tensors, os.path.join(OUT, f"t5_{name}.safetensors"))
 
 
 COMMON = dict(vocab_size=32, d_model=16, d_kv=4, num_heads=3, d_ff=24, num_layers=2,
