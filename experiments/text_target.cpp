@@ -7,6 +7,7 @@
 #include "autodiff/ops.h"
 #include "autodiff/tape.h"
 #include "experiments/gram_recorder.h"
+#include "experiments/prepared_merge_target.h"
 #include "experiments/text_suite.h"
 #include "tensor/kernels.h"
 
@@ -20,7 +21,7 @@ struct PreparedT5 {
   std::unique_ptr<peft::PreparedModel> prepared;
   T5Logits plain;
 
-  PreparedT5(const TextSuite& suite, const peft::FinetuneConfig& config) {
+  PreparedT5(TextSuite& suite, const peft::FinetuneConfig& config) {
     model = suite.pretrained_copy();
     prepared = std::make_unique<peft::PreparedModel>(*model, std::vector<std::string>{"*"}, config);
     model->eval();
@@ -40,20 +41,9 @@ struct PreparedT5 {
   }
 };
 
-class TextMergeTarget : public MergeTarget {
+class TextMergeTarget : public PreparedMergeTarget<TextSuite, PreparedT5> {
  public:
-  TextMergeTarget(TextSuite& suite, peft::FinetuneMode mode)
-      : suite_(suite), mode_(mode), model_(suite, suite.finetune_config_for(mode)) {
-    initial_ = model_.prepared->initial_state();
-    if (peft::is_lora_mode(mode)) scaling_ = suite.finetune_config_for(mode).lora.scaling();
-  }
-
-  peft::FinetuneMode mode() const override { return mode_; }
-  int num_tasks() const override { return int(suite_.tasks().size()); }
-  std::string task_name(int t) const override { return suite_.tasks()[size_t(t)].task.name; }
-  const StateDict& initial_state() const override { return initial_; }
-  const StateDict& finetuned_state(int t) const override { return suite_.finetuned_state(mode_, t); }
-  double lora_scaling() const override { return scaling_; }
+  using PreparedMergeTarget::PreparedMergeTarget;
 
   double score(const StateDict& state, int t, Split split) override {
     model_.prepared->load_trainable_state(state);
@@ -61,18 +51,7 @@ class TextMergeTarget : public MergeTarget {
   }
 
   double score_weight_space(const StateDict& delta, int t, Split split) override {
-    PreparedT5& m = weight_space_model();
-    StateDict state;
-    for (auto& [name, w0] : weight_space_initial_) {
-      if (delta.contains(name)) {
-        NoGradGuard no_grad;
-        state.insert(name, add(w0, cast(delta.at(name), w0.dtype())));
-      } else {
-        state.insert(name, w0);
-      }
-    }
-    m.prepared->load_trainable_state(state);
-    return suite_.evaluate(m.logits(), t, split);
+    return suite_.evaluate(weight_space_model_with(delta).logits(), t, split);
   }
 
   std::vector<int64_t> predict(const StateDict& state, int t, int64_t examples) override {
@@ -172,26 +151,6 @@ class TextMergeTarget : public MergeTarget {
     for (int64_t i = 0; i < std::min<int64_t>(examples, int64_t(split.inputs.size())); ++i) rows.push_back(i);
     return rows;
   }
-
-  // The model for weight-space merges: the plain T5 with every weight loaded (lora, l-lora-local:
-  // W0 + Delta W exactly) or the T5 linearized in all its weights (l-lora: f(W0) + J_W Delta W).
-  PreparedT5& weight_space_model() {
-    if (!weight_space_) {
-      peft::FinetuneConfig c = suite_.finetune_config_for(mode_);
-      c.mode = mode_ == peft::FinetuneMode::LLora ? peft::FinetuneMode::LinearFull : peft::FinetuneMode::Full;
-      weight_space_ = std::make_unique<PreparedT5>(suite_, c);
-      weight_space_initial_ = weight_space_->prepared->initial_state();
-    }
-    return *weight_space_;
-  }
-
-  TextSuite& suite_;
-  peft::FinetuneMode mode_;
-  PreparedT5 model_;
-  StateDict initial_;
-  double scaling_ = 0;
-  std::unique_ptr<PreparedT5> weight_space_;
-  StateDict weight_space_initial_;
 };
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include "autodiff/ops.h"
 #include "autodiff/tape.h"
 #include "experiments/gram_recorder.h"
+#include "experiments/prepared_merge_target.h"
 #include "experiments/vision_suite.h"
 #include "merge/task_vector.h"
 #include "tensor/kernels.h"
@@ -19,8 +20,9 @@ struct PreparedClassifier {
   std::shared_ptr<nn::ImageClassifier> classifier;
   std::unique_ptr<peft::PreparedModel> prepared;
 
-  PreparedClassifier(nn::CLIPModel& clip, const Tensor& head, const peft::FinetuneConfig& config) {
-    classifier = nn::ImageClassifier::from_clip(clip, head);
+  // The suite's CLIP image tower (with the first task's head until use_head switches it).
+  PreparedClassifier(VisionSuite& suite, const peft::FinetuneConfig& config) {
+    classifier = nn::ImageClassifier::from_clip(suite.clip(), suite.tasks()[0].head);
     prepared = std::make_unique<peft::PreparedModel>(*classifier, std::vector<std::string>{"vision_model.*"}, config);
     classifier->eval();
   }
@@ -43,20 +45,9 @@ Tensor rows(const Tensor& t, int64_t begin, int64_t end) {
   return kernels::slice(t, b, e, s);
 }
 
-class VisionMergeTarget : public MergeTarget {
+class VisionMergeTarget : public PreparedMergeTarget<VisionSuite, PreparedClassifier> {
  public:
-  VisionMergeTarget(VisionSuite& suite, peft::FinetuneMode mode)
-      : suite_(suite), mode_(mode), model_(suite.clip(), suite.tasks()[0].head, suite.finetune_config_for(mode)) {
-    initial_ = model_.prepared->initial_state();
-    if (peft::is_lora_mode(mode)) scaling_ = suite.finetune_config_for(mode).lora.scaling();
-  }
-
-  peft::FinetuneMode mode() const override { return mode_; }
-  int num_tasks() const override { return int(suite_.tasks().size()); }
-  std::string task_name(int t) const override { return suite_.tasks()[t].task.name; }
-  const StateDict& initial_state() const override { return initial_; }
-  const StateDict& finetuned_state(int t) const override { return suite_.finetuned_state(mode_, t); }
-  double lora_scaling() const override { return scaling_; }
+  using PreparedMergeTarget::PreparedMergeTarget;
 
   double score(const StateDict& state, int t, Split split) override {
     model_.prepared->load_trainable_state(state);
@@ -64,18 +55,7 @@ class VisionMergeTarget : public MergeTarget {
   }
 
   double score_weight_space(const StateDict& delta, int t, Split split) override {
-    PreparedClassifier& m = weight_space_model();
-    StateDict state;
-    for (auto& [name, w0] : weight_space_initial_) {
-      if (delta.contains(name)) {
-        NoGradGuard no_grad;
-        state.insert(name, add(w0, cast(delta.at(name), w0.dtype())));
-      } else {
-        state.insert(name, w0);
-      }
-    }
-    m.prepared->load_trainable_state(state);
-    return accuracy(m, t, split);
+    return accuracy(weight_space_model_with(delta), t, split);
   }
 
   std::vector<int64_t> predict(const StateDict& state, int t, int64_t examples) override {
@@ -179,26 +159,6 @@ class VisionMergeTarget : public MergeTarget {
     }
     return double(correct) / double(n);
   }
-
-  // The model for weight-space merges: the plain classifier (lora, l-lora-local: W0 + Delta W exactly) or the
-  // classifier linearized in all its weights (l-lora: f(W0) + J_W Delta W).
-  PreparedClassifier& weight_space_model() {
-    if (!weight_space_) {
-      peft::FinetuneConfig c = suite_.finetune_config_for(mode_);
-      c.mode = mode_ == peft::FinetuneMode::LLora ? peft::FinetuneMode::LinearFull : peft::FinetuneMode::Full;
-      weight_space_ = std::make_unique<PreparedClassifier>(suite_.clip(), suite_.tasks()[0].head, c);
-      weight_space_initial_ = weight_space_->prepared->initial_state();
-    }
-    return *weight_space_;
-  }
-
-  VisionSuite& suite_;
-  peft::FinetuneMode mode_;
-  PreparedClassifier model_;
-  StateDict initial_;
-  double scaling_ = 0;
-  std::unique_ptr<PreparedClassifier> weight_space_;
-  StateDict weight_space_initial_;
 };
 
 }  // namespace

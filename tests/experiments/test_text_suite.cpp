@@ -10,6 +10,8 @@
 #include "autodiff/tape.h"
 #include "experiments/experiment.h"
 #include "experiments/text_suite.h"
+#include "merge/lora.h"
+#include "merge/task_vector.h"
 #include "../helpers.h"
 #include "nn/t5_generation.h"
 #include "peft/finetune.h"
@@ -114,7 +116,7 @@ TEST_CASE("label scores through the linearized forward at phi0 equal the plain m
 TEST_CASE("the text merge target scores fine-tuned states in range, with a lower loss than the pretrained one", "[text_suite]") {
   nlohmann::json config = preset_config("smoke")["text"];
   config["tasks"] = {"sst2", "stsb"};
-  config["modes"] = {"l-lora"};
+  config["modes"] = {"l-lora", "lora"};
   config["data"] = {{"train", 256}, {"validation", 48}, {"test", 64}};
   config["pretrain"]["steps"] = 10;
   config["finetune"]["steps"] = 40;
@@ -148,6 +150,30 @@ TEST_CASE("the text merge target scores fine-tuned states in range, with a lower
     CHECK(std::isfinite(entropy.item()));
     StateDict fisher = target->fisher(sst2, 2);
     CHECK(fisher.names() == target->initial_state().names());
+
+    // Merging a single task: theta0 + 1 * tau is the fine-tuned model, theta0 + 0 * tau the pretrained one; and
+    // in weight space, Delta W of the fine-tuned adapter (s B A for lora, its linearization for l-lora, which the
+    // network-level linearization turns into f0 + J_W Delta W = f0 + J_(A,B) (A - A0, B - B0)) gives the
+    // fine-tuned model's scores. Scores are accuracies on 64 examples; rounding may flip a near-tie, so one
+    // example of slack.
+    const double one_example = 1.0 / 64 + 1e-12;
+    for (peft::FinetuneMode mode : {peft::FinetuneMode::LLora, peft::FinetuneMode::Lora}) {
+      INFO(peft::mode_name(mode));
+      std::unique_ptr<MergeTarget> m = suite.merge_target(mode);
+      merge::TaskVector tau = merge::TaskVector::between(m->finetuned_state(sst2), m->initial_state());
+      double finetuned = m->score(m->finetuned_state(sst2), sst2, Split::Test);
+      CHECK(m->score(merge::apply(m->initial_state(), tau), sst2, Split::Test) == Approx(finetuned).margin(one_example));
+      CHECK(m->score(merge::apply(m->initial_state(), 0.0 * tau), sst2, Split::Test) ==
+            Approx(m->score(m->initial_state(), sst2, Split::Test)).margin(1e-12));
+      merge::LoraDeltaForm form = mode == peft::FinetuneMode::Lora ? merge::LoraDeltaForm::product : merge::LoraDeltaForm::linearized;
+      merge::TaskVector delta = merge::lora_weight_delta(m->finetuned_state(sst2), m->initial_state(), m->lora_scaling(), form);
+      StateDict weight_delta;
+      for (const auto& [name, d] : delta)
+        if (name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0 && name.find("lora_") == std::string::npos)
+          weight_delta.insert(name, d);
+      REQUIRE(weight_delta.size() > 0);
+      CHECK(m->score_weight_space(weight_delta, sst2, Split::Test) == Approx(finetuned).margin(one_example));
+    }
   }
   std::filesystem::remove_all(cache_dir);
 }
