@@ -70,8 +70,6 @@ namespace {
 
 using nlohmann::json;
 
-// The reference implementation's cap; a larger header is treated as a corrupt length field.
-constexpr uint64_t kMaxHeaderBytes = 100'000'000;
 // A valid header nests three levels (object -> tensor object -> shape array); deeper JSON is rejected
 // while parsing, before it can cost memory.
 constexpr int kMaxJsonDepth = 4;
@@ -290,8 +288,8 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
 
   uint64_t header_bytes = 0;
   std::memcpy(&header_bytes, bytes, 8);
-  if (header_bytes > kMaxHeaderBytes)
-    reject(path, "header length " + std::to_string(header_bytes) + " exceeds the " + std::to_string(kMaxHeaderBytes) +
+  if (header_bytes > kSafetensorsMaxHeaderBytes)
+    reject(path, "header length " + std::to_string(header_bytes) + " exceeds the " + std::to_string(kSafetensorsMaxHeaderBytes) +
                      "-byte limit of the format");
   if (header_bytes > file_bytes - 8)
     reject(path, "header length " + std::to_string(header_bytes) + " runs past the end of the file (" +

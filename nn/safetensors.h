@@ -37,6 +37,10 @@ namespace linfuse {
 
 class AtomicFile;
 
+// The reference implementation's cap on the JSON header: readers (ours and the reference) reject a larger one
+// as a corrupt length field, so the writer refuses to produce one.
+inline constexpr uint64_t kSafetensorsMaxHeaderBytes = 100'000'000;
+
 // The element types of the safetensors format, in the reference's order (increasing alignment).
 enum class SafetensorsDType : uint8_t { BOOL, U8, I8, F8_E5M2, F8_E4M3, I16, U16, F16, BF16, I32, U32, F32, F64, I64, U64 };
 

@@ -11,7 +11,6 @@
 namespace linfuse {
 namespace {
 
-constexpr uint64_t kMaxHeaderBytes = 100'000'000;   // readers (ours and the reference) reject larger headers
 constexpr size_t kChunkBytes = size_t(1) << 20;       // conversion buffer: peak extra memory per write
 
 bool is_writable(SafetensorsDType dtype) {
@@ -155,7 +154,7 @@ void SafetensorsWriter::lay_out_and_write_header() {
   }
   header += "}";
   header.append((8 - header.size() % 8) % 8, ' ');   // the data buffer starts 8-byte aligned
-  if (header.size() > kMaxHeaderBytes)
+  if (header.size() > kSafetensorsMaxHeaderBytes)
     throw std::invalid_argument("[SafetensorsWriter] " + path_ + ": header of " + std::to_string(header.size()) +
                                 " bytes exceeds the format's 100,000,000-byte limit; split the tensors over several files");
 
