@@ -217,14 +217,17 @@ SuiteResults parse_suite(const Checker& check, const std::string& name, const Js
     for (const auto& [task, metric] : check.object(*v, path + ".metric").items())
       suite.metric[task] = check.string(metric, path + ".metric." + task);
   if (auto* v = member(value, "zero_shot")) suite.zero_shot = check.scores(*v, path + ".zero_shot", suite.tasks);
-  if (auto* v = member(value, "pretrain")) {
-    check.object(*v, path + ".pretrain");
-    PretrainSummary pretrain;
-    if (auto* w = member(*v, "steps")) pretrain.steps = check.integer(*w, path + ".pretrain.steps");
-    if (auto* w = member(*v, "final_loss")) pretrain.final_loss = check.number(*w, path + ".pretrain.final_loss");
-    if (auto* w = member(*v, "seconds")) pretrain.seconds = check.number(*w, path + ".pretrain.seconds");
-    suite.pretrain = pretrain;
-  }
+  for (const char* stage : {"pretrain", "instruct"})
+    if (auto* v = member(value, stage)) {
+      std::string at = path + "." + stage;
+      check.object(*v, at);
+      PretrainSummary summary;
+      if (auto* w = member(*v, "steps")) summary.steps = check.integer(*w, at + ".steps");
+      if (auto* w = member(*v, "examples")) summary.examples = check.integer(*w, at + ".examples");
+      if (auto* w = member(*v, "final_loss")) summary.final_loss = check.number(*w, at + ".final_loss");
+      if (auto* w = member(*v, "seconds")) summary.seconds = check.number(*w, at + ".seconds");
+      (std::string(stage) == "pretrain" ? suite.pretrain : suite.instruct) = summary;
+    }
   if (auto* v = member(value, "trainable_parameters")) {
     suite.trainable_parameters.emplace();
     for (const auto& [mode, count] : check.object(*v, path + ".trainable_parameters").items()) {

@@ -27,8 +27,9 @@ struct Manifest {
   std::vector<std::pair<std::string, double>> stage_seconds;  // in file order, which is pipeline order
 };
 
+// The pretraining of a suite's model, or the text suite's instruction tuning (`examples`: the mixture's size).
 struct PretrainSummary {
-  std::optional<int64_t> steps;
+  std::optional<int64_t> steps, examples;
   std::optional<double> final_loss, seconds;
 };
 
@@ -71,6 +72,7 @@ struct SuiteResults {
   std::map<std::string, std::string> metric;     // task -> "accuracy" | "spearman" | ...
   std::optional<ScoreByTask> zero_shot;
   std::optional<PretrainSummary> pretrain;
+  std::optional<PretrainSummary> instruct;   // text: the Flan-style stage (text_instruct.cpp), when it ran
   std::optional<std::map<std::string, int64_t>> trainable_parameters;  // mode -> count
   std::optional<std::map<std::string, ScoreByTask>> single_task;       // mode -> task -> score
   std::optional<std::map<std::string, ScoreByTask>> finetune_seconds;  // mode -> task -> seconds

@@ -127,18 +127,22 @@ std::string suite_overview_section(const SuiteResults& suite) {
   text += std::to_string(suite.tasks.size()) + " tasks: ";
   for (size_t i = 0; i < suite.tasks.size(); ++i) text += (i ? ", " : "") + suite.tasks[i];
   text += ".  \nScores: " + metric_description(suite) + ", on the test split.  \n";
-  if (suite.pretrain) {
-    const auto& p = *suite.pretrain;
-    text += "Pretraining:";
-    if (p.steps) text += " " + with_thousands(*p.steps) + " steps";
-    if (p.final_loss) text += ", final loss " + fixed(*p.final_loss, 3);
-    if (p.seconds) text += ", " + duration_text(*p.seconds);
-    text += ".\n";
-  }
+  auto stage_line = [&](const std::optional<PretrainSummary>& stage, const std::string& label) {
+    if (!stage) return;
+    text += label + ":";
+    if (stage->steps) text += " " + with_thousands(*stage->steps) + " steps";
+    if (stage->examples) text += " on " + with_thousands(*stage->examples) + " training examples of the tasks";
+    if (stage->final_loss) text += ", final loss " + fixed(*stage->final_loss, 3);
+    if (stage->seconds) text += ", " + duration_text(*stage->seconds);
+    text += ".  \n";
+  };
+  stage_line(suite.pretrain, "Pretraining");
+  stage_line(suite.instruct, "Instruction tuning (as Flan-T5: a multitask mixture, before any per-task fine-tuning)");
+  if (suite.pretrain || suite.instruct) text += "\n";
   text += "\n### Zero-shot and single-task scores (test split)\n\n";
   MarkdownTable scores(task_header(suite, {"model"}));
   if (suite.zero_shot)
-    scores.add_row(score_cells(suite, *suite.zero_shot, {"zero-shot (pretrained)"}, mean_over_tasks(*suite.zero_shot, suite.tasks)));
+    scores.add_row(score_cells(suite, *suite.zero_shot, {suite.instruct ? "zero-shot (instruction-tuned)" : "zero-shot (pretrained)"}, mean_over_tasks(*suite.zero_shot, suite.tasks)));
   if (suite.single_task)
     for (const auto& mode : suite.modes) {
       auto found = suite.single_task->find(mode);

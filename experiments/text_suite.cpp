@@ -200,7 +200,8 @@ void TextSuite::zero_shot(nlohmann::json& results) {
     total += score;
   }
   ctx_.log("text: zero-shot average " + pct(total / double(tasks_.size())) +
-           " (span corruption alone never asks for label words: near chance is expected)");
+           (instruction_steps() > 0 ? " (the instruction-tuned T5, as the paper's Flan-T5)"
+                                    : " (span corruption alone never asks for label words: near chance is expected)"));
 }
 
 void TextSuite::finetune(peft::FinetuneMode mode, nlohmann::json& results) {
@@ -212,7 +213,7 @@ void TextSuite::finetune(peft::FinetuneMode mode, nlohmann::json& results) {
   auto& scores = single_task_test_[mode_name];
   for (size_t t = 0; t < tasks_.size(); ++t) {
     const TextTaskData& task = tasks_[t];
-    nlohmann::json key = {{"pretrain", pretrain_key()}, {"finetune", config_["finetune"]}, {"mode", mode_name},
+    nlohmann::json key = {{"pretrain", base_model_key()}, {"finetune", config_["finetune"]}, {"mode", mode_name},
                           {"task", task.task.name}, {"data", config_["data"]}, {"evaluation", config_["evaluation"]},
                           {"max_input_tokens", max_input_tokens()}};
     std::string stage = "text/finetune/" + mode_name + "/" + task.task.name;
@@ -253,6 +254,7 @@ nlohmann::json TextSuite::prepare() {
   load_data();
   pretrain(results);
   tokenize_tasks();
+  instruction_tune(results);
   zero_shot(results);
   for (peft::FinetuneMode mode : modes()) finetune(mode, results);
   results["tasks"] = config_["tasks"];

@@ -2,6 +2,8 @@
 // The text half of the study (the paper's Flan-T5 / GLUE experiments at small scale):
 //   1. train a SentencePiece tokenizer (T5 ids) on the fortune corpus and pretrain a tiny T5 on it with T5's
 //      span-corruption objective (span_corruption.h);
+//   1b. optionally instruction-tune it on a mixture of the tasks' training examples, as Flan-T5 was
+//      (text_instruct.cpp), so that it answers with label words before any per-task fine-tuning;
 //   2. score the pretrained model zero-shot on the 7 GLUE-shaped tasks (text_tasks.h);
 //   3. fine-tune the whole T5 (or LoRA on its attention q and v) text-to-text on each task in each mode, with
 //      teacher-forced cross-entropy on the label words; the linearized part is the model's logits;
@@ -88,9 +90,15 @@ class TextSuite {
   data::TextOptions text_options() const;
   void load_data();
   void pretrain(nlohmann::json& results);
+  void instruction_tune(nlohmann::json& results);   // text_instruct.cpp
   void zero_shot(nlohmann::json& results);
   void finetune(peft::FinetuneMode mode, nlohmann::json& results);
   nlohmann::json pretrain_key() const;
+  nlohmann::json instruct_key() const;
+  // The key of the model that zero-shot scoring, fine-tuning and merging start from: the instruction-tuned
+  // T5 when the config has an "instruct" stage, else the pretrained one.
+  nlohmann::json base_model_key() const;
+  int64_t instruction_steps() const;
   void tokenize_tasks();
 
   nlohmann::json config_;

@@ -109,6 +109,10 @@ TEST_CASE("the text suite runs end to end on a tiny config, in range and determi
   REQUIRE(t["tasks"].size() == 2);
   CHECK(t["metric"]["stsb"] == "spearman");
   CHECK(std::isfinite(t["pretrain"]["final_loss"].get<double>()));
+  // the instruction-tuning stage ran on the tasks' training examples and lowered its loss
+  REQUIRE(t.contains("instruct"));
+  CHECK(t["instruct"]["examples"].get<int64_t>() == 2 * 32);
+  CHECK(t["instruct"]["final_loss"].get<double>() < t["instruct"]["first_loss"].get<double>());
   for (const auto& [task, score] : t["zero_shot"].items()) check_score(score, "zero_shot." + task);
   for (const auto& mode : {"full", "linear-full", "lora", "l-lora", "l-lora-local"}) {
     REQUIRE(t["single_task"][mode].size() == 2);
