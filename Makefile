@@ -29,7 +29,7 @@ test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 # Debug build with AddressSanitizer and UBSan; runs every test but the two end-to-end smoke studies, which are
-# far too slow in a Debug+ASan build (the nn tests alone take over 30 minutes there).
+# far too slow in a Debug+ASan build (the nn tests alone take about 20 minutes there, on 2 cores).
 asan: setup
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DLINFUSE_SANITIZE=ON -DLINFUSE_NATIVE=OFF >/dev/null
 	@cmake --build build-asan -j $(JOBS)
