@@ -217,7 +217,7 @@ SuiteResults parse_suite(const Checker& check, const std::string& name, const Js
     for (const auto& [task, metric] : check.object(*v, path + ".metric").items())
       suite.metric[task] = check.string(metric, path + ".metric." + task);
   if (auto* v = member(value, "zero_shot")) suite.zero_shot = check.scores(*v, path + ".zero_shot", suite.tasks);
-  for (const char* stage : {"pretrain", "instruct"})
+  for (auto [stage, field] : {std::pair{"pretrain", &suite.pretrain}, std::pair{"instruct", &suite.instruct}})
     if (auto* v = member(value, stage)) {
       std::string at = path + "." + stage;
       check.object(*v, at);
@@ -226,7 +226,7 @@ SuiteResults parse_suite(const Checker& check, const std::string& name, const Js
       if (auto* w = member(*v, "examples")) summary.examples = check.integer(*w, at + ".examples");
       if (auto* w = member(*v, "final_loss")) summary.final_loss = check.number(*w, at + ".final_loss");
       if (auto* w = member(*v, "seconds")) summary.seconds = check.number(*w, at + ".seconds");
-      (std::string(stage) == "pretrain" ? suite.pretrain : suite.instruct) = summary;
+      *field = summary;
     }
   if (auto* v = member(value, "trainable_parameters")) {
     suite.trainable_parameters.emplace();

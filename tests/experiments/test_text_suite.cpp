@@ -166,11 +166,8 @@ TEST_CASE("the text merge target scores fine-tuned states in range, with a lower
       CHECK(m->score(merge::apply(m->initial_state(), 0.0 * tau), sst2, Split::Test) ==
             Approx(m->score(m->initial_state(), sst2, Split::Test)).margin(1e-12));
       merge::LoraDeltaForm form = mode == peft::FinetuneMode::Lora ? merge::LoraDeltaForm::product : merge::LoraDeltaForm::linearized;
-      merge::TaskVector delta = merge::lora_weight_delta(m->finetuned_state(sst2), m->initial_state(), m->lora_scaling(), form);
-      StateDict weight_delta;
-      for (const auto& [name, d] : delta)
-        if (name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0 && name.find("lora_") == std::string::npos)
-          weight_delta.insert(name, d);
+      // "<module>.weight" -> Delta W per LoRA module, as the merge study hands it to score_weight_space
+      StateDict weight_delta = merge::lora_weight_delta(m->finetuned_state(sst2), m->initial_state(), m->lora_scaling(), form).tensors();
       REQUIRE(weight_delta.size() > 0);
       CHECK(m->score_weight_space(weight_delta, sst2, Split::Test) == Approx(finetuned).margin(one_example));
     }
