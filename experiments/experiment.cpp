@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <limits>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -58,10 +59,28 @@ void merging_study(Suite& suite, const nlohmann::json& config, nlohmann::json& r
   results["merged"] = nlohmann::json::array();
   results["num_tasks_sweep"] = nlohmann::json::array();
   results["disentanglement"] = nlohmann::json::array();
+  // Normalized scores count only the tasks every mode learned (single-task test score above the task's
+  // learned_threshold): one task set for all modes, so their normalized averages compare like with like.
+  // A left-out task gets a NaN normalizer, which the merge study skips.
+  const std::vector<double> thresholds =
+      suite.learned_thresholds(config.value("merge", nlohmann::json::object()).value("learned_margin_se", 2.0));
+  std::vector<bool> learned(thresholds.size(), true);
+  for (peft::FinetuneMode mode : suite.modes())
+    for (size_t t = 0; t < thresholds.size(); ++t)
+      if (!(suite.single_task_test(mode)[t] > thresholds[t])) learned[t] = false;
+  results["normalized_tasks"] = nlohmann::json::array();
+  results["learned_thresholds"] = nlohmann::json::object();
+  for (size_t t = 0; t < thresholds.size(); ++t) {
+    const std::string task = config["tasks"][t].template get<std::string>();
+    results["learned_thresholds"][task] = thresholds[t];
+    if (learned[t]) results["normalized_tasks"].push_back(task);
+  }
   for (peft::FinetuneMode mode : suite.modes()) {
     std::string mode_name = peft::mode_name(mode);
     std::unique_ptr<MergeTarget> target = suite.merge_target(mode);
-    const std::vector<double>& single = suite.single_task_test(mode);
+    std::vector<double> single = suite.single_task_test(mode);
+    for (size_t t = 0; t < single.size(); ++t)
+      if (!learned[t]) single[t] = std::numeric_limits<double>::quiet_NaN();
     {
       StageTimer timer(ctx, name + "/merge/" + mode_name);
       for (auto& e : run_merging_methods(*target, merge_config, single, ctx.log)) results["merged"].push_back(e);

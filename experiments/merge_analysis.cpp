@@ -46,13 +46,24 @@ nlohmann::json run_num_tasks_sweep(MergeTarget& target, const SweepConfig& confi
   std::vector<TaskVector> tvs;
   for (int t = 0; t < n; ++t) tvs.push_back(TaskVector::between(target.finetuned_state(t), target.initial_state()));
   nlohmann::json entries = nlohmann::json::array();
+  // The sweep merges only tasks with a normalized score (a positive normalizer; NaN marks a task some mode
+  // did not learn, see learned_threshold in suite_common.h): subsets of the others would have none.
+  std::vector<int> pool;
+  for (int t = 0; t < n; ++t)
+    if (single_task_test[t] > 0) pool.push_back(t);
+  if (pool.size() < 2) {
+    log(peft::mode_name(target.mode()) + " number-of-tasks sweep skipped: fewer than 2 tasks have a normalized score");
+    return entries;
+  }
   Generator gen(config.seed);
   for (const auto& method : config.methods) {
     if (method != "task_arithmetic" && method != "ties" && method != "simple_average")
       throw std::invalid_argument("[num tasks sweep] method '" + method +
                                   "' is not supported here (task_arithmetic, ties, simple_average)");
-    for (int k = 2; k <= n; ++k) {
-      std::vector<std::vector<int>> subsets = all_subsets(n, k);
+    for (int k = 2; k <= int(pool.size()); ++k) {
+      std::vector<std::vector<int>> subsets = all_subsets(int(pool.size()), k);
+      for (auto& subset : subsets)
+        for (int& t : subset) t = pool[size_t(t)];
       if ((int64_t)subsets.size() > config.max_subsets) {
         // A seeded sample of the subsets, the same for every mode (the generator depends only on k).
         Generator pick = gen.fork(uint64_t(k));
@@ -86,15 +97,9 @@ nlohmann::json run_num_tasks_sweep(MergeTarget& target, const SweepConfig& confi
             best_state = state;
           }
         }
-        // tasks with a non-positive single-task score have no normalized score (see merge_methods.cpp)
         double norm = 0;
-        int counted = 0;
-        for (int t : subset)
-          if (single_task_test[t] > 0) {
-            norm += merge::normalized_accuracy(target.score(best_state, t, Split::Test), single_task_test[t]);
-            ++counted;
-          }
-        normalized.push_back(counted ? norm / counted : 0.0);
+        for (int t : subset) norm += merge::normalized_accuracy(target.score(best_state, t, Split::Test), single_task_test[t]);
+        normalized.push_back(norm / double(subset.size()));
       }
       double mean = 0, var = 0;
       for (double v : normalized) mean += v / normalized.size();

@@ -104,8 +104,9 @@ class MethodRunner {
     e["space"] = space;
     e["hyperparameters"] = hyperparameters;
     e["validation_average"] = validation_average;
-    // A task whose single-task score is not positive (a Spearman's rho of 0 or below, possible in tiny
-    // text runs) has no normalized score: it is left out of "normalized" and of its average.
+    // A task whose normalizer is not a positive number (NaN: a task some mode did not learn, see
+    // learned_threshold in suite_common.h; or a Spearman's rho of 0 or below) has no normalized score: it is
+    // left out of "normalized" and of its average, which is absent when no task is left.
     double normalized_total = 0;
     int normalized_count = 0;
     for (int t = 0; t < target_.num_tasks(); ++t) {
@@ -117,10 +118,10 @@ class MethodRunner {
       ++normalized_count;
     }
     e["test_average"] = test_average;
-    e["normalized_average"] = normalized_count ? normalized_total / normalized_count : 0.0;
+    if (normalized_count) e["normalized_average"] = normalized_total / normalized_count;
     log_(peft::mode_name(target_.mode()) + " " + method + " (" + space + " space) " + hyperparameters.dump() +
          ": validation " + percent(validation_average) + ", test " + percent(test_average) + ", normalized " +
-         percent(e["normalized_average"].get<double>()));
+         (normalized_count ? percent(normalized_total / normalized_count) : std::string("- (no learned task)")));
     return e;
   }
 

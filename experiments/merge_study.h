@@ -42,7 +42,7 @@ struct MergeStudyConfig {
 using StudyLog = std::function<void(const std::string&)>;
 
 // Runs every configured method that applies to the target's mode. `single_task_test[t]` is the fine-tuned
-// score of task t (the normalizer). Returns the "merged" entries.
+// score of task t (the normalizer; NaN or <= 0: the task has no normalized score). Returns the "merged" entries.
 nlohmann::json run_merging_methods(MergeTarget& target, const MergeStudyConfig& config,
                                    const std::vector<double>& single_task_test, const StudyLog& log);
 
@@ -53,7 +53,8 @@ struct SweepConfig {
   uint64_t seed = 0;
   static SweepConfig from_json(const nlohmann::json& j);
 };
-// Normalized score against the number of merged tasks k = 2..n ("num_tasks_sweep" entries).
+// Normalized score against the number of merged tasks k = 2..n ("num_tasks_sweep" entries), over the tasks
+// that have a normalized score (single_task_test as for run_merging_methods).
 nlohmann::json run_num_tasks_sweep(MergeTarget& target, const SweepConfig& config,
                                    const std::vector<double>& single_task_test, const StudyLog& log);
 

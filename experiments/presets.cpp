@@ -70,7 +70,10 @@ json vision_small() {
                 {"adamerging_steps", 20},
                 {"adamerging_batch", 16},
                 {"lorahub_budget", 30},
-                {"lorahub_examples", 16}};
+                {"lorahub_examples", 16},
+                // normalized scores count a task only if every mode's single-task score beats chance by this
+                // many standard errors (suite_common.h, learned_threshold)
+                {"learned_margin_se", 2.0}};
   // The sweep was the longest stage (157 s with 4 lambdas x 3 subsets; 114 s with 3 x 3); 3 lambdas x 2 subsets
   // keep `make run` near its 20-minute budget.
   v["sweep"] = {{"methods", {"task_arithmetic"}}, {"max_subsets", 2}, {"lambdas", {0.3, 0.6, 1.0}}};
@@ -142,7 +145,8 @@ json text_small() {
                 {"adamerging_steps", 10},
                 {"adamerging_batch", 8},
                 {"lorahub_budget", 15},
-                {"lorahub_examples", 8}};
+                {"lorahub_examples", 8},
+                {"learned_margin_se", 2.0}};   // as the vision suite's
   t["sweep"] = {{"methods", {"task_arithmetic"}}, {"max_subsets", 1}, {"lambdas", {0.4, 0.8}}};
   t["disentanglement"] = {{"pairs", json::array({json::array({"sst2", "mnli"})})}, {"steps", 5}, {"coefficient_range", 2.0},
                           {"examples", 50}, {"modes", {"lora", "l-lora"}}};

@@ -64,7 +64,7 @@ ClaimVerdict merges_better(const ReportResults& results, const Variant& variant)
         const MergedResult* linearized = find_merged(suite, method, variant.mode, space);
         const MergedResult* lora = find_merged(suite, method, "lora", space);
         if (!linearized || !lora) continue;
-        auto a = normalized_average_of(*linearized, suite.tasks), b = normalized_average_of(*lora, suite.tasks);
+        auto a = normalized_average_of(*linearized, normalization_tasks(suite)), b = normalized_average_of(*lora, normalization_tasks(suite));
         if (!a || !b) continue;
         comparisons.push_back({suite.name + "/" + space, method_title(method) + " " + percent(*a) + " vs " + percent(*b),
                                *a > *b});

@@ -228,6 +228,14 @@ SuiteResults parse_suite(const Checker& check, const std::string& name, const Js
       if (auto* w = member(*v, "seconds")) summary.seconds = check.number(*w, at + ".seconds");
       *field = summary;
     }
+  if (auto* v = member(value, "normalized_tasks")) {
+    suite.normalized_tasks = check.strings(*v, path + ".normalized_tasks");
+    for (const auto& task : *suite.normalized_tasks)
+      check.expect(std::find(suite.tasks.begin(), suite.tasks.end(), task) != suite.tasks.end(), path + ".normalized_tasks",
+                   "names task '" + task + "', which is not in the suite's \"tasks\"");
+  }
+  if (auto* v = member(value, "learned_thresholds"))
+    suite.learned_thresholds = check.scores(*v, path + ".learned_thresholds", suite.tasks);
   if (auto* v = member(value, "trainable_parameters")) {
     suite.trainable_parameters.emplace();
     for (const auto& [mode, count] : check.object(*v, path + ".trainable_parameters").items()) {
@@ -357,6 +365,10 @@ std::optional<double> test_average_of(const MergedResult& merged, const std::vec
 
 std::optional<double> normalized_average_of(const MergedResult& merged, const std::vector<std::string>& tasks) {
   return merged.normalized_average ? merged.normalized_average : mean_over_tasks(merged.normalized, tasks);
+}
+
+const std::vector<std::string>& normalization_tasks(const SuiteResults& suite) {
+  return suite.normalized_tasks ? *suite.normalized_tasks : suite.tasks;
 }
 
 std::optional<double> mean_abs_off_diagonal(const Matrix& matrix) {

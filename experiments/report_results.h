@@ -80,6 +80,10 @@ struct SuiteResults {
   std::optional<std::vector<SweepPoint>> num_tasks_sweep;
   std::optional<std::map<std::string, CosineSimilarity>> cosine_similarity;  // mode -> similarity
   std::optional<std::vector<DisentanglementGrid>> disentanglement;
+  // The tasks that count in normalized scores (every mode's single-task score above its learned threshold,
+  // experiments/suite_common.h) and the thresholds; absent in results written before they existed.
+  std::optional<std::vector<std::string>> normalized_tasks;
+  std::optional<ScoreByTask> learned_thresholds;
 };
 
 struct ReportResults {
@@ -101,6 +105,8 @@ std::optional<double> mean_over_tasks(const ScoreByTask& scores, const std::vect
 // The written test / normalized average, else the mean over the suite's tasks.
 std::optional<double> test_average_of(const MergedResult& merged, const std::vector<std::string>& tasks);
 std::optional<double> normalized_average_of(const MergedResult& merged, const std::vector<std::string>& tasks);
+// The tasks normalized averages are over: normalized_tasks when written, else all of the suite's tasks.
+const std::vector<std::string>& normalization_tasks(const SuiteResults& suite);
 // Mean of |m[i][j]| over i != j; empty for a matrix smaller than 2 x 2.
 std::optional<double> mean_abs_off_diagonal(const Matrix& matrix);
 // Mean error over the grid points with |a| <= limit and |b| <= limit (limit < 0: the whole grid).

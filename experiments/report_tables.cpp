@@ -79,7 +79,7 @@ std::string headline_table(const SuiteResults& suite, const std::string& space, 
     for (const auto& mode : modes) {
       const MergedResult* result = find_merged(suite, method, mode, space);
       std::optional<double> value;
-      if (result) value = normalized ? normalized_average_of(*result, suite.tasks) : test_average_of(*result, suite.tasks);
+      if (result) value = normalized ? normalized_average_of(*result, normalization_tasks(suite)) : test_average_of(*result, suite.tasks);
       cells.push_back(percent(value));
       if (value && *value > best_value) best_value = *value, best = percent(*value);
       any = any || value.has_value();
@@ -110,7 +110,7 @@ std::string method_part(const SuiteResults& suite, const std::string& method) {
     cells.push_back(hyperparameter_text(*result));
     absolute.add_row(cells);
     normalized.add_row(
-        score_cells(suite, result->normalized, {result->mode, result->space}, normalized_average_of(*result, suite.tasks)));
+        score_cells(suite, result->normalized, {result->mode, result->space}, normalized_average_of(*result, normalization_tasks(suite))));
   }
   text += "Absolute score (%), test split; hyperparameters chosen on the validation split:\n\n" + absolute.str() + "\n";
   text += "Normalized score (%), test split:\n\n" + normalized.str() + "\n";
@@ -180,6 +180,38 @@ std::string suite_overview_section(const SuiteResults& suite) {
   return text + modes.str() + "\n";
 }
 
+// Which tasks the normalized scores count, and why the others are left out (suite_common.h, learned_threshold).
+std::string learned_tasks_note(const SuiteResults& suite) {
+  if (!suite.normalized_tasks || !suite.learned_thresholds) return "";
+  const auto& kept = *suite.normalized_tasks;
+  std::string text = "Normalized scores count only the tasks that every mode learned: a single-task test score above "
+                     "chance by two standard errors of a chance-level score on the test split (a ratio to a score within "
+                     "noise of chance means nothing). ";
+  if (kept.size() == suite.tasks.size()) return text + "Every task passed.\n\n";
+  if (kept.empty()) {
+    text += "No task passed, so there are no normalized scores.";
+  } else {
+    text += std::to_string(kept.size()) + " of " + std::to_string(suite.tasks.size()) + " tasks passed:";
+    for (size_t i = 0; i < kept.size(); ++i) text += (i ? ", " : " ") + kept[i];
+    text += ".";
+  }
+  text += " Left out (threshold; the lowest single-task score and its mode):";
+  std::string sep = " ";
+  for (const auto& task : suite.tasks) {
+    if (std::find(kept.begin(), kept.end(), task) != kept.end()) continue;
+    auto threshold = suite.learned_thresholds->find(task);
+    std::string lowest;
+    double low = 1e300;
+    if (suite.single_task)
+      for (const auto& [mode, scores] : *suite.single_task)
+        if (auto s = scores.find(task); s != scores.end() && s->second < low) low = s->second, lowest = mode;
+    text += sep + task + " (" + (threshold != suite.learned_thresholds->end() ? percent(threshold->second) : "?") +
+            (lowest.empty() ? "" : "; " + percent(low) + " " + lowest) + ")";
+    sep = ", ";
+  }
+  return text + ".\n\n";
+}
+
 std::string merged_section(const SuiteResults& suite) {
   std::string text = "### Merged models (test split)\n\n";
   if (!suite.merged || suite.merged->empty()) return text + note("No merged models in results.json: the merging stage did not run.");
@@ -188,6 +220,7 @@ std::string merged_section(const SuiteResults& suite) {
       "lost by merging). Hyperparameters were chosen on the validation split. Space `parameter`: task vectors of "
       "the trained tensors (full weights, or LoRA's A and B merged separately, as the paper's code does); "
       "`weight`: LoRA's Delta W = s B A merged exactly.\n\n";
+  text += learned_tasks_note(suite);
   for (const auto& space : merged_spaces(*suite.merged)) {
     text += "#### Normalized average (%), " + space + " space: method x mode, best mode of each method in bold\n\n";
     text += headline_table(suite, space, true) + "\n";
@@ -202,8 +235,12 @@ std::string merged_section(const SuiteResults& suite) {
 
 std::string num_tasks_section(const SuiteResults& suite, const PlotSet& plots) {
   std::string text = "### Normalized score vs number of merged tasks (test split)\n\n";
-  if (!suite.num_tasks_sweep || suite.num_tasks_sweep->empty())
+  if (!suite.num_tasks_sweep || suite.num_tasks_sweep->empty()) {
+    if (suite.normalized_tasks && suite.normalized_tasks->size() < 2)
+      return text + note("No number-of-tasks sweep: it merges only tasks with a normalized score, and fewer than 2 "
+                         "tasks were learned by every mode (see the merged models above).");
     return text + note("No number-of-tasks sweep in results.json: the sweep did not run.");
+  }
   const auto& sweep = *suite.num_tasks_sweep;
   std::set<int64_t> ks;
   for (const auto& point : sweep) ks.insert(point.k);

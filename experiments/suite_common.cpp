@@ -1,5 +1,7 @@
 #include "experiments/suite_common.h"
 
+#include <algorithm>
+#include <cmath>
 #include <fstream>
 
 #include "nn/atomic_file.h"
@@ -62,6 +64,13 @@ std::vector<int64_t> argmax_rows(const Tensor& logits) {
     out[i] = best;
   }
   return out;
+}
+
+double learned_threshold(int64_t classes, int64_t test_examples, double margin_se) {
+  const double n = double(std::max<int64_t>(test_examples, 2));
+  if (classes <= 0) return margin_se / std::sqrt(n - 1);
+  const double p = 1.0 / double(classes);
+  return p + margin_se * std::sqrt(p * (1 - p) / n);
 }
 
 int64_t count_correct(const Tensor& logits, const Tensor& labels) {

@@ -62,6 +62,15 @@ void save_finetuned_run(const std::filesystem::path& dir, const peft::PreparedMo
 void load_finetuned_run(const std::filesystem::path& dir, const std::string& mode_name, const std::string& task_name,
                         std::vector<StateDict>& states, std::vector<double>& scores, nlohmann::json& results);
 
+// The score a fine-tuned model must beat for its task to count in normalized scores: the chance score plus
+// `margin_se` (config merge.learned_margin_se, default 2) standard errors of a chance-level score on
+// `test_examples` examples. Accuracy over `classes` classes:
+// chance 1/C, standard error sqrt(p (1 - p) / n); Spearman's rho (classes 0): chance 0, standard error
+// 1 / sqrt(n - 1). Why: the paper's normalized score divides by the single-task score; a task the fine-tuned
+// model did not learn (a score within noise of chance, as some tasks of the tiny text suite) makes that
+// ratio meaningless (measured: an STS-B Spearman of 0.08 turned a merged 0.11 into 131.9% of the average).
+double learned_threshold(int64_t classes, int64_t test_examples, double margin_se = 2.0);
+
 // Accuracy of argmax(logits (N, C)) against labels (N).
 int64_t count_correct(const Tensor& logits, const Tensor& labels);
 std::vector<int64_t> argmax_rows(const Tensor& logits);

@@ -84,6 +84,14 @@ const std::vector<double>& TextSuite::single_task_test(peft::FinetuneMode mode) 
   return single_task_test_.at(peft::mode_name(mode));
 }
 
+std::vector<double> TextSuite::learned_thresholds(double margin_se) const {
+  std::vector<double> out;
+  for (const auto& task : tasks_)
+    out.push_back(learned_threshold(task.regression ? 0 : int64_t(task.task.label_words.size()),
+                                    std::min(eval_examples(Split::Test), int64_t(task.test.inputs.size())), margin_se));
+  return out;
+}
+
 const StateDict& TextSuite::finetuned_state(peft::FinetuneMode mode, int task) const {
   return finetuned_.at(peft::mode_name(mode)).at(size_t(task));
 }

@@ -70,6 +70,8 @@ class TextSuite {
   std::unique_ptr<nn::T5ForConditionalGeneration> pretrained_copy() const;
   peft::FinetuneConfig finetune_config_for(peft::FinetuneMode mode) const;
   const std::vector<double>& single_task_test(peft::FinetuneMode mode) const;
+  // Per task, the single-task test score that counts as learned (suite_common.h, learned_threshold).
+  std::vector<double> learned_thresholds(double margin_se) const;
   const StateDict& finetuned_state(peft::FinetuneMode mode, int task) const;
 
   int64_t eval_examples(Split split) const;

@@ -53,6 +53,12 @@ const std::vector<double>& VisionSuite::single_task_test(peft::FinetuneMode mode
   return single_task_test_.at(peft::mode_name(mode));
 }
 
+std::vector<double> VisionSuite::learned_thresholds(double margin_se) const {
+  std::vector<double> out;
+  for (const auto& task : tasks_) out.push_back(learned_threshold(task.head.size(0), std::min(eval_examples(Split::Test), task.test_images.size(0)), margin_se));
+  return out;
+}
+
 const StateDict& VisionSuite::finetuned_state(peft::FinetuneMode mode, int task) const {
   return finetuned_.at(peft::mode_name(mode)).at(task);
 }

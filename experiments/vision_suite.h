@@ -44,6 +44,8 @@ class VisionSuite {
   int64_t eval_batch() const { return config_["evaluation"].value("batch_size", int64_t(500)); }
   peft::FinetuneConfig finetune_config_for(peft::FinetuneMode mode) const;
   const std::vector<double>& single_task_test(peft::FinetuneMode mode) const;
+  // Per task, the single-task test score that counts as learned (suite_common.h, learned_threshold).
+  std::vector<double> learned_thresholds(double margin_se) const;
   const StateDict& finetuned_state(peft::FinetuneMode mode, int task) const;
 
  private:

@@ -400,6 +400,28 @@ TEST_CASE("missing sections are skipped with a note, never a crash", "[report][r
   }
 }
 
+TEST_CASE("the report names the tasks normalized scores leave out, with their threshold and lowest score", "[report][report_writer]") {
+  TempDir dir("learned");
+  json results = sample_results();
+  json& text = results["suites"]["text"];
+  text["learned_thresholds"] = {{"cola", 0.77}, {"sst2", 0.6}, {"stsb", 0.2}};
+  text["normalized_tasks"] = {"sst2", "stsb"};   // cola: l-lora's 0.748 is below 0.77
+  results["suites"]["vision"]["learned_thresholds"] = json::object();
+  for (const auto& task : results["suites"]["vision"]["tasks"]) {
+    results["suites"]["vision"]["learned_thresholds"][task.get<std::string>()] = 0.16;
+    results["suites"]["vision"]["normalized_tasks"].push_back(task);
+  }
+  write_text(dir.path / "results.json", results.dump());
+  ReportOptions no_plots;
+  no_plots.plots = false;
+  std::string report = read_text(write_report(dir.str(), no_plots));
+  const size_t text_part = report.find("## Text suite");
+  REQUIRE(text_part != std::string::npos);
+  CHECK(report.find("Every task passed.") < text_part);   // vision
+  CHECK(report.find("2 of 3 tasks passed: sst2, stsb. Left out (threshold; the lowest single-task score and its mode): "
+                    "cola (77.0; 74.8 l-lora).", text_part) != std::string::npos);
+}
+
 TEST_CASE("a malformed results.json is an error naming the file and the problem", "[report][report_writer]") {
   TempDir dir("malformed");
   std::string path = (dir.path / "results.json").string();
@@ -431,6 +453,12 @@ TEST_CASE("a malformed results.json is an error naming the file and the problem"
     results["suites"]["text"]["single_task"]["lora"]["mnli"] = 0.7;
     write_text(path, results.dump());
     CHECK_THROWS_WITH(write_report(dir.str()), Catch::Contains("suites.text.single_task.lora") && Catch::Contains("'mnli'"));
+  }
+  SECTION("a normalized task that is not in the suite") {
+    json results = sample_results();
+    results["suites"]["text"]["normalized_tasks"] = {"cola", "mnli"};
+    write_text(path, results.dump());
+    CHECK_THROWS_WITH(write_report(dir.str()), Catch::Contains("suites.text.normalized_tasks") && Catch::Contains("'mnli'"));
   }
   SECTION("not a results document") {
     write_text(path, "[1, 2, 3]");

@@ -3,12 +3,14 @@
 // state scoring above the pretrained one on a learnable task.
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <filesystem>
 #include <iostream>
 #include <unistd.h>
 
 #include "autodiff/tape.h"
 #include "experiments/experiment.h"
+#include "experiments/suite_common.h"
 #include "experiments/text_suite.h"
 #include "merge/lora.h"
 #include "merge/task_vector.h"
@@ -188,4 +190,17 @@ TEST_CASE("a missing data set is an error naming the Debian package, not a crash
   TextSuite no_words(config, 0, SuiteContext{cache, [](const std::string&) {}, seconds});
   CHECK_THROWS_WITH(no_words.prepare(), Catch::Contains("apt-get install wamerican"));
   std::filesystem::remove_all(cache_dir);
+}
+
+TEST_CASE("a task counts as learned above chance plus two standard errors of a chance-level test score", "[suite_common]") {
+  // binary accuracy on 96 examples: 0.5 + 2 sqrt(0.25 / 96)
+  CHECK(experiments::learned_threshold(2, 96) == Approx(0.5 + 2 * std::sqrt(0.25 / 96)));
+  CHECK(experiments::learned_threshold(2, 96) == Approx(0.6021).epsilon(1e-3));
+  // ten classes on 100 examples: 0.1 + 2 * 0.03
+  CHECK(experiments::learned_threshold(10, 100) == Approx(0.16));
+  // Spearman's rho (classes 0) on 96 examples: 2 / sqrt(95)
+  CHECK(experiments::learned_threshold(0, 96) == Approx(2 / std::sqrt(95.0)));
+  // more examples, a tighter threshold; never below chance
+  CHECK(experiments::learned_threshold(3, 1000) < experiments::learned_threshold(3, 100));
+  CHECK(experiments::learned_threshold(3, 1000) > 1.0 / 3);
 }
