@@ -73,6 +73,14 @@ double learned_threshold(int64_t classes, int64_t test_examples, double margin_s
   return p + margin_se * std::sqrt(p * (1 - p) / n);
 }
 
+double final_loss_of(const std::vector<double>& losses) {
+  if (losses.empty()) return 0;
+  const size_t window = std::max<size_t>(1, losses.size() / 10);
+  double sum = 0;
+  for (size_t i = losses.size() - window; i < losses.size(); ++i) sum += losses[i];
+  return sum / double(window);
+}
+
 int64_t count_correct(const Tensor& logits, const Tensor& labels) {
   std::vector<int64_t> pred = argmax_rows(logits), y = labels.to_vector<int64_t>();
   int64_t correct = 0;

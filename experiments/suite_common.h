@@ -71,6 +71,10 @@ void load_finetuned_run(const std::filesystem::path& dir, const std::string& mod
 // ratio meaningless (measured: an STS-B Spearman of 0.08 turned a merged 0.11 into 131.9% of the average).
 double learned_threshold(int64_t classes, int64_t test_examples, double margin_se = 2.0);
 
+// The mean of the last tenth (at least one) of a run's per-step losses: one minibatch's loss is noisy, so a
+// stage reports this as its "final_loss". 0 for no losses.
+double final_loss_of(const std::vector<double>& losses);
+
 // Accuracy of argmax(logits (N, C)) against labels (N).
 int64_t count_correct(const Tensor& logits, const Tensor& labels);
 std::vector<int64_t> argmax_rows(const Tensor& logits);

@@ -74,9 +74,7 @@ void TextSuite::instruction_tune(nlohmann::json& results) {
     });
     model->eval();
     save_safetensors((dir / "model.safetensors").string(), model->state_dict());
-    const int64_t window = std::max<int64_t>(1, int64_t(r.losses.size()) / 10);
-    double final_loss = 0;
-    for (size_t i = r.losses.size() - size_t(window); i < r.losses.size(); ++i) final_loss += r.losses[i] / double(window);
+    const double final_loss = final_loss_of(r.losses);
     write_json(dir / "instruct_metrics.json", {{"steps", config.steps}, {"examples", mixture.inputs.size()},
                                                {"examples_per_task", per_task}, {"first_loss", r.losses.front()},
                                                {"final_loss", final_loss}, {"seconds", r.seconds}});

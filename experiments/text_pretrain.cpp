@@ -127,8 +127,7 @@ void TextSuite::pretrain(nlohmann::json& results) {
   std::vector<int64_t> order;
   auto sentinel = [this](int i) { return tokenizer_->sentinel_id(i); };
   nn::Progress progress("text: pretraining T5 (span corruption)", steps);
-  double first_loss = 0, loss_value = 0, recent = 0;
-  const int64_t recent_window = std::max<int64_t>(1, steps / 10);
+  std::vector<double> losses;
   model.train(true);
   for (int64_t step = 0; step < steps; ++step) {
     std::vector<SpanCorruptionPair> pairs;
@@ -143,12 +142,11 @@ void TextSuite::pretrain(nlohmann::json& results) {
     optimizer.set_lr(nn::warmup_cosine_lr(step, warmup, steps, lr));
     optimizer.zero_grad();
     Tensor loss = teacher_forced_loss(t5_logits(model), x, y, model_config_.decoder_start_token_id);
-    loss_value = loss.item();
+    const double loss_value = loss.item();
     if (!std::isfinite(loss_value))
       throw std::runtime_error("text pretraining diverged (loss " + std::to_string(loss_value) + " at step " +
                                std::to_string(step) + "): lower text.pretrain.learning_rate");
-    if (step == 0) first_loss = loss_value;
-    if (step >= steps - recent_window) recent += loss_value / double(recent_window);
+    losses.push_back(loss_value);
     backward(loss);
     nn::clip_grad_norm(params, 1.0);
     optimizer.step();
@@ -160,7 +158,7 @@ void TextSuite::pretrain(nlohmann::json& results) {
   save_safetensors((dir / "model.safetensors").string(), model.state_dict());
   pretrained_ = load_safetensors((dir / "model.safetensors").string());
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  // final_loss: the mean over the last tenth of the steps (one minibatch's loss is noisy).
+  const double first_loss = losses.empty() ? 0.0 : losses.front(), recent = final_loss_of(losses);
   nlohmann::json metrics = {{"steps", steps}, {"first_loss", first_loss}, {"final_loss", recent}, {"seconds", seconds},
                             {"sequences", sequences.size()}, {"sequence_tokens", length}, {"vocab_size", tokenizer_->vocab_size()},
                             {"parameters", model.num_parameters()}};

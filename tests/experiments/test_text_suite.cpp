@@ -204,3 +204,11 @@ TEST_CASE("a task counts as learned above chance plus two standard errors of a c
   CHECK(experiments::learned_threshold(3, 1000) < experiments::learned_threshold(3, 100));
   CHECK(experiments::learned_threshold(3, 1000) > 1.0 / 3);
 }
+
+TEST_CASE("a stage's final loss is the mean of the last tenth of its losses", "[suite_common]") {
+  std::vector<double> losses;
+  for (int i = 1; i <= 20; ++i) losses.push_back(i);
+  CHECK(experiments::final_loss_of(losses) == Approx(19.5));    // the last 2 of 20
+  CHECK(experiments::final_loss_of({3.0, 1.0}) == Approx(1.0)); // at least one
+  CHECK(experiments::final_loss_of({}) == 0.0);
+}
