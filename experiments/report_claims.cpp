@@ -57,6 +57,14 @@ ClaimVerdict merges_better(const ReportResults& results, const Variant& variant)
   std::vector<Comparison> comparisons;
   for (const auto& suite : results.suites) {
     if (!suite.merged) continue;
+    // Says when the normalized averages leave tasks out (not learned by every mode), so a reader weighs them.
+    const std::vector<std::string>& counted = normalization_tasks(suite);
+    std::string coverage;
+    if (counted.size() < suite.tasks.size()) {
+      coverage = " (normalized over " + std::to_string(counted.size()) + " of " + std::to_string(suite.tasks.size()) + " tasks:";
+      for (size_t i = 0; i < counted.size(); ++i) coverage += (i ? ", " : " ") + counted[i];
+      coverage += ")";
+    }
     std::vector<std::string> spaces;
     for (const auto& merged : *suite.merged) spaces.push_back(merged.space);
     for (const auto& space : ordered_spaces(spaces))
@@ -66,8 +74,8 @@ ClaimVerdict merges_better(const ReportResults& results, const Variant& variant)
         if (!linearized || !lora) continue;
         auto a = normalized_average_of(*linearized, normalization_tasks(suite)), b = normalized_average_of(*lora, normalization_tasks(suite));
         if (!a || !b) continue;
-        comparisons.push_back({suite.name + "/" + space, method_title(method) + " " + percent(*a) + " vs " + percent(*b),
-                               *a > *b});
+        comparisons.push_back({suite.name + "/" + space + coverage,
+                               method_title(method) + " " + percent(*a) + " vs " + percent(*b), *a > *b});
       }
   }
   return judge("(a) " + capitalized(variant.title) +

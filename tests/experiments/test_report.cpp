@@ -420,6 +420,9 @@ TEST_CASE("the report names the tasks normalized scores leave out, with their th
   CHECK(report.find("Every task passed.") < text_part);   // vision
   CHECK(report.find("2 of 3 tasks passed: sst2, stsb. Left out (threshold; the lowest single-task score and its mode): "
                     "cola (77.0; 74.8 l-lora).", text_part) != std::string::npos);
+  // the claims say over which tasks the text suite's normalized averages were taken
+  CHECK(report.find("text/parameter (normalized over 2 of 3 tasks: sst2, stsb):") != std::string::npos);
+  CHECK(report.find("vision/parameter (normalized over") == std::string::npos);
 }
 
 TEST_CASE("a malformed results.json is an error naming the file and the problem", "[report][report_writer]") {
