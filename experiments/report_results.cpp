@@ -217,6 +217,10 @@ SuiteResults parse_suite(const Checker& check, const std::string& name, const Js
     for (const auto& [task, metric] : check.object(*v, path + ".metric").items())
       suite.metric[task] = check.string(metric, path + ".metric." + task);
   if (auto* v = member(value, "zero_shot")) suite.zero_shot = check.scores(*v, path + ".zero_shot", suite.tasks);
+  if (auto* v = member(value, "baseline")) suite.baseline = check.scores(*v, path + ".baseline", suite.tasks);
+  if (auto* v = member(value, "baseline_features"))
+    for (const auto& [task, features] : check.object(*v, path + ".baseline_features").items())
+      suite.baseline_features[task] = check.string(features, path + ".baseline_features." + task);
   for (auto [stage, field] : {std::pair{"pretrain", &suite.pretrain}, std::pair{"instruct", &suite.instruct}})
     if (auto* v = member(value, stage)) {
       std::string at = path + "." + stage;

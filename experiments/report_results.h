@@ -71,6 +71,9 @@ struct SuiteResults {
   std::vector<std::string> modes;                // "modes", then any mode met elsewhere, in order met
   std::map<std::string, std::string> metric;     // task -> "accuracy" | "spearman" | ...
   std::optional<ScoreByTask> zero_shot;
+  // text: the word-feature baseline (experiments/text_baseline.h) and its features per task
+  std::optional<ScoreByTask> baseline;
+  std::map<std::string, std::string> baseline_features;
   std::optional<PretrainSummary> pretrain;
   std::optional<PretrainSummary> instruct;   // text: the Flan-style stage (text_instruct.cpp), when it ran
   std::optional<std::map<std::string, int64_t>> trainable_parameters;  // mode -> count

@@ -143,6 +143,8 @@ std::string suite_overview_section(const SuiteResults& suite) {
   MarkdownTable scores(task_header(suite, {"model"}));
   if (suite.zero_shot)
     scores.add_row(score_cells(suite, *suite.zero_shot, {suite.instruct ? "zero-shot (instruction-tuned)" : "zero-shot (pretrained)"}, mean_over_tasks(*suite.zero_shot, suite.tasks)));
+  if (suite.baseline)
+    scores.add_row(score_cells(suite, *suite.baseline, {"word-feature baseline"}, mean_over_tasks(*suite.baseline, suite.tasks)));
   if (suite.single_task)
     for (const auto& mode : suite.modes) {
       auto found = suite.single_task->find(mode);
@@ -150,6 +152,21 @@ std::string suite_overview_section(const SuiteResults& suite) {
       scores.add_row(score_cells(suite, found->second, {mode}, mean_over_tasks(found->second, suite.tasks)));
     }
   if (scores.rows() > 0) text += scores.str() + "\n";
+  if (suite.baseline) {
+    std::map<std::string, std::vector<std::string>> by_features;
+    for (const auto& task : suite.tasks)
+      if (auto f = suite.baseline_features.find(task); f != suite.baseline_features.end()) by_features[f->second].push_back(task);
+    text += "Word-feature baseline: a logistic regression (least squares for a regression task) trained on the same "
+            "training split, on features of the words only (experiments/text_baseline.h), as GLUE's CBOW baseline: "
+            "it shows how far each task can be solved without any grasp of language";
+    std::string sep = " (";
+    for (const auto& [features, tasks] : by_features) {
+      text += sep + features + ":";
+      for (size_t i = 0; i < tasks.size(); ++i) text += (i ? ", " : " ") + tasks[i];
+      sep = "; ";
+    }
+    text += by_features.empty() ? ".\n\n" : ").\n\n";
+  }
   if (!suite.zero_shot) text += note("No zero-shot scores in results.json.");
   if (!suite.single_task) text += note("No single-task scores in results.json: the fine-tuning stage did not run.");
 

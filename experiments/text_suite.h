@@ -94,6 +94,7 @@ class TextSuite {
   void pretrain(nlohmann::json& results);
   void instruction_tune(nlohmann::json& results);   // text_instruct.cpp
   void zero_shot(nlohmann::json& results);
+  void feature_baseline(nlohmann::json& results);
   void finetune(peft::FinetuneMode mode, nlohmann::json& results);
   nlohmann::json pretrain_key() const;
   nlohmann::json instruct_key() const;

@@ -150,6 +150,10 @@ TEST_CASE("the text suite runs end to end on a tiny config, in range and determi
   CHECK(t["instruct"]["examples"].get<int64_t>() == 2 * 32);
   CHECK(t["instruct"]["final_loss"].get<double>() < t["instruct"]["first_loss"].get<double>());
   for (const auto& [task, score] : t["zero_shot"].items()) check_score(score, "zero_shot." + task);
+  REQUIRE(t["baseline"].size() == 2);   // the word-feature baseline of each task
+  for (const auto& [task, score] : t["baseline"].items()) check_score(score, "baseline." + task);
+  CHECK(t["baseline_features"]["stsb"] == "word overlap");
+  CHECK(t["baseline_features"]["sst2"] == "bag of words");
   for (const auto& mode : {"full", "linear-full", "lora", "l-lora", "l-lora-local"}) {
     REQUIRE(t["single_task"][mode].size() == 2);
     for (const auto& [task, score] : t["single_task"][mode].items()) check_score(score, std::string(mode) + "." + task);

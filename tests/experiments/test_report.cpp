@@ -425,6 +425,23 @@ TEST_CASE("the report names the tasks normalized scores leave out, with their th
   CHECK(report.find("vision/parameter (normalized over") == std::string::npos);
 }
 
+TEST_CASE("the text suite's word-feature baseline is a row of the single-task table, its features named", "[report][report_writer]") {
+  TempDir dir("baseline");
+  json results = sample_results();
+  results["suites"]["text"]["baseline"] = {{"cola", 0.512}, {"sst2", 0.724}, {"stsb", 0.987}};
+  results["suites"]["text"]["baseline_features"] = {{"cola", "bag of words"}, {"sst2", "bag of words"}, {"stsb", "word overlap"}};
+  write_text(dir.path / "results.json", results.dump());
+  ReportOptions no_plots;
+  no_plots.plots = false;
+  std::string report = read_text(write_report(dir.str(), no_plots));
+  auto row = table_row(report, "## Text suite", "word-feature baseline");
+  REQUIRE(row.size() == 5);
+  CHECK(row[1] == "51.2");
+  CHECK(row[3] == "98.7");
+  CHECK(row[4] == percent_of(json((0.512 + 0.724 + 0.987) / 3)));
+  CHECK(report.find("(bag of words: cola, sst2; word overlap: stsb).") != std::string::npos);
+}
+
 TEST_CASE("a malformed results.json is an error naming the file and the problem", "[report][report_writer]") {
   TempDir dir("malformed");
   std::string path = (dir.path / "results.json").string();
