@@ -91,6 +91,16 @@ std::string fine_tuning_caveats(const ReportResults& results) {
               percent(*zero_shot) + "; single-task average " + weak +
               "), so this suite's normalized scores divide by near-zero-shot scores and the comparisons built on them "
               "are weak evidence either way.\n";
+    // A simple word-feature model far above every fine-tuned one: the model, not the tasks, is the limit.
+    if (auto baseline = suite.baseline ? mean_over_tasks(*suite.baseline, suite.tasks) : std::nullopt) {
+      double best_tuned = -1e9;
+      for (const auto& [mode, scores] : *suite.single_task)
+        if (auto tuned = mean_over_tasks(scores, suite.tasks)) best_tuned = std::max(best_tuned, *tuned);
+      if (best_tuned > -1e9 && *baseline - best_tuned > 0.1)
+        text += "- **Caveat (" + suite.name + ")**: the word-feature baseline averages " + percent(*baseline) +
+                ", more than 10 points above the best fine-tuned model (" + percent(best_tuned) +
+                "): the tasks can be learned from their training splits, the model did not learn them at this scale.\n";
+    }
     double best_merged = -1e9;
     if (suite.merged)
       for (const auto& m : *suite.merged)

@@ -440,6 +440,13 @@ TEST_CASE("the text suite's word-feature baseline is a row of the single-task ta
   CHECK(row[3] == "98.7");
   CHECK(row[4] == percent_of(json((0.512 + 0.724 + 0.987) / 3)));
   CHECK(report.find("(bag of words: cola, sst2; word overlap: stsb).") != std::string::npos);
+  // the sample's fine-tuned text models average about 84%, within 10 points of this baseline: no caveat
+  CHECK(report.find("the model did not learn them") == std::string::npos);
+  results["suites"]["text"]["baseline"] = {{"cola", 0.99}, {"sst2", 0.99}, {"stsb", 0.99}};
+  write_text(dir.path / "results.json", results.dump());
+  report = read_text(write_report(dir.str(), no_plots));
+  CHECK(report.find("- **Caveat (text)**: the word-feature baseline averages 99.0, more than 10 points above the best "
+                    "fine-tuned model") != std::string::npos);
 }
 
 TEST_CASE("a malformed results.json is an error naming the file and the problem", "[report][report_writer]") {
