@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "tensor/kernels.h"
+#include "tensor/skinny_gemm.h"
 #include "tensor/threading.h"
 
 namespace linfuse::kernels {
@@ -81,6 +82,13 @@ template <class T>
 void gemm_batched(bool ta, bool tb, int64_t batch, int64_t m, int64_t n, int64_t k, const T* a,
                   const std::vector<int64_t>& aoff, int64_t lda, const T* b, const std::vector<int64_t>& boff, int64_t ldb,
                   T* c, T alpha = T(1), T beta = T(0)) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (use_skinny_sgemm(ta, m, n, k)) {   // parallel inside, over bands of rows of each item
+      for (int64_t item = 0; item < batch; ++item)
+        skinny_sgemm(ta, tb, m, n, k, a + aoff[item], lda, b + boff[item], ldb, c + item * m * n, n, alpha, beta);
+      return;
+    }
+  }
   int64_t tm, tn;
   choose_tiles(m, n, k, tm, tn);
   int64_t tiles_m = (m + tm - 1) / tm, tiles_n = (n + tn - 1) / tn, per_item = tiles_m * tiles_n;
