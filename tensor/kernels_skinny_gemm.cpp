@@ -13,6 +13,10 @@
 
 #include "tensor/threading.h"
 
+// Without -march=native the 32-byte vectors below are lowered to SSE pairs and GCC warns that passing them by
+// value has another ABI than with AVX: harmless here, every function taking them has internal linkage.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
 namespace linfuse::kernels {
 namespace {
 
@@ -29,7 +33,7 @@ inline Vec load(const float* p) {
 
 // a * b + c: one rounding where the CPU has FMA (-march=native), else two (the compiler never fuses on its own:
 // -ffp-contract=off).
-inline Vec multiply_add(Vec a, Vec b, Vec c) {
+inline Vec multiply_add(const Vec& a, const Vec& b, const Vec& c) {
 #if defined(__AVX__) && defined(__FMA__)
   return (Vec)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
 #else
