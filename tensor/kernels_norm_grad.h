@@ -13,4 +13,10 @@ namespace linfuse::kernels {
 // Row sums are accumulated in double in a fixed order.
 Tensor layer_norm_dx(const Tensor& x, const Tensor& mean, const Tensor& rstd, const Tensor& gamma, const Tensor& v, bool jvp);
 
+// The affine parameters' cotangents in one pass over x and g (shaped like x): dgamma = sum over rows of g xhat,
+// dbeta = sum over rows of g, both of shape (n); either pointer may be null. Column sums are accumulated in
+// double in row order (the bits of sum_to(mul(g, xhat)) and sum_to(g)).
+void layer_norm_affine_grad(const Tensor& x, const Tensor& mean, const Tensor& rstd, const Tensor& g, Tensor* dgamma,
+                            Tensor* dbeta);
+
 }  // namespace linfuse::kernels
