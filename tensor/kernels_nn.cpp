@@ -165,6 +165,30 @@ void rms_norm(const Tensor& x_in, const Tensor& gamma_in, double eps, Tensor& y,
   });
 }
 
+Tensor softmax_rule_last(const Tensor& y_in, const Tensor& v_in) {
+  require_last_axis(y_in, "softmax_rule");
+  if (v_in.shape() != y_in.shape() || v_in.dtype() != y_in.dtype())
+    throw std::invalid_argument("[softmax_rule] " + v_in.describe() + " does not match " + y_in.describe());
+  Tensor y = contiguous(y_in), v = contiguous(v_in);
+  return dispatch_float(y.dtype(), "softmax_rule", [&](auto tag) {
+    using T = decltype(tag);
+    Tensor out = Tensor::empty(y.shape(), dtype_of<T>());
+    int64_t n = y.size(-1), rows = n ? y.numel() / n : 0;
+    const T* yp = y.template data<T>();
+    const T* vp = v.template data<T>();
+    T* op = out.template data<T>();
+    for_rows(rows, n, [&](int64_t r) {
+      const T* yr = yp + r * n;
+      const T* vr = vp + r * n;
+      T* o = op + r * n;
+      for (int64_t i = 0; i < n; ++i) o[i] = vr[i] * yr[i];
+      T dot = T(sum_in_order(o, n));
+      for (int64_t i = 0; i < n; ++i) o[i] = yr[i] * (vr[i] - dot);
+    });
+    return out;
+  });
+}
+
 void layer_norm_affine_grad(const Tensor& x_in, const Tensor& mean_in, const Tensor& rstd_in, const Tensor& g_in, Tensor* dgamma,
                             Tensor* dbeta) {
   require_last_axis(x_in, "layer_norm_affine_grad");

@@ -1,6 +1,6 @@
 #pragma once
-// Fused row kernels for the derivative rules of layer norm (used by autodiff/prim_nn.cpp when no graph is
-// being recorded; the composite formulas remain for higher-order differentiation). Kept out of kernels.h so
+// Fused row kernels for the derivative rules of layer norm and softmax (used by autodiff/prim_nn.cpp when no
+// graph is being recorded; the composite formulas remain for higher-order differentiation). Kept out of kernels.h so
 // that the rest of the tree does not depend on them.
 #include "tensor/tensor.h"
 
@@ -18,5 +18,9 @@ Tensor layer_norm_dx(const Tensor& x, const Tensor& mean, const Tensor& rstd, co
 // double in row order (the bits of sum_to(mul(g, xhat)) and sum_to(g)).
 void layer_norm_affine_grad(const Tensor& x, const Tensor& mean, const Tensor& rstd, const Tensor& g, Tensor* dgamma,
                             Tensor* dbeta);
+
+// Softmax's VJP and JVP rule along the last dim: y (v - <v, y>), y = softmax(x), v shaped like y; the row sum
+// <v, y> of the float products is accumulated in double in a fixed order.
+Tensor softmax_rule_last(const Tensor& y, const Tensor& v);
 
 }  // namespace linfuse::kernels
