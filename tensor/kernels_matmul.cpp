@@ -255,4 +255,24 @@ Tensor addmm(const Tensor& c, const Tensor& a_in, const Tensor& b_in, double alp
   });
 }
 
+void addmm_into(Tensor& out, const Tensor& a_in, const Tensor& b_in, double alpha) {
+  if (a_in.dim() != 2 || b_in.dim() != 2 || out.dim() != 2 || a_in.size(1) != b_in.size(0) || out.size(0) != a_in.size(0) ||
+      out.size(1) != b_in.size(1) || !out.is_contiguous())
+    throw std::invalid_argument("[addmm_into] needs a contiguous (M, N) output and (M, K), (K, N) operands, got " +
+                                out.describe() + ", " + a_in.describe() + " and " + b_in.describe());
+  if (a_in.dtype() != out.dtype() || b_in.dtype() != out.dtype())
+    throw std::invalid_argument("[addmm_into] dtypes differ: " + out.describe() + ", " + a_in.describe() + " and " + b_in.describe());
+  int64_t m = a_in.size(0), k = a_in.size(1), n = b_in.size(1);
+  if (out.numel() == 0 || k == 0) return;
+  dispatch_float(out.dtype(), "addmm_into", [&](auto tag) {
+    using T = decltype(tag);
+    flop_counter.fetch_add(uint64_t(2 * m * n * k), std::memory_order_relaxed);
+    MatrixLayout la, lb;
+    Tensor a = blas_ready(a_in, la), b = blas_ready(b_in, lb);
+    gemm_batched<T>(la.transposed, lb.transposed, 1, m, n, k, static_cast<const T*>(a.raw_data()), {0}, la.ld,
+                    static_cast<const T*>(b.raw_data()), {0}, lb.ld, out.template data<T>(), {0}, n, T(alpha), T(1));
+    return 0;
+  });
+}
+
 }  // namespace linfuse::kernels
