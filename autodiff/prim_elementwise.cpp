@@ -201,6 +201,13 @@ template <class T>
 T gelu_erf_d1(T x) {
   return T(0.5) * (T(1) + fast::erf_of(x * T(kInvSqrt2))) + x * T(kInvSqrt2Pi) * fast::exp_of(T(-0.5) * x * x);
 }
+// float: phi's exp(-x^2 / 2) is the exp(-z^2), z = x / sqrt 2, that erf(z) needs; computed once.
+template <>
+float gelu_erf_d1(float x) {
+  float z = x * float(kInvSqrt2);
+  float gauss = fast::exp(-std::fabs(z) * std::fabs(z));
+  return 0.5f * (1.0f + fast::erf_given_gauss(z, gauss)) + x * float(kInvSqrt2Pi) * gauss;
+}
 Tensor gelu_erf_d2(const Tensor& x) {
   Tensor x2 = mul(x, x);
   Tensor phi = mul(exp(mul(x2, -0.5)), kInvSqrt2Pi);
@@ -224,9 +231,11 @@ class GeluErf : public Primitive {
   }
   // A forward-mode pass followed by a VJP of the same node (a linearized model's training step) needs the
   // derivative twice: the JVP keeps it (when nothing is being recorded) for the VJP.
+  // Not recording: g * d1(x) in one pass (the same bits as the two-pass mul(g, gelu_erf_grad(x))).
   Tensors vjp(const Tensors& in, const Tensor&, const Tensor& g, const Wanted&) override {
-    if (!rules::recording() && d1_.defined()) return {mul(g, d1_)};
-    return {mul(g, gelu_erf_grad(in[0]))};
+    if (rules::recording()) return {mul(g, gelu_erf_grad(in[0]))};
+    if (d1_.defined()) return {mul(g, d1_)};
+    return {binary_kernel(g, in[0], "gelu_erf_vjp", [](auto gv, auto x) { return gv * gelu_erf_d1(x); })};
   }
   Tensor jvp(const Tensors& in, const Tensor&, const Tensors& t) override {
     if (rules::recording()) return mul(t[0], gelu_erf_grad(in[0]));

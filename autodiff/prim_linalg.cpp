@@ -39,10 +39,14 @@ class Addmm : public Primitive {
     return {w[0] ? sum_to(g, in[0].shape()) : Tensor(), w[1] ? scaled(matmul(g, mT(in[2]))) : Tensor(),
             w[2] ? scaled(matmul(mT(in[1]), g)) : Tensor()};
   }
+  // Not recording, the second product accumulates in place onto the fresh buffer holding the first (one copy
+  // of the output-sized tangent fewer).
   Tensor jvp(const Tensors& in, const Tensor& out, const Tensors& t) override {
     Tensor acc = t[0].defined() ? t[0] : Tensor();
     if (t[1].defined()) acc = acc.defined() ? addmm(acc, t[1], in[2], alpha_) : scaled(matmul(t[1], in[2]));
-    if (t[2].defined()) acc = acc.defined() ? addmm(acc, in[1], t[2], alpha_) : scaled(matmul(in[1], t[2]));
+    bool owned = t[1].defined();   // acc is then a new contiguous (M, N) tensor
+    if (t[2].defined() && owned && !rules::recording()) kernels::addmm_into(acc, in[1], t[2], alpha_);
+    else if (t[2].defined()) acc = acc.defined() ? addmm(acc, in[1], t[2], alpha_) : scaled(matmul(in[1], t[2]));
     if (acc.defined() && acc.shape() != out.shape()) acc = broadcast_to(acc, out.shape());
     return acc;
   }

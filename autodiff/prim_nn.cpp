@@ -37,7 +37,11 @@ class Softmax : public Primitive {
  public:
   explicit Softmax(int64_t axis) : axis_(axis) {}
   Tensor forward(const Tensors& in) override { return along_axis(in[0], axis_, kernels::softmax_last); }
-  Tensor rule(const Tensor& y, const Tensor& v) const { return mul(y, sub(v, sum(mul(v, y), {axis_}, true))); }
+  // Not recording and along the last axis: one fused row kernel.
+  Tensor rule(const Tensor& y, const Tensor& v) const {
+    if (!rules::recording() && axis_ == y.dim() - 1) return kernels::softmax_rule_last(y, v);
+    return mul(y, sub(v, sum(mul(v, y), {axis_}, true)));
+  }
   Tensors vjp(const Tensors&, const Tensor& y, const Tensor& g, const Wanted&) override { return {rule(y, g)}; }
   Tensor jvp(const Tensors&, const Tensor& y, const Tensors& t) override { return rule(y, t[0]); }
 
@@ -92,8 +96,13 @@ class LayerNorm : public Primitive {
   bool fused() const { return !rules::recording() && mean_.defined(); }
   Tensors vjp(const Tensors& in, const Tensor&, const Tensor& g, const Wanted& w) override {
     Tensors out(in.size());
-    bool gamma_grad = has_gamma_ && w[1];
+    bool gamma_grad = has_gamma_ && w[1], beta_grad = has_beta_ && w[beta_slot()];
     if (w[0] && fused()) out[0] = kernels::layer_norm_dx(in[0], mean_, rstd_, has_gamma_ ? in[1] : Tensor(), g, false);
+    if ((gamma_grad || beta_grad) && fused()) {   // dgamma and dbeta in one pass over x and g
+      kernels::layer_norm_affine_grad(in[0], mean_, rstd_, g, gamma_grad ? &out[1] : nullptr,
+                                      beta_grad ? &out[beta_slot()] : nullptr);
+      return out;
+    }
     Tensor xhat, rstd;
     if ((w[0] && !out[0].defined()) || gamma_grad) normalized(in[0], xhat, rstd);
     if (w[0] && !out[0].defined()) {

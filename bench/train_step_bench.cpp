@@ -13,6 +13,8 @@
 //
 //   train_step_bench [--threads 1,2] [--steps 12] [--torch PATH] [--markdown FILE]   the table
 //   train_step_bench --profile MODE [--threads 1] [--steps 12]                       one mode in-process
+// A --profile or --child run prints the step's median wall time (step_s) and median process CPU time (cpu_s);
+// on cores shared with other jobs the CPU time is the steadier of the two for A/B comparisons at 1 thread.
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -50,6 +52,12 @@ constexpr int64_t kBatch = 64;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
@@ -69,6 +77,7 @@ struct StepResult {
   double seconds = 0;
   double flops = 0;   // per step, exact (matmul kernel counter)
   long peak_kb = 0;
+  double cpu_seconds = 0;   // CPU time of the process per step (median): less sensitive to other jobs on the cores
 };
 
 // Runs `steps` steps of `mode` in this process; returns the median time of the steps after two warm-ups.
@@ -98,10 +107,11 @@ StepResult run_steps(const std::string& mode, int steps) {
   else
     for (auto& e : model.trainable_parameters()) params.push_back(*e.tensor);
   nn::AdamW opt(params, 1e-3, 0.0);
-  std::vector<double> times;
+  std::vector<double> times, cpu_times;
   uint64_t flops0 = kernels::matmul_flops();
   for (int i = 0; i < steps; ++i) {
     auto t0 = Clock::now();
+    double cpu0 = process_cpu_seconds();
     if (is_eval(mode)) {
       NoGradGuard no_grad;
       Tensor logits = lin ? (*lin)([&] { return model.forward(images); }) : model.forward(images);
@@ -114,11 +124,14 @@ StepResult run_steps(const std::string& mode, int steps) {
       opt.step();
     }
     times.push_back(seconds_since(t0));
+    cpu_times.push_back(process_cpu_seconds() - cpu0);
   }
   StepResult r;
   r.flops = double(kernels::matmul_flops() - flops0) / steps;
   times.erase(times.begin(), times.begin() + std::min<size_t>(2, times.size() - 1));   // warm-up
   r.seconds = median(times);
+  cpu_times.erase(cpu_times.begin(), cpu_times.begin() + std::min<size_t>(2, cpu_times.size() - 1));
+  r.cpu_seconds = median(cpu_times);
   r.peak_kb = vm_hwm_kb();
   return r;
 }
@@ -222,7 +235,7 @@ StepResult torch_mode(const std::string& torch_ref, const std::string& torch_eva
 StepResult linfuse_mode(const std::string& mode, int threads, int steps) {
   auto f = fields(run_capture({self_exe(), "--child", mode, "--threads", std::to_string(threads), "--steps", std::to_string(steps)}));
   if (!f.count("step_s")) throw std::runtime_error("benchmark child for mode " + mode + " failed");
-  return StepResult{f["step_s"], f["flops"], long(f["hwm_kb"])};
+  return StepResult{f["step_s"], f["flops"], long(f["hwm_kb"]), f["cpu_s"]};
 }
 
 std::string cpu_model() {
@@ -282,7 +295,7 @@ int main(int argc, char** argv) {
     if (mode.empty()) continue;
     set_num_threads(thread_counts[0]);
     StepResult r = run_steps(mode, steps);
-    std::printf("%s step_s=%.5f flops=%.0f hwm_kb=%ld\n", mode.c_str(), r.seconds, r.flops, r.peak_kb);
+    std::printf("%s step_s=%.5f cpu_s=%.5f flops=%.0f hwm_kb=%ld\n", mode.c_str(), r.seconds, r.cpu_seconds, r.flops, r.peak_kb);
     return 0;
   }
   if (args.count("sgemm-child")) {

@@ -33,11 +33,12 @@ inline float exp(float x_in) {
 // erf: for |x| < 0.5 the odd Taylor series to x^11 (relative error < 1e-7), above it Abramowitz & Stegun
 // 7.1.26, erf(|x|) = 1 - t P(t) exp(-x^2) with t = 1 / (1 + p |x|) (absolute error < 5e-7). Both are
 // computed and one selected, so the loop stays branch-free.
-inline float erf(float x) {
+// erf_given_gauss takes gauss = fast::exp(-x * x) from the caller (GELU's derivative needs it too).
+inline float erf_given_gauss(float x, float gauss) {
   float ax = std::fabs(x);
   float t = 1.0f / (1.0f + 0.3275911f * ax);
   float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
-  float large = 1.0f - poly * fast::exp(-ax * ax);
+  float large = 1.0f - poly * gauss;
   float x2 = ax * ax;
   float series = 1.0f / 1320;
   series = -series * x2 + 1.0f / 216;
@@ -48,6 +49,7 @@ inline float erf(float x) {
   float small = 1.1283791670955126f * ax * series;   // 2 / sqrt(pi) x (1 - x^2/3 + x^4/10 - ...)
   return std::copysign(ax < 0.5f ? small : large, x);
 }
+inline float erf(float x) { return erf_given_gauss(x, fast::exp(-std::fabs(x) * std::fabs(x))); }
 
 // tanh(x) = sign(x) (1 - 2 / (exp(2|x|) + 1)), exact to rounding near 0 by the odd Taylor term below 2^-5.
 inline float tanh(float x) {

@@ -43,6 +43,9 @@ uint64_t matmul_flops();
 // GEMM that accumulates onto a copy of c (BLAS beta = 1), e.g. a linear layer's bias or a LoRA update added
 // to the base output, without the separate elementwise passes.
 Tensor addmm(const Tensor& c, const Tensor& a, const Tensor& b, double alpha);
+// out += alpha a @ b in place: out a contiguous (M, N) tensor the caller owns, a (M, K), b (K, N); one GEMM
+// accumulating onto out (for derivative rules that sum products into a fresh buffer).
+void addmm_into(Tensor& out, const Tensor& a, const Tensor& b, double alpha);
 
 // ---- neural-network kernels along the last axis ----
 Tensor softmax_last(const Tensor& a);       // fully -inf rows give zeros

@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "tensor/kernels.h"
+#include "tensor/skinny_gemm.h"
 #include "tensor/threading.h"
 
 namespace linfuse::kernels {
@@ -50,6 +51,24 @@ Tensor blas_ready(const Tensor& t, MatrixLayout& layout) {
   return c;
 }
 
+// t's dims from the largest stride to the smallest when t is a dense block laid out in that order (a permuted
+// contiguous tensor, every dim of size 2 or more), else empty.
+std::vector<int64_t> dense_order(const Tensor& t) {
+  int64_t r = t.dim();
+  std::vector<int64_t> order(r);
+  for (int64_t i = 0; i < r; ++i) {
+    if (t.shape()[i] < 2) return {};
+    order[i] = i;
+  }
+  std::sort(order.begin(), order.end(), [&](int64_t x, int64_t y) { return t.strides()[x] > t.strides()[y]; });
+  int64_t expected = 1;
+  for (int64_t i = r - 1; i >= 0; --i) {
+    if (t.strides()[order[i]] != expected) return {};
+    expected *= t.shape()[order[i]];
+  }
+  return order;
+}
+
 // Tile sizes of C for an (m x n) product with inner size k: 256 x 256, halved (the larger side first) until
 // there are enough tiles to share, but never below 64. A function of the shape alone.
 void choose_tiles(int64_t m, int64_t n, int64_t k, int64_t& tm, int64_t& tn) {
@@ -76,11 +95,19 @@ void gemm_tile(bool ta, bool tb, int64_t i0, int64_t mm, int64_t j0, int64_t nn,
   gemm<T>(ta, tb, mm, nn, k, at, lda, bt, ldb, c + i0 * ldc + j0, ldc, alpha, beta);
 }
 
-// C_i = alpha op(A_i) op(B_i) + beta C_i for every batch item i, tiled and run in parallel.
+// C_i = alpha op(A_i) op(B_i) + beta C_i for every batch item i, tiled and run in parallel; C_i starts at
+// c + coff[i] with row stride ldc.
 template <class T>
 void gemm_batched(bool ta, bool tb, int64_t batch, int64_t m, int64_t n, int64_t k, const T* a,
                   const std::vector<int64_t>& aoff, int64_t lda, const T* b, const std::vector<int64_t>& boff, int64_t ldb,
-                  T* c, T alpha = T(1), T beta = T(0)) {
+                  T* c, const std::vector<int64_t>& coff, int64_t ldc, T alpha = T(1), T beta = T(0)) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (use_skinny_sgemm(ta, m, n, k)) {   // parallel inside, over bands of rows of each item
+      for (int64_t item = 0; item < batch; ++item)
+        skinny_sgemm(ta, tb, m, n, k, a + aoff[item], lda, b + boff[item], ldb, c + coff[item], ldc, alpha, beta);
+      return;
+    }
+  }
   int64_t tm, tn;
   choose_tiles(m, n, k, tm, tn);
   int64_t tiles_m = (m + tm - 1) / tm, tiles_n = (n + tn - 1) / tn, per_item = tiles_m * tiles_n;
@@ -89,7 +116,7 @@ void gemm_batched(bool ta, bool tb, int64_t batch, int64_t m, int64_t n, int64_t
       int64_t item = t / per_item, tile = t % per_item;
       int64_t i0 = (tile / tiles_n) * tm, j0 = (tile % tiles_n) * tn;
       gemm_tile<T>(ta, tb, i0, std::min(tm, m - i0), j0, std::min(tn, n - j0), k, a + aoff[item], lda, b + boff[item], ldb,
-                   c + item * m * n, n, alpha, beta);
+                   c + coff[item], ldc, alpha, beta);
     }
   });
 }
@@ -141,7 +168,7 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
       }
       if (foldable) {
         gemm_batched<T>(false, lb.transposed, 1, batch_count * m, n, k, static_cast<const T*>(a.raw_data()), {0}, la.ld,
-                        static_cast<const T*>(b.raw_data()), {0}, lb.ld, out.template data<T>());
+                        static_cast<const T*>(b.raw_data()), {0}, lb.ld, out.template data<T>(), {0}, n);
         return out;
       }
     }
@@ -162,11 +189,32 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
       }
       return offs;
     };
-    std::vector<int64_t> aoff = batch_offsets(a), boff = batch_offsets(b);
+    // A batched operand of the output's shape that is a permuted dense block (attention's heads, split from or
+    // merged into (B, T, H*D) by a transpose) passes its layout on to the output, so that undoing the transpose
+    // afterwards is a view rather than a copy.
+    for (const Tensor* like : {&a_in, &b_in})
+      if (batch_count > 1 && like->shape() == out_shape && !like->is_contiguous()) {
+        std::vector<int64_t> order = dense_order(*like);
+        int64_t r = (int64_t)out_shape.size();
+        if (order.empty() || (order.back() != r - 1 && order.back() != r - 2)) continue;
+        Shape dense_shape;
+        std::vector<int64_t> inverse(r);
+        for (int64_t i = 0; i < r; ++i) {
+          dense_shape.push_back(out_shape[order[i]]);
+          inverse[order[i]] = i;
+        }
+        out = permute(Tensor::empty(dense_shape, dtype_of<T>()), inverse);
+        break;
+      }
+    std::vector<int64_t> aoff = batch_offsets(a), boff = batch_offsets(b), coff = batch_offsets(out);
     const T* ap = static_cast<const T*>(a.raw_data());
     const T* bp = static_cast<const T*>(b.raw_data());
     T* op = out.template data<T>();
-    gemm_batched<T>(la.transposed, lb.transposed, batch_count, m, n, k, ap, aoff, la.ld, bp, boff, lb.ld, op);
+    int64_t row_stride = out.strides()[out.dim() - 2], col_stride = out.strides()[out.dim() - 1];
+    if (col_stride == 1)
+      gemm_batched<T>(la.transposed, lb.transposed, batch_count, m, n, k, ap, aoff, la.ld, bp, boff, lb.ld, op, coff, row_stride);
+    else   // C column-major: C^T = op(B)^T op(A)^T, row-major
+      gemm_batched<T>(!lb.transposed, !la.transposed, batch_count, n, m, k, bp, boff, lb.ld, ap, aoff, la.ld, op, coff, col_stride);
     return out;
   });
 }
@@ -202,8 +250,28 @@ Tensor addmm(const Tensor& c, const Tensor& a_in, const Tensor& b_in, double alp
     Tensor a = blas_ready(a_in, la), b = blas_ready(b_in, lb);
     // beta = 1: the GEMM accumulates onto c instead of zeroing C first and adding c in another pass.
     gemm_batched<T>(la.transposed, lb.transposed, 1, m, n, k, static_cast<const T*>(a.raw_data()), {0}, la.ld,
-                    static_cast<const T*>(b.raw_data()), {0}, lb.ld, out.template data<T>(), T(alpha), T(1));
+                    static_cast<const T*>(b.raw_data()), {0}, lb.ld, out.template data<T>(), {0}, n, T(alpha), T(1));
     return out;
+  });
+}
+
+void addmm_into(Tensor& out, const Tensor& a_in, const Tensor& b_in, double alpha) {
+  if (a_in.dim() != 2 || b_in.dim() != 2 || out.dim() != 2 || a_in.size(1) != b_in.size(0) || out.size(0) != a_in.size(0) ||
+      out.size(1) != b_in.size(1) || !out.is_contiguous())
+    throw std::invalid_argument("[addmm_into] needs a contiguous (M, N) output and (M, K), (K, N) operands, got " +
+                                out.describe() + ", " + a_in.describe() + " and " + b_in.describe());
+  if (a_in.dtype() != out.dtype() || b_in.dtype() != out.dtype())
+    throw std::invalid_argument("[addmm_into] dtypes differ: " + out.describe() + ", " + a_in.describe() + " and " + b_in.describe());
+  int64_t m = a_in.size(0), k = a_in.size(1), n = b_in.size(1);
+  if (out.numel() == 0 || k == 0) return;
+  dispatch_float(out.dtype(), "addmm_into", [&](auto tag) {
+    using T = decltype(tag);
+    flop_counter.fetch_add(uint64_t(2 * m * n * k), std::memory_order_relaxed);
+    MatrixLayout la, lb;
+    Tensor a = blas_ready(a_in, la), b = blas_ready(b_in, lb);
+    gemm_batched<T>(la.transposed, lb.transposed, 1, m, n, k, static_cast<const T*>(a.raw_data()), {0}, la.ld,
+                    static_cast<const T*>(b.raw_data()), {0}, lb.ld, out.template data<T>(), {0}, n, T(alpha), T(1));
+    return 0;
   });
 }
 

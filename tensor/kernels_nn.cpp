@@ -165,6 +165,72 @@ void rms_norm(const Tensor& x_in, const Tensor& gamma_in, double eps, Tensor& y,
   });
 }
 
+Tensor softmax_rule_last(const Tensor& y_in, const Tensor& v_in) {
+  require_last_axis(y_in, "softmax_rule");
+  if (v_in.shape() != y_in.shape() || v_in.dtype() != y_in.dtype())
+    throw std::invalid_argument("[softmax_rule] " + v_in.describe() + " does not match " + y_in.describe());
+  Tensor y = contiguous(y_in), v = contiguous(v_in);
+  return dispatch_float(y.dtype(), "softmax_rule", [&](auto tag) {
+    using T = decltype(tag);
+    Tensor out = Tensor::empty(y.shape(), dtype_of<T>());
+    int64_t n = y.size(-1), rows = n ? y.numel() / n : 0;
+    const T* yp = y.template data<T>();
+    const T* vp = v.template data<T>();
+    T* op = out.template data<T>();
+    for_rows(rows, n, [&](int64_t r) {
+      const T* yr = yp + r * n;
+      const T* vr = vp + r * n;
+      T* o = op + r * n;
+      for (int64_t i = 0; i < n; ++i) o[i] = vr[i] * yr[i];
+      T dot = T(sum_in_order(o, n));
+      for (int64_t i = 0; i < n; ++i) o[i] = yr[i] * (vr[i] - dot);
+    });
+    return out;
+  });
+}
+
+void layer_norm_affine_grad(const Tensor& x_in, const Tensor& mean_in, const Tensor& rstd_in, const Tensor& g_in, Tensor* dgamma,
+                            Tensor* dbeta) {
+  require_last_axis(x_in, "layer_norm_affine_grad");
+  if (g_in.shape() != x_in.shape() || g_in.dtype() != x_in.dtype())
+    throw std::invalid_argument("[layer_norm_affine_grad] " + g_in.describe() + " does not match " + x_in.describe());
+  Tensor x = contiguous(x_in), g = contiguous(g_in), mean = contiguous(mean_in), rstd = contiguous(rstd_in);
+  int64_t n = x.size(-1), rows = n ? x.numel() / n : 0;
+  if (mean.numel() != rows || rstd.numel() != rows)
+    throw std::invalid_argument("[layer_norm_affine_grad] statistics do not match " + x.describe());
+  dispatch_float(x.dtype(), "layer_norm_affine_grad", [&](auto tag) {
+    using T = decltype(tag);
+    Tensor dg = Tensor::empty({n}, dtype_of<T>()), db = Tensor::empty({n}, dtype_of<T>());
+    const T* xp = x.template data<T>();
+    const T* gp = g.template data<T>();
+    const T* mp = mean.template data<T>();
+    const T* rp = rstd.template data<T>();
+    T* dgp = dg.template data<T>();
+    T* dbp = db.template data<T>();
+    constexpr int64_t kCols = 256;
+    parallel_for(n, kCols, [&](int64_t c0, int64_t c1) {
+      double acc_gamma[kCols] = {}, acc_beta[kCols] = {};
+      for (int64_t r = 0; r < rows; ++r) {
+        const T* xr = xp + r * n;
+        const T* gr = gp + r * n;
+        T mu = mp[r], rs = rp[r];
+        for (int64_t j = c0; j < c1; ++j) {
+          T xh = (xr[j] - mu) * rs;
+          acc_gamma[j - c0] += double(gr[j] * xh);
+          acc_beta[j - c0] += double(gr[j]);
+        }
+      }
+      for (int64_t j = c0; j < c1; ++j) {
+        dgp[j] = static_cast<T>(acc_gamma[j - c0]);
+        dbp[j] = static_cast<T>(acc_beta[j - c0]);
+      }
+    });
+    if (dgamma) *dgamma = dg;
+    if (dbeta) *dbeta = db;
+    return 0;
+  });
+}
+
 Tensor layer_norm_dx(const Tensor& x_in, const Tensor& mean_in, const Tensor& rstd_in, const Tensor& gamma_in,
                      const Tensor& v_in, bool jvp) {
   require_last_axis(x_in, "layer_norm_dx");

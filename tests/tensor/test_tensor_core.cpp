@@ -234,3 +234,20 @@ TEST_CASE("StateDict keeps insertion order and names missing or duplicate keys",
   sd.erase("b.weight");
   CHECK(sd.names() == std::vector<std::string>{"a.bias"});
 }
+
+TEST_CASE("a batched matmul passes the layout of a permuted operand of its shape on to the output", "[tensor][matmul]") {
+  // Heads split from (B, T, H*D) by a transpose: the product with them comes out in (B, T, H, D) order, so
+  // transposing back is a contiguous view; values as with contiguous operands, also for a column-major C.
+  Generator gen(5);
+  Tensor x = gen.normal({2, 6, 3, 4});                       // (B, T, H, D) memory
+  Tensor heads = kernels::permute(x, {0, 2, 1, 3});          // (B, H, T, D) view
+  Tensor scores = gen.normal({2, 3, 6, 6});
+  Tensor out = kernels::matmul(scores, heads);               // (B, H, T, D)
+  CHECK(kernels::permute(out, {0, 2, 1, 3}).is_contiguous());
+  CHECK(max_abs_diff(out, kernels::matmul(scores, kernels::contiguous(heads))) < 1e-5);
+  Tensor heads_t = kernels::permute(x, {0, 2, 3, 1});        // (B, H, D, T) view: its matrices are column-major
+  Tensor square = gen.normal({2, 3, 6, 6});
+  Tensor out_t = kernels::matmul(heads_t, square);           // (B, H, D, T), laid out as heads_t
+  CHECK(out_t.strides() == heads_t.strides());
+  CHECK(max_abs_diff(out_t, kernels::matmul(kernels::contiguous(heads_t), square)) < 1e-5);
+}
