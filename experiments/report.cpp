@@ -110,6 +110,20 @@ std::string fine_tuning_caveats(const ReportResults& results) {
               "test average " + percent(best_merged) + " vs zero-shot " + percent(*zero_shot) +
               "); at this scale merging mostly preserved the pretrained model, and the normalized scores compare how much "
               "of each mode's own fine-tuning gain survived, not merged models that improve on the pretrained one.\n";
+    // Task arithmetic at lambda 0 is the pretrained model: its normalized score is then zero-shot / single-task,
+    // which ranks the modes by their single-task scores (lower is "better"), not by how well they merge.
+    std::vector<std::string> at_zero;
+    if (suite.merged)
+      for (const auto& m : *suite.merged)
+        if (m.method == "task_arithmetic")
+          for (const auto& [name, value] : m.hyperparameters)
+            if (name == "lambda" && std::stod(value) == 0.0) at_zero.push_back(m.mode + " (" + m.space + ")");
+    if (!at_zero.empty()) {
+      text += "- **Caveat (" + suite.name + ")**: task arithmetic chose lambda = 0, i.e. the pretrained model, on validation for";
+      for (size_t i = 0; i < at_zero.size(); ++i) text += (i ? ", " : " ") + at_zero[i];
+      text += ": there its normalized score is the zero-shot score over the single-task score, so it ranks the modes by "
+              "their single-task scores (a lower one scores higher), not by how well their task vectors merge.\n";
+    }
   }
   return text;
 }

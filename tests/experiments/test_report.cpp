@@ -449,6 +449,26 @@ TEST_CASE("the text suite's word-feature baseline is a row of the single-task ta
                     "fine-tuned model") != std::string::npos);
 }
 
+TEST_CASE("the report warns when task arithmetic chose lambda 0, the pretrained model", "[report][report_writer]") {
+  TempDir dir("lambda0");
+  json results = sample_results();
+  std::string at_zero;
+  for (auto& m : results["suites"]["text"]["merged"])
+    if (m["method"] == "task_arithmetic" && m["mode"] == "lora") {
+      m["hyperparameters"]["lambda"] = 0.0;
+      at_zero = "lora (" + m["space"].get<std::string>() + ")";
+      break;
+    }
+  REQUIRE(!at_zero.empty());
+  write_text(dir.path / "results.json", results.dump());
+  ReportOptions no_plots;
+  no_plots.plots = false;
+  std::string report = read_text(write_report(dir.str(), no_plots));
+  CHECK(report.find("- **Caveat (text)**: task arithmetic chose lambda = 0, i.e. the pretrained model, on validation for " +
+                    at_zero + ":") != std::string::npos);
+  CHECK(report.find("- **Caveat (vision)**: task arithmetic chose lambda = 0") == std::string::npos);
+}
+
 TEST_CASE("a malformed results.json is an error naming the file and the problem", "[report][report_writer]") {
   TempDir dir("malformed");
   std::string path = (dir.path / "results.json").string();
