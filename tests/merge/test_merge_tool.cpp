@@ -256,7 +256,9 @@ TEST_CASE("The streaming trim keeps exactly floor(k n) entries, ties going to th
       int64_t offset = 0;
       for (size_t e = 0; e < sizes.size(); ++e) {
         std::vector<double> part(tasks[t].begin() + offset, tasks[t].begin() + offset + sizes[e]);
-        flat.insert("t" + std::to_string(e), Tensor::from_vector(part, {sizes[e]}));
+        std::string name = "t";   // appended, not "t" + std::string&&: GCC 12 warns falsely (-Wrestrict) on that
+        name += std::to_string(e);
+        flat.insert(name, Tensor::from_vector(part, {sizes[e]}));
         offset += sizes[e];
       }
       TaskVector trimmed = ties_trim(TaskVector(flat), keep);
