@@ -46,11 +46,10 @@ nlohmann::json run_num_tasks_sweep(MergeTarget& target, const SweepConfig& confi
   std::vector<TaskVector> tvs;
   for (int t = 0; t < n; ++t) tvs.push_back(TaskVector::between(target.finetuned_state(t), target.initial_state()));
   nlohmann::json entries = nlohmann::json::array();
-  // The sweep merges only tasks with a normalized score (a positive normalizer; NaN marks a task some mode
-  // did not learn, see learned_threshold in suite_common.h): subsets of the others would have none.
+  // The sweep merges only tasks with a normalized score: subsets of the others would have none.
   std::vector<int> pool;
   for (int t = 0; t < n; ++t)
-    if (single_task_test[t] > 0) pool.push_back(t);
+    if (has_normalized_score(single_task_test[t])) pool.push_back(t);
   if (pool.size() < 2) {
     log(peft::mode_name(target.mode()) + " number-of-tasks sweep skipped: fewer than 2 tasks have a normalized score");
     return entries;

@@ -104,14 +104,13 @@ class MethodRunner {
     e["space"] = space;
     e["hyperparameters"] = hyperparameters;
     e["validation_average"] = validation_average;
-    // A task whose normalizer is not a positive number (NaN: a task some mode did not learn, see
-    // learned_threshold in suite_common.h; or a Spearman's rho of 0 or below) has no normalized score: it is
-    // left out of "normalized" and of its average, which is absent when no task is left.
+    // A task without a normalized score (has_normalized_score) is left out of "normalized" and of its
+    // average, which is absent when no task is left.
     double normalized_total = 0;
     int normalized_count = 0;
     for (int t = 0; t < target_.num_tasks(); ++t) {
       e["test"][target_.task_name(t)] = test[t];
-      if (!(single_task_[t] > 0)) continue;
+      if (!has_normalized_score(single_task_[t])) continue;
       double n = merge::normalized_accuracy(test[t], single_task_[t]);
       e["normalized"][target_.task_name(t)] = n;
       normalized_total += n;

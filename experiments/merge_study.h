@@ -41,6 +41,11 @@ struct MergeStudyConfig {
 // Status lines ("lora ties keep 0.2 lambda 0.8: validation 71.2") go here.
 using StudyLog = std::function<void(const std::string&)>;
 
+// Whether a task has a normalized score, given its normalizer (the single-task score): a positive number.
+// NaN marks a task some mode did not learn (learned_threshold in suite_common.h); a Spearman's rho of 0 or
+// below cannot be divided by.
+inline bool has_normalized_score(double single_task_score) { return single_task_score > 0; }
+
 // Runs every configured method that applies to the target's mode. `single_task_test[t]` is the fine-tuned
 // score of task t (the normalizer; NaN or <= 0: the task has no normalized score). Returns the "merged" entries.
 nlohmann::json run_merging_methods(MergeTarget& target, const MergeStudyConfig& config,

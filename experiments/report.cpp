@@ -120,7 +120,7 @@ std::string fine_tuning_caveats(const ReportResults& results) {
             if (name == "lambda" && std::stod(value) == 0.0) at_zero.push_back(m.mode + " (" + m.space + ")");
     if (!at_zero.empty()) {
       text += "- **Caveat (" + suite.name + ")**: task arithmetic chose lambda = 0, i.e. the pretrained model, on validation for";
-      for (size_t i = 0; i < at_zero.size(); ++i) text += (i ? ", " : " ") + at_zero[i];
+      text += " " + comma_list(at_zero);
       text += ": there its normalized score is the zero-shot score over the single-task score, so it ranks the modes by "
               "their single-task scores (a lower one scores higher), not by how well their task vectors merge.\n";
     }

@@ -61,9 +61,8 @@ ClaimVerdict merges_better(const ReportResults& results, const Variant& variant)
     const std::vector<std::string>& counted = normalization_tasks(suite);
     std::string coverage;
     if (counted.size() < suite.tasks.size()) {
-      coverage = " (normalized over " + std::to_string(counted.size()) + " of " + std::to_string(suite.tasks.size()) + " tasks:";
-      for (size_t i = 0; i < counted.size(); ++i) coverage += (i ? ", " : " ") + counted[i];
-      coverage += ")";
+      coverage = " (normalized over " + std::to_string(counted.size()) + " of " + std::to_string(suite.tasks.size()) +
+                 " tasks: " + comma_list(counted) + ")";
     }
     std::vector<std::string> spaces;
     for (const auto& merged : *suite.merged) spaces.push_back(merged.space);

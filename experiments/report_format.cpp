@@ -65,6 +65,12 @@ std::string duration_text(double seconds) {
   return text;
 }
 
+std::string comma_list(const std::vector<std::string>& items) {
+  std::string text;
+  for (size_t i = 0; i < items.size(); ++i) text += (i ? ", " : "") + items[i];
+  return text;
+}
+
 std::string method_title(const std::string& method) {
   static const std::map<std::string, std::string> titles = {
       {"simple_average", "Simple averaging"},

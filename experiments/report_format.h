@@ -21,6 +21,9 @@ std::string with_thousands(int64_t value);
 // Seconds with one decimal, plus minutes / hours when long: "41.2 s", "300.1 s (5 min 0 s)".
 std::string duration_text(double seconds);
 
+// Items joined by ", ": {"cola", "qqp"} -> "cola, qqp" (lists of tasks and modes in the report's sentences).
+std::string comma_list(const std::vector<std::string>& items);
+
 // "task_arithmetic" -> "Task arithmetic"; unknown methods are shown as written.
 std::string method_title(const std::string& method);
 // "vision" -> "Vision".

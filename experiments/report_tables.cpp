@@ -23,7 +23,7 @@ std::string metric_description(const SuiteResults& suite) {
   std::string text = "accuracy in %";
   if (!regression.empty()) {
     text += " (";
-    for (size_t i = 0; i < regression.size(); ++i) text += (i ? ", " : "") + regression[i];
+    text += comma_list(regression);
     text += " x100)";
   }
   return text;
@@ -125,7 +125,7 @@ std::string suite_overview_section(const SuiteResults& suite) {
   std::string text = "## " + capitalized(suite.name) + " suite\n\n";
   if (!suite.model.empty()) text += "Model: " + suite.model + ".  \n";
   text += std::to_string(suite.tasks.size()) + " tasks: ";
-  for (size_t i = 0; i < suite.tasks.size(); ++i) text += (i ? ", " : "") + suite.tasks[i];
+  text += comma_list(suite.tasks);
   text += ".  \nScores: " + metric_description(suite) + ", on the test split.  \n";
   auto stage_line = [&](const std::optional<PretrainSummary>& stage, const std::string& label) {
     if (!stage) return;
@@ -161,8 +161,7 @@ std::string suite_overview_section(const SuiteResults& suite) {
             "it shows how far each task can be solved without any grasp of language";
     std::string sep = " (";
     for (const auto& [features, tasks] : by_features) {
-      text += sep + features + ":";
-      for (size_t i = 0; i < tasks.size(); ++i) text += (i ? ", " : " ") + tasks[i];
+      text += sep + features + ": " + comma_list(tasks);
       sep = "; ";
     }
     text += by_features.empty() ? ".\n\n" : ").\n\n";
@@ -202,15 +201,13 @@ std::string learned_tasks_note(const SuiteResults& suite) {
   if (!suite.normalized_tasks || !suite.learned_thresholds) return "";
   const auto& kept = *suite.normalized_tasks;
   std::string text = "Normalized scores count only the tasks that every mode learned: a single-task test score above "
-                     "chance by two standard errors of a chance-level score on the test split (a ratio to a score within "
-                     "noise of chance means nothing). ";
+                     "chance by merge.learned_margin_se (2 in every preset) standard errors of a chance-level score on "
+                     "the test split (a ratio to a score within noise of chance means nothing). ";
   if (kept.size() == suite.tasks.size()) return text + "Every task passed.\n\n";
   if (kept.empty()) {
     text += "No task passed, so there are no normalized scores.";
   } else {
-    text += std::to_string(kept.size()) + " of " + std::to_string(suite.tasks.size()) + " tasks passed:";
-    for (size_t i = 0; i < kept.size(); ++i) text += (i ? ", " : " ") + kept[i];
-    text += ".";
+    text += std::to_string(kept.size()) + " of " + std::to_string(suite.tasks.size()) + " tasks passed: " + comma_list(kept) + ".";
   }
   text += " Left out (threshold; the lowest single-task score and its mode):";
   std::string sep = " ";
