@@ -123,6 +123,18 @@ void gemm_batched(bool ta, bool tb, int64_t batch, int64_t m, int64_t n, int64_t
 
 std::atomic<uint64_t> flop_counter{0};
 
+// out (M, N) contiguous += alpha a (M, K) @ b (K, N): one GEMM with beta = 1, which accumulates onto what out
+// holds instead of zeroing C first and adding in another pass. Shapes are checked by the callers.
+template <class T>
+void accumulate_product(T* out, const Tensor& a_in, const Tensor& b_in, double alpha) {
+  const int64_t m = a_in.size(0), k = a_in.size(1), n = b_in.size(1);
+  flop_counter.fetch_add(uint64_t(2 * m * n * k), std::memory_order_relaxed);
+  MatrixLayout la, lb;
+  Tensor a = blas_ready(a_in, la), b = blas_ready(b_in, lb);
+  gemm_batched<T>(la.transposed, lb.transposed, 1, m, n, k, static_cast<const T*>(a.raw_data()), {0}, la.ld,
+                  static_cast<const T*>(b.raw_data()), {0}, lb.ld, out, {0}, n, T(alpha), T(1));
+}
+
 }  // namespace
 
 uint64_t matmul_flops() { return flop_counter.load(std::memory_order_relaxed); }
@@ -245,12 +257,7 @@ Tensor addmm(const Tensor& c, const Tensor& a_in, const Tensor& b_in, double alp
       out = copy(broadcast_to(c, out_shape));
     }
     if (out.numel() == 0 || k == 0) return out;
-    flop_counter.fetch_add(uint64_t(2 * m * n * k), std::memory_order_relaxed);
-    MatrixLayout la, lb;
-    Tensor a = blas_ready(a_in, la), b = blas_ready(b_in, lb);
-    // beta = 1: the GEMM accumulates onto c instead of zeroing C first and adding c in another pass.
-    gemm_batched<T>(la.transposed, lb.transposed, 1, m, n, k, static_cast<const T*>(a.raw_data()), {0}, la.ld,
-                    static_cast<const T*>(b.raw_data()), {0}, lb.ld, out.template data<T>(), {0}, n, T(alpha), T(1));
+    accumulate_product<T>(out.template data<T>(), a_in, b_in, alpha);
     return out;
   });
 }
@@ -262,15 +269,10 @@ void addmm_into(Tensor& out, const Tensor& a_in, const Tensor& b_in, double alph
                                 out.describe() + ", " + a_in.describe() + " and " + b_in.describe());
   if (a_in.dtype() != out.dtype() || b_in.dtype() != out.dtype())
     throw std::invalid_argument("[addmm_into] dtypes differ: " + out.describe() + ", " + a_in.describe() + " and " + b_in.describe());
-  int64_t m = a_in.size(0), k = a_in.size(1), n = b_in.size(1);
-  if (out.numel() == 0 || k == 0) return;
+  if (out.numel() == 0 || a_in.size(1) == 0) return;
   dispatch_float(out.dtype(), "addmm_into", [&](auto tag) {
     using T = decltype(tag);
-    flop_counter.fetch_add(uint64_t(2 * m * n * k), std::memory_order_relaxed);
-    MatrixLayout la, lb;
-    Tensor a = blas_ready(a_in, la), b = blas_ready(b_in, lb);
-    gemm_batched<T>(la.transposed, lb.transposed, 1, m, n, k, static_cast<const T*>(a.raw_data()), {0}, la.ld,
-                    static_cast<const T*>(b.raw_data()), {0}, lb.ld, out.template data<T>(), {0}, n, T(alpha), T(1));
+    accumulate_product<T>(out.template data<T>(), a_in, b_in, alpha);
     return 0;
   });
 }
