@@ -2,7 +2,6 @@
 #include "experiments/text_baseline.h"
 
 #include <algorithm>
-#include <cctype>
 #include <cmath>
 #include <map>
 #include <set>
@@ -10,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "experiments/text_corpus.h"
+#include "experiments/text_edits.h"
 #include "experiments/text_scoring.h"
 
 namespace linfuse::experiments {
@@ -17,20 +18,12 @@ namespace {
 
 using Features = std::vector<std::pair<int64_t, double>>;   // sparse: (feature index, value)
 
-// Lowercased runs of letters, digits and apostrophes.
+// The words of the task rules (text_corpus.h): split on spaces, bare (lowercased, outer punctuation
+// stripped: "well-known" and "6/40" stay one word), pure punctuation ("--") dropped.
 std::vector<std::string> words_of(const std::string& text) {
   std::vector<std::string> words;
-  std::string current;
-  for (char c : text) {
-    unsigned char u = (unsigned char)c;
-    if (std::isalnum(u) || c == '\'') {
-      current += char(std::tolower(u));
-    } else if (!current.empty()) {
-      words.push_back(std::move(current));
-      current.clear();
-    }
-  }
-  if (!current.empty()) words.push_back(std::move(current));
+  for (const std::string& word : data::split_words(text))
+    if (std::string bare = data::bare_word(word); !bare.empty()) words.push_back(std::move(bare));
   return words;
 }
 
@@ -51,11 +44,9 @@ std::pair<std::string, std::string> fields_of(const std::string& input) {
   return {input.substr(start, cut - start), input.substr(cut + marker_length)};
 }
 
+// Whether a sentence negates, by the rules' own test (text_edits.h).
 bool has_negation(const std::vector<std::string>& words) {
-  for (const auto& w : words)
-    if (w == "not" || w == "no" || w == "never" || w == "cannot" || (w.size() > 3 && w.compare(w.size() - 3, 3, "n't") == 0))
-      return true;
-  return false;
+  return std::any_of(words.begin(), words.end(), [](const std::string& word) { return data::is_negation(word); });
 }
 
 constexpr int64_t kOverlapFeatures = 7;

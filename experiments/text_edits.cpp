@@ -64,6 +64,12 @@ const std::set<std::string> kDroppableFunctionWords = {"the", "a", "an", "to", "
 
 }  // namespace
 
+bool is_negation(const std::string& word) {
+  static const std::set<std::string> negations = {"not", "no", "never", "nothing", "nobody", "none", "without", "cannot"};
+  std::string bare = bare_word(word);
+  return negations.count(bare) || (bare.size() > 3 && bare.compare(bare.size() - 3, 3, "n't") == 0);
+}
+
 int64_t negatable_index(const Words& words, bool allow_first) {
   for (size_t i = allow_first ? 0 : 1; i < words.size(); ++i) {
     std::string core = lower(split_affixes(words[i]).core);

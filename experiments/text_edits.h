@@ -20,6 +20,10 @@ std::optional<Words> toggle_negation(const Words& words, bool allow_first = fals
 // The index of the word toggle_negation would change, or -1.
 int64_t negatable_index(const Words& words, bool allow_first = false);
 
+// A word that negates ("not", "no", "never", "nothing", "nobody", "none", "without", "cannot" or an "n't"
+// form), whatever its capitalization and punctuation.
+bool is_negation(const std::string& word);
+
 // Expands or contracts one contraction, picked by `gen` among those present: "don't" <-> "do not",
 // "it's" <-> "it is", "I'm" <-> "I am", ... (meaning-preserving).
 std::optional<Words> toggle_contraction(const Words& words, Generator& gen);

@@ -256,12 +256,6 @@ std::optional<TextExample> build_mnli(int64_t label, const FortuneSentence& s, c
 // Hypotheses are capitalized and end with ".". Input "rte sentence1: s sentence2: h".
 const std::vector<std::string> kRteLabels = {"entailment", "not_entailment"};
 
-bool is_negation(const std::string& word) {
-  static const std::set<std::string> negations = {"not", "no", "never", "nothing", "nobody", "none", "without", "cannot"};
-  std::string bare = bare_word(word);
-  return negations.count(bare) || (bare.size() > 3 && bare.compare(bare.size() - 3, 3, "n't") == 0);
-}
-
 std::optional<TextExample> build_rte(int64_t label, const FortuneSentence& s, const SplitSentences& split,
                                      Generator& gen) {
   Words words = real_words(s.text), reduced;
