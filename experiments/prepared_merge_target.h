@@ -8,10 +8,16 @@
 // Prepared needs a constructor (Suite&, const peft::FinetuneConfig&) and a member `prepared`
 // (std::unique_ptr<peft::PreparedModel>).
 #include <memory>
+#include <string>
+#include <vector>
 
+#include "autodiff/functional.h"
 #include "autodiff/ops.h"
 #include "autodiff/tape.h"
 #include "experiments/merge_target.h"
+#include "nn/layers.h"
+#include "tensor/kernels.h"
+#include "tensor/random.h"
 
 namespace linfuse::experiments {
 
@@ -51,6 +57,53 @@ class PreparedMergeTarget : public MergeTarget {
     }
     weight_space_->prepared->load_trainable_state(state);
     return *weight_space_;
+  }
+
+  // The diagonal Fisher of task t's fine-tuned model (Matena & Raffel's "true" Fisher): the mean over
+  // examples i < n of the squared gradient of loss_of(i, sample) = -log p(y_i | x_i), where each target draws
+  // y_i once from the model's own prediction with `sample` (draw_class). Sums in float64, returned as float32.
+  template <class LossOf>
+  StateDict mean_squared_gradients(int t, int64_t n, LossOf loss_of) {
+    model_.prepared->load_trainable_state(finetuned_state(t));
+    std::vector<Tensor> params = model_.prepared->trainable_tensors();
+    StateDict names = model_.prepared->trainable_state();
+    std::vector<Tensor> sums;
+    for (const Tensor& p : params) sums.push_back(Tensor::zeros(p.shape(), DType::F64));
+    Generator sample(uint64_t(t) * 31 + 7);
+    for (int64_t i = 0; i < n; ++i) {
+      Tensors g = grad({loss_of(i, sample)}, params);
+      for (size_t k = 0; k < params.size(); ++k) {
+        std::vector<double> gv = g[k].to_vector<double>();
+        double* s = sums[k].data<double>();
+        for (size_t j = 0; j < gv.size(); ++j) s[j] += gv[j] * gv[j] / double(n);
+      }
+    }
+    StateDict out;
+    size_t k = 0;
+    for (auto& [name, _] : names) out.insert(name, kernels::cast(sums[k++], DType::F32));
+    return out;
+  }
+
+  // The class a uniform draw u in [0, 1) picks from probabilities p (the last one if rounding leaves u above
+  // their sum).
+  static size_t draw_class(const std::vector<double>& p, double u) {
+    double c = 0;
+    for (size_t k = 0; k < p.size(); ++k)
+      if ((c += p[k]) > u) return k;
+    return p.size() - 1;
+  }
+
+  // The modules of `model` whose "<module>.weight" is in the mode's state and that are plain Linear layers
+  // (no LoRA adapter): the layers RegMean merges from their inputs' Gram matrices.
+  std::vector<std::string> plain_linear_modules(nn::Module& model) const {
+    std::vector<std::string> modules;
+    for (auto& [name, _] : initial_) {
+      if (name.size() <= 7 || name.compare(name.size() - 7, 7, ".weight") != 0) continue;
+      std::string module = name.substr(0, name.size() - 7);
+      auto linear = std::dynamic_pointer_cast<nn::Linear>(model.find_module(module));
+      if (linear && !linear->adapter()) modules.push_back(module);
+    }
+    return modules;
   }
 
   Suite& suite_;

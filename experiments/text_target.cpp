@@ -82,55 +82,27 @@ class TextMergeTarget : public PreparedMergeTarget<TextSuite, PreparedT5> {
   // Per-example gradients of log p(y | x), the model's whole-sequence log-likelihood of an answer y drawn
   // from its own (answer-renormalised) prediction for x.
   StateDict fisher(int t, int64_t examples) override {
-    model_.prepared->load_trainable_state(finetuned_state(t));
     const TextTaskData& task = suite_.tasks()[size_t(t)];
-    std::vector<Tensor> params = model_.prepared->trainable_tensors();
-    StateDict names = model_.prepared->trainable_state();
-    std::vector<Tensor> sums;
-    for (const Tensor& p : params) sums.push_back(Tensor::zeros(p.shape(), DType::F64));
-    Generator sample(uint64_t(t) * 31 + 7);
-    int64_t n = std::min<int64_t>(examples, int64_t(task.train.inputs.size()));
     T5Logits logits = model_.logits();
-    for (int64_t i = 0; i < n; ++i) {
+    int64_t n = std::min<int64_t>(examples, int64_t(task.train.inputs.size()));
+    return mean_squared_gradients(t, n, [&](int64_t i, Generator& sample) {
       TokenBatch x = suite_.input_batch(task.train, i, i + 1);
       std::vector<double> p;
       {
         NoGradGuard no_grad;
         p = softmax(candidate_scores(logits, x, task.candidates), -1).to_vector<double>();   // (1, C)
       }
-      double u = sample.next_uniform(), c = 0;
-      size_t y = p.size() - 1;
-      for (size_t k = 0; k < p.size(); ++k)
-        if ((c += p[k]) > u) {
-          y = k;
-          break;
-        }
+      size_t y = draw_class(p, sample.next_uniform());
       Candidates drawn = Candidates::from({task.candidates.sequences[y]}, start_id(), suite_.tokenizer().eos_id());
-      Tensor loss = neg(sum(candidate_scores(logits, x, drawn, /*full_sequence=*/true)));
-      Tensors g = grad({loss}, params);
-      for (size_t k = 0; k < params.size(); ++k) {
-        std::vector<double> gv = g[k].to_vector<double>();
-        double* s = sums[k].data<double>();
-        for (size_t j = 0; j < gv.size(); ++j) s[j] += gv[j] * gv[j] / double(n);
-      }
-    }
-    StateDict out;
-    size_t k = 0;
-    for (auto& [name, _] : names) out.insert(name, kernels::cast(sums[k++], DType::F32));
-    return out;
+      return neg(sum(candidate_scores(logits, x, drawn, /*full_sequence=*/true)));
+    });
   }
 
   // Inputs of the Linear layers whose weights are in the state, on training examples with their targets
   // teacher-forced (so the decoder's layers see the answers they were trained on).
   StateDict grams(int t, int64_t examples) override {
     model_.prepared->load_trainable_state(finetuned_state(t));
-    std::vector<std::string> modules;
-    for (auto& [name, _] : initial_) {
-      if (name.size() <= 7 || name.compare(name.size() - 7, 7, ".weight") != 0) continue;
-      std::string module = name.substr(0, name.size() - 7);
-      auto linear = std::dynamic_pointer_cast<nn::Linear>(model_.model->find_module(module));
-      if (linear && !linear->adapter()) modules.push_back(module);
-    }
+    std::vector<std::string> modules = plain_linear_modules(*model_.model);
     GramRecording recording(*model_.model, modules);
     const TokenizedSplit& split = suite_.tasks()[size_t(t)].train;
     int64_t n = std::min<int64_t>(examples, int64_t(split.inputs.size()));

@@ -92,51 +92,20 @@ class VisionMergeTarget : public PreparedMergeTarget<VisionSuite, PreparedClassi
   }
 
   StateDict fisher(int t, int64_t examples) override {
-    model_.prepared->load_trainable_state(finetuned_state(t));
     model_.use_head(suite_.tasks()[t].head);
     const auto& task = suite_.tasks()[t];
-    std::vector<Tensor> params = model_.prepared->trainable_tensors();
-    StateDict names = model_.prepared->trainable_state();
-    std::vector<Tensor> sums;
-    for (const Tensor& p : params) sums.push_back(Tensor::zeros(p.shape(), DType::F64));
-    Generator sample(uint64_t(t) * 31 + 7);
-    int64_t n = std::min(examples, task.train_images.size(0));
-    for (int64_t i = 0; i < n; ++i) {
+    return mean_squared_gradients(t, std::min(examples, task.train_images.size(0)), [&](int64_t i, Generator& sample) {
       Tensor logits = model_.logits(rows(task.train_images, i, i + 1));   // (1, C)
-      // y ~ p(y | x) of the model itself (the "true" Fisher of Matena & Raffel, sampled once per example)
       std::vector<double> p = softmax(logits.detach(), -1).to_vector<double>();
-      double u = sample.next_uniform(), c = 0;
-      int64_t y = int64_t(p.size()) - 1;
-      for (size_t k = 0; k < p.size(); ++k)
-        if ((c += p[k]) > u) {
-          y = int64_t(k);
-          break;
-        }
-      Tensor loss = cross_entropy(logits, Tensor::from_vector(std::vector<int64_t>{y}, {1}));
-      Tensors g = grad({loss}, params);
-      for (size_t k = 0; k < params.size(); ++k) {
-        std::vector<double> gv = g[k].to_vector<double>();
-        double* s = sums[k].data<double>();
-        for (size_t j = 0; j < gv.size(); ++j) s[j] += gv[j] * gv[j] / double(n);
-      }
-    }
-    StateDict out;
-    size_t k = 0;
-    for (auto& [name, _] : names) out.insert(name, kernels::cast(sums[k++], DType::F32));
-    return out;
+      int64_t y = int64_t(draw_class(p, sample.next_uniform()));
+      return cross_entropy(logits, Tensor::from_vector(std::vector<int64_t>{y}, {1}));
+    });
   }
 
   StateDict grams(int t, int64_t examples) override {
     model_.prepared->load_trainable_state(finetuned_state(t));
     model_.use_head(suite_.tasks()[t].head);
-    std::vector<std::string> modules;
-    for (auto& [name, _] : initial_) {
-      std::string module = name.substr(0, name.rfind(".weight"));
-      if (name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0 &&
-          std::dynamic_pointer_cast<nn::Linear>(model_.classifier->find_module(module)) &&
-          !std::dynamic_pointer_cast<nn::Linear>(model_.classifier->find_module(module))->adapter())
-        modules.push_back(module);
-    }
+    std::vector<std::string> modules = plain_linear_modules(*model_.classifier);
     GramRecording recording(*model_.classifier, modules);
     const auto& task = suite_.tasks()[t];
     int64_t n = std::min(examples, task.train_images.size(0));
