@@ -70,16 +70,32 @@ class PackBuffer {
 // zero past n. Read in place, the rows of a panel lie ldb apart and fall into a few sets of L1, which then holds
 // only a fraction of the panel; packed, a panel's block of k is one contiguous stream.
 void pack_b(bool tb, int64_t n, int64_t k, const float* b, int64_t ldb, float* packed) {
-  parallel_for(ceil_div(n, kNR), std::max<int64_t>(1, (int64_t(1) << 16) / (k * kNR)), [&](int64_t q0, int64_t q1) {
-    for (int64_t q = q0; q < q1; ++q) {
+  const int64_t panels = ceil_div(n, kNR);
+  if (!tb) {   // op(B)(p, j) = b[p ldb + j]: row by row, each row of b read once
+    parallel_for(k, std::max<int64_t>(1, (int64_t(1) << 16) / (panels * kNR)), [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p)
+        for (int64_t q = 0; q < panels; ++q) {
+          const float* src = b + p * ldb + q * kNR;
+          float* row = packed + (q * k + p) * kNR;
+          const int64_t cols = std::min(kNR, n - q * kNR);
+          if (cols == kNR) {
+            store(row, load(src));
+            store(row + kLanes, load(src + kLanes));
+          } else {
+            std::copy(src, src + cols, row);
+            std::fill(row + cols, row + kNR, 0.0f);
+          }
+        }
+    });
+    return;
+  }
+  parallel_for(panels, std::max<int64_t>(1, (int64_t(1) << 16) / (k * kNR)), [&](int64_t q0, int64_t q1) {
+    for (int64_t q = q0; q < q1; ++q) {   // op(B)(p, j) = b[j ldb + p]: column j of the panel is row j of b
       float* panel = packed + q * k * kNR;
       const int64_t j0 = q * kNR, cols = std::min(kNR, n - j0);
       for (int64_t p = 0; p < k; ++p) {
         float* row = panel + p * kNR;
-        if (tb)   // op(B)(p, j) = b[j ldb + p]
-          for (int64_t j = 0; j < cols; ++j) row[j] = b[(j0 + j) * ldb + p];
-        else   // op(B)(p, j) = b[p ldb + j]
-          std::copy(b + p * ldb + j0, b + p * ldb + j0 + cols, row);
+        for (int64_t j = 0; j < cols; ++j) row[j] = b[(j0 + j) * ldb + p];
         std::fill(row + cols, row + kNR, 0.0f);
       }
     }
@@ -160,11 +176,11 @@ template <bool TransposedA>
 void packed_tiles(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* packed, float* c, int64_t ldc,
                   float alpha, float beta) {
   int64_t tile_rows, tile_cols;
+  const int64_t depth_blocks = ceil_div(k, kMaxDepth), block_depth = ceil_div(k, depth_blocks);
   choose_packed_tiles(m, n, tile_rows, tile_cols);
   const int64_t col_tiles = ceil_div(n, tile_cols), tiles = ceil_div(m, tile_rows) * col_tiles;
-  const int64_t depth_blocks = ceil_div(k, kMaxDepth), block_depth = ceil_div(k, depth_blocks);
   parallel_for(tiles, 1, [&](int64_t t0, int64_t t1) {
-    alignas(64) float group[kMR * kMaxDepth];
+    alignas(64) float group[kMR * kMaxDepth + kLanes];   // + kLanes: pack's last vector store
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t i0 = (t / col_tiles) * tile_rows, i1 = std::min(m, i0 + tile_rows);
       const int64_t j0 = (t % col_tiles) * tile_cols, j1 = std::min(n, j0 + tile_cols);
@@ -176,8 +192,11 @@ void packed_tiles(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, 
           const float* rows_a = a + i * lda + p0;
           if (TransposedA) {   // op(A)(i + r, p0 + p) = a[(p0 + p) lda + i + r] into group[p kMR + r]
             const float* src = a + p0 * lda + i;
-            for (int64_t p = 0; p < depth; ++p)
-              for (int64_t r = 0; r < rows; ++r) group[p * kMR + r] = src[p * lda + r];
+            if (i + kLanes <= m)   // 8 floats stay inside the row of a; the 2 past the group are overwritten next
+              for (int64_t p = 0; p < depth; ++p) store(group + p * kMR, load(src + p * lda));
+            else
+              for (int64_t p = 0; p < depth; ++p)
+                for (int64_t r = 0; r < rows; ++r) group[p * kMR + r] = src[p * lda + r];
             rows_a = group;
           }
           for (int64_t j = j0; j < j1; j += kNR) {
@@ -194,9 +213,10 @@ void packed_tiles(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, 
 }  // namespace
 
 // Where this kernel beats OpenBLAS (micro_bench and the training step, 1 thread, A/B against OpenBLAS): op(A)
-// not transposed with k up to one depth block (x W^T and g W of the workload's linear layers: 1.0-1.4x). With A
-// transposed (the weight gradients g^T x, k = 3200) it is 10-35% slower than OpenBLAS, and a large square
-// (1024^3) no faster, so those stay on OpenBLAS. Without AVX2 and FMA (a build without -march=native) it is
+// not transposed with k up to one depth block (x W^T and g W of the workload's linear layers: 1.1-1.3x). With A
+// transposed (the weight gradients g^T x, k = 3200) it only matches OpenBLAS (0.96-1.19x in isolation, no
+// difference within noise in the training step), and a large square (1024^3) is no faster, so those stay on
+// OpenBLAS. Without AVX2 and FMA (a build without -march=native) it is
 // never chosen.
 bool use_packed_sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k) {
 #if defined(__AVX2__) && defined(__FMA__)
