@@ -104,11 +104,16 @@ void gemm_batched(bool ta, bool tb, int64_t batch, int64_t m, int64_t n, int64_t
                   const std::vector<int64_t>& aoff, int64_t lda, const T* b, const std::vector<int64_t>& boff, int64_t ldb,
                   T* c, const std::vector<int64_t>& coff, int64_t ldc, T alpha = T(1), T beta = T(0)) {
   if constexpr (std::is_same_v<T, float>) {
-    // linfuse's own kernels where they beat OpenBLAS; each is parallel inside (over bands of rows or tiles of C).
-    auto own_kernel = use_skinny_sgemm(ta, m, n, k) ? &skinny_sgemm : use_packed_sgemm(ta, tb, m, n, k) ? &packed_sgemm : nullptr;
+    // linfuse's own kernels where they beat OpenBLAS; each is parallel inside (over bands of rows or tiles of C),
+    // and a batch of small packed products is run in parallel over its items.
+    auto own_kernel = use_skinny_sgemm(ta, m, n, k) ? &skinny_sgemm : use_packed_sgemm(ta, tb, batch, m, n, k) ? &packed_sgemm : nullptr;
     if (own_kernel) {
-      for (int64_t item = 0; item < batch; ++item)
-        own_kernel(ta, tb, m, n, k, a + aoff[item], lda, b + boff[item], ldb, c + coff[item], ldc, alpha, beta);
+      auto items = [&](int64_t i0, int64_t i1) {
+        for (int64_t item = i0; item < i1; ++item)
+          own_kernel(ta, tb, m, n, k, a + aoff[item], lda, b + boff[item], ldb, c + coff[item], ldc, alpha, beta);
+      };
+      if (own_kernel == &packed_sgemm) parallel_for(batch, std::max<int64_t>(1, (int64_t(1) << 18) / (m * n * k)), items);
+      else items(0, batch);
       return;
     }
   }

@@ -158,9 +158,9 @@ void register_tile_rows(int64_t rows, const float* a, int64_t lda, const float* 
 // Tiles of C: about 96 rows by up to 256 columns, split further (rows first, down to 24, then columns, down to
 // 32) until there are 4 to share between threads (96 or 192 rows, 256 or 512 steps of k: the same speed within
 // noise on the workload's shapes). Multiples of the register tile; a function of the shape alone.
-void choose_packed_tiles(int64_t m, int64_t n, int64_t& tile_rows, int64_t& tile_cols) {
+void choose_packed_tiles(int64_t m, int64_t n, int64_t k, int64_t& tile_rows, int64_t& tile_cols) {
   int64_t row_tiles = ceil_div(m, 96), col_tiles = ceil_div(n, 256);
-  while (row_tiles * col_tiles < 4) {
+  while (m * n * k >= (int64_t(1) << 21) && row_tiles * col_tiles < 4) {
     if (ceil_div(m, row_tiles + 1) >= 24) ++row_tiles;
     else if (ceil_div(n, col_tiles + 1) >= 32) ++col_tiles;
     else break;
@@ -177,7 +177,7 @@ void packed_tiles(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, 
                   float alpha, float beta) {
   int64_t tile_rows, tile_cols;
   const int64_t depth_blocks = ceil_div(k, kMaxDepth), block_depth = ceil_div(k, depth_blocks);
-  choose_packed_tiles(m, n, tile_rows, tile_cols);
+  choose_packed_tiles(m, n, k, tile_rows, tile_cols);
   const int64_t col_tiles = ceil_div(n, tile_cols), tiles = ceil_div(m, tile_rows) * col_tiles;
   parallel_for(tiles, 1, [&](int64_t t0, int64_t t1) {
     alignas(64) float group[kMR * kMaxDepth + kLanes];   // + kLanes: pack's last vector store
@@ -218,12 +218,14 @@ void packed_tiles(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, 
 // difference within noise in the training step), and a large square (1024^3) is no faster, so those stay on
 // OpenBLAS. Without AVX2 and FMA (a build without -march=native) it is
 // never chosen.
-bool use_packed_sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k) {
+bool use_packed_sgemm(bool ta, bool tb, int64_t batch, int64_t m, int64_t n, int64_t k) {
 #if defined(__AVX2__) && defined(__FMA__)
-  (void)tb;
-  return !ta && n >= 2 * kNR && m >= 2 * kMR && k >= 64 && k <= kMaxDepth && m * n * k >= (int64_t(1) << 21);
+  if (n < 2 * kNR || m < 2 * kMR || k > kMaxDepth) return false;
+  if (batch > 1 && m * n * k < (int64_t(1) << 21))   // attention's products over (batch, heads), C 32 wide
+    return !tb && n % kNR == 0;
+  return !ta && k >= 64 && m * n * k >= (int64_t(1) << 21);
 #else
-  (void)ta, (void)tb, (void)m, (void)n, (void)k;
+  (void)ta, (void)tb, (void)batch, (void)m, (void)n, (void)k;
   return false;
 #endif
 }

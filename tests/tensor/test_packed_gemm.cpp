@@ -131,3 +131,22 @@ TEST_CASE("matmul and addmm on the workload's layer shapes match float64 and giv
     CHECK(bit_equal(one_acc, two_acc));
   }
 }
+
+TEST_CASE("attention's batched products (C 32 wide) match float64 and give the same bits with 1 and 2 threads", "[tensor][matmul][threads]") {
+  Generator gen(37);
+  auto f64 = [](const Tensor& t) { return kernels::cast(t, DType::F64); };
+  // (B, H, T, d) heads split from (B, T, H d) by a transpose, as the attention layer makes them: P v, dS k
+  // (A in place) and P^T dO, dS^T q (A transposed), over 5 x 4 items of 50 tokens, head size 32.
+  const int64_t batch = 5, heads = 4, tokens = 50, head = 32;
+  Tensor v = kernels::permute(gen.normal({batch, tokens, heads, head}), {0, 2, 1, 3});
+  Tensor p = gen.normal({batch, heads, tokens, tokens});
+  for (const Tensor& a : {p, kernels::permute(p, {0, 1, 3, 2})}) {
+    CAPTURE(a.describe());
+    set_num_threads(1);
+    Tensor one = kernels::matmul(a, v);
+    set_num_threads(2);
+    Tensor two = kernels::matmul(a, v);
+    CHECK(relative_error(one, kernels::matmul(f64(a), f64(v))) < 1e-5);
+    CHECK(bit_equal(one, two));
+  }
+}
