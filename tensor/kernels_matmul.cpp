@@ -1,4 +1,5 @@
-// Matrix products on OpenBLAS. Transposed views map to BLAS flags. OpenBLAS always runs single-threaded
+// Matrix products on OpenBLAS, or on linfuse's own float32 kernels (skinny_gemm.h, packed_gemm.h) for the shapes
+// and layouts where those are faster. Transposed views map to BLAS flags. OpenBLAS always runs single-threaded
 // (its own threading does not give the same bits for 1 and 2 threads); parallelism comes from TBB over a
 // batch of products and over tiles of C whose sizes depend only on the problem shape, so every element of
 // C is computed by the same call whatever the thread count.
@@ -9,6 +10,7 @@
 #include <stdexcept>
 
 #include "tensor/kernels.h"
+#include "tensor/packed_gemm.h"
 #include "tensor/skinny_gemm.h"
 #include "tensor/threading.h"
 
@@ -102,9 +104,16 @@ void gemm_batched(bool ta, bool tb, int64_t batch, int64_t m, int64_t n, int64_t
                   const std::vector<int64_t>& aoff, int64_t lda, const T* b, const std::vector<int64_t>& boff, int64_t ldb,
                   T* c, const std::vector<int64_t>& coff, int64_t ldc, T alpha = T(1), T beta = T(0)) {
   if constexpr (std::is_same_v<T, float>) {
-    if (use_skinny_sgemm(ta, m, n, k)) {   // parallel inside, over bands of rows of each item
-      for (int64_t item = 0; item < batch; ++item)
-        skinny_sgemm(ta, tb, m, n, k, a + aoff[item], lda, b + boff[item], ldb, c + coff[item], ldc, alpha, beta);
+    // linfuse's own kernels where they beat OpenBLAS; each is parallel inside (over bands of rows or tiles of C),
+    // and a batch of small packed products is run in parallel over its items.
+    auto own_kernel = use_skinny_sgemm(ta, m, n, k) ? &skinny_sgemm : use_packed_sgemm(ta, tb, batch, m, n, k) ? &packed_sgemm : nullptr;
+    if (own_kernel) {
+      auto items = [&](int64_t i0, int64_t i1) {
+        for (int64_t item = i0; item < i1; ++item)
+          own_kernel(ta, tb, m, n, k, a + aoff[item], lda, b + boff[item], ldb, c + coff[item], ldc, alpha, beta);
+      };
+      if (own_kernel == &packed_sgemm) parallel_for(batch, std::max<int64_t>(1, (int64_t(1) << 18) / (m * n * k)), items);
+      else items(0, batch);
       return;
     }
   }

@@ -7,39 +7,13 @@
 #include <cassert>
 #include <vector>
 
-#if defined(__AVX__) && defined(__FMA__)
-#include <immintrin.h>
-#endif
-
+#include "tensor/simd.h"
 #include "tensor/threading.h"
-
-// Without -march=native the 32-byte vectors below are lowered to SSE pairs and GCC warns that passing them by
-// value has another ABI than with AVX: harmless here, every function taking them has internal linkage.
-#pragma GCC diagnostic ignored "-Wpsabi"
 
 namespace linfuse::kernels {
 namespace {
 
-constexpr int64_t kLanes = 8;   // floats per vector
-typedef float Vec __attribute__((vector_size(32)));
-
-inline Vec splat(float s) { return Vec{s, s, s, s, s, s, s, s}; }
-
-inline Vec load(const float* p) {
-  Vec v;
-  __builtin_memcpy(&v, p, sizeof v);
-  return v;
-}
-
-// a * b + c: one rounding where the CPU has FMA (-march=native), else two (the compiler never fuses on its own:
-// -ffp-contract=off).
-inline Vec multiply_add(const Vec& a, const Vec& b, const Vec& c) {
-#if defined(__AVX__) && defined(__FMA__)
-  return (Vec)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
-#else
-  return a * b + c;
-#endif
-}
+using namespace simd;   // Vec, kLanes, splat, load, store, multiply_add
 
 struct Operands {
   const float* a;
@@ -74,7 +48,7 @@ void block(const Operands& o, int64_t i0, int64_t j0) {
       float* cv = o.c + (i0 + r) * o.ldc + j0 + v * kLanes;
       Vec out = o.alpha == 1.0f ? acc[r][v] : alpha * acc[r][v];
       if (o.beta != 0.0f) out = load(cv) + out;
-      __builtin_memcpy(cv, &out, sizeof(Vec));
+      store(cv, out);
     }
 }
 

@@ -17,6 +17,18 @@ inline double max_abs_diff(const Tensor& a, const Tensor& b) {
   return m;
 }
 
+// Largest |x - y| relative to the largest |y|.
+inline double relative_error(const Tensor& x, const Tensor& y) {
+  auto a = x.to_vector<double>(), b = y.to_vector<double>();
+  if (a.size() != b.size()) return INFINITY;
+  double err = 0, scale = 1e-30;
+  for (size_t i = 0; i < a.size(); ++i) {
+    err = std::max(err, std::abs(a[i] - b[i]));
+    scale = std::max(scale, std::abs(b[i]));
+  }
+  return err / scale;
+}
+
 inline bool bit_equal(const Tensor& a, const Tensor& b) {
   if (a.shape() != b.shape() || a.dtype() != b.dtype()) return false;
   auto x = a.to_vector<double>(), y = b.to_vector<double>();

@@ -13,17 +13,7 @@ using linfuse::testing::bit_equal;
 
 namespace {
 
-// Largest |x - y| relative to the largest |y|.
-double relative_error(const Tensor& x, const Tensor& y) {
-  auto a = x.to_vector<double>(), b = y.to_vector<double>();
-  REQUIRE(a.size() == b.size());
-  double err = 0, scale = 1e-30;
-  for (size_t i = 0; i < a.size(); ++i) {
-    err = std::max(err, std::abs(a[i] - b[i]));
-    scale = std::max(scale, std::abs(b[i]));
-  }
-  return err / scale;
-}
+using linfuse::testing::relative_error;
 
 Tensor f64(const Tensor& t) { return kernels::cast(t, DType::F64); }
 

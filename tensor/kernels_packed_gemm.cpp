@@ -1,0 +1,248 @@
+// Packed float32 GEMM (tensor/packed_gemm.h), BLIS-style: op(B) is packed once per product into panels of
+// kNR = 16 columns (k rows each, zero past n); C is cut into tiles (a function of the shape) run in parallel;
+// inside a tile, for each block of at most kMaxDepth steps of k, each group of 6 rows of op(A) (in L1) sweeps the
+// tile's panels (in L2) with a register tile of 6 x 16 (12 accumulators), broadcasting op(A) where it lies (a
+// transposed A is first copied into 6-wide rows), and C is written straight from the registers.
+#include "tensor/packed_gemm.h"
+
+#include <algorithm>
+#include <cassert>
+#include <memory>
+#include <new>
+
+#include "tensor/simd.h"
+#include "tensor/threading.h"
+
+namespace linfuse::kernels {
+namespace {
+
+using namespace simd;   // Vec, kLanes, splat, load, store, multiply_add
+
+constexpr int64_t kMR = 6;            // rows of a register tile
+constexpr int64_t kNR = 2 * kLanes;   // columns of a register tile and of a packed panel
+constexpr int64_t kMaxDepth = 512;    // steps of k summed in registers before C is written
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+// A buffer for the packed op(B), kept by the calling thread between products (a product of the workload packs
+// up to 2 MB, which malloc would map and fault in afresh each time). A nested product on the same thread (TBB
+// may run another task while this one waits) gets a buffer of its own.
+class PackBuffer {
+ public:
+  explicit PackBuffer(size_t floats) {
+    static thread_local Cached cached;
+    if (!cached.in_use) {
+      cached_ = &cached;
+      cached.in_use = true;
+      if (cached.size < floats) {
+        cached.data.reset(new (std::align_val_t(64)) float[floats]);
+        cached.size = floats;
+      }
+      data_ = cached.data.get();
+    } else {
+      own_.reset(new (std::align_val_t(64)) float[floats]);
+      data_ = own_.get();
+    }
+  }
+  ~PackBuffer() {
+    if (cached_) cached_->in_use = false;
+  }
+  PackBuffer(const PackBuffer&) = delete;
+  PackBuffer& operator=(const PackBuffer&) = delete;
+  float* data() { return data_; }
+
+ private:
+  struct AlignedDelete {
+    void operator()(float* p) const { ::operator delete[](p, std::align_val_t(64)); }
+  };
+  struct Cached {
+    std::unique_ptr<float[], AlignedDelete> data;
+    size_t size = 0;
+    bool in_use = false;
+  };
+  Cached* cached_ = nullptr;
+  std::unique_ptr<float[], AlignedDelete> own_;
+  float* data_ = nullptr;
+};
+
+// op(B) (k x n) into panels of kNR columns: panel q at packed + q k kNR holds op(B)(p, q kNR + j) at p kNR + j,
+// zero past n. Read in place, the rows of a panel lie ldb apart and fall into a few sets of L1, which then holds
+// only a fraction of the panel; packed, a panel's block of k is one contiguous stream.
+void pack_b(bool tb, int64_t n, int64_t k, const float* b, int64_t ldb, float* packed) {
+  const int64_t panels = ceil_div(n, kNR);
+  if (!tb) {   // op(B)(p, j) = b[p ldb + j]: row by row, each row of b read once
+    parallel_for(k, std::max<int64_t>(1, (int64_t(1) << 16) / (panels * kNR)), [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p)
+        for (int64_t q = 0; q < panels; ++q) {
+          const float* src = b + p * ldb + q * kNR;
+          float* row = packed + (q * k + p) * kNR;
+          const int64_t cols = std::min(kNR, n - q * kNR);
+          if (cols == kNR) {
+            store(row, load(src));
+            store(row + kLanes, load(src + kLanes));
+          } else {
+            std::copy(src, src + cols, row);
+            std::fill(row + cols, row + kNR, 0.0f);
+          }
+        }
+    });
+    return;
+  }
+  parallel_for(panels, std::max<int64_t>(1, (int64_t(1) << 16) / (k * kNR)), [&](int64_t q0, int64_t q1) {
+    for (int64_t q = q0; q < q1; ++q) {   // op(B)(p, j) = b[j ldb + p]: column j of the panel is row j of b
+      float* panel = packed + q * k * kNR;
+      const int64_t j0 = q * kNR, cols = std::min(kNR, n - j0);
+      for (int64_t p = 0; p < k; ++p) {
+        float* row = panel + p * kNR;
+        for (int64_t j = 0; j < cols; ++j) row[j] = b[(j0 + j) * ldb + p];
+        std::fill(row + cols, row + kNR, 0.0f);
+      }
+    }
+  });
+}
+
+// C rows [0, MR) x columns [0, cols) (cols <= kNR) = alpha sum_p op(A)(r, p) panel(p, :) over `depth` steps,
+// added to C when `accumulate`. op(A)(r, p) is a[r lda + p], or a[p lda + r]
+// when TransposedA.
+template <int MR, bool TransposedA>
+void register_tile(const float* a, int64_t lda, const float* panel, int64_t depth, float* c,
+                   int64_t ldc, int64_t cols, float alpha, bool accumulate) {
+  Vec acc[MR][2];
+  for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = splat(0.0f);
+  const float* rows[MR];
+  for (int r = 0; r < MR; ++r) rows[r] = TransposedA ? a + r : a + r * lda;
+  const int64_t step = TransposedA ? lda : 1;
+  for (int64_t p = 0; p < depth; ++p, panel += kNR) {
+    Vec b0 = load(panel), b1 = load(panel + kLanes);
+    for (int r = 0; r < MR; ++r) {
+      Vec av = splat(rows[r][p * step]);
+      acc[r][0] = multiply_add(av, b0, acc[r][0]);
+      acc[r][1] = multiply_add(av, b1, acc[r][1]);
+    }
+  }
+  const Vec scale = splat(alpha);
+  for (int r = 0; r < MR; ++r) {
+    float* out = c + r * ldc;
+    Vec lo = alpha == 1.0f ? acc[r][0] : scale * acc[r][0], hi = alpha == 1.0f ? acc[r][1] : scale * acc[r][1];
+    if (cols == kNR) {
+      if (accumulate) {
+        lo = load(out) + lo;
+        hi = load(out + kLanes) + hi;
+      }
+      store(out, lo);
+      store(out + kLanes, hi);
+    } else {   // the last panel: the same sums, stored one by one
+      float sums[kNR];
+      store(sums, lo);
+      store(sums + kLanes, hi);
+      for (int64_t j = 0; j < cols; ++j) out[j] = accumulate ? out[j] + sums[j] : sums[j];
+    }
+  }
+}
+
+// register_tile for the `rows` (1 to kMR) rows left.
+template <bool TransposedA>
+void register_tile_rows(int64_t rows, const float* a, int64_t lda, const float* panel, int64_t depth,
+                        float* c, int64_t ldc, int64_t cols, float alpha, bool accumulate) {
+  switch (rows) {
+    case 6: return register_tile<6, TransposedA>(a, lda, panel, depth, c, ldc, cols, alpha, accumulate);
+    case 5: return register_tile<5, TransposedA>(a, lda, panel, depth, c, ldc, cols, alpha, accumulate);
+    case 4: return register_tile<4, TransposedA>(a, lda, panel, depth, c, ldc, cols, alpha, accumulate);
+    case 3: return register_tile<3, TransposedA>(a, lda, panel, depth, c, ldc, cols, alpha, accumulate);
+    case 2: return register_tile<2, TransposedA>(a, lda, panel, depth, c, ldc, cols, alpha, accumulate);
+    default: return register_tile<1, TransposedA>(a, lda, panel, depth, c, ldc, cols, alpha, accumulate);
+  }
+}
+
+// Tiles of C: about 96 rows by up to 256 columns, split further (rows first, down to 24, then columns, down to
+// 32) until there are 4 to share between threads (96 or 192 rows, 256 or 512 steps of k: the same speed within
+// noise on the workload's shapes). Multiples of the register tile; a function of the shape alone.
+void choose_packed_tiles(int64_t m, int64_t n, int64_t k, int64_t& tile_rows, int64_t& tile_cols) {
+  int64_t row_tiles = ceil_div(m, 96), col_tiles = ceil_div(n, 256);
+  while (m * n * k >= (int64_t(1) << 21) && row_tiles * col_tiles < 4) {
+    if (ceil_div(m, row_tiles + 1) >= 24) ++row_tiles;
+    else if (ceil_div(n, col_tiles + 1) >= 32) ++col_tiles;
+    else break;
+  }
+  tile_rows = round_up(ceil_div(m, row_tiles), kMR);
+  tile_cols = round_up(ceil_div(n, col_tiles), kNR);
+}
+
+// C = alpha op(A) op(B) + beta C, tile by tile in parallel. In a tile, for each block of k, each group of kMR rows
+// (a transposed A copied first into kMR-wide rows, in L1) sweeps the tile's panels. (The other order, a panel
+// in L1 swept by the groups, ran at half this speed with A read in place, and no faster with A packed.)
+template <bool TransposedA>
+void packed_tiles(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* packed, float* c, int64_t ldc,
+                  float alpha, float beta) {
+  int64_t tile_rows, tile_cols;
+  const int64_t depth_blocks = ceil_div(k, kMaxDepth), block_depth = ceil_div(k, depth_blocks);
+  choose_packed_tiles(m, n, k, tile_rows, tile_cols);
+  const int64_t col_tiles = ceil_div(n, tile_cols), tiles = ceil_div(m, tile_rows) * col_tiles;
+  parallel_for(tiles, 1, [&](int64_t t0, int64_t t1) {
+    alignas(64) float group[kMR * kMaxDepth + kLanes];   // + kLanes: pack's last vector store
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t i0 = (t / col_tiles) * tile_rows, i1 = std::min(m, i0 + tile_rows);
+      const int64_t j0 = (t % col_tiles) * tile_cols, j1 = std::min(n, j0 + tile_cols);
+      for (int64_t p0 = 0; p0 < k; p0 += block_depth) {
+        const int64_t depth = std::min(block_depth, k - p0);
+        const bool accumulate = p0 > 0 || beta != 0.0f;
+        for (int64_t i = i0; i < i1; i += kMR) {
+          const int64_t rows = std::min(kMR, i1 - i);
+          const float* rows_a = a + i * lda + p0;
+          if (TransposedA) {   // op(A)(i + r, p0 + p) = a[(p0 + p) lda + i + r] into group[p kMR + r]
+            const float* src = a + p0 * lda + i;
+            if (i + kLanes <= m)   // 8 floats stay inside the row of a; the 2 past the group are overwritten next
+              for (int64_t p = 0; p < depth; ++p) store(group + p * kMR, load(src + p * lda));
+            else
+              for (int64_t p = 0; p < depth; ++p)
+                for (int64_t r = 0; r < rows; ++r) group[p * kMR + r] = src[p * lda + r];
+            rows_a = group;
+          }
+          for (int64_t j = j0; j < j1; j += kNR) {
+            const float* panel = packed + ((j / kNR) * k + p0) * kNR;
+            register_tile_rows<TransposedA>(rows, rows_a, TransposedA ? kMR : lda, panel, depth, c + i * ldc + j,
+                                            ldc, std::min(kNR, n - j), alpha, accumulate);
+          }
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
+// Where this kernel beats OpenBLAS (micro_bench and the training step, 1 thread, A/B against OpenBLAS): op(A)
+// not transposed with k up to one depth block (x W^T and g W of the workload's linear layers: 1.1-1.3x). With A
+// transposed (the weight gradients g^T x, k = 3200) it only matches OpenBLAS (0.96-1.19x in isolation, no
+// difference within noise in the training step), and a large square (1024^3) is no faster, so those stay on
+// OpenBLAS. Without AVX2 and FMA (a build without -march=native) it is
+// never chosen.
+bool use_packed_sgemm(bool ta, bool tb, int64_t batch, int64_t m, int64_t n, int64_t k) {
+#if defined(__AVX2__) && defined(__FMA__)
+  if (n < 2 * kNR || m < 2 * kMR || k > kMaxDepth) return false;
+  if (batch > 1 && m * n * k < (int64_t(1) << 21))   // attention's products over (batch, heads), C 32 wide
+    return !tb && n % kNR == 0;
+  return !ta && k >= 64 && m * n * k >= (int64_t(1) << 21);
+#else
+  (void)ta, (void)tb, (void)batch, (void)m, (void)n, (void)k;
+  return false;
+#endif
+}
+
+void packed_sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+                  int64_t ldb, float* c, int64_t ldc, float alpha, float beta) {
+  assert(beta == 0.0f || beta == 1.0f);
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0) {   // an empty sum
+    if (beta == 0.0f)
+      for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, 0.0f);
+    return;
+  }
+  PackBuffer packed(size_t(ceil_div(n, kNR) * k * kNR));
+  pack_b(tb, n, k, b, ldb, packed.data());
+  if (ta) packed_tiles<true>(m, n, k, a, lda, packed.data(), c, ldc, alpha, beta);
+  else packed_tiles<false>(m, n, k, a, lda, packed.data(), c, ldc, alpha, beta);
+}
+
+}  // namespace linfuse::kernels

@@ -1,0 +1,152 @@
+// linfuse's packed float32 GEMM (tensor/packed_gemm.h), called directly and through matmul / addmm: against a
+// float64 product on shapes off the 6 x 16 register tile and the depth blocks, every transposition, strided
+// leading dimensions, alpha and beta = 1, and the same bits with 1 and 2 threads.
+#include <catch2/catch.hpp>
+
+#include <tuple>
+#include <vector>
+
+#include "../helpers.h"
+#include "tensor/kernels.h"
+#include "tensor/packed_gemm.h"
+#include "tensor/random.h"
+#include "tensor/threading.h"
+
+using namespace linfuse;
+using linfuse::testing::bit_equal;
+using linfuse::testing::relative_error;
+
+namespace {
+
+struct Product {
+  int64_t m, n, k;
+  bool ta, tb;
+  int64_t pad;   // extra elements on every leading dimension (strided views)
+};
+
+// The operands of `product` with random Gaussian entries, and C's starting values; op(A)(i, p) is
+// a[i lda + p] or a[p lda + i] when ta, op(B) likewise.
+struct Operands {
+  int64_t lda, ldb, ldc;
+  std::vector<float> a, b, c;
+};
+
+Operands random_operands(const Product& pr, Generator& gen) {
+  Operands o;
+  o.lda = (pr.ta ? pr.m : pr.k) + pr.pad;
+  o.ldb = (pr.tb ? pr.k : pr.n) + pr.pad;
+  o.ldc = pr.n + pr.pad;
+  o.a = gen.normal({(pr.ta ? pr.k : pr.m) * o.lda}).to_vector<float>();
+  o.b = gen.normal({(pr.tb ? pr.n : pr.k) * o.ldb}).to_vector<float>();
+  o.c = gen.normal({pr.m * o.ldc}).to_vector<float>();
+  return o;
+}
+
+// alpha op(A) op(B) + beta C in float64, on C's (m x n) block only.
+std::vector<double> reference(const Product& pr, const Operands& o, double alpha, double beta) {
+  std::vector<double> out(size_t(pr.m * pr.n));
+  for (int64_t i = 0; i < pr.m; ++i)
+    for (int64_t j = 0; j < pr.n; ++j) {
+      double sum = 0;
+      for (int64_t p = 0; p < pr.k; ++p)
+        sum += double(pr.ta ? o.a[p * o.lda + i] : o.a[i * o.lda + p]) * double(pr.tb ? o.b[j * o.ldb + p] : o.b[p * o.ldb + j]);
+      out[i * pr.n + j] = alpha * sum + beta * double(o.c[i * o.ldc + j]);
+    }
+  return out;
+}
+
+std::vector<float> run_packed(const Product& pr, const Operands& o, float alpha, float beta) {
+  std::vector<float> c = o.c;
+  kernels::packed_sgemm(pr.ta, pr.tb, pr.m, pr.n, pr.k, o.a.data(), o.lda, o.b.data(), o.ldb, c.data(), o.ldc, alpha, beta);
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("the packed float32 GEMM matches float64 off the tiles, in every layout, and leaves C's padding alone", "[tensor][matmul]") {
+  Generator gen(23);
+  // Odd sizes around the 6 x 16 register tile, k = 1, k past one depth block (256) and not a multiple of it,
+  // m and n small enough for the tile grid to fall back to one tile, and the workload's shapes at a smaller batch.
+  std::vector<Product> products;
+  for (bool ta : {false, true})
+    for (bool tb : {false, true})
+      for (auto [m, n, k] : {std::tuple{1, 1, 1}, std::tuple{7, 17, 1}, std::tuple{13, 31, 5}, std::tuple{97, 45, 300},
+                             std::tuple{200, 130, 513}, std::tuple{320, 128, 128}, std::tuple{128, 64, 700}})
+        for (int64_t pad : {0, 3}) products.push_back({m, n, k, ta, tb, pad});
+  for (const Product& pr : products) {
+    CAPTURE(pr.m, pr.n, pr.k, pr.ta, pr.tb, pr.pad);
+    Operands o = random_operands(pr, gen);
+    for (auto [alpha, beta] : {std::pair{1.0f, 0.0f}, std::pair{1.0f, 1.0f}, std::pair{-0.5f, 1.0f}, std::pair{0.25f, 0.0f}}) {
+      CAPTURE(alpha, beta);
+      std::vector<float> c = run_packed(pr, o, alpha, beta);
+      std::vector<double> expected = reference(pr, o, alpha, beta);
+      double err = 0, scale = 1e-30;
+      for (int64_t i = 0; i < pr.m; ++i)
+        for (int64_t j = 0; j < pr.n; ++j) {
+          err = std::max(err, std::abs(double(c[i * o.ldc + j]) - expected[i * pr.n + j]));
+          scale = std::max(scale, std::abs(expected[i * pr.n + j]));
+        }
+      CHECK(err / scale < 1e-5);
+      bool padding_kept = true;
+      for (int64_t i = 0; i < pr.m; ++i)
+        for (int64_t j = pr.n; j < o.ldc; ++j) padding_kept = padding_kept && c[i * o.ldc + j] == o.c[i * o.ldc + j];
+      CHECK(padding_kept);
+    }
+  }
+}
+
+TEST_CASE("the packed float32 GEMM gives the same bits with 1 and 2 threads", "[tensor][matmul][threads]") {
+  Generator gen(29);
+  for (Product pr : {Product{3200, 128, 128, false, true, 0}, Product{517, 200, 300, false, false, 1},
+                     Product{128, 128, 3200, true, false, 0}, Product{250, 70, 600, true, true, 2}}) {
+    CAPTURE(pr.m, pr.n, pr.k, pr.ta, pr.tb);
+    Operands o = random_operands(pr, gen);
+    set_num_threads(1);
+    std::vector<float> one = run_packed(pr, o, 1.0f, 1.0f);
+    set_num_threads(2);
+    std::vector<float> two = run_packed(pr, o, 1.0f, 1.0f);
+    CHECK(one == two);   // exact: float == on every element (no NaN here)
+  }
+}
+
+TEST_CASE("matmul and addmm on the workload's layer shapes match float64 and give the same bits with 1 and 2 threads", "[tensor][matmul][threads]") {
+  Generator gen(31);
+  auto f64 = [](const Tensor& t) { return kernels::cast(t, DType::F64); };
+  // x W^T, g W and g^T x of a linear layer 128 -> 192 over 640 rows (a batch of the reference ViT's tokens).
+  const int64_t rows = 640, in = 128, out = 192;
+  Tensor x = gen.normal({rows, in}), w = gen.normal({out, in}), g = gen.normal({rows, out});
+  struct Case {
+    Tensor a, b;
+  };
+  for (const Case& c : {Case{x, kernels::permute(w, {1, 0})}, Case{g, w}, Case{kernels::permute(g, {1, 0}), x}}) {
+    CAPTURE(c.a.describe(), c.b.describe());
+    Tensor bias = gen.normal({c.b.size(1)});
+    set_num_threads(1);
+    Tensor one = kernels::matmul(c.a, c.b), one_acc = kernels::addmm(bias, c.a, c.b, 0.5);
+    set_num_threads(2);
+    Tensor two = kernels::matmul(c.a, c.b), two_acc = kernels::addmm(bias, c.a, c.b, 0.5);
+    CHECK(relative_error(one, kernels::matmul(f64(c.a), f64(c.b))) < 1e-5);
+    CHECK(relative_error(one_acc, kernels::addmm(f64(bias), f64(c.a), f64(c.b), 0.5)) < 1e-5);
+    CHECK(bit_equal(one, two));
+    CHECK(bit_equal(one_acc, two_acc));
+  }
+}
+
+TEST_CASE("attention's batched products (C 32 wide) match float64 and give the same bits with 1 and 2 threads", "[tensor][matmul][threads]") {
+  Generator gen(37);
+  auto f64 = [](const Tensor& t) { return kernels::cast(t, DType::F64); };
+  // (B, H, T, d) heads split from (B, T, H d) by a transpose, as the attention layer makes them: P v, dS k
+  // (A in place) and P^T dO, dS^T q (A transposed), over 5 x 4 items of 50 tokens, head size 32.
+  const int64_t batch = 5, heads = 4, tokens = 50, head = 32;
+  Tensor v = kernels::permute(gen.normal({batch, tokens, heads, head}), {0, 2, 1, 3});
+  Tensor p = gen.normal({batch, heads, tokens, tokens});
+  for (const Tensor& a : {p, kernels::permute(p, {0, 1, 3, 2})}) {
+    CAPTURE(a.describe());
+    set_num_threads(1);
+    Tensor one = kernels::matmul(a, v);
+    set_num_threads(2);
+    Tensor two = kernels::matmul(a, v);
+    CHECK(relative_error(one, kernels::matmul(f64(a), f64(v))) < 1e-5);
+    CHECK(bit_equal(one, two));
+  }
+}
