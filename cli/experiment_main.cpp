@@ -33,7 +33,7 @@ int experiment_main(int argc, char** argv) {
       "seed", "seed of data, initialisation and training", cxxopts::value<uint64_t>()->default_value("0"))(
       "out", "results folder (default results/<preset>-<suites>-seed<seed>)", cxxopts::value<std::string>()->default_value(""))(
       "cache", "stage cache folder", cxxopts::value<std::string>()->default_value("runs/cache"))(
-      "set", "override a config field: --set vision.finetune.steps=300 (value in JSON; repeatable)",
+      "set", "override a config field: --set vision.finetune.steps=300 (value in JSON, of the same kind as the preset's; repeatable)",
       cxxopts::value<std::string>())(
       "print-config", "print the preset's configuration (with --set applied) as JSON and exit")(
       "no-report", "skip report.md and the plots")("h,help", "show this help");
@@ -58,6 +58,10 @@ int experiment_main(int argc, char** argv) {
     return 2;
   }
   o.threads = args["threads"].as<int>();
+  if (o.threads < 0) {
+    std::fprintf(stderr, "linfuse experiment: --threads must be 0 (all cores) or a positive count, got %d\n", o.threads);
+    return 2;
+  }
   o.seed = args["seed"].as<uint64_t>();
   o.out_dir = args["out"].as<std::string>();
   o.cache_dir = args["cache"].as<std::string>();
@@ -85,9 +89,14 @@ int experiment_main(int argc, char** argv) {
     }
   }
   if (args.count("print-config")) {
-    nlohmann::json config = linfuse::experiments::preset_config(o.preset);
-    linfuse::experiments::apply_overrides(config, o.overrides);
-    std::printf("%s\n", config.dump(2).c_str());
+    try {
+      nlohmann::json config = linfuse::experiments::preset_config(o.preset);
+      linfuse::experiments::apply_overrides(config, o.overrides);
+      std::printf("%s\n", config.dump(2).c_str());
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "linfuse experiment: %s\n", e.what());
+      return 2;
+    }
     return 0;
   }
   try {

@@ -112,12 +112,46 @@ void move_times(nlohmann::json& suite_results, nlohmann::json& times) {
 
 }  // namespace
 
-void apply_overrides(nlohmann::json& base, const nlohmann::json& overrides) {
-  if (!overrides.is_object()) return;
+namespace {
+
+// The JSON kind a config value must keep: an integer setting takes only integers, a real one any number.
+std::string kind_of(const nlohmann::json& v) {
+  if (v.is_number_integer()) return "an integer";
+  if (v.is_number()) return "a number";
+  if (v.is_string()) return "a string";
+  if (v.is_boolean()) return "true or false";
+  if (v.is_array()) return "a JSON array";
+  if (v.is_object()) return "a JSON object";
+  return "null";
+}
+
+bool same_kind(const nlohmann::json& preset, const nlohmann::json& value) {
+  if (preset.is_null()) return true;
+  if (preset.is_number_integer()) return value.is_number_integer();
+  if (preset.is_number()) return value.is_number();
+  return preset.type() == value.type();
+}
+
+void apply_overrides_at(nlohmann::json& base, const nlohmann::json& overrides, const std::string& path) {
   for (auto& [k, v] : overrides.items()) {
-    if (v.is_object() && base.contains(k) && base[k].is_object()) apply_overrides(base[k], v);
-    else base[k] = v;
+    std::string here = path.empty() ? k : path + "." + k;
+    if (v.is_object() && base.contains(k) && base[k].is_object()) {
+      apply_overrides_at(base[k], v, here);
+      continue;
+    }
+    // A value of another kind than the preset's would only fail (or be misread) when its stage runs,
+    // possibly after minutes of pretraining; refuse it now.
+    if (base.contains(k) && !same_kind(base[k], v))
+      throw std::invalid_argument("[config] " + here + " must be " + kind_of(base[k]) + " (the preset has " + base[k].dump() +
+                                  "), got " + v.dump());
+    base[k] = v;
   }
+}
+
+}  // namespace
+
+void apply_overrides(nlohmann::json& base, const nlohmann::json& overrides) {
+  if (overrides.is_object()) apply_overrides_at(base, overrides, "");
 }
 
 std::string run_experiment(const ExperimentOptions& options) {
@@ -125,6 +159,11 @@ std::string run_experiment(const ExperimentOptions& options) {
   if (options.threads > 0) set_num_threads(options.threads);
   nlohmann::json config = preset_config(options.preset);
   apply_overrides(config, options.overrides);
+  // Fine-tuning settings (and mode names) are checked before any stage runs, not after minutes of pretraining.
+  for (const auto& suite_name : options.suites)
+    if (config.contains(suite_name))
+      for (const auto& mode : config[suite_name]["modes"])
+        finetune_config(config[suite_name]["finetune"], peft::mode_from_name(mode.get<std::string>()), options.seed);
   std::string suites_label;
   for (const auto& s : options.suites) suites_label += (suites_label.empty() ? "" : "+") + s;
   std::filesystem::path out = options.out_dir.empty()

@@ -12,7 +12,9 @@ namespace linfuse::experiments {
 // `make run`, at most 20 minutes on 2 cores), "paper" (the full study, hours).
 nlohmann::json preset_config(const std::string& preset);
 std::vector<std::string> preset_names();
-// Merges `overrides` into `config` object by object (a non-object value replaces the field).
+// Merges `overrides` into `config` object by object (a non-object value replaces the field). Throws
+// std::invalid_argument naming the field when a value is of another kind than the one it replaces (a string
+// for an integer, a real number for an integer, an array for a string, ...).
 void apply_overrides(nlohmann::json& config, const nlohmann::json& overrides);
 
 struct ExperimentOptions {

@@ -50,6 +50,7 @@ peft::FinetuneConfig finetune_config(const nlohmann::json& s, peft::FinetuneMode
     c.lora.init = peft::lora_init_from_name(l.value("init", std::string("peft")));
     c.lora.init_seed = l.value("init_seed", uint64_t(1));
   }
+  c.validate();
   return c;
 }
 

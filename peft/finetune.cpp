@@ -144,8 +144,21 @@ int64_t PreparedModel::num_trainable() const {
   return n;
 }
 
+void FinetuneConfig::validate() const {
+  auto fail = [](const std::string& what) { throw std::invalid_argument("[finetune] " + what); };
+  if (steps < 1) fail("steps must be at least 1, got " + std::to_string(steps));
+  if (!std::isfinite(learning_rate) || learning_rate <= 0)
+    fail("learning_rate must be a positive number, got " + std::to_string(learning_rate));
+  if (!std::isfinite(weight_decay) || weight_decay < 0) fail("weight_decay must be >= 0, got " + std::to_string(weight_decay));
+  if (!(warmup_fraction >= 0 && warmup_fraction <= 1))
+    fail("warmup_fraction must be in [0, 1], got " + std::to_string(warmup_fraction));
+  if (!std::isfinite(max_grad_norm) || max_grad_norm <= 0)
+    fail("max_grad_norm must be a positive number (gradients are clipped to it), got " + std::to_string(max_grad_norm));
+}
+
 FinetuneResult finetune(PreparedModel& prepared, const FinetuneConfig& config,
                         const std::function<Tensor(int64_t step)>& batch_loss) {
+  config.validate();
   FinetuneResult result;
   result.trainable_parameters = prepared.num_trainable();
   std::vector<Tensor> params = prepared.trainable_tensors();

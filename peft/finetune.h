@@ -37,6 +37,10 @@ struct FinetuneConfig {
   double max_grad_norm = 1.0;
   uint64_t seed = 0;                // data order, dropout; the adapter init has its own lora.init_seed
   std::string progress_label;       // shown on the terminal's progress line (empty: no progress line)
+
+  // Throws std::invalid_argument naming the setting when one is out of range: steps >= 1, a finite
+  // learning rate > 0, weight decay >= 0, warmup fraction in [0, 1], a finite max grad norm > 0.
+  void validate() const;
 };
 
 // The model prepared for a mode: adapters attached, parameters frozen or linearized. It owns the

@@ -1,5 +1,9 @@
 #include <catch2/catch.hpp>
 
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
 #include "autodiff/tape.h"
 #include "peft/finetune.h"
 #include "peft_test_model.h"
@@ -75,4 +79,44 @@ TEST_CASE("each fine-tuning mode trains the selected part and improves accuracy"
       if (is_lora_mode(mode)) CHECK(r.trainable_parameters < 2000);
     }
   }
+}
+
+TEST_CASE("fine-tuning refuses out-of-range settings before it trains, naming the setting", "[peft][finetune]") {
+  FinetuneConfig ok;
+  REQUIRE_NOTHROW(ok.validate());
+  auto message_of = [](const FinetuneConfig& c) {
+    try {
+      c.validate();
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  struct Case {
+    void (*spoil)(FinetuneConfig&);
+    const char* message;
+  };
+  const Case cases[] = {
+      {[](FinetuneConfig& c) { c.steps = 0; }, "steps must be at least 1"},
+      {[](FinetuneConfig& c) { c.steps = -5; }, "steps must be at least 1, got -5"},
+      {[](FinetuneConfig& c) { c.learning_rate = 0; }, "learning_rate"},
+      {[](FinetuneConfig& c) { c.learning_rate = std::nan(""); }, "learning_rate"},
+      {[](FinetuneConfig& c) { c.weight_decay = -0.1; }, "weight_decay"},
+      {[](FinetuneConfig& c) { c.warmup_fraction = 1.5; }, "warmup_fraction"},
+      {[](FinetuneConfig& c) { c.max_grad_norm = 0; }, "max_grad_norm"},
+  };
+  for (const Case& bad_case : cases) {
+    FinetuneConfig c = ok;
+    bad_case.spoil(c);
+    CHECK_THAT(message_of(c), Catch::Contains(bad_case.message));
+  }
+
+  // finetune() itself checks, so no caller can start (and crash) a run of -5 steps
+  TinyNet net(3);
+  PreparedModel prepared(net, {"layers.*"}, ok);
+  FinetuneConfig bad = ok;
+  bad.steps = -5;
+  int calls = 0;
+  CHECK_THROWS_AS(finetune(prepared, bad, [&](int64_t) { ++calls; return Tensor(); }), std::invalid_argument);
+  CHECK(calls == 0);
 }
