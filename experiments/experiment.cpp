@@ -154,16 +154,32 @@ void apply_overrides(nlohmann::json& base, const nlohmann::json& overrides) {
   if (overrides.is_object()) apply_overrides_at(base, overrides, "");
 }
 
+void validate_config(const nlohmann::json& config, const std::vector<std::string>& suites, uint64_t seed) {
+  // Fine-tuning settings (and mode names) and the batch sizes are checked before any stage runs, not after
+  // minutes of pretraining (a batch of 0 examples would "train" on nothing and report it).
+  for (const auto& suite_name : suites) {
+    if (!config.contains(suite_name)) continue;
+    const nlohmann::json& suite = config[suite_name];
+    for (const auto& mode : suite["modes"])
+      finetune_config(suite["finetune"], peft::mode_from_name(mode.get<std::string>()), seed);
+    for (const char* section : {"pretrain", "instruct", "finetune", "evaluation"})
+      for (const char* field : {"steps", "batch_size"}) {
+        if (!suite.contains(section) || !suite[section].contains(field)) continue;
+        // instruct.steps = 0 skips instruction tuning (documented in --help)
+        int64_t least = std::string(section) == "instruct" && std::string(field) == "steps" ? 0 : 1;
+        if (!suite[section][field].is_number_integer() || suite[section][field].get<int64_t>() < least)
+          throw std::invalid_argument("[config] " + suite_name + "." + section + "." + field + " must be an integer >= " +
+                                      std::to_string(least) + ", got " + suite[section][field].dump());
+      }
+  }
+}
+
 std::string run_experiment(const ExperimentOptions& options) {
   auto start = std::chrono::steady_clock::now();
   if (options.threads > 0) set_num_threads(options.threads);
   nlohmann::json config = preset_config(options.preset);
   apply_overrides(config, options.overrides);
-  // Fine-tuning settings (and mode names) are checked before any stage runs, not after minutes of pretraining.
-  for (const auto& suite_name : options.suites)
-    if (config.contains(suite_name))
-      for (const auto& mode : config[suite_name]["modes"])
-        finetune_config(config[suite_name]["finetune"], peft::mode_from_name(mode.get<std::string>()), options.seed);
+  validate_config(config, options.suites, options.seed);
   std::string suites_label;
   for (const auto& s : options.suites) suites_label += (suites_label.empty() ? "" : "+") + s;
   std::filesystem::path out = options.out_dir.empty()

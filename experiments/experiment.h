@@ -29,6 +29,11 @@ struct ExperimentOptions {
   nlohmann::json overrides;        // merged into the preset (for tests and experiments with the config)
 };
 
+// Checks what would otherwise fail (or silently mislead) only when its stage runs: the fine-tuning settings
+// of every mode of each suite (FinetuneConfig::validate), mode names, and steps / batch sizes >= 1.
+// Throws std::invalid_argument naming the field. run_experiment calls it before its first stage.
+void validate_config(const nlohmann::json& config, const std::vector<std::string>& suites, uint64_t seed);
+
 // Runs the study and returns the results folder (results.json, manifest.json, report.md, CSVs, plots).
 std::string run_experiment(const ExperimentOptions& options);
 

@@ -46,6 +46,11 @@ TEST_CASE("config overrides keep the preset's kinds and name the field they refu
   CHECK(extended["vision"]["evaluation"]["some_new_field"] == "x");
 }
 
+TEST_CASE("every preset passes the config checks", "[experiments][config]") {
+  for (const std::string& preset : preset_names())
+    CHECK_NOTHROW(validate_config(preset_config(preset), {"vision", "text"}, 0));
+}
+
 TEST_CASE("an out-of-range fine-tuning setting stops the experiment before its first stage", "[experiments][config]") {
   ExperimentOptions o;
   o.preset = "smoke";
@@ -63,4 +68,12 @@ TEST_CASE("an out-of-range fine-tuning setting stops the experiment before its f
   CHECK_FALSE(std::filesystem::exists(o.out_dir));   // nothing written
   o.overrides = {{"vision", {{"modes", {"no-such-mode"}}}}};
   CHECK_THROWS_AS(run_experiment(o), std::invalid_argument);
+  o.overrides = {{"vision", {{"finetune", {{"batch_size", 0}}}}}};
+  try {
+    run_experiment(o);
+    FAIL("run_experiment accepted a batch of 0");
+  } catch (const std::invalid_argument& e) {
+    CHECK_THAT(std::string(e.what()), Catch::Contains("vision.finetune.batch_size must be an integer >= 1, got 0"));
+  }
+  CHECK_FALSE(std::filesystem::exists(o.out_dir));
 }
