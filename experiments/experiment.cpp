@@ -155,22 +155,39 @@ void apply_overrides(nlohmann::json& base, const nlohmann::json& overrides) {
 }
 
 void validate_config(const nlohmann::json& config, const std::vector<std::string>& suites, uint64_t seed) {
-  // Fine-tuning settings (and mode names) and the batch sizes are checked before any stage runs, not after
-  // minutes of pretraining (a batch of 0 examples would "train" on nothing and report it).
+  // Checked before any stage runs, not after minutes of pretraining.
   for (const auto& suite_name : suites) {
     if (!config.contains(suite_name)) continue;
     const nlohmann::json& suite = config[suite_name];
+    // Sizes that must be positive (a batch or split of 0 examples divides by zero or "trains" on nothing);
+    // instruct.steps = 0 skips instruction tuning (documented in --help).
+    struct Positive {
+      const char *section, *field;
+      int64_t least;
+    };
+    const Positive sizes[] = {{"pretrain", "steps", 1},           {"pretrain", "batch_size", 1},
+                              {"instruct", "steps", 0},           {"instruct", "batch_size", 1},
+                              {"finetune", "steps", 1},           {"finetune", "batch_size", 1},
+                              {"evaluation", "batch_size", 1},    {"evaluation", "validation_examples", 1},
+                              {"evaluation", "test_examples", 1}, {"data", "train", 1},
+                              {"data", "validation", 1},          {"data", "test", 1},
+                              {"data", "pretrain", 1}};
+    for (const Positive& p : sizes) {
+      if (!suite.contains(p.section) || !suite[p.section].contains(p.field)) continue;
+      const nlohmann::json& v = suite[p.section][p.field];
+      if (!v.is_number_integer() || v.get<int64_t>() < p.least)
+        throw std::invalid_argument("[config] " + suite_name + "." + p.section + "." + p.field + " must be an integer >= " +
+                                    std::to_string(p.least) + ", got " + v.dump());
+    }
+    // Merging needs two tasks and the study one mode at least.
+    if (!suite.contains("tasks") || !suite["tasks"].is_array() || suite["tasks"].size() < 2)
+      throw std::invalid_argument("[config] " + suite_name + ".tasks must list at least 2 tasks to merge, got " +
+                                  (suite.contains("tasks") ? suite["tasks"].dump() : std::string("nothing")));
+    if (!suite.contains("modes") || !suite["modes"].is_array() || suite["modes"].empty())
+      throw std::invalid_argument("[config] " + suite_name + ".modes must list at least one fine-tuning mode (full, " +
+                                  "linear-full, lora, l-lora, l-lora-local)");
     for (const auto& mode : suite["modes"])
       finetune_config(suite["finetune"], peft::mode_from_name(mode.get<std::string>()), seed);
-    for (const char* section : {"pretrain", "instruct", "finetune", "evaluation"})
-      for (const char* field : {"steps", "batch_size"}) {
-        if (!suite.contains(section) || !suite[section].contains(field)) continue;
-        // instruct.steps = 0 skips instruction tuning (documented in --help)
-        int64_t least = std::string(section) == "instruct" && std::string(field) == "steps" ? 0 : 1;
-        if (!suite[section][field].is_number_integer() || suite[section][field].get<int64_t>() < least)
-          throw std::invalid_argument("[config] " + suite_name + "." + section + "." + field + " must be an integer >= " +
-                                      std::to_string(least) + ", got " + suite[section][field].dump());
-      }
   }
 }
 

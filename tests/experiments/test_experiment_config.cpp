@@ -63,7 +63,7 @@ TEST_CASE("an out-of-range fine-tuning setting stops the experiment before its f
     run_experiment(o);
     FAIL("run_experiment accepted steps = -5");
   } catch (const std::invalid_argument& e) {
-    CHECK_THAT(std::string(e.what()), Catch::Contains("steps must be at least 1, got -5"));
+    CHECK_THAT(std::string(e.what()), Catch::Contains("vision.finetune.steps must be an integer >= 1, got -5"));
   }
   CHECK_FALSE(std::filesystem::exists(o.out_dir));   // nothing written
   o.overrides = {{"vision", {{"modes", {"no-such-mode"}}}}};
@@ -74,6 +74,23 @@ TEST_CASE("an out-of-range fine-tuning setting stops the experiment before its f
     FAIL("run_experiment accepted a batch of 0");
   } catch (const std::invalid_argument& e) {
     CHECK_THAT(std::string(e.what()), Catch::Contains("vision.finetune.batch_size must be an integer >= 1, got 0"));
+  }
+  // sizes, task and mode lists that used to crash (a split of 0: division by zero) or report nothing
+  const std::pair<json, const char*> refused[] = {
+      {{{"vision", {{"data", {{"train", 0}}}}}}, "vision.data.train must be an integer >= 1, got 0"},
+      {{{"vision", {{"evaluation", {{"test_examples", 0}}}}}}, "vision.evaluation.test_examples must be an integer >= 1"},
+      {{{"vision", {{"tasks", json::array({"mnist"})}}}}, "vision.tasks must list at least 2 tasks"},
+      {{{"vision", {{"modes", json::array()}}}}, "vision.modes must list at least one fine-tuning mode"},
+  };
+  for (const auto& [overrides, message] : refused) {
+    json config = preset_config("smoke");
+    apply_overrides(config, overrides);
+    try {
+      validate_config(config, {"vision"}, 0);
+      FAIL("accepted " << overrides.dump());
+    } catch (const std::invalid_argument& e) {
+      CHECK_THAT(std::string(e.what()), Catch::Contains(message));
+    }
   }
   CHECK_FALSE(std::filesystem::exists(o.out_dir));
 }
