@@ -110,10 +110,6 @@ void move_times(nlohmann::json& suite_results, nlohmann::json& times) {
     }
 }
 
-}  // namespace
-
-namespace {
-
 // The JSON kind a config value must keep: an integer setting takes only integers, a real one any number.
 std::string kind_of(const nlohmann::json& v) {
   if (v.is_number_integer()) return "an integer";

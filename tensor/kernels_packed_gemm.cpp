@@ -103,8 +103,7 @@ void pack_b(bool tb, int64_t n, int64_t k, const float* b, int64_t ldb, float* p
 }
 
 // C rows [0, MR) x columns [0, cols) (cols <= kNR) = alpha sum_p op(A)(r, p) panel(p, :) over `depth` steps,
-// added to C when `accumulate`. op(A)(r, p) is a[r lda + p], or a[p lda + r]
-// when TransposedA.
+// added to C when `accumulate`. op(A)(r, p) is a[r lda + p], or a[p lda + r] when TransposedA.
 template <int MR, bool TransposedA>
 void register_tile(const float* a, int64_t lda, const float* panel, int64_t depth, float* c,
                    int64_t ldc, int64_t cols, float alpha, bool accumulate) {
@@ -216,8 +215,7 @@ void packed_tiles(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, 
 // not transposed with k up to one depth block (x W^T and g W of the workload's linear layers: 1.1-1.3x). With A
 // transposed (the weight gradients g^T x, k = 3200) it only matches OpenBLAS (0.96-1.19x in isolation, no
 // difference within noise in the training step), and a large square (1024^3) is no faster, so those stay on
-// OpenBLAS. Without AVX2 and FMA (a build without -march=native) it is
-// never chosen.
+// OpenBLAS. Without AVX2 and FMA (a build without -march=native) it is never chosen.
 bool use_packed_sgemm(bool ta, bool tb, int64_t batch, int64_t m, int64_t n, int64_t k) {
 #if defined(__AVX2__) && defined(__FMA__)
   if (n < 2 * kNR || m < 2 * kMR || k > kMaxDepth) return false;

@@ -1,9 +1,10 @@
 #pragma once
-// A float32 GEMM for the products of the reference workload's linear layers (k = 128 or 512 over 3200 token
-// rows, and their weight gradients with k = 3200), where OpenBLAS spends a third of its time packing and zeroes
-// every fresh C in a separate pass. This one packs op(B) once per product into panels 16 columns wide, reads
-// op(A) in place (a transposed A is copied 6 rows at a time), and writes C straight from 6 x 16 register tiles. Internal to tensor/ (kernels_matmul.cpp
-// decides, from the shape and the layout alone).
+// A float32 GEMM for the products of the reference workload's linear layers (x W^T and g W: k = 128 or 512 over
+// 3200 token rows) and attention's 32-wide batched products, where OpenBLAS spends a third of its time packing
+// and zeroes every fresh C in a separate pass. This one packs op(B) once per product into panels 16 columns
+// wide, reads op(A) in place (a transposed A is copied 6 rows at a time), and writes C straight from 6 x 16
+// register tiles. The weight gradients (g^T x, k = 3200) stay on OpenBLAS: there it only ties (see
+// use_packed_sgemm). Internal to tensor/ (kernels_matmul.cpp decides, from the shape and the layout alone).
 #include <cstdint>
 
 namespace linfuse::kernels {
@@ -13,8 +14,9 @@ bool use_packed_sgemm(bool ta, bool tb, int64_t batch, int64_t m, int64_t n, int
 
 // C (m x n, row stride ldc) = alpha op(A) op(B) + beta C, beta 0 or 1. op(A) (m x k) is A (row stride lda) or
 // its transpose when ta; op(B) (k x n) likewise. Runs in parallel over tiles of C whose sizes depend only on
-// (m, n, k) (a product under 2^21 multiply-adds is one tile, run on the calling thread), and every element of C is summed over k in the same blocks and order whatever the tiling, so the
-// result does not depend on the thread count.
+// (m, n, k) (a product under 2^21 multiply-adds is one tile, run on the calling thread), and every element of
+// C is summed over k in the same blocks and order whatever the tiling, so the result does not depend on the
+// thread count.
 void packed_sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
                   int64_t ldb, float* c, int64_t ldc, float alpha, float beta);
 
