@@ -22,8 +22,9 @@ int experiment_main(int argc, char** argv) {
       "     (task- and layer-wise), LoraHub; LoRA modes in parameter and weight space; hyperparameters chosen\n"
       "     on the validation split, scores on the test split; normalized score = merged / single-task, over\n"
       "     the tasks every mode learned (above chance by merge.learned_margin_se = 2 standard errors)\n"
-      "  5. analyses: normalized score vs number of tasks, cosine similarity of task vectors, weight-\n"
-      "     disentanglement error maps\n"
+      "  5. analyses: normalized score vs number of tasks, cosine similarity of task vectors, cross-task\n"
+      "     scores (each task's fine-tuned model on every task, against zero-shot), weight-disentanglement\n"
+      "     error maps\n"
       "  6. report: results.json, manifest.json (config, seed, threads, commit, time per stage), report.md,\n"
       "     CSV tables and gnuplot plots in the results folder\n");
   options.add_options()("suite", "vision, text or all", cxxopts::value<std::string>()->default_value("all"))(

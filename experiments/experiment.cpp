@@ -89,6 +89,10 @@ void merging_study(Suite& suite, const nlohmann::json& config, nlohmann::json& r
       StageTimer timer(ctx, name + "/similarity");
       results["cosine_similarity"][mode_name] = task_vector_similarity(*target);
     }
+    {
+      StageTimer timer(ctx, name + "/cross_task");
+      results["cross_task"][mode_name] = cross_task_scores(*target);
+    }
     if (!sweep_config.methods.empty()) {
       StageTimer timer(ctx, name + "/sweep");
       for (auto& e : run_num_tasks_sweep(*target, sweep_config, single, ctx.log)) results["num_tasks_sweep"].push_back(e);

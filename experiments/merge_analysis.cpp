@@ -1,5 +1,5 @@
 // The analyses of the merging study: normalized score against the number of tasks, cosine similarity of the
-// task vectors, and weight-disentanglement error maps.
+// task vectors, cross-task scores of the fine-tuned models, and weight-disentanglement error maps.
 #include <algorithm>
 #include <cmath>
 
@@ -146,6 +146,14 @@ nlohmann::json task_vector_similarity(MergeTarget& target) {
           {"mean_off_diagonal", mean_off_diagonal(flat)},
           {"layer_averaged_matrix", layered},
           {"layer_averaged_mean_off_diagonal", mean_off_diagonal(layered)}};
+}
+
+nlohmann::json cross_task_scores(MergeTarget& target) {
+  const int n = target.num_tasks();
+  std::vector<std::vector<double>> matrix(static_cast<size_t>(n), std::vector<double>(static_cast<size_t>(n)));
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < n; ++j) matrix[size_t(i)][size_t(j)] = target.score(target.finetuned_state(i), j, Split::Test);
+  return {{"matrix", matrix}};
 }
 
 DisentanglementConfig DisentanglementConfig::from_json(const nlohmann::json& j) {

@@ -66,6 +66,12 @@ nlohmann::json run_num_tasks_sweep(MergeTarget& target, const SweepConfig& confi
 // Cosine similarity of the mode's task vectors, flattened and layer-averaged.
 nlohmann::json task_vector_similarity(MergeTarget& target);
 
+// Cross-task scores: {"matrix": m} with m[i][j] = test score on task j of the model fine-tuned on task i
+// alone (task x task; the diagonal is the single-task score). Read against the zero-shot score of task j, the
+// off-diagonal entries show how much one task's fine-tuning disturbs the other tasks: the interference a
+// merge of the task vectors starts from (Ilharco et al.'s "control task" accuracy, for every pair).
+nlohmann::json cross_task_scores(MergeTarget& target);
+
 struct DisentanglementConfig {
   std::vector<std::pair<std::string, std::string>> pairs;
   double coefficient_range = 2.0;

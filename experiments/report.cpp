@@ -3,6 +3,7 @@
 // report_claims.cpp; this file reads the results, writes the header and the claims, and writes the files.
 #include "experiments/report.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "experiments/report_format.h"
@@ -43,7 +44,7 @@ std::string header_section(const ReportResults& results) {
   }
   text += "Every score is measured on the test split, which played no part in choosing hyperparameters. "
           "Scores are in %: accuracy, or Spearman's rho x100 for a regression task. The CSV files next to this "
-          "report (single_task.csv, merged.csv, num_tasks.csv, cosine.csv, disentanglement.csv) hold the same "
+          "report (single_task.csv, merged.csv, num_tasks.csv, cosine.csv, cross_task.csv, disentanglement.csv) hold the same "
           "numbers in results.json's units (fractions of 1).\n\n";
   if (m.present) {
     text += "### Time per stage\n\n";
@@ -110,6 +111,25 @@ std::string fine_tuning_caveats(const ReportResults& results) {
               "test average " + percent(best_merged) + " vs zero-shot " + percent(*zero_shot) +
               "); at this scale merging mostly preserved the pretrained model, and the normalized scores compare how much "
               "of each mode's own fine-tuning gain survived, not merged models that improve on the pretrained one.\n";
+    // The cross-task scores: when one task's fine-tuning alone lowers the other tasks in every mode, the task
+    // vectors interfere before any merge, which bounds what a merge can keep.
+    std::vector<double> other_task_change;
+    if (suite.cross_task)
+      for (const auto& [mode, matrix] : *suite.cross_task)
+        if (auto change = cross_task_change(suite, matrix); change && change->size() > 1) {
+          double sum = 0;
+          for (size_t i = 0; i < change->size(); ++i)
+            for (size_t j = 0; j < change->size(); ++j) sum += i == j ? 0.0 : (*change)[i][j];
+          other_task_change.push_back(sum / double(change->size() * (change->size() - 1)));
+        }
+    if (!other_task_change.empty()) {
+      auto [low, high] = std::minmax_element(other_task_change.begin(), other_task_change.end());
+      if (*high < 0)
+        text += "- **Caveat (" + suite.name + ")**: fine-tuning one task alone lowers the other tasks' scores below the "
+                "pretrained model's, by " + fixed(-*high, 1) + " to " + fixed(-*low, 1) + " points on average depending "
+                "on the mode (Cross-task scores): the task vectors interfere before any merge, which bounds what merging "
+                "can keep of every task's gain.\n";
+    }
     // Task arithmetic at lambda 0 is the pretrained model: its normalized score is then zero-shot / single-task,
     // which ranks the modes by their single-task scores (lower is "better"), not by how well they merge.
     std::vector<std::string> at_zero;
@@ -159,7 +179,7 @@ std::string write_report(const std::string& results_dir, const ReportOptions& op
   if (results.suites.empty()) markdown += "_No suite in results.json: nothing was run._\n\n";
   for (const auto& suite : results.suites)
     markdown += suite_overview_section(suite) + merged_section(suite) + num_tasks_section(suite, plots) +
-                cosine_section(suite, plots) + disentanglement_section(suite, plots);
+                cosine_section(suite, plots) + cross_task_section(suite, plots) + disentanglement_section(suite, plots);
   markdown += claims_section(report::evaluate_claims(results), fine_tuning_caveats(results));
 
   auto path_of = [&](const std::string& name) { return (std::filesystem::path(results_dir) / name).string(); };
@@ -167,6 +187,7 @@ std::string write_report(const std::string& results_dir, const ReportOptions& op
   write_file_atomic(path_of("merged.csv"), merged_csv(results));
   write_file_atomic(path_of("num_tasks.csv"), num_tasks_csv(results));
   write_file_atomic(path_of("cosine.csv"), cosine_csv(results));
+  write_file_atomic(path_of("cross_task.csv"), cross_task_csv(results));
   write_file_atomic(path_of("disentanglement.csv"), disentanglement_csv(results));
   // report.md last: when it is there, everything it refers to is there too.
   const std::string report_path = path_of("report.md");

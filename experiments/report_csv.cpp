@@ -73,6 +73,26 @@ std::string num_tasks_csv(const ReportResults& results) {
   return csv;
 }
 
+std::string cross_task_csv(const ReportResults& results) {
+  std::string csv = csv_line({"suite", "mode", "finetuned_on", "evaluated_on", "score", "zero_shot"});
+  for (const auto& suite : results.suites) {
+    if (!suite.cross_task) continue;
+    for (const auto& mode : suite.modes) {
+      auto found = suite.cross_task->find(mode);
+      if (found == suite.cross_task->end()) continue;
+      for (size_t i = 0; i < suite.tasks.size(); ++i)
+        for (size_t j = 0; j < suite.tasks.size(); ++j) {
+          std::optional<double> zero_shot;
+          if (suite.zero_shot)
+            if (auto z = suite.zero_shot->find(suite.tasks[j]); z != suite.zero_shot->end()) zero_shot = z->second;
+          csv += csv_line({suite.name, mode, suite.tasks[i], suite.tasks[j], csv_number(found->second[i][j]),
+                           csv_number(zero_shot)});
+        }
+    }
+  }
+  return csv;
+}
+
 std::string cosine_csv(const ReportResults& results) {
   std::string csv = csv_line({"suite", "mode", "matrix", "task_a", "task_b", "cosine"});
   for (const auto& suite : results.suites) {

@@ -213,6 +213,54 @@ std::string task_tics(const std::vector<std::string>& tasks) {
   return tics + ")";
 }
 
+// A tasks x tasks heatmap with each cell's value printed in it: rows top to bottom and columns left to right in
+// the suite's task order, a blue-white-red palette over [-range, range] (0 is white).
+struct TaskMatrixHeatmap {
+  std::string section, name, caption;
+  std::string data_comment;   // the data file's first comment line: what the numbers are
+  std::string colour_label;   // the colour box's label
+  std::string cell_format;    // gnuplot sprintf format of the printed values
+  std::string x_label, y_label;
+  double range = 1;
+  bool blank_diagonal = false;  // the diagonal is left out of the colours (the cosine's 1 would dominate them)
+};
+
+Plot task_matrix_plot(const SuiteResults& suite, const Matrix& matrix, const TaskMatrixHeatmap& spec) {
+  const size_t n = suite.tasks.size();
+  Plot plot;
+  plot.suite = suite.name, plot.section = spec.section, plot.name = spec.name, plot.caption = spec.caption;
+  plot.data_file = plot.name + ".dat";
+  plot.data = "# " + spec.data_comment + "\n# Rows and columns in task order: ";
+  for (size_t i = 0; i < n; ++i) plot.data += (i ? " " : "") + suite.tasks[i];
+  plot.data += "\n";
+  for (const auto& row : matrix) {
+    for (size_t j = 0; j < row.size(); ++j) {
+      if (j) plot.data += ' ';
+      plot.data += number(row[j]);
+    }
+    plot.data += "\n";
+  }
+  std::string limit = number(spec.range), contrast = number(0.6 * spec.range);
+  std::string colour = spec.blank_diagonal ? "($1 == $2 ? NaN : $3)" : "3";
+  std::string dark_cell = spec.blank_diagonal ? "$1 != $2 && abs($3) > " + contrast : "abs($3) > " + contrast;
+  std::string body =
+      "  set title " + gnuplot_string(plot.caption) + "\n" +
+      "  set size square\n  unset key\n" +
+      "  set xrange [-0.5:" + number(double(n) - 0.5) + "]\n  set yrange [" + number(double(n) - 0.5) + ":-0.5]\n" +
+      "  set xtics " + task_tics(suite.tasks) + " rotate by 35 right nomirror scale 0\n" +
+      "  set ytics " + task_tics(suite.tasks) + " nomirror scale 0\n" +
+      (spec.x_label.empty() ? "" : "  set xlabel " + gnuplot_string(spec.x_label) + "\n") +
+      (spec.y_label.empty() ? "" : "  set ylabel " + gnuplot_string(spec.y_label) + "\n") +
+      "  set cbrange [-" + limit + ":" + limit + "]\n" +
+      "  set cblabel " + gnuplot_string(spec.colour_label) + "\n" +
+      "  set palette defined (0 \"#2166ac\", 0.5 \"#f7f7f7\", 1 \"#b2182b\")\n" +
+      "  plot " + gnuplot_string(plot.data_file) + " matrix using 1:2:" + colour + " with image, \\\n       " +
+      gnuplot_string(plot.data_file) + " matrix using 1:2:(sprintf(" + gnuplot_string(spec.cell_format) + ", $3)):(" +
+      dark_cell + " ? 0xffffff : 0x000000) with labels font \",9\" tc rgb variable\n";
+  plot.script = script_with_body(plot.name, plot.caption, 620, 560, body);
+  return plot;
+}
+
 void plan_cosine_plots(const SuiteResults& suite, std::vector<Plot>& plots) {
   if (!suite.cosine_similarity) return;
   // One colour range for every mode of the suite, symmetric around 0 and set by the largest off-diagonal
@@ -223,43 +271,48 @@ void plan_cosine_plots(const SuiteResults& suite, std::vector<Plot>& plots) {
     for (size_t i = 0; i < cosine.matrix.size(); ++i)
       for (size_t j = 0; j < cosine.matrix.size(); ++j)
         if (i != j) largest = std::max(largest, std::abs(cosine.matrix[i][j]));
-  double range = std::max(0.05, std::ceil(largest / 0.05) * 0.05);
-  size_t n = suite.tasks.size();
   for (const auto& mode : suite.modes) {
     auto found = suite.cosine_similarity->find(mode);
     if (found == suite.cosine_similarity->end() || found->second.matrix.empty()) continue;
-    const Matrix& matrix = found->second.matrix;
-    Plot plot;
-    plot.suite = suite.name, plot.section = "cosine";
-    plot.name = "cosine_" + file_safe(suite.name) + "_" + file_safe(mode);
-    plot.caption = capitalized(suite.name) + ", " + mode + ": cosine similarity of task vectors";
-    plot.data_file = plot.name + ".dat";
-    plot.data = "# Cosine similarity of the flattened task vectors, " + suite.name + " suite, mode " + mode +
-                ".\n# Rows and columns in task order: ";
-    for (size_t i = 0; i < n; ++i) plot.data += (i ? " " : "") + suite.tasks[i];
-    plot.data += "\n";
-    for (const auto& row : matrix) {
-      for (size_t j = 0; j < row.size(); ++j) {
-        if (j) plot.data += ' ';
-        plot.data += number(row[j]);
-      }
-      plot.data += "\n";
+    TaskMatrixHeatmap spec;
+    spec.section = "cosine";
+    spec.name = "cosine_" + file_safe(suite.name) + "_" + file_safe(mode);
+    spec.caption = capitalized(suite.name) + ", " + mode + ": cosine similarity of task vectors";
+    spec.data_comment = "Cosine similarity of the flattened task vectors, " + suite.name + " suite, mode " + mode + ".";
+    spec.colour_label = "cosine similarity (range shared by the modes)";
+    spec.cell_format = "%.2f";
+    spec.range = std::max(0.05, std::ceil(largest / 0.05) * 0.05);
+    spec.blank_diagonal = true;
+    plots.push_back(task_matrix_plot(suite, found->second.matrix, spec));
+  }
+}
+
+void plan_cross_task_plots(const SuiteResults& suite, std::vector<Plot>& plots) {
+  if (!suite.cross_task) return;
+  // Fine-tuned minus zero-shot score in points; one colour range for every mode, symmetric around 0 and set
+  // by the largest change (gains on the diagonal, mostly losses off it), in steps of 5 points.
+  std::map<std::string, Matrix> changes;
+  double largest = 0;
+  for (const auto& [mode, matrix] : *suite.cross_task)
+    if (auto change = cross_task_change(suite, matrix)) {
+      for (const auto& row : *change)
+        for (double points : row) largest = std::max(largest, std::abs(points));
+      changes[mode] = *change;
     }
-    std::string limit = number(range), contrast = number(0.6 * range);
-    std::string body =
-        "  set title " + gnuplot_string(plot.caption) + "\n" +
-        "  set size square\n  unset key\n" +
-        "  set xrange [-0.5:" + number(double(n) - 0.5) + "]\n  set yrange [" + number(double(n) - 0.5) + ":-0.5]\n" +
-        "  set xtics " + task_tics(suite.tasks) + " rotate by 35 right nomirror scale 0\n" +
-        "  set ytics " + task_tics(suite.tasks) + " nomirror scale 0\n" +
-        "  set cbrange [-" + limit + ":" + limit + "]\n" +
-        "  set cblabel \"cosine similarity (range shared by the modes)\"\n" +
-        "  set palette defined (0 \"#2166ac\", 0.5 \"#f7f7f7\", 1 \"#b2182b\")\n" +
-        "  plot " + gnuplot_string(plot.data_file) + " matrix using 1:2:($1 == $2 ? NaN : $3) with image, \\\n       " +
-        gnuplot_string(plot.data_file) + " matrix using 1:2:(sprintf(\"%.2f\", $3)):($1 != $2 && abs($3) > " + contrast +
-        " ? 0xffffff : 0x000000) with labels font \",9\" tc rgb variable\n";
-    plot.script = script_with_body(plot.name, plot.caption, 620, 560, body);
-    plots.push_back(plot);
+  for (const auto& mode : suite.modes) {
+    auto found = changes.find(mode);
+    if (found == changes.end()) continue;
+    TaskMatrixHeatmap spec;
+    spec.section = "cross_task";
+    spec.name = "cross_task_" + file_safe(suite.name) + "_" + file_safe(mode);
+    spec.caption = capitalized(suite.name) + ", " + mode + ": fine-tuned minus zero-shot score";
+    spec.data_comment = "Test score minus zero-shot score in points, " + suite.name + " suite, mode " + mode +
+                        "; row i: fine-tuned on task i, column j: scored on task j.";
+    spec.colour_label = "points (range shared by the modes)";
+    spec.cell_format = "%.0f";
+    spec.x_label = "scored on", spec.y_label = "fine-tuned on";
+    spec.range = std::max(5.0, std::ceil(largest / 5) * 5);
+    plots.push_back(task_matrix_plot(suite, found->second, spec));
   }
 }
 
@@ -324,6 +377,7 @@ std::vector<Plot> plan_plots(const ReportResults& results) {
   for (const auto& suite : results.suites) {
     plan_sweep_plots(suite, plots);
     plan_cosine_plots(suite, plots);
+    plan_cross_task_plots(suite, plots);
     plan_disentanglement_plots(suite, plots);
   }
   return plots;

@@ -275,6 +275,16 @@ SuiteResults parse_suite(const Checker& check, const std::string& name, const Js
       note_mode(suite, mode);
     }
   }
+  if (auto* v = member(value, "cross_task")) {
+    suite.cross_task.emplace();
+    for (const auto& [mode, entry] : check.object(*v, path + ".cross_task").items()) {
+      const std::string entry_path = path + ".cross_task." + mode;
+      check.object(entry, entry_path);
+      check.expect(member(entry, "matrix") != nullptr, entry_path, "has no \"matrix\"");
+      (*suite.cross_task)[mode] = check.matrix(entry["matrix"], entry_path + ".matrix", suite.tasks.size(), suite.tasks.size());
+      note_mode(suite, mode);
+    }
+  }
   if (auto* v = member(value, "disentanglement")) {
     suite.disentanglement.emplace();
     for (size_t i = 0; i < check.array(*v, path + ".disentanglement").size(); ++i)
@@ -373,6 +383,20 @@ std::optional<double> normalized_average_of(const MergedResult& merged, const st
 
 const std::vector<std::string>& normalization_tasks(const SuiteResults& suite) {
   return suite.normalized_tasks ? *suite.normalized_tasks : suite.tasks;
+}
+
+std::optional<Matrix> cross_task_change(const SuiteResults& suite, const Matrix& cross_task) {
+  if (!suite.zero_shot) return std::nullopt;
+  std::vector<double> zero_shot;
+  for (const auto& task : suite.tasks) {
+    auto found = suite.zero_shot->find(task);
+    if (found == suite.zero_shot->end()) return std::nullopt;
+    zero_shot.push_back(found->second);
+  }
+  Matrix change = cross_task;
+  for (auto& row : change)
+    for (size_t j = 0; j < row.size(); ++j) row[j] = 100 * (row[j] - zero_shot[j]);
+  return change;
 }
 
 std::optional<double> mean_abs_off_diagonal(const Matrix& matrix) {

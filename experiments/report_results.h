@@ -82,6 +82,8 @@ struct SuiteResults {
   std::optional<std::vector<MergedResult>> merged;
   std::optional<std::vector<SweepPoint>> num_tasks_sweep;
   std::optional<std::map<std::string, CosineSimilarity>> cosine_similarity;  // mode -> similarity
+  // mode -> m[i][j]: test score on task j of the model fine-tuned on task i alone (tasks x tasks)
+  std::optional<std::map<std::string, Matrix>> cross_task;
   std::optional<std::vector<DisentanglementGrid>> disentanglement;
   // The tasks that count in normalized scores (every mode's single-task score above its learned threshold,
   // experiments/suite_common.h) and the thresholds; absent in results written before they existed.
@@ -110,6 +112,9 @@ std::optional<double> test_average_of(const MergedResult& merged, const std::vec
 std::optional<double> normalized_average_of(const MergedResult& merged, const std::vector<std::string>& tasks);
 // The tasks normalized averages are over: normalized_tasks when written, else all of the suite's tasks.
 const std::vector<std::string>& normalization_tasks(const SuiteResults& suite);
+// A cross-task matrix (SuiteResults::cross_task) minus the zero-shot score of each column's task, in points
+// (x100); empty when the suite has no zero-shot score for every task.
+std::optional<Matrix> cross_task_change(const SuiteResults& suite, const Matrix& cross_task);
 // Mean of |m[i][j]| over i != j; empty for a matrix smaller than 2 x 2.
 std::optional<double> mean_abs_off_diagonal(const Matrix& matrix);
 // Mean error over the grid points with |a| <= limit and |b| <= limit (limit < 0: the whole grid).

@@ -15,6 +15,7 @@ std::string suite_overview_section(const SuiteResults& suite);  // model, tasks,
 std::string merged_section(const SuiteResults& suite);          // headline tables, then one part per method
 std::string num_tasks_section(const SuiteResults& suite, const PlotSet& plots);
 std::string cosine_section(const SuiteResults& suite, const PlotSet& plots);
+std::string cross_task_section(const SuiteResults& suite, const PlotSet& plots);
 std::string disentanglement_section(const SuiteResults& suite, const PlotSet& plots);
 
 // report_csv.cpp: the CSV files, in results.json's units (fractions), one header line each.
@@ -22,6 +23,7 @@ std::string single_task_csv(const ReportResults& results);      // one row per s
 std::string merged_csv(const ReportResults& results);           // one row per suite/method/mode/space/task
 std::string num_tasks_csv(const ReportResults& results);        // one row per sweep point
 std::string cosine_csv(const ReportResults& results);           // one row per suite/mode/matrix/task pair
+std::string cross_task_csv(const ReportResults& results);       // one row per suite/mode/task pair
 std::string disentanglement_csv(const ReportResults& results);  // one row per grid (mean errors)
 
 // report_claims.cpp: the claims evaluated on typed results (evaluate_claims parses, then calls this).

@@ -1,5 +1,5 @@
 // The per-suite sections of report.md: overview, merged models, number-of-tasks sweep, cosine similarity,
-// weight disentanglement (see report_sections.h).
+// cross-task scores, weight disentanglement (see report_sections.h).
 #include <algorithm>
 #include <map>
 #include <set>
@@ -311,6 +311,47 @@ std::string cosine_section(const SuiteResults& suite, const PlotSet& plots) {
   if (!images.empty())
     text += "Heatmaps of the flattened task vectors' cosine similarity; one colour range for every mode of the suite "
             "(the diagonal, always 1, is left blank):\n\n" + images;
+  return text;
+}
+
+std::string cross_task_section(const SuiteResults& suite, const PlotSet& plots) {
+  std::string text = "### Cross-task scores of the fine-tuned models\n\n";
+  if (!suite.cross_task || suite.cross_task->empty())
+    return text + note("No cross-task scores in results.json: the analysis stage did not run.");
+  if (!suite.zero_shot) return text + note("No zero-shot scores in results.json to compare the cross-task scores with.");
+  text += "Each model fine-tuned on one task, scored on every task's test split, minus the pretrained model's "
+          "(zero-shot) score on that task, in points (" + metric_description(suite) + "). Own task: the mean "
+          "single-task gain. Other tasks: the mean over the ordered pairs of different tasks, i.e. what one task's "
+          "fine-tuning does to the rest, which a merge of the task vectors has to live with. Largest drop: "
+          "fine-tuned on -> scored on.\n\n";
+  MarkdownTable table({"mode", "own task", "other tasks", "pairs below zero-shot", "largest drop"});
+  for (const auto& mode : suite.modes) {
+    auto found = suite.cross_task->find(mode);
+    if (found == suite.cross_task->end()) continue;
+    auto change = cross_task_change(suite, found->second);
+    if (!change) continue;
+    double own = 0, others = 0, worst = 0;
+    size_t own_count = 0, other_count = 0, below = 0;
+    std::string worst_pair = kMissing;
+    for (size_t i = 0; i < change->size(); ++i)
+      for (size_t j = 0; j < change->size(); ++j) {
+        double points = (*change)[i][j];
+        if (i == j) {
+          own += points, ++own_count;
+          continue;
+        }
+        others += points, ++other_count, below += points < 0;
+        if (points < worst) worst = points, worst_pair = suite.tasks[i] + " -> " + suite.tasks[j] + " " + signed_fixed(points, 1);
+      }
+    table.add_row({mode, own_count ? signed_fixed(own / double(own_count), 1) : kMissing,
+                   other_count ? signed_fixed(others / double(other_count), 1) : kMissing,
+                   std::to_string(below) + " of " + std::to_string(other_count), worst_pair});
+  }
+  text += table.str() + "\n";
+  std::string images = plots.markdown(suite.name, "cross_task");
+  if (!images.empty())
+    text += "Heatmaps of fine-tuned minus zero-shot score (rows: the task fine-tuned on; columns: the task scored; "
+            "one colour range for every mode of the suite):\n\n" + images;
   return text;
 }
 

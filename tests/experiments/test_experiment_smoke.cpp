@@ -30,6 +30,23 @@ void check_score(const nlohmann::json& v, const std::string& what) {
   CHECK(x <= 1.0);
 }
 
+// Every mode has a tasks x tasks cross-task matrix of valid scores whose diagonal is the single-task score:
+// the fine-tuned model of task i, scored again on task i through the merge target, gives the same number.
+void check_cross_task(const nlohmann::json& suite) {
+  const size_t tasks = suite["tasks"].size();
+  REQUIRE(suite["cross_task"].size() == suite["modes"].size());
+  for (const auto& mode : suite["modes"]) {
+    const auto& matrix = suite["cross_task"][mode.get<std::string>()]["matrix"];
+    REQUIRE(matrix.size() == tasks);
+    for (size_t i = 0; i < tasks; ++i) {
+      REQUIRE(matrix[i].size() == tasks);
+      for (size_t j = 0; j < tasks; ++j) check_score(matrix[i][j], "cross_task." + mode.get<std::string>());
+      const std::string task = suite["tasks"][i];
+      CHECK(matrix[i][i].get<double>() == suite["single_task"][mode.get<std::string>()][task].get<double>());
+    }
+  }
+}
+
 // Normalized scores exist exactly for the tasks every mode learned (single-task score above the task's
 // learned threshold), their averages are finite, and the sweep merges only those tasks.
 void check_normalization(const nlohmann::json& suite) {
@@ -100,6 +117,7 @@ TEST_CASE("the smoke preset runs the study end to end and writes a complete repo
   CHECK(v["num_tasks_sweep"].size() == 5 * 2);   // k = 2, 3 for each mode
   CHECK(v["disentanglement"].size() == 2);       // lora and l-lora
   for (const auto& [mode, sim] : v["cosine_similarity"].items()) CHECK(sim["matrix"].size() == 3);
+  check_cross_task(v);
   // manifest and report
   nlohmann::json manifest = nlohmann::json::parse(slurp(fs::path(dir) / "manifest.json"));
   CHECK(manifest["seed"] == 0);
@@ -173,6 +191,7 @@ TEST_CASE("the text suite runs end to end on a tiny config, in range and determi
   CHECK(t["num_tasks_sweep"].size() == (t["normalized_tasks"].size() == 2 ? 5u : 0u));
   CHECK(t["disentanglement"].size() == 1);
   for (const auto& [mode, sim] : t["cosine_similarity"].items()) CHECK(sim["matrix"].size() == 2);
+  check_cross_task(t);
   // the same seed and thread count from scratch: the same results.json, byte for byte
   o.cache_dir = (root / "cache2").string();
   o.out_dir = (root / "out2").string();

@@ -212,6 +212,34 @@ TEST_CASE("report.md has every section with the numbers of results.json", "[repo
   CHECK(cosine_row[2] == mean_abs);
   CHECK(report.find("](plots/cosine_vision_l-lora.png)") != std::string::npos);
 
+  // 5b. cross-task scores: own-task and other-task changes against zero-shot, computed here from the matrix
+  const json& cross = vision["cross_task"]["lora"]["matrix"];
+  double own = 0, others = 0, worst = 0;
+  int below = 0;
+  std::string worst_pair;
+  for (size_t i = 0; i < 4; ++i)
+    for (size_t j = 0; j < 4; ++j) {
+      double points = 100 * (cross[i][j].get<double>() - vision["zero_shot"][vision_tasks[j]].get<double>());
+      if (i == j) {
+        own += points / 4;
+      } else {
+        others += points / 12, below += points < 0;
+        if (points < worst) worst = points, worst_pair = vision_tasks[i] + " -> " + vision_tasks[j];
+      }
+    }
+  auto signed_text = [](double value) {
+    char buffer[32];
+    std::snprintf(buffer, sizeof buffer, "%+.1f", value);
+    return std::string(buffer);
+  };
+  auto cross_row = table_row(report, "### Cross-task scores", "lora");
+  CHECK(cross_row[1] == signed_text(own));
+  CHECK(cross_row[2] == signed_text(others));
+  CHECK(cross_row[3] == std::to_string(below) + " of 12");
+  CHECK(cross_row[4] == worst_pair + " " + signed_text(worst));
+  CHECK(report.find("](plots/cross_task_vision_l-lora.png)") != std::string::npos);
+  CHECK(report.find("](plots/cross_task_text_full.png)") != std::string::npos);
+
   // 6. disentanglement: mean error over |a|, |b| <= 1, computed here from the grid
   const json& grid = vision["disentanglement"][1];  // l-lora, mnist + shapes
   double inside = 0;
@@ -227,12 +255,13 @@ TEST_CASE("report.md has every section with the numbers of results.json", "[repo
   CHECK(report.find("](plots/disentanglement_vision_lora_mnist_shapes.png)") != std::string::npos);
   CHECK(report.find("No weight-disentanglement grids in results.json for this suite.") != std::string::npos);  // text
 
-  // 7. claims: 8 verdict lines
+  // 7. claims: 8 verdict lines (the caveats after them are list items too)
   size_t claims = report.find("## Claims of the paper");
   REQUIRE(claims != std::string::npos);
   std::string claim_part = report.substr(claims);
   size_t verdict_lines = 0;
-  for (size_t at = claim_part.find("\n- **"); at != std::string::npos; at = claim_part.find("\n- **", at + 1)) ++verdict_lines;
+  for (size_t at = claim_part.find("\n- **"); at != std::string::npos; at = claim_part.find("\n- **", at + 1))
+    verdict_lines += claim_part.compare(at, 13, "\n- **Caveat (") != 0;
   CHECK(verdict_lines == 8);
   CHECK(claim_part.find("**held**: (b) Network-level L-LoRA") != std::string::npos);
 }
@@ -260,13 +289,14 @@ TEST_CASE("every markdown table of the report is aligned: its lines have one wid
 TEST_CASE("the CSV files have one row per item of results.json", "[report][report_writer]") {
   const TempDir& dir = rendered_sample();
   json results = sample_results();
-  size_t single = 1, merged = 1, sweep = 1, cosine = 1, disentanglement = 1;
+  size_t single = 1, merged = 1, sweep = 1, cosine = 1, cross_task = 1, disentanglement = 1;
   for (const auto& [name, suite] : results["suites"].items()) {
     size_t tasks = suite["tasks"].size();
     single += suite["single_task"].size() * tasks;
     merged += suite["merged"].size() * tasks;
     sweep += suite["num_tasks_sweep"].size();
     cosine += suite["cosine_similarity"].size() * 2 * tasks * tasks;
+    cross_task += suite["cross_task"].size() * tasks * tasks;
     if (suite.contains("disentanglement")) disentanglement += suite["disentanglement"].size();
   }
   CHECK(single == 1 + 5 * 4 + 3 * 3);
@@ -274,6 +304,8 @@ TEST_CASE("the CSV files have one row per item of results.json", "[report][repor
   CHECK(line_count(read_text(dir.path / "merged.csv")) == merged);
   CHECK(line_count(read_text(dir.path / "num_tasks.csv")) == sweep);
   CHECK(line_count(read_text(dir.path / "cosine.csv")) == cosine);
+  CHECK(line_count(read_text(dir.path / "cross_task.csv")) == cross_task);
+  CHECK(read_text(dir.path / "cross_task.csv").find("vision,lora,shapes,mnist,") != std::string::npos);
   CHECK(line_count(read_text(dir.path / "disentanglement.csv")) == disentanglement);
   std::string merged_text = read_text(dir.path / "merged.csv");
   CHECK(merged_text.rfind("suite,method,mode,space,task,metric,test,normalized,validation_average,hyperparameters\n", 0) == 0);
@@ -288,6 +320,7 @@ TEST_CASE("plots are valid PNG and SVG files, each with its gnuplot script and d
   fs::path plots = rendered_sample().path / "plots";
   std::vector<std::string> expected = {"num_tasks_vision", "num_tasks_vision_methods", "num_tasks_text",
                                        "cosine_vision_full", "cosine_vision_l-lora-local", "cosine_text_lora",
+                                       "cross_task_vision_full", "cross_task_text_l-lora",
                                        "disentanglement_vision_lora_mnist_shapes",
                                        "disentanglement_vision_l-lora_fashion_mnist_glyphs"};
   for (const auto& name : expected) {
@@ -306,7 +339,8 @@ TEST_CASE("plots are valid PNG and SVG files, each with its gnuplot script and d
     images += entry.path().extension() == ".png";
     temporaries += entry.path().filename().string().rfind(".", 0) == 0;
   }
-  CHECK(images == 3 + 5 + 5 + 2);  // sweeps, vision cosine, vision disentanglement, text cosine
+  // sweeps, vision cosine, vision disentanglement, text cosine, vision and text cross-task
+  CHECK(images == 3 + 5 + 5 + 2 + 5 + 3);
   CHECK(temporaries == 0);
   CHECK(read_text(plots / "num_tasks_vision.dat").find("# task_arithmetic parameter l-lora") != std::string::npos);
 }
@@ -469,6 +503,32 @@ TEST_CASE("the report warns when task arithmetic chose lambda 0, the pretrained 
   CHECK(report.find("- **Caveat (vision)**: task arithmetic chose lambda = 0") == std::string::npos);
 }
 
+TEST_CASE("the report warns when one task's fine-tuning lowers the other tasks in every mode", "[report][report_writer]") {
+  TempDir dir("interference");
+  json results = sample_results();
+  // text: every off-diagonal score 5 points below zero-shot in lora, 2 below in the other modes
+  const json& zero_shot = results["suites"]["text"]["zero_shot"];
+  const std::vector<std::string> tasks = results["suites"]["text"]["tasks"];
+  for (auto& [mode, entry] : results["suites"]["text"]["cross_task"].items())
+    for (size_t i = 0; i < tasks.size(); ++i)
+      for (size_t j = 0; j < tasks.size(); ++j)
+        if (i != j) entry["matrix"][i][j] = zero_shot[tasks[j]].get<double>() - (mode == "lora" ? 0.05 : 0.02);
+  // vision: one mode whose fine-tuning helps the other tasks: no caveat for the suite
+  for (auto& row : results["suites"]["vision"]["cross_task"]["lora"]["matrix"])
+    for (auto& score : row) score = 1.0;
+  write_text(dir.path / "results.json", results.dump());
+  ReportOptions no_plots;
+  no_plots.plots = false;
+  std::string report = read_text(write_report(dir.str(), no_plots));
+  CHECK(report.find("- **Caveat (text)**: fine-tuning one task alone lowers the other tasks' scores below the pretrained "
+                    "model's, by 2.0 to 5.0 points on average") != std::string::npos);
+  CHECK(report.find("- **Caveat (vision)**: fine-tuning one task alone") == std::string::npos);
+  CHECK(table_row(report, "## Text suite", "lora")[0] == "lora");
+  auto cross_row = table_row(report.substr(report.find("## Text suite")), "### Cross-task scores", "lora");
+  CHECK(cross_row[2] == "-5.0");
+  CHECK(cross_row[3] == "6 of 6");
+}
+
 TEST_CASE("a malformed results.json is an error naming the file and the problem", "[report][report_writer]") {
   TempDir dir("malformed");
   std::string path = (dir.path / "results.json").string();
@@ -494,6 +554,13 @@ TEST_CASE("a malformed results.json is an error naming the file and the problem"
     write_text(path, results.dump());
     CHECK_THROWS_WITH(write_report(dir.str()), Catch::Contains("suites.text.cosine_similarity.lora.matrix") &&
                                                    Catch::Contains("should have 3 rows but has 2"));
+  }
+  SECTION("a cross-task matrix row of the wrong length") {
+    json results = sample_results();
+    results["suites"]["vision"]["cross_task"]["l-lora"]["matrix"][2].erase(1);
+    write_text(path, results.dump());
+    CHECK_THROWS_WITH(write_report(dir.str()), Catch::Contains("suites.vision.cross_task.l-lora.matrix[2]") &&
+                                                   Catch::Contains("should have 4 entries but has 3"));
   }
   SECTION("a task that is not in the suite") {
     json results = sample_results();
