@@ -51,6 +51,8 @@ BENCHMARK(BM_Matmul)
     ->Args({kMlp, kRows, kD, 1, 0})     // fc1 weight gradient
     ->Args({kRows, kD, kRank, 0, 1})    // LoRA A x
     ->Args({kRows, kRank, kD, 0, 1})    // LoRA B (A x)
+    ->Args({kRows, kRank, kMlp, 0, 0})  // LoRA input gradient through A (fc2: (g B) A)
+    ->Args({kB * (kT - 1), 16, kD, 0, 1})   // patch embedding forward (k = 4 x 4 pixels)
     ->Args({1024, 1024, 1024, 0, 0})    // large square (the machine's limit)
     ->Unit(benchmark::kMicrosecond);
 
