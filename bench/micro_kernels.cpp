@@ -133,6 +133,16 @@ void BM_LoraLinear(benchmark::State& state) {
 }
 BENCHMARK(BM_LoraLinear)->ArgName("out")->Arg(kD)->Arg(kMlp)->Unit(benchmark::kMicrosecond);
 
+// The forward of a linear layer y = x W^T + b without a tape (the bias added by the GEMM as it stores y).
+void BM_LinearForward(benchmark::State& state) {
+  int64_t out = state.range(0), in = state.range(1);
+  Tensor x = randn({kB, kT, in}, 1), w = randn({out, in}, 2), b = randn({out}, 3);
+  NoGradGuard no_grad;
+  for (auto _ : state) benchmark::DoNotOptimize(linear(x, w, b));
+  set_gemm_counters(state, 2.0 * kRows * in * out);
+}
+BENCHMARK(BM_LinearForward)->ArgNames({"out", "in"})->Args({kD, kD})->Args({kMlp, kD})->Args({kD, kMlp})->Unit(benchmark::kMicrosecond);
+
 // The JVP of a linear layer y = x W^T + b in all of (x, W, b): three GEMM-sized products.
 void BM_LinearJvp(benchmark::State& state) {
   int64_t out = state.range(0);
