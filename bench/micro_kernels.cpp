@@ -141,7 +141,12 @@ void BM_LinearForward(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(linear(x, w, b));
   set_gemm_counters(state, 2.0 * kRows * in * out);
 }
-BENCHMARK(BM_LinearForward)->ArgNames({"out", "in"})->Args({kD, kD})->Args({kMlp, kD})->Args({kD, kMlp})->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_LinearForward)
+    ->ArgNames({"out", "in"})
+    ->Args({kD, kD})
+    ->Args({kMlp, kD})
+    ->Args({kD, kMlp})
+    ->Unit(benchmark::kMicrosecond);
 
 // The JVP of a linear layer y = x W^T + b in all of (x, W, b): three GEMM-sized products.
 void BM_LinearJvp(benchmark::State& state) {

@@ -216,8 +216,10 @@ void packed_tiles(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, 
 // the smallest k: a rank-8 LoRA's s B (A x) and (g B) A (3200 x 8 x 128 or 512) and the patch embedding (k = 16),
 // where OpenBLAS zeroes C in a pass of its own (sgemm_beta) before adding the product (1.3-2.4x there). With A
 // transposed (the weight gradients g^T x, k = 3200) it only matches OpenBLAS (0.96-1.19x in isolation, no
-// difference within noise in the training step), and a large square (1024^3) is no faster, so those stay on
-// OpenBLAS. Without AVX2 and FMA (a build without -march=native) it is never chosen.
+// difference within noise in the training step; timed again inside the full step: 0.9-1.1x per shape, the step
+// +0.7%, 4 of 12 pairs faster), and a large square (1024^3) is no faster, so those stay on OpenBLAS. Nor does it
+// help attention's scores Q K^T (op(B) transposed, C 50 wide: the same time per call inside the step). Without
+// AVX2 and FMA (a build without -march=native) it is never chosen.
 bool use_packed_sgemm(bool ta, bool tb, int64_t batch, int64_t m, int64_t n, int64_t k) {
 #if defined(__AVX2__) && defined(__FMA__)
   if (n < 2 * kNR || m < 2 * kMR || k > kMaxDepth) return false;

@@ -143,9 +143,11 @@ TEST_CASE("LoRA's rank-8 products and the patch embedding (k = 8, 16) match floa
   Tensor patches = gen.normal({rows, 16}), w = gen.normal({128, 16}), bias = gen.normal({128});
   Tensor bt = kernels::permute(b, {1, 0}), wt = kernels::permute(w, {1, 0});
   set_num_threads(1);
-  Tensor up1 = kernels::addmm(base, ax, bt, 2.0), dx1 = kernels::matmul(gb, a), emb1 = kernels::addmm(bias, patches, wt, 1.0);
+  Tensor up1 = kernels::addmm(base, ax, bt, 2.0), dx1 = kernels::matmul(gb, a);
+  Tensor emb1 = kernels::addmm(bias, patches, wt, 1.0);
   set_num_threads(2);
-  Tensor up2 = kernels::addmm(base, ax, bt, 2.0), dx2 = kernels::matmul(gb, a), emb2 = kernels::addmm(bias, patches, wt, 1.0);
+  Tensor up2 = kernels::addmm(base, ax, bt, 2.0), dx2 = kernels::matmul(gb, a);
+  Tensor emb2 = kernels::addmm(bias, patches, wt, 1.0);
   CHECK(relative_error(up1, kernels::addmm(f64(base), f64(ax), f64(bt), 2.0)) < 1e-5);
   CHECK(relative_error(dx1, kernels::matmul(f64(gb), f64(a))) < 1e-5);
   CHECK(relative_error(emb1, kernels::addmm(f64(bias), f64(patches), f64(wt), 1.0)) < 1e-5);
