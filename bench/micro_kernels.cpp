@@ -51,6 +51,8 @@ BENCHMARK(BM_Matmul)
     ->Args({kMlp, kRows, kD, 1, 0})     // fc1 weight gradient
     ->Args({kRows, kD, kRank, 0, 1})    // LoRA A x
     ->Args({kRows, kRank, kD, 0, 1})    // LoRA B (A x)
+    ->Args({kRows, kRank, kMlp, 0, 0})  // LoRA input gradient through A (fc2: (g B) A)
+    ->Args({kB * (kT - 1), 16, kD, 0, 1})   // patch embedding forward (k = 4 x 4 pixels)
     ->Args({1024, 1024, 1024, 0, 0})    // large square (the machine's limit)
     ->Unit(benchmark::kMicrosecond);
 
@@ -130,6 +132,21 @@ void BM_LoraLinear(benchmark::State& state) {
     benchmark::DoNotOptimize(grad({lin.forward(x)}, {x, adapter->lora_A->weight, adapter->lora_B->weight}, {g}));
 }
 BENCHMARK(BM_LoraLinear)->ArgName("out")->Arg(kD)->Arg(kMlp)->Unit(benchmark::kMicrosecond);
+
+// The forward of a linear layer y = x W^T + b without a tape (the bias added by the GEMM as it stores y).
+void BM_LinearForward(benchmark::State& state) {
+  int64_t out = state.range(0), in = state.range(1);
+  Tensor x = randn({kB, kT, in}, 1), w = randn({out, in}, 2), b = randn({out}, 3);
+  NoGradGuard no_grad;
+  for (auto _ : state) benchmark::DoNotOptimize(linear(x, w, b));
+  set_gemm_counters(state, 2.0 * kRows * in * out);
+}
+BENCHMARK(BM_LinearForward)
+    ->ArgNames({"out", "in"})
+    ->Args({kD, kD})
+    ->Args({kMlp, kD})
+    ->Args({kD, kMlp})
+    ->Unit(benchmark::kMicrosecond);
 
 // The JVP of a linear layer y = x W^T + b in all of (x, W, b): three GEMM-sized products.
 void BM_LinearJvp(benchmark::State& state) {

@@ -212,16 +212,20 @@ void packed_tiles(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, 
 }  // namespace
 
 // Where this kernel beats OpenBLAS (micro_bench and the training step, 1 thread, A/B against OpenBLAS): op(A)
-// not transposed with k up to one depth block (x W^T and g W of the workload's linear layers: 1.1-1.3x). With A
+// not transposed with k up to one depth block (x W^T and g W of the workload's linear layers: 1.1-1.3x), down to
+// the smallest k: a rank-8 LoRA's s B (A x) and (g B) A (3200 x 8 x 128 or 512) and the patch embedding (k = 16),
+// where OpenBLAS zeroes C in a pass of its own (sgemm_beta) before adding the product (1.3-2.4x there). With A
 // transposed (the weight gradients g^T x, k = 3200) it only matches OpenBLAS (0.96-1.19x in isolation, no
-// difference within noise in the training step), and a large square (1024^3) is no faster, so those stay on
-// OpenBLAS. Without AVX2 and FMA (a build without -march=native) it is never chosen.
+// difference within noise in the training step; timed again inside the full step: 0.9-1.1x per shape, the step
+// +0.7%, 4 of 12 pairs faster), and a large square (1024^3) is no faster, so those stay on OpenBLAS. Nor does it
+// help attention's scores Q K^T (op(B) transposed, C 50 wide: the same time per call inside the step). Without
+// AVX2 and FMA (a build without -march=native) it is never chosen.
 bool use_packed_sgemm(bool ta, bool tb, int64_t batch, int64_t m, int64_t n, int64_t k) {
 #if defined(__AVX2__) && defined(__FMA__)
   if (n < 2 * kNR || m < 2 * kMR || k > kMaxDepth) return false;
   if (batch > 1 && m * n * k < (int64_t(1) << 21))   // attention's products over (batch, heads), C 32 wide
     return !tb && n % kNR == 0;
-  return !ta && k >= 64 && m * n * k >= (int64_t(1) << 21);
+  return !ta && m * n * k >= (int64_t(1) << 21);
 #else
   (void)ta, (void)tb, (void)batch, (void)m, (void)n, (void)k;
   return false;

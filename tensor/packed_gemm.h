@@ -1,10 +1,11 @@
 #pragma once
 // A float32 GEMM for the products of the reference workload's linear layers (x W^T and g W: k = 128 or 512 over
-// 3200 token rows) and attention's 32-wide batched products, where OpenBLAS spends a third of its time packing
-// and zeroes every fresh C in a separate pass. This one packs op(B) once per product into panels 16 columns
-// wide, reads op(A) in place (a transposed A is copied 6 rows at a time), and writes C straight from 6 x 16
-// register tiles. The weight gradients (g^T x, k = 3200) stay on OpenBLAS: there it only ties (see
-// use_packed_sgemm). Internal to tensor/ (kernels_matmul.cpp decides, from the shape and the layout alone).
+// 3200 token rows; LoRA's rank-8 products, k = 8) and attention's 32-wide batched products, where OpenBLAS spends
+// a third of its time packing and zeroes every fresh C in a separate pass. This one packs op(B) once per product
+// into panels 16 columns wide, reads op(A) in place (a transposed A is copied 6 rows at a time), and writes C
+// straight from 6 x 16 register tiles. The weight gradients (g^T x, k = 3200) stay on OpenBLAS: there it only
+// ties (see use_packed_sgemm). Internal to tensor/ (kernels_matmul.cpp decides, from the shape and the layout
+// alone).
 #include <cstdint>
 
 namespace linfuse::kernels {

@@ -132,6 +132,30 @@ TEST_CASE("matmul and addmm on the workload's layer shapes match float64 and giv
   }
 }
 
+TEST_CASE("LoRA's rank-8 products and the patch embedding (k = 8, 16) match float64 and give the same bits with 1 and 2 threads", "[tensor][matmul][threads]") {
+  Generator gen(41);
+  auto f64 = [](const Tensor& t) { return kernels::cast(t, DType::F64); };
+  // The reference workload's 3200 token rows (over 2^21 multiply-adds: the packed kernel's size): s B (A x)
+  // accumulated onto the base output (B^T a transposed view), (g B) A, and x W^T + b with k = 16.
+  const int64_t rows = 3200, rank = 8;
+  Tensor ax = gen.normal({rows, rank}), b = gen.normal({128, rank}), base = gen.normal({rows, 128});
+  Tensor gb = gen.normal({rows, rank}), a = gen.normal({rank, 512});
+  Tensor patches = gen.normal({rows, 16}), w = gen.normal({128, 16}), bias = gen.normal({128});
+  Tensor bt = kernels::permute(b, {1, 0}), wt = kernels::permute(w, {1, 0});
+  set_num_threads(1);
+  Tensor up1 = kernels::addmm(base, ax, bt, 2.0), dx1 = kernels::matmul(gb, a);
+  Tensor emb1 = kernels::addmm(bias, patches, wt, 1.0);
+  set_num_threads(2);
+  Tensor up2 = kernels::addmm(base, ax, bt, 2.0), dx2 = kernels::matmul(gb, a);
+  Tensor emb2 = kernels::addmm(bias, patches, wt, 1.0);
+  CHECK(relative_error(up1, kernels::addmm(f64(base), f64(ax), f64(bt), 2.0)) < 1e-5);
+  CHECK(relative_error(dx1, kernels::matmul(f64(gb), f64(a))) < 1e-5);
+  CHECK(relative_error(emb1, kernels::addmm(f64(bias), f64(patches), f64(wt), 1.0)) < 1e-5);
+  CHECK(bit_equal(up1, up2));
+  CHECK(bit_equal(dx1, dx2));
+  CHECK(bit_equal(emb1, emb2));
+}
+
 TEST_CASE("attention's batched products (C 32 wide) match float64 and give the same bits with 1 and 2 threads", "[tensor][matmul][threads]") {
   Generator gen(37);
   auto f64 = [](const Tensor& t) { return kernels::cast(t, DType::F64); };
