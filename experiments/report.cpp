@@ -116,12 +116,8 @@ std::string fine_tuning_caveats(const ReportResults& results) {
     std::vector<double> other_task_change;
     if (suite.cross_task)
       for (const auto& [mode, matrix] : *suite.cross_task)
-        if (auto change = cross_task_change(suite, matrix); change && change->size() > 1) {
-          double sum = 0;
-          for (size_t i = 0; i < change->size(); ++i)
-            for (size_t j = 0; j < change->size(); ++j) sum += i == j ? 0.0 : (*change)[i][j];
-          other_task_change.push_back(sum / double(change->size() * (change->size() - 1)));
-        }
+        if (auto change = cross_task_change(suite, matrix))
+          if (auto others = mean_off_diagonal(*change)) other_task_change.push_back(*others);
     if (!other_task_change.empty()) {
       auto [low, high] = std::minmax_element(other_task_change.begin(), other_task_change.end());
       if (*high < 0)

@@ -115,7 +115,8 @@ const std::vector<std::string>& normalization_tasks(const SuiteResults& suite);
 // A cross-task matrix (SuiteResults::cross_task) minus the zero-shot score of each column's task, in points
 // (x100); empty when the suite has no zero-shot score for every task.
 std::optional<Matrix> cross_task_change(const SuiteResults& suite, const Matrix& cross_task);
-// Mean of |m[i][j]| over i != j; empty for a matrix smaller than 2 x 2.
+// Mean of m[i][j] (of |m[i][j]|) over i != j; empty for a matrix smaller than 2 x 2.
+std::optional<double> mean_off_diagonal(const Matrix& matrix);
 std::optional<double> mean_abs_off_diagonal(const Matrix& matrix);
 // Mean error over the grid points with |a| <= limit and |b| <= limit (limit < 0: the whole grid).
 std::optional<double> mean_disentanglement_error(const DisentanglementGrid& grid, double limit);

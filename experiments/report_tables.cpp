@@ -330,22 +330,22 @@ std::string cross_task_section(const SuiteResults& suite, const PlotSet& plots) 
     if (found == suite.cross_task->end()) continue;
     auto change = cross_task_change(suite, found->second);
     if (!change) continue;
-    double own = 0, others = 0, worst = 0;
-    size_t own_count = 0, other_count = 0, below = 0;
+    const size_t n = change->size();   // the suite's task count, at least 1
+    double own = 0, worst = 0;
+    size_t below = 0;
     std::string worst_pair = kMissing;
-    for (size_t i = 0; i < change->size(); ++i)
-      for (size_t j = 0; j < change->size(); ++j) {
+    for (size_t i = 0; i < n; ++i) {
+      own += (*change)[i][i];
+      for (size_t j = 0; j < n; ++j) {
         double points = (*change)[i][j];
-        if (i == j) {
-          own += points, ++own_count;
-          continue;
-        }
-        others += points, ++other_count, below += points < 0;
+        if (i == j) continue;
+        below += points < 0;
         if (points < worst) worst = points, worst_pair = suite.tasks[i] + " -> " + suite.tasks[j] + " " + signed_fixed(points, 1);
       }
-    table.add_row({mode, own_count ? signed_fixed(own / double(own_count), 1) : kMissing,
-                   other_count ? signed_fixed(others / double(other_count), 1) : kMissing,
-                   std::to_string(below) + " of " + std::to_string(other_count), worst_pair});
+    }
+    auto others = mean_off_diagonal(*change);
+    table.add_row({mode, signed_fixed(own / double(n), 1), others ? signed_fixed(*others, 1) : kMissing,
+                   std::to_string(below) + " of " + std::to_string(n * (n - 1)), worst_pair});
   }
   text += table.str() + "\n";
   std::string images = plots.markdown(suite.name, "cross_task");
