@@ -41,11 +41,12 @@ asan: setup
 # (torch_ref.py, python3-torch) and OpenBLAS sgemm; the table also goes to $(BUILD)/bench.md.
 TORCH_REF ?= $(firstword $(wildcard ../shared/bench/torch_ref.py /work/shared/bench/torch_ref.py))
 BENCH_STEPS ?= 8
+BENCH_ROUNDS ?= 3
 bench: build
 	@bash scripts/setup.sh bench
 	@if [ -x $(BUILD)/micro_bench ]; then LINFUSE_THREADS=1 $(BUILD)/micro_bench --benchmark_min_time=0.1; \
 	 else echo "micro_bench not built (libbenchmark-dev missing)"; fi
-	@$(BUILD)/train_step_bench --threads 1,2 --steps $(BENCH_STEPS) --torch "$(TORCH_REF)" --markdown $(BUILD)/bench.md
+	@$(BUILD)/train_step_bench --threads 1,2 --steps $(BENCH_STEPS) --rounds $(BENCH_ROUNDS) --torch "$(TORCH_REF)" --markdown $(BUILD)/bench.md
 
 gradcheck: build
 	@$(BUILD)/linfuse gradcheck

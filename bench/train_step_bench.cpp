@@ -9,9 +9,11 @@
 // the peak resident memory (VmHWM, read by the process itself at its end) is that of one mode alone. The
 // FLOP count is exact: the matmul kernel counts 2 m n k for every product it computes, forward and backward
 // (kernels::matmul_flops), and the child reports the count of one step. Step time is the median over the
-// steps after two warm-up steps, as torch_ref.py does.
+// steps after two warm-up steps, as torch_ref.py does. With --rounds R each linfuse / PyTorch pair runs R times
+// back to back (who goes first alternates); the table shows medians over the rounds and, as the ratio, the
+// median of the rounds' own ratios, so one slow minute of a shared machine does not decide a verdict.
 //
-//   train_step_bench [--threads 1,2] [--steps 12] [--torch PATH] [--markdown FILE]   the table
+//   train_step_bench [--threads 1,2] [--steps 12] [--rounds 3] [--torch PATH] [--markdown FILE]   the table
 //   train_step_bench --profile MODE [--threads 1] [--steps 12]                       one mode in-process
 // A --profile or --child run prints the step's median wall time (step_s) and median process CPU time (cpu_s);
 // on cores shared with other jobs the CPU time is the steadier of the two for A/B comparisons at 1 thread.
@@ -36,6 +38,7 @@
 
 #include "autodiff/functional.h"
 #include "autodiff/tape.h"
+#include "nn/atomic_file.h"
 #include "nn/optim.h"
 #include "peft/linearized_model.h"
 #include "peft/lora.h"
@@ -259,12 +262,33 @@ std::string fmt(const char* f, double v) {
   return buf;
 }
 
+// One mode at one thread count over the rounds: each field the median of the rounds (peak memory: the
+// largest), and `ratio` the median of the rounds' own linfuse / PyTorch ratios. The two programs of a
+// round run back to back, so a ratio compares them under the same load of the machine (single runs here
+// move by 15-40% from minute to minute, for both programs alike).
 struct Row {
   std::string mode;
   int threads;
   StepResult ours, torch;
   double sgemm;
+  double ratio = 0;   // 0: no PyTorch peer
 };
+
+double median_of(const std::vector<StepResult>& runs, double StepResult::*field) {
+  std::vector<double> v;
+  for (const auto& r : runs) v.push_back(r.*field);
+  return median(v);
+}
+
+StepResult combine(const std::vector<StepResult>& runs) {
+  StepResult r;
+  if (runs.empty()) return r;
+  r.seconds = median_of(runs, &StepResult::seconds);
+  r.flops = runs.front().flops;   // exact and the same in every round
+  r.cpu_seconds = median_of(runs, &StepResult::cpu_seconds);
+  for (const auto& run : runs) r.peak_kb = std::max(r.peak_kb, run.peak_kb);
+  return r;
+}
 
 }  // namespace
 
@@ -273,6 +297,8 @@ int main(int argc, char** argv) {
                            "One training step (and evaluation) of the reference workload per fine-tuning mode, vs PyTorch.");
   options.add_options()("threads", "thread counts", cxxopts::value<std::vector<int>>()->default_value("1,2"))(
       "steps", "steps per mode, PyTorch too (the first 2 are warm-up)", cxxopts::value<int>()->default_value("8"))(
+      "rounds", "rounds of each linfuse / PyTorch pair (run back to back, order alternating); the table shows medians",
+      cxxopts::value<int>()->default_value("1"))(
       "modes", "modes",
       cxxopts::value<std::vector<std::string>>()->default_value("full,lora,l-lora,l-lora-local,linear-full,eval,eval-l-lora"))(
       "torch", "path of torch_ref.py (empty or missing: skip PyTorch)", cxxopts::value<std::string>()->default_value(""))(
@@ -289,6 +315,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   int steps = std::max(3, args["steps"].as<int>());
+  int rounds = std::max(1, args["rounds"].as<int>());
   auto thread_counts = args["threads"].as<std::vector<int>>();
   for (const char* opt : {"profile", "child"}) {
     std::string mode = args[opt].as<std::string>();
@@ -315,30 +342,44 @@ int main(int argc, char** argv) {
   std::string machine = cpu_model() + ", " + std::to_string(sysconf(_SC_NPROCESSORS_ONLN)) + " cores";
   std::string load_start = load_average();
   std::printf("reference workload: ViT 28x28/4, width 128, 4 layers, 4 heads, MLP 512, batch 64, LoRA r=8 on q,k,v,o,fc1,fc2, AdamW\n");
-  std::printf("%s; %s; load average at start %s; median of %d steps after 2 warm-up\n", date, machine.c_str(),
-              load_start.c_str(), steps - 2);
+  std::printf("%s; %s; load average at start %s; median of %d steps after 2 warm-up; %d round(s), medians\n", date,
+              machine.c_str(), load_start.c_str(), steps - 2, rounds);
 
   std::vector<Row> rows;
   std::map<int, double> sgemm;
   const char* head = "%-13s %3s %9s %9s %7s %9s %9s %7s %9s %9s\n";
   for (int threads : thread_counts) {
-    auto f = fields(run_capture({self_exe(), "--sgemm-child", "--threads", std::to_string(threads), "--sgemm-size",
-                                 std::to_string(args["sgemm-size"].as<int>())}));
-    sgemm[threads] = f.count("sgemm_gflops") ? f["sgemm_gflops"] : 0;
+    std::vector<double> rates;
+    for (int round = 0; round < rounds; ++round) {
+      auto f = fields(run_capture({self_exe(), "--sgemm-child", "--threads", std::to_string(threads), "--sgemm-size",
+                                   std::to_string(args["sgemm-size"].as<int>())}));
+      rates.push_back(f.count("sgemm_gflops") ? f["sgemm_gflops"] : 0);
+    }
+    sgemm[threads] = median(rates);
     std::printf("\nthreads %d: OpenBLAS sgemm %d^3 on %d thread(s): %.1f GFLOP/s\n", threads, args["sgemm-size"].as<int>(),
                 threads, sgemm[threads]);
     std::printf(head, "mode", "thr", "step s", "torch s", "ratio", "GFLOP", "GFLOP/s", "%sgemm", "RSS MB", "torch MB");
     std::fflush(stdout);
     for (const auto& mode : args["modes"].as<std::vector<std::string>>()) {
-      Row row{mode, threads, linfuse_mode(mode, threads, steps), {}, sgemm[threads]};
       bool torch_here = torch_name.count(mode) && (is_eval(mode) ? have_torch_eval : have_torch);
-      if (torch_here) row.torch = torch_mode(torch_ref, torch_eval, torch_name[mode], threads, steps);
+      std::vector<StepResult> ours, torch;
+      std::vector<double> ratios;
+      for (int round = 0; round < rounds; ++round) {
+        // Alternate who goes first, so a machine that speeds up or slows down during a pair favours neither.
+        bool ours_first = round % 2 == 0;
+        if (ours_first) ours.push_back(linfuse_mode(mode, threads, steps));
+        if (torch_here) torch.push_back(torch_mode(torch_ref, torch_eval, torch_name[mode], threads, steps));
+        if (!ours_first) ours.push_back(linfuse_mode(mode, threads, steps));
+        if (torch_here && torch.back().seconds > 0) ratios.push_back(ours.back().seconds / torch.back().seconds);
+      }
+      Row row{mode, threads, combine(ours), combine(torch), sgemm[threads]};
+      if (!ratios.empty()) row.ratio = median(ratios);
       rows.push_back(row);
       const auto& r = row.ours;
       double rate = r.flops / r.seconds / 1e9;
       std::printf(head, mode.c_str(), std::to_string(threads).c_str(), fmt("%.4f", r.seconds).c_str(),
                   row.torch.seconds ? fmt("%.4f", row.torch.seconds).c_str() : "-",
-                  row.torch.seconds ? fmt("%.2f", r.seconds / row.torch.seconds).c_str() : "-", fmt("%.2f", r.flops / 1e9).c_str(),
+                  row.ratio ? fmt("%.2f", row.ratio).c_str() : "-", fmt("%.2f", r.flops / 1e9).c_str(),
                   fmt("%.1f", rate).c_str(), row.sgemm ? fmt("%.0f%%", 100 * rate / row.sgemm).c_str() : "-",
                   fmt("%.0f", r.peak_kb / 1024.0).c_str(), row.torch.peak_kb ? fmt("%.0f", row.torch.peak_kb / 1024.0).c_str() : "-");
       std::fflush(stdout);
@@ -361,8 +402,8 @@ int main(int argc, char** argv) {
   std::vector<Target> targets;
   auto ratio_target = [&](const std::string& what, const std::string& mode, double bound) {
     const Row* r = find(mode, 1);
-    bool known = r && r->torch.seconds > 0;
-    targets.push_back({what, known ? r->ours.seconds / r->torch.seconds : 0, bound, true, known});
+    bool known = r && r->ratio > 0;
+    targets.push_back({what, known ? r->ratio : 0, bound, true, known});
   };
   ratio_target("full step / PyTorch fft, 1 thread", "full", 0.9);
   ratio_target("lora step / PyTorch lora, 1 thread", "lora", 0.6);
@@ -409,9 +450,11 @@ int main(int argc, char** argv) {
 
   std::string md_path = args["markdown"].as<std::string>();
   if (!md_path.empty()) {
-    std::ofstream md(md_path);
+    std::ostringstream md;
     md << "Measured " << date << " on " << machine << " (load average " << load_start
-       << " at start; 2 or more means another job shared the cores); median of " << steps - 2 << " steps after 2 warm-up; each mode in its own process.\n\n";
+       << " at start; 2 or more means another job shared the cores); median of " << steps - 2
+       << " steps after 2 warm-up; each mode in its own process; " << rounds
+       << " round(s) of each linfuse / PyTorch pair, back to back: times are medians over the rounds, a ratio is the median of the rounds' ratios.\n\n";
     md << "| mode | threads | linfuse s | PyTorch s | ratio | GFLOP/step | GFLOP/s | % of sgemm | peak RSS MB | PyTorch MB |\n";
     md << "|---|---|---|---|---|---|---|---|---|---|\n";
     for (const auto& row : rows) {
@@ -419,7 +462,7 @@ int main(int argc, char** argv) {
       double rate = r.flops / r.seconds / 1e9;
       md << "| " << row.mode << " | " << row.threads << " | " << fmt("%.4f", r.seconds) << " | "
          << (row.torch.seconds ? fmt("%.4f", row.torch.seconds) : "-") << " | "
-         << (row.torch.seconds ? fmt("%.2f", r.seconds / row.torch.seconds) : "-") << " | " << fmt("%.2f", r.flops / 1e9) << " | "
+         << (row.ratio ? fmt("%.2f", row.ratio) : "-") << " | " << fmt("%.2f", r.flops / 1e9) << " | "
          << fmt("%.1f", rate) << " | " << (row.sgemm ? fmt("%.0f%%", 100 * rate / row.sgemm) : "-") << " | "
          << fmt("%.0f", r.peak_kb / 1024.0) << " | " << (row.torch.peak_kb ? fmt("%.0f", row.torch.peak_kb / 1024.0) : "-")
          << " |\n";
@@ -430,6 +473,7 @@ int main(int argc, char** argv) {
     for (const auto& t : targets)
       md << "| " << t.what << " | " << fmt("%.2f", t.value) << " | " << (t.at_most ? "<= " : ">= ") << fmt("%.2f", t.bound) << " | "
          << (!t.known ? "n/a" : (t.at_most ? t.value <= t.bound : t.value >= t.bound) ? "met" : "not met") << " |\n";
+    write_file_atomic(md_path, md.str());
     std::printf("\nMarkdown table written to %s\n", md_path.c_str());
   }
 }
