@@ -280,7 +280,10 @@ double median_of(const std::vector<StepResult>& runs, double StepResult::*field)
   return median(v);
 }
 
-StepResult combine(const std::vector<StepResult>& runs) {
+StepResult combine(const std::vector<StepResult>& all) {
+  std::vector<StepResult> runs;   // a PyTorch run that failed (no step time) leaves its round out
+  for (const auto& run : all)
+    if (run.seconds > 0) runs.push_back(run);
   StepResult r;
   if (runs.empty()) return r;
   r.seconds = median_of(runs, &StepResult::seconds);
