@@ -55,7 +55,92 @@ class Addmm : public Primitive {
   double alpha_;
 };
 
+// y = x W^T + b + s (x A^T) B^T: a linear layer with a LoRA update, x (M, in), W (out, in), A (r, in), B (out, r),
+// b (out) or absent. One output buffer: the base product, then the rank-r update accumulated onto it, so no base
+// output is materialised for the tape to keep until backward. Forward saves x A^T (M, r) for the rules.
+//   vjp: dx = g W + s (g B) A;  dW = g^T x;  dA = s (g B)^T x;  dB = s g^T (x A^T);  db = sum over rows of g
+//   jvp: x_t W^T + x W_t^T + b_t + s ((x_t A^T + x A_t^T) B^T + (x A^T) B_t^T)
+class LoraLinear : public Primitive {
+  LINFUSE_PRIMITIVE("lora_linear")
+ public:
+  LoraLinear(double scale, bool has_bias) : scale_(scale), has_bias_(has_bias) {}
+  Tensor forward(const Tensors& in) override {
+    Tensor weight_t = kernels::permute(in[1], {1, 0});
+    Tensor y = has_bias_ ? kernels::addmm(in[4], in[0], weight_t, 1.0) : kernels::matmul(in[0], weight_t);
+    ax_ = kernels::matmul(in[0], kernels::permute(in[2], {1, 0}));
+    kernels::addmm_into(y, ax_, kernels::permute(in[3], {1, 0}), scale_);
+    return y;
+  }
+  // x A^T: the saved one when no graph is recorded or when x and A need no gradient (a linearized model's
+  // tangent pass), else recomputed with ops so that higher derivatives see its dependence on x and A.
+  Tensor ax(const Tensors& in) const {
+    if (ax_.defined() && (!rules::recording() || (!in[0].requires_grad() && !in[2].requires_grad()))) return ax_;
+    return matmul(in[0], mT(in[2]));
+  }
+  // acc + s a b (acc undefined, or a fresh contiguous tensor of the calling rule, summed into in place when
+  // nothing is recorded: a linearized model's tangent pass)
+  Tensor accumulate(Tensor acc, const Tensor& a, const Tensor& b) const {
+    if (!acc.defined()) return mul(matmul(a, b), scale_);
+    if (rules::recording()) return addmm(acc, a, b, scale_);
+    kernels::addmm_into(acc, a, b, scale_);
+    return acc;
+  }
+  Tensors vjp(const Tensors& in, const Tensor&, const Tensor& g, const Wanted& w) override {
+    Tensors d(in.size());
+    Tensor gb = (w[0] || w[2]) ? matmul(g, in[3]) : Tensor();   // g B (M, r)
+    if (w[0]) {
+      if (rules::recording()) {
+        d[0] = addmm(matmul(g, in[1]), gb, in[2], scale_);
+      } else {   // the rank-r term accumulated in place onto the fresh g W
+        d[0] = matmul(g, in[1]);
+        kernels::addmm_into(d[0], gb, in[2], scale_);
+      }
+    }
+    if (w[1]) d[1] = matmul(mT(g), in[0]);
+    if (w[2]) d[2] = mul(matmul(mT(gb), in[0]), scale_);
+    if (w[3]) d[3] = mul(matmul(mT(g), ax(in)), scale_);
+    if (has_bias_ && w[4]) d[4] = sum_to(g, in[4].shape());
+    return d;
+  }
+  Tensor jvp(const Tensors& in, const Tensor& out, const Tensors& t) override {
+    Tensor y, ax_t;
+    if (t[0].defined()) {
+      y = matmul(t[0], mT(in[1]));
+      ax_t = matmul(t[0], mT(in[2]));
+    }
+    if (t[1].defined()) y = rules::add_defined(y, matmul(in[0], mT(t[1])));
+    if (has_bias_ && t[4].defined()) y = rules::add_defined(y, broadcast_to(t[4], out.shape()));
+    if (t[2].defined()) ax_t = rules::add_defined(ax_t, matmul(in[0], mT(t[2])));
+    if (ax_t.defined()) y = accumulate(y, ax_t, mT(in[3]));
+    if (t[3].defined()) y = accumulate(y, ax(in), mT(t[3]));
+    return y;
+  }
+  void release() override { ax_ = Tensor(); }
+
+ private:
+  double scale_;
+  bool has_bias_;
+  Tensor ax_;   // x A^T (M, r), saved by forward
+};
+
 }  // namespace
+
+Tensor lora_linear(const Tensor& x, const Tensor& weight, const Tensor& lora_a, const Tensor& lora_b, const Tensor& bias,
+                   double scale) {
+  bool shapes_fit = x.dim() == 2 && weight.dim() == 2 && lora_a.dim() == 2 && lora_b.dim() == 2 &&
+                    weight.size(1) == x.size(1) && lora_a.size(1) == x.size(1) && lora_b.size(0) == weight.size(0) &&
+                    lora_b.size(1) == lora_a.size(0) && (!bias.defined() || (bias.dim() == 1 && bias.size(0) == weight.size(0)));
+  if (!shapes_fit)
+    throw std::invalid_argument("[lora_linear] expected x (M, in), W (out, in), A (r, in), B (out, r), b (out); got " +
+                                x.describe() + ", " + weight.describe() + ", " + lora_a.describe() + ", " + lora_b.describe() +
+                                (bias.defined() ? ", " + bias.describe() : std::string()));
+  for (const Tensor* t : {&weight, &lora_a, &lora_b, &bias})
+    if (t->defined() && t->dtype() != x.dtype())
+      throw std::invalid_argument("[lora_linear] dtypes differ: x " + x.describe() + ", " + t->describe());
+  Tensors in{x, weight, lora_a, lora_b};
+  if (bias.defined()) in.push_back(bias);
+  return apply_new<LoraLinear>(in, scale, bias.defined());
+}
 
 Tensor addmm(const Tensor& c, const Tensor& a, const Tensor& b, double alpha) {
   if (a.dim() != 2 || b.dim() != 2 || a.size(1) != b.size(0))

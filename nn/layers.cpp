@@ -22,10 +22,9 @@ Linear::Linear(int64_t in, int64_t out, bool with_bias, Generator& init, DType d
 
 Tensor Linear::forward_base(const Tensor& x) { return linear(x, weight, bias); }
 
-Tensor Linear::forward(const Tensor& x) {
-  Tensor y = forward_base(x);
-  return adapter_ ? adapter_->adapt(x, y) : y;
-}
+Tensor Linear::forward(const Tensor& x) { return adapter_ ? adapter_->forward_adapted(*this, x) : forward_base(x); }
+
+Tensor LinearAdapter::forward_adapted(Linear& base, const Tensor& x) { return adapt(x, base.forward_base(x)); }
 
 void Linear::set_adapter(std::shared_ptr<LinearAdapter> adapter) {
   remove_adapter();

@@ -16,6 +16,9 @@ class LinearAdapter : public Module {
  public:
   // x (..., in), base_output (..., out) -> (..., out)
   virtual Tensor adapt(const Tensor& x, const Tensor& base_output) = 0;
+  // The adapted layer's output for x: adapt(x, base.forward_base(x)), unless the adapter computes both at once
+  // (LoRA does, into one buffer).
+  virtual Tensor forward_adapted(class Linear& base, const Tensor& x);
 };
 
 // y = x W^T + b with W (out, in), b (out). Initialised like torch.nn.Linear: U(-1/sqrt(in), 1/sqrt(in)).

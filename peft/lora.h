@@ -53,6 +53,8 @@ class LoraAdapter : public nn::LinearAdapter {
   // Draws A0, B0 for a layer of the given sizes from `init` (a generator forked per module by apply_lora).
   LoraAdapter(int64_t in_features, int64_t out_features, const LoraConfig& config, Generator& init, DType dtype);
   Tensor adapt(const Tensor& x, const Tensor& base_output) override;
+  // Standard LoRA without active dropout: x W^T + b + s B A x as one primitive (lora_linear); else adapt().
+  Tensor forward_adapted(nn::Linear& base, const Tensor& x) override;
   std::string type_name() const override { return "LoraAdapter"; }
 
   Tensor delta_weight();   // s B A, (out, in)

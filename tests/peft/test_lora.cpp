@@ -3,8 +3,10 @@
 
 #include "../helpers.h"
 #include "autodiff/functional.h"
+#include "autodiff/ops.h"
 #include "peft/lora.h"
 #include "tensor/kernels.h"
+#include "tensor/threading.h"
 #include "peft_test_model.h"
 
 using namespace linfuse;
@@ -114,5 +116,33 @@ TEST_CASE("layer-level L-LoRA with B0 = 0 is LoRA with A frozen at A0", "[peft][
     auto other = std::dynamic_pointer_cast<LoraAdapter>(
         std::dynamic_pointer_cast<nn::Linear>(frozen_a.find_module(name))->adapter());
     CHECK(max_abs_diff(adapter->lora_B->weight.grad(), other->lora_B->weight.grad()) < 1e-14);
+  }
+}
+
+TEST_CASE("the fused LoRA linear equals base + s B A x written with separate ops, with the same bits for 1 and 2 "
+          "threads", "[peft][lora][threads]") {
+  // The reference workload's fc1 with a rank-8 adapter: x (3200, 128), W (512, 128), A (8, 128), B (512, 8).
+  auto run = [](int threads, bool fused) {
+    set_num_threads(threads);
+    Generator g(5);
+    Tensor x = g.normal({3200, 128}).set_requires_grad(true);
+    Tensor w = g.normal({512, 128}, 0, 0.1).set_requires_grad(true);
+    Tensor b = g.normal({512}, 0, 0.1).set_requires_grad(true);
+    Tensor a = g.normal({8, 128}, 0, 0.1).set_requires_grad(true);
+    Tensor bb = g.normal({512, 8}, 0, 0.1).set_requires_grad(true);
+    Tensor cot = g.normal({3200, 512});
+    Tensor y = fused ? lora_linear(x, w, a, bb, b, 2.0)
+                     : add(linear(x, w, b), mul(matmul(matmul(x, transpose(a, 0, 1)), transpose(bb, 0, 1)), 2.0));
+    Tensors grads = grad({y}, {x, w, b, a, bb}, {cot});
+    grads.insert(grads.begin(), y);
+    return grads;
+  };
+  Tensors fused1 = run(1, true), fused2 = run(2, true), separate = run(2, false);
+  set_num_threads(2);
+  for (size_t i = 0; i < fused1.size(); ++i) {
+    INFO("tensor " << i << " (output, then the gradients of x, W, b, A, B)");
+    CHECK(bit_equal(fused1[i], fused2[i]));
+    double scale = std::max(1.0, max_abs_diff(separate[i], zeros_like(separate[i])));
+    CHECK(max_abs_diff(fused1[i], separate[i]) / scale < 1e-5);
   }
 }
