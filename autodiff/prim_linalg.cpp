@@ -78,7 +78,7 @@ class LoraLinear : public Primitive {
     return matmul(in[0], mT(in[2]));
   }
   // acc + s a b (acc undefined, or a fresh contiguous tensor of the calling rule, summed into in place when
-  // nothing is recorded: a linearized model's tangent pass)
+  // nothing is recorded: a plain backward pass, a linearized model's tangent pass)
   Tensor accumulate(Tensor acc, const Tensor& a, const Tensor& b) const {
     if (!acc.defined()) return mul(matmul(a, b), scale_);
     if (rules::recording()) return addmm(acc, a, b, scale_);
@@ -88,14 +88,7 @@ class LoraLinear : public Primitive {
   Tensors vjp(const Tensors& in, const Tensor&, const Tensor& g, const Wanted& w) override {
     Tensors d(in.size());
     Tensor gb = (w[0] || w[2]) ? matmul(g, in[3]) : Tensor();   // g B (M, r)
-    if (w[0]) {
-      if (rules::recording()) {
-        d[0] = addmm(matmul(g, in[1]), gb, in[2], scale_);
-      } else {   // the rank-r term accumulated in place onto the fresh g W
-        d[0] = matmul(g, in[1]);
-        kernels::addmm_into(d[0], gb, in[2], scale_);
-      }
-    }
+    if (w[0]) d[0] = accumulate(matmul(g, in[1]), gb, in[2]);   // g W + s (g B) A
     if (w[1]) d[1] = matmul(mT(g), in[0]);
     if (w[2]) d[2] = mul(matmul(mT(gb), in[0]), scale_);
     if (w[3]) d[3] = mul(matmul(mT(g), ax(in)), scale_);
