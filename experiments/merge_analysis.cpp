@@ -46,12 +46,16 @@ nlohmann::json run_num_tasks_sweep(MergeTarget& target, const SweepConfig& confi
   std::vector<TaskVector> tvs;
   for (int t = 0; t < n; ++t) tvs.push_back(TaskVector::between(target.finetuned_state(t), target.initial_state()));
   nlohmann::json entries = nlohmann::json::array();
-  // The sweep merges only tasks with a normalized score: subsets of the others would have none.
-  std::vector<int> pool;
-  for (int t = 0; t < n; ++t)
-    if (has_normalized_score(single_task_test[t])) pool.push_back(t);
-  if (pool.size() < 2) {
-    log(peft::mode_name(target.mode()) + " number-of-tasks sweep skipped: fewer than 2 tasks have a normalized score");
+  // Subsets are drawn from every task, but a subset counts only when it holds a task with a normalized score
+  // (a learned one), and its normalized average is over those tasks alone: the others are merged in and
+  // interfere, but a ratio to a chance-level single-task score would be noise. When every task is learned
+  // (the vision suite) this is the paper's sweep; when few are (the small text suite) it measures how much of
+  // the learned tasks' gains survives k - 1 other task vectors.
+  std::vector<bool> scored(size_t(n), false);
+  int scored_count = 0;
+  for (int t = 0; t < n; ++t) scored_count += (scored[size_t(t)] = has_normalized_score(single_task_test[t])) ? 1 : 0;
+  if (scored_count < 1) {
+    log(peft::mode_name(target.mode()) + " number-of-tasks sweep skipped: no task has a normalized score");
     return entries;
   }
   Generator gen(config.seed);
@@ -59,10 +63,11 @@ nlohmann::json run_num_tasks_sweep(MergeTarget& target, const SweepConfig& confi
     if (method != "task_arithmetic" && method != "ties" && method != "simple_average")
       throw std::invalid_argument("[num tasks sweep] method '" + method +
                                   "' is not supported here (task_arithmetic, ties, simple_average)");
-    for (int k = 2; k <= int(pool.size()); ++k) {
-      std::vector<std::vector<int>> subsets = all_subsets(int(pool.size()), k);
-      for (auto& subset : subsets)
-        for (int& t : subset) t = pool[size_t(t)];
+    for (int k = 2; k <= n; ++k) {
+      std::vector<std::vector<int>> subsets;
+      for (auto& subset : all_subsets(n, k))
+        if (std::any_of(subset.begin(), subset.end(), [&](int t) { return scored[size_t(t)]; }))
+          subsets.push_back(subset);
       if ((int64_t)subsets.size() > config.max_subsets) {
         // A seeded sample of the subsets, the same for every mode (the generator depends only on k).
         Generator pick = gen.fork(uint64_t(k));
@@ -71,7 +76,7 @@ nlohmann::json run_num_tasks_sweep(MergeTarget& target, const SweepConfig& confi
         for (int64_t i = 0; i < config.max_subsets; ++i) chosen.push_back(subsets[order[i]]);
         subsets = chosen;
       }
-      std::vector<double> normalized;
+      std::vector<double> normalized, absolute;
       for (const auto& subset : subsets) {
         std::vector<TaskVector> chosen;
         for (int t : subset) chosen.push_back(tvs[t]);
@@ -96,13 +101,22 @@ nlohmann::json run_num_tasks_sweep(MergeTarget& target, const SweepConfig& confi
             best_state = state;
           }
         }
-        double norm = 0;
-        for (int t : subset) norm += merge::normalized_accuracy(target.score(best_state, t, Split::Test), single_task_test[t]);
-        normalized.push_back(norm / double(subset.size()));
+        double norm = 0, score_sum = 0;
+        int scored_in_subset = 0;
+        for (int t : subset) {
+          const double test = target.score(best_state, t, Split::Test);
+          score_sum += test;
+          if (!scored[size_t(t)]) continue;
+          norm += merge::normalized_accuracy(test, single_task_test[t]);
+          ++scored_in_subset;
+        }
+        normalized.push_back(norm / double(scored_in_subset));
+        absolute.push_back(score_sum / double(subset.size()));
       }
-      double mean = 0, var = 0;
+      double mean = 0, var = 0, absolute_mean = 0;
       for (double v : normalized) mean += v / normalized.size();
       for (double v : normalized) var += (v - mean) * (v - mean) / normalized.size();
+      for (double v : absolute) absolute_mean += v / absolute.size();
       nlohmann::json e;
       e["method"] = method;
       e["mode"] = peft::mode_name(target.mode());
@@ -117,6 +131,13 @@ nlohmann::json run_num_tasks_sweep(MergeTarget& target, const SweepConfig& confi
       e["subsets"] = names;
       e["normalized_average"] = mean;
       e["normalized_std"] = std::sqrt(var);
+      e["absolute_average"] = absolute_mean;   // test score over every task of the subsets, learned or not
+      if (scored_count < n) {
+        nlohmann::json normalized_over = nlohmann::json::array();
+        for (int t = 0; t < n; ++t)
+          if (scored[size_t(t)]) normalized_over.push_back(target.task_name(t));
+        e["normalized_over"] = normalized_over;
+      }
       entries.push_back(e);
       log(peft::mode_name(target.mode()) + " " + method + " k=" + std::to_string(k) + ": normalized " +
           std::to_string(100 * mean).substr(0, 5) + " over " + std::to_string(subsets.size()) + " subsets");

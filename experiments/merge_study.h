@@ -58,8 +58,9 @@ struct SweepConfig {
   uint64_t seed = 0;
   static SweepConfig from_json(const nlohmann::json& j);
 };
-// Normalized score against the number of merged tasks k = 2..n ("num_tasks_sweep" entries), over the tasks
-// that have a normalized score (single_task_test as for run_merging_methods).
+// Normalized score against the number of merged tasks k = 2..n ("num_tasks_sweep" entries): subsets of every
+// task that hold at least one task with a normalized score (single_task_test as for run_merging_methods),
+// normalized over those tasks of the subset; "absolute_average" is over all of the subset's tasks.
 nlohmann::json run_num_tasks_sweep(MergeTarget& target, const SweepConfig& config,
                                    const std::vector<double>& single_task_test, const StudyLog& log);
 

@@ -62,13 +62,14 @@ std::string merged_csv(const ReportResults& results) {
 }
 
 std::string num_tasks_csv(const ReportResults& results) {
-  std::string csv = csv_line({"suite", "method", "mode", "space", "k", "subsets", "normalized_average", "normalized_std"});
+  std::string csv = csv_line({"suite", "method", "mode", "space", "k", "subsets", "normalized_average", "normalized_std",
+                              "absolute_average"});
   for (const auto& suite : results.suites) {
     if (!suite.num_tasks_sweep) continue;
     for (const auto& point : *suite.num_tasks_sweep)
       csv += csv_line({suite.name, point.method, point.mode, point.space, std::to_string(point.k),
                        std::to_string(point.subset_count), csv_number(point.normalized_average),
-                       csv_number(point.normalized_std)});
+                       csv_number(point.normalized_std), csv_number(point.absolute_average)});
   }
   return csv;
 }

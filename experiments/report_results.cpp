@@ -165,6 +165,8 @@ SweepPoint parse_sweep_point(const Checker& check, const Json& value, const std:
   point.normalized_average = check.number(value["normalized_average"], path + ".normalized_average");
   if (auto* v = member(value, "normalized_std")) point.normalized_std = check.number(*v, path + ".normalized_std");
   if (auto* v = member(value, "subsets")) point.subset_count = check.array(*v, path + ".subsets").size();
+  if (auto* v = member(value, "absolute_average")) point.absolute_average = check.number(*v, path + ".absolute_average");
+  if (auto* v = member(value, "normalized_over")) point.normalized_over = check.strings(*v, path + ".normalized_over");
   note_mode(suite, point.mode);
   return point;
 }

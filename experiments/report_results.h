@@ -49,6 +49,8 @@ struct SweepPoint {
   size_t subset_count = 0;
   double normalized_average = 0;
   std::optional<double> normalized_std;
+  std::optional<double> absolute_average;                // over every task of the subsets
+  std::optional<std::vector<std::string>> normalized_over;  // when only some tasks are normalized
 };
 
 // Cosine similarity of the task vectors of one mode; matrices are tasks x tasks in the suite's task order.

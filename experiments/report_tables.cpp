@@ -1,6 +1,7 @@
 // The per-suite sections of report.md: overview, merged models, number-of-tasks sweep, cosine similarity,
 // cross-task scores, weight disentanglement (see report_sections.h).
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <set>
 
@@ -247,14 +248,8 @@ std::string merged_section(const SuiteResults& suite) {
   return text;
 }
 
-std::string num_tasks_section(const SuiteResults& suite, const PlotSet& plots) {
-  std::string text = "### Normalized score vs number of merged tasks (test split)\n\n";
-  if (!suite.num_tasks_sweep || suite.num_tasks_sweep->empty()) {
-    if (suite.normalized_tasks && suite.normalized_tasks->size() < 2)
-      return text + note("No number-of-tasks sweep: it merges only tasks with a normalized score, and fewer than 2 "
-                         "tasks were learned by every mode (see the merged models above).");
-    return text + note("No number-of-tasks sweep in results.json: the sweep did not run.");
-  }
+// One row per method x space x mode, one column per k; `cell` renders a point (empty: no value).
+static std::string sweep_table(const SuiteResults& suite, const std::function<std::string(const SweepPoint&)>& cell) {
   const auto& sweep = *suite.num_tasks_sweep;
   std::set<int64_t> ks;
   for (const auto& point : sweep) ks.insert(point.k);
@@ -274,19 +269,49 @@ std::string num_tasks_section(const SuiteResults& suite, const PlotSet& plots) {
         std::vector<std::string> cells = {method_title(method), mode, space};
         for (int64_t k : ks) {
           auto found = by_k.find(k);
-          if (found == by_k.end()) {
-            cells.push_back(kMissing);
-            continue;
-          }
-          std::string cell = percent(found->second->normalized_average);
-          if (found->second->normalized_std) cell += " ± " + percent(*found->second->normalized_std);
-          cells.push_back(cell);
+          std::string value = found == by_k.end() ? "" : cell(*found->second);
+          cells.push_back(value.empty() ? kMissing : value);
         }
         table.add_row(cells);
       }
   }
-  text += "Mean normalized average (%) over the subsets of k tasks ± standard deviation across the subsets.\n\n";
-  return text + table.str() + "\n" + plots.markdown(suite.name, "num_tasks");
+  return table.str();
+}
+
+std::string num_tasks_section(const SuiteResults& suite, const PlotSet& plots) {
+  std::string text = "### Normalized score vs number of merged tasks (test split)\n\n";
+  if (!suite.num_tasks_sweep || suite.num_tasks_sweep->empty()) {
+    if (suite.normalized_tasks && suite.normalized_tasks->empty())
+      return text + note("No number-of-tasks sweep: its normalized scores need a learned task, and no task was "
+                         "learned by every mode (see the merged models above).");
+    return text + note("No number-of-tasks sweep in results.json: the sweep did not run.");
+  }
+  const auto& sweep = *suite.num_tasks_sweep;
+  text += "Mean normalized average (%) over the subsets of k tasks ± standard deviation across the subsets.";
+  std::optional<std::vector<std::string>> normalized_over;
+  for (const auto& point : sweep)
+    if (point.normalized_over) normalized_over = point.normalized_over;
+  if (normalized_over) {
+    std::string names;
+    for (const auto& task : *normalized_over) names += (names.empty() ? "" : ", ") + task;
+    text += " Subsets are drawn from all " + std::to_string(suite.tasks.size()) + " tasks among those holding a "
+            "learned task (" + names + "), and normalized over the learned tasks they hold: the other tasks' "
+            "vectors are merged in, but a ratio to their near-chance single-task scores would be noise. So this "
+            "measures how much of the learned tasks' gain survives k - 1 other task vectors.";
+  }
+  text += "\n\n" + sweep_table(suite, [](const SweepPoint& point) {
+    std::string cell = percent(point.normalized_average);
+    if (point.normalized_std) cell += " ± " + percent(*point.normalized_std);
+    return cell;
+  }) + "\n";
+  bool has_absolute = std::any_of(sweep.begin(), sweep.end(), [](const SweepPoint& p) { return p.absolute_average.has_value(); });
+  if (has_absolute)
+    text += "Absolute test average (" + metric_description(suite) + ") of the same merged models over every task "
+            "of the subsets, mean over the subsets:\n\n" +
+            sweep_table(suite, [](const SweepPoint& point) {
+              return point.absolute_average ? percent(*point.absolute_average) : std::string();
+            }) + "\n";
+  return text + plots.markdown(suite.name, "num_tasks");
 }
 
 std::string cosine_section(const SuiteResults& suite, const PlotSet& plots) {

@@ -62,6 +62,14 @@ struct TempDir {
   std::string str() const { return path.string(); }
 };
 
+// Writes `results` as dir's results.json and returns the report rendered from it without plots.
+std::string report_without_plots(const TempDir& dir, const json& results) {
+  write_text(dir.path / "results.json", results.dump());
+  ReportOptions no_plots;
+  no_plots.plots = false;
+  return read_text(write_report(dir.str(), no_plots));
+}
+
 bool gnuplot_installed() { return std::system("gnuplot --version > /dev/null 2>&1") == 0; }
 
 // The sample rendered once per process with plots (gnuplot is the slow part), shared by the tests below.
@@ -420,8 +428,7 @@ TEST_CASE("missing sections are skipped with a note, never a crash", "[report][r
     text["merged"][1]["test"].erase("sst2");
     text["merged"][1].erase("test_average");
     results["suites"]["vision"].erase("num_tasks_sweep");
-    write_text(dir.path / "results.json", results.dump());
-    std::string report = read_text(write_report(dir.str(), no_plots));
+    std::string report = report_without_plots(dir, results);
     // The plots are planned without the vision sweep (rendering is tested elsewhere; gnuplot is slow).
     auto plots = report::plan_plots(report::read_results_file((dir.path / "results.json").string()));
     CHECK(std::none_of(plots.begin(), plots.end(), [](const report::Plot& p) { return p.name.rfind("num_tasks_vision", 0) == 0; }));
@@ -445,10 +452,7 @@ TEST_CASE("the report names the tasks normalized scores leave out, with their th
     results["suites"]["vision"]["learned_thresholds"][task.get<std::string>()] = 0.16;
     results["suites"]["vision"]["normalized_tasks"].push_back(task);
   }
-  write_text(dir.path / "results.json", results.dump());
-  ReportOptions no_plots;
-  no_plots.plots = false;
-  std::string report = read_text(write_report(dir.str(), no_plots));
+  std::string report = report_without_plots(dir, results);
   const size_t text_part = report.find("## Text suite");
   REQUIRE(text_part != std::string::npos);
   CHECK(report.find("Every task passed.") < text_part);   // vision
@@ -459,15 +463,34 @@ TEST_CASE("the report names the tasks normalized scores leave out, with their th
   CHECK(report.find("vision/parameter (normalized over") == std::string::npos);
 }
 
+TEST_CASE("a sweep normalized over some tasks says over which, and shows the absolute averages", "[report][report_writer]") {
+  TempDir dir("sweep_partial");
+  json results = sample_results();
+  json& sweep = results["suites"]["text"]["num_tasks_sweep"];
+  for (size_t i = 0; i < sweep.size(); ++i) {
+    sweep[i]["normalized_over"] = {"sst2"};
+    sweep[i]["absolute_average"] = 0.5 + 0.01 * double(i);
+  }
+  std::string report = report_without_plots(dir, results);
+  const size_t text_part = report.find("## Text suite");
+  REQUIRE(text_part != std::string::npos);
+  CHECK(report.find("among those holding a learned task (sst2)", text_part) != std::string::npos);
+  CHECK(report.find("among those holding a learned task") > text_part);   // not in the vision suite
+  const json* point = nullptr;
+  for (const auto& p : sweep)
+    if (p["mode"] == "lora" && p["k"] == 3) point = &p;
+  REQUIRE(point);
+  auto row = table_row(report.substr(text_part), "Absolute test average", "Task arithmetic", "lora");
+  CHECK(row[4] == percent_of((*point)["absolute_average"]));
+  CHECK(line_count(read_text(dir.path / "num_tasks.csv")) == 1 + sweep.size() + results["suites"]["vision"]["num_tasks_sweep"].size());
+}
+
 TEST_CASE("the text suite's word-feature baseline is a row of the single-task table, its features named", "[report][report_writer]") {
   TempDir dir("baseline");
   json results = sample_results();
   results["suites"]["text"]["baseline"] = {{"cola", 0.512}, {"sst2", 0.724}, {"stsb", 0.987}};
   results["suites"]["text"]["baseline_features"] = {{"cola", "bag of words"}, {"sst2", "bag of words"}, {"stsb", "word overlap"}};
-  write_text(dir.path / "results.json", results.dump());
-  ReportOptions no_plots;
-  no_plots.plots = false;
-  std::string report = read_text(write_report(dir.str(), no_plots));
+  std::string report = report_without_plots(dir, results);
   auto row = table_row(report, "## Text suite", "word-feature baseline");
   REQUIRE(row.size() == 5);
   CHECK(row[1] == "51.2");
@@ -477,8 +500,7 @@ TEST_CASE("the text suite's word-feature baseline is a row of the single-task ta
   // the sample's fine-tuned text models average about 84%, within 10 points of this baseline: no caveat
   CHECK(report.find("the model did not learn them") == std::string::npos);
   results["suites"]["text"]["baseline"] = {{"cola", 0.99}, {"sst2", 0.99}, {"stsb", 0.99}};
-  write_text(dir.path / "results.json", results.dump());
-  report = read_text(write_report(dir.str(), no_plots));
+  report = report_without_plots(dir, results);
   CHECK(report.find("- **Caveat (text)**: the word-feature baseline averages 99.0, more than 10 points above the best "
                     "fine-tuned model") != std::string::npos);
 }
@@ -494,10 +516,7 @@ TEST_CASE("the report warns when task arithmetic chose lambda 0, the pretrained 
       break;
     }
   REQUIRE(!at_zero.empty());
-  write_text(dir.path / "results.json", results.dump());
-  ReportOptions no_plots;
-  no_plots.plots = false;
-  std::string report = read_text(write_report(dir.str(), no_plots));
+  std::string report = report_without_plots(dir, results);
   CHECK(report.find("- **Caveat (text)**: task arithmetic chose lambda = 0, i.e. the pretrained model, on validation for " +
                     at_zero + ":") != std::string::npos);
   CHECK(report.find("- **Caveat (vision)**: task arithmetic chose lambda = 0") == std::string::npos);
@@ -516,10 +535,7 @@ TEST_CASE("the report warns when one task's fine-tuning lowers the other tasks i
   // vision: one mode whose fine-tuning helps the other tasks: no caveat for the suite
   for (auto& row : results["suites"]["vision"]["cross_task"]["lora"]["matrix"])
     for (auto& score : row) score = 1.0;
-  write_text(dir.path / "results.json", results.dump());
-  ReportOptions no_plots;
-  no_plots.plots = false;
-  std::string report = read_text(write_report(dir.str(), no_plots));
+  std::string report = report_without_plots(dir, results);
   CHECK(report.find("- **Caveat (text)**: fine-tuning one task alone lowers the other tasks' scores below the pretrained "
                     "model's, by 2.0 to 5.0 points on average") != std::string::npos);
   CHECK(report.find("- **Caveat (vision)**: fine-tuning one task alone") == std::string::npos);
