@@ -149,7 +149,7 @@ json text_small() {
                 {"learned_margin_se", 2.0}};   // as the vision suite's
   t["sweep"] = {{"methods", {"task_arithmetic"}}, {"max_subsets", 1}, {"lambdas", {0.4, 0.8}}};
   t["disentanglement"] = {{"pairs", json::array({json::array({"sst2", "mnli"})})}, {"steps", 5}, {"coefficient_range", 2.0},
-                          {"examples", 50}, {"modes", {"lora", "l-lora"}}};
+                          {"examples", 50}, {"modes", {"lora", "l-lora", "l-lora-local"}}};
   return t;
 }
 

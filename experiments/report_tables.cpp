@@ -287,7 +287,8 @@ std::string num_tasks_section(const SuiteResults& suite, const PlotSet& plots) {
     return text + note("No number-of-tasks sweep in results.json: the sweep did not run.");
   }
   const auto& sweep = *suite.num_tasks_sweep;
-  text += "Mean normalized average (%) over the subsets of k tasks ± standard deviation across the subsets.";
+  text += "Mean normalized average (%) over the subsets of k tasks ± standard deviation across the subsets (no "
+          "spread when one subset was merged).";
   std::optional<std::vector<std::string>> normalized_over;
   for (const auto& point : sweep)
     if (point.normalized_over) normalized_over = point.normalized_over;
@@ -301,7 +302,8 @@ std::string num_tasks_section(const SuiteResults& suite, const PlotSet& plots) {
   }
   text += "\n\n" + sweep_table(suite, [](const SweepPoint& point) {
     std::string cell = percent(point.normalized_average);
-    if (point.normalized_std) cell += " ± " + percent(*point.normalized_std);
+    // A spread across one subset is 0 by definition: shown only when there were several.
+    if (point.normalized_std && point.subset_count != 1) cell += " ± " + percent(*point.normalized_std);
     return cell;
   }) + "\n";
   bool has_absolute = std::any_of(sweep.begin(), sweep.end(), [](const SweepPoint& p) { return p.absolute_average.has_value(); });

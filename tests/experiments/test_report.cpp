@@ -482,6 +482,11 @@ TEST_CASE("a sweep normalized over some tasks says over which, and shows the abs
   REQUIRE(point);
   auto row = table_row(report.substr(text_part), "Absolute test average", "Task arithmetic", "lora");
   CHECK(row[4] == percent_of((*point)["absolute_average"]));
+  // k = 2 merged three subsets (a spread), k = 3 one (none shown)
+  REQUIRE((*point)["subsets"].size() == 1);
+  auto normalized = table_row(report.substr(text_part), "### Normalized score vs number", "Task arithmetic", "lora");
+  CHECK(normalized[4] == percent_of((*point)["normalized_average"]));
+  CHECK(normalized[3].find(" ± ") != std::string::npos);
   CHECK(line_count(read_text(dir.path / "num_tasks.csv")) == 1 + sweep.size() + results["suites"]["vision"]["num_tasks_sweep"].size());
 }
 
