@@ -53,7 +53,8 @@ nlohmann::json run_num_tasks_sweep(MergeTarget& target, const SweepConfig& confi
   // the learned tasks' gains survives k - 1 other task vectors.
   std::vector<bool> scored(size_t(n), false);
   int scored_count = 0;
-  for (int t = 0; t < n; ++t) scored_count += (scored[size_t(t)] = has_normalized_score(single_task_test[t])) ? 1 : 0;
+  for (int t = 0; t < n; ++t)
+    if (has_normalized_score(single_task_test[t])) scored[size_t(t)] = true, ++scored_count;
   if (scored_count < 1) {
     log(peft::mode_name(target.mode()) + " number-of-tasks sweep skipped: no task has a normalized score");
     return entries;

@@ -100,6 +100,17 @@ std::string sweep_plot_command(const std::vector<SweepSeries>& series, const std
   return command + "\n";
 }
 
+// "normalized score (%)", naming the tasks it is over when the sweep normalized over only some of them.
+std::string sweep_y_label(const std::vector<SweepPoint>& sweep) {
+  for (const auto& point : sweep)
+    if (point.normalized_over) {
+      std::string names;
+      for (const auto& task : *point.normalized_over) names += (names.empty() ? "" : ", ") + task;
+      return "normalized score over " + names + " (%)";
+    }
+  return "normalized score (%)";
+}
+
 void plan_sweep_plots(const SuiteResults& suite, std::vector<Plot>& plots) {
   if (!suite.num_tasks_sweep || suite.num_tasks_sweep->empty()) return;
   const auto& sweep = *suite.num_tasks_sweep;
@@ -141,7 +152,7 @@ void plan_sweep_plots(const SuiteResults& suite, std::vector<Plot>& plots) {
   std::string axes = "  set xrange [" + number(double(k_min) - 0.5) + ":" + number(double(k_max) + 0.5) + "]\n" +
                      "  set yrange [" + number(y_low) + ":" + number(y_high) + "]\n" +
                      "  set xtics 1\n  set grid ytics lc rgb \"#cccccc\" dt 3\n" +
-                     "  set xlabel \"number of merged tasks\"\n  set ylabel \"normalized score (%)\"\n";
+                     "  set xlabel \"number of merged tasks\"\n  set ylabel " + gnuplot_string(sweep_y_label(sweep)) + "\n";
 
   auto headline = std::find(groups.begin(), groups.end(), std::pair<std::string, std::string>("task_arithmetic", "parameter"));
   if (headline == groups.end()) headline = groups.begin();

@@ -487,6 +487,11 @@ TEST_CASE("a sweep normalized over some tasks says over which, and shows the abs
   auto normalized = table_row(report.substr(text_part), "### Normalized score vs number", "Task arithmetic", "lora");
   CHECK(normalized[4] == percent_of((*point)["normalized_average"]));
   CHECK(normalized[3].find(" ± ") != std::string::npos);
+  // the plot's y axis names the tasks it is over
+  auto plots = report::plan_plots(report::read_results_file((dir.path / "results.json").string()));
+  auto text_plot = std::find_if(plots.begin(), plots.end(), [](const report::Plot& p) { return p.name == "num_tasks_text"; });
+  REQUIRE(text_plot != plots.end());
+  CHECK(text_plot->script.find("set ylabel \"normalized score over sst2 (%)\"") != std::string::npos);
   CHECK(line_count(read_text(dir.path / "num_tasks.csv")) == 1 + sweep.size() + results["suites"]["vision"]["num_tasks_sweep"].size());
 }
 
