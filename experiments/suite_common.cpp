@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <mutex>
 
 #include "nn/atomic_file.h"
 #include "nn/safetensors.h"
+#include "tensor/threading.h"
 
 namespace linfuse::experiments {
 
@@ -106,6 +108,32 @@ void save_finetuned_run(const std::filesystem::path& dir, const peft::PreparedMo
   write_json(dir / "metrics.json", {{"validation", validation}, {"test", test}, {"seconds", result.seconds},
                                      {"trainable_parameters", result.trainable_parameters},
                                      {"first_loss", result.losses.front()}, {"last_loss", result.losses.back()}});
+}
+
+void finetune_tasks(SuiteContext& ctx, const std::string& suite, const std::string& mode_name,
+                    const std::vector<std::string>& task_names, const std::function<nlohmann::json(size_t)>& key_of,
+                    const FinetuneTask& train, std::vector<StateDict>& states, std::vector<double>& scores,
+                    nlohmann::json& results) {
+  // The cache folders on this thread (they share parents), then the missing runs side by side.
+  std::vector<std::filesystem::path> dirs;
+  std::vector<nlohmann::json> keys;
+  std::vector<size_t> to_run;
+  auto stage_of = [&](size_t t) { return suite + "/finetune/" + mode_name + "/" + task_names[t]; };
+  for (size_t t = 0; t < task_names.size(); ++t) {
+    keys.push_back(key_of(t));
+    dirs.push_back(ctx.cache.folder(stage_of(t), keys[t]));
+    if (!ctx.cache.done(stage_of(t), keys[t])) to_run.push_back(t);
+  }
+  const bool show_progress = num_threads() == 1 || to_run.size() == 1;
+  std::mutex log_mutex;
+  run_concurrently(int64_t(to_run.size()), [&](int64_t job) {
+    const size_t t = to_run[size_t(job)];
+    std::string line = train(t, dirs[t], show_progress);
+    ctx.cache.mark_done(stage_of(t), keys[t]);
+    std::lock_guard<std::mutex> lock(log_mutex);
+    ctx.log(line);
+  });
+  for (size_t t = 0; t < task_names.size(); ++t) load_finetuned_run(dirs[t], mode_name, task_names[t], states, scores, results);
 }
 
 void load_finetuned_run(const std::filesystem::path& dir, const std::string& mode_name, const std::string& task_name,

@@ -3,6 +3,7 @@
 // files written atomically, and fine-tuning configs read from a preset.
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -61,6 +62,17 @@ void save_finetuned_run(const std::filesystem::path& dir, const peft::PreparedMo
 // (single_task, finetune_seconds (moved to manifest.json later), trainable_parameters).
 void load_finetuned_run(const std::filesystem::path& dir, const std::string& mode_name, const std::string& task_name,
                         std::vector<StateDict>& states, std::vector<double>& scores, nlohmann::json& results);
+
+// One fine-tuning mode of a suite over its tasks: the stage "<suite>/finetune/<mode>/<task>" of every task
+// whose run is not cached under key_of(task) is run by train(task, dir, show_progress), which writes the run
+// into `dir` (save_finetuned_run) and returns its log line; the runs go side by side, one thread each
+// (run_concurrently, tensor/threading.h: the same bits as one after the other), with a progress line only when
+// one runs at a time. Then every task's run is loaded in task order (load_finetuned_run).
+using FinetuneTask = std::function<std::string(size_t task, const std::filesystem::path& dir, bool show_progress)>;
+void finetune_tasks(SuiteContext& ctx, const std::string& suite, const std::string& mode_name,
+                    const std::vector<std::string>& task_names, const std::function<nlohmann::json(size_t)>& key_of,
+                    const FinetuneTask& train, std::vector<StateDict>& states, std::vector<double>& scores,
+                    nlohmann::json& results);
 
 // The score a fine-tuned model must beat for its task to count in normalized scores: the chance score plus
 // `margin_se` (config merge.learned_margin_se, default 2) standard errors of a chance-level score on

@@ -218,44 +218,42 @@ void TextSuite::finetune(peft::FinetuneMode mode, nlohmann::json& results) {
   StageTimer timer(ctx_, "text/finetune/" + mode_name);
   peft::FinetuneConfig fc = finetune_config_for(mode);
   int64_t batch = config_["finetune"]["batch_size"].get<int64_t>();
-  auto& states = finetuned_[mode_name];
-  auto& scores = single_task_test_[mode_name];
-  for (size_t t = 0; t < tasks_.size(); ++t) {
+  std::vector<std::string> names;
+  for (const auto& task : tasks_) names.push_back(task.task.name);
+  auto key_of = [&](size_t t) -> nlohmann::json {
+    return {{"pretrain", base_model_key()}, {"finetune", config_["finetune"]}, {"mode", mode_name},
+            {"task", names[t]}, {"data", config_["data"]}, {"evaluation", config_["evaluation"]},
+            {"max_input_tokens", max_input_tokens()}};
+  };
+  // Each task's run is independent (its own model copy, data order and seed), so runs go side by side.
+  auto train = [&](size_t t, const std::filesystem::path& dir, bool show_progress) {
     const TextTaskData& task = tasks_[t];
-    nlohmann::json key = {{"pretrain", base_model_key()}, {"finetune", config_["finetune"]}, {"mode", mode_name},
-                          {"task", task.task.name}, {"data", config_["data"]}, {"evaluation", config_["evaluation"]},
-                          {"max_input_tokens", max_input_tokens()}};
-    std::string stage = "text/finetune/" + mode_name + "/" + task.task.name;
-    auto dir = ctx_.cache.folder(stage, key);
-    if (!ctx_.cache.done(stage, key)) {
-      auto model = pretrained_copy();
-      peft::FinetuneConfig config = fc;
-      config.seed = seed_ * 1000 + t;
-      config.progress_label = "text: " + mode_name + " " + task.task.name;
-      // The whole T5 is the fine-tuned part; its logits are what the linear modes linearize.
-      peft::PreparedModel prepared(*model, {"*"}, config);
-      T5Logits plain = t5_logits(*model);
-      T5Logits logits = [&](const Tensor& ids, const Tensor& mask, const Tensor& decoder_ids, const Tensor& rows) {
-        return prepared.forward([&] { return plain(ids, mask, decoder_ids, rows); });
-      };
-      // The same data order in every mode: a permutation per epoch from a generator of the task.
-      EpochOrder order(Generator(seed_ + 17).fork(uint64_t(t)), int64_t(task.train.inputs.size()));
-      peft::FinetuneResult r = peft::finetune(prepared, config, [&](int64_t step) {
-        std::vector<int64_t> rows = order.batch_rows(step, batch);
-        return teacher_forced_loss(logits, input_batch(task.train, rows), target_batch(task.train, rows),
-                                   model_config_.decoder_start_token_id);
-      });
-      model->eval();
-      double val = evaluate(logits, int(t), Split::Validation);
-      double test = evaluate(logits, int(t), Split::Test);
-      save_finetuned_run(dir, prepared, r, mode_name, task.task.name, val, test);
-      ctx_.cache.mark_done(stage, key);
-      ctx_.log("text: " + mode_name + " " + task.task.name + ": test " + pct(test) + " (loss " +
-               std::to_string(r.losses.front()).substr(0, 5) + " -> " + std::to_string(r.losses.back()).substr(0, 5) +
-               ", " + std::to_string(int(r.seconds)) + " s)");
-    }
-    load_finetuned_run(dir, mode_name, task.task.name, states, scores, results);
-  }
+    auto model = pretrained_copy();
+    peft::FinetuneConfig config = fc;
+    config.seed = seed_ * 1000 + t;
+    if (show_progress) config.progress_label = "text: " + mode_name + " " + task.task.name;
+    // The whole T5 is the fine-tuned part; its logits are what the linear modes linearize.
+    peft::PreparedModel prepared(*model, {"*"}, config);
+    T5Logits plain = t5_logits(*model);
+    T5Logits logits = [&](const Tensor& ids, const Tensor& mask, const Tensor& decoder_ids, const Tensor& rows) {
+      return prepared.forward([&] { return plain(ids, mask, decoder_ids, rows); });
+    };
+    // The same data order in every mode: a permutation per epoch from a generator of the task.
+    EpochOrder order(Generator(seed_ + 17).fork(uint64_t(t)), int64_t(task.train.inputs.size()));
+    peft::FinetuneResult r = peft::finetune(prepared, config, [&](int64_t step) {
+      std::vector<int64_t> rows = order.batch_rows(step, batch);
+      return teacher_forced_loss(logits, input_batch(task.train, rows), target_batch(task.train, rows),
+                                 model_config_.decoder_start_token_id);
+    });
+    model->eval();
+    double val = evaluate(logits, int(t), Split::Validation);
+    double test = evaluate(logits, int(t), Split::Test);
+    save_finetuned_run(dir, prepared, r, mode_name, task.task.name, val, test);
+    return "text: " + mode_name + " " + task.task.name + ": test " + pct(test) + " (loss " +
+           std::to_string(r.losses.front()).substr(0, 5) + " -> " + std::to_string(r.losses.back()).substr(0, 5) +
+           ", " + std::to_string(int(r.seconds)) + " s)";
+  };
+  finetune_tasks(ctx_, "text", mode_name, names, key_of, train, finetuned_[mode_name], single_task_test_[mode_name], results);
 }
 
 // The word-feature baseline (text_baseline.h) of every task: how learnable the task is from the same

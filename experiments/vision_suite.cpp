@@ -225,49 +225,46 @@ void VisionSuite::finetune(peft::FinetuneMode mode, nlohmann::json& results) {
   StageTimer timer(ctx_, "vision/finetune/" + mode_name);
   peft::FinetuneConfig fc = finetune_config_for(mode);
   int64_t batch = config_["finetune"]["batch_size"].get<int64_t>();
-  auto& states = finetuned_[mode_name];
-  auto& scores = single_task_test_[mode_name];
-  for (size_t t = 0; t < tasks_.size(); ++t) {
+  std::vector<std::string> names;
+  for (const auto& task : tasks_) names.push_back(task.task.name);
+  auto key_of = [&](size_t t) -> nlohmann::json {
+    return {{"pretrain", pretrain_key()}, {"finetune", config_["finetune"]}, {"mode", mode_name},
+            {"task", names[t]}, {"evaluation", config_["evaluation"]}};
+  };
+  // Each task's run is independent (its own classifier copy, head, data order and seed), so runs go side by side.
+  auto train = [&](size_t t, const std::filesystem::path& dir, bool show_progress) {
     const auto& task = tasks_[t];
-    nlohmann::json key = {{"pretrain", pretrain_key()}, {"finetune", config_["finetune"]}, {"mode", mode_name},
-                          {"task", task.task.name}, {"evaluation", config_["evaluation"]}};
-    std::string stage = "vision/finetune/" + mode_name + "/" + task.task.name;
-    auto dir = ctx_.cache.folder(stage, key);
-    if (!ctx_.cache.done(stage, key)) {
-      auto classifier = nn::ImageClassifier::from_clip(*clip_, task.head);
-      peft::FinetuneConfig config = fc;
-      config.seed = seed_ * 1000 + t;
-      config.progress_label = "vision: " + mode_name + " " + task.task.name;
-      peft::PreparedModel prepared(*classifier, {"vision_model.*"}, config);
-      // The same data order in every mode: a permutation per epoch from a generator of the task.
-      EpochOrder order(Generator(seed_ + 17).fork(uint64_t(t)), task.train_images.size(0));
-      peft::FinetuneResult r = peft::finetune(prepared, config, [&](int64_t step) {
-        std::vector<int64_t> rows = order.batch_rows(step, batch);
-        Tensor x = select_rows(task.train_images, rows), y = select_rows(task.train_labels, rows);
-        Tensor features = prepared.forward([&] { return classifier->image_features(x); });
-        return cross_entropy(classifier->classification_head->forward(features), y);
-      });
-      // Single-task scores of the fine-tuned model, validation and test.
-      auto accuracy = [&](const Tensor& images, const Tensor& labels, int64_t limit) {
-        NoGradGuard no_grad;
-        int64_t m = std::min(limit, images.size(0)), correct = 0;
-        for (int64_t b = 0; b < m; b += eval_batch()) {
-          int64_t e = std::min(m, b + eval_batch());
-          Tensor x = kernels::slice(images, {b, 0, 0, 0}, {e, 1, 28, 28}, {1, 1, 1, 1});
-          Tensor f = prepared.forward([&] { return classifier->image_features(x); });
-          correct += count_correct(classifier->classification_head->forward(f), kernels::slice(labels, {b}, {e}, {1}));
-        }
-        return double(correct) / double(m);
-      };
-      double val = accuracy(task.validation_images, task.validation_labels, eval_examples(Split::Validation));
-      double test = accuracy(task.test_images, task.test_labels, eval_examples(Split::Test));
-      save_finetuned_run(dir, prepared, r, mode_name, task.task.name, val, test);
-      ctx_.cache.mark_done(stage, key);
-      ctx_.log("vision: " + mode_name + " " + task.task.name + ": test " + pct(test) + " (" +
-               std::to_string(int(r.seconds)) + " s)");
-    }
-    load_finetuned_run(dir, mode_name, task.task.name, states, scores, results);
-  }
+    auto classifier = nn::ImageClassifier::from_clip(*clip_, task.head);
+    peft::FinetuneConfig config = fc;
+    config.seed = seed_ * 1000 + t;
+    if (show_progress) config.progress_label = "vision: " + mode_name + " " + task.task.name;
+    peft::PreparedModel prepared(*classifier, {"vision_model.*"}, config);
+    // The same data order in every mode: a permutation per epoch from a generator of the task.
+    EpochOrder order(Generator(seed_ + 17).fork(uint64_t(t)), task.train_images.size(0));
+    peft::FinetuneResult r = peft::finetune(prepared, config, [&](int64_t step) {
+      std::vector<int64_t> rows = order.batch_rows(step, batch);
+      Tensor x = select_rows(task.train_images, rows), y = select_rows(task.train_labels, rows);
+      Tensor features = prepared.forward([&] { return classifier->image_features(x); });
+      return cross_entropy(classifier->classification_head->forward(features), y);
+    });
+    // Single-task scores of the fine-tuned model, validation and test.
+    auto accuracy = [&](const Tensor& images, const Tensor& labels, int64_t limit) {
+      NoGradGuard no_grad;
+      int64_t m = std::min(limit, images.size(0)), correct = 0;
+      for (int64_t b = 0; b < m; b += eval_batch()) {
+        int64_t e = std::min(m, b + eval_batch());
+        Tensor x = kernels::slice(images, {b, 0, 0, 0}, {e, 1, 28, 28}, {1, 1, 1, 1});
+        Tensor f = prepared.forward([&] { return classifier->image_features(x); });
+        correct += count_correct(classifier->classification_head->forward(f), kernels::slice(labels, {b}, {e}, {1}));
+      }
+      return double(correct) / double(m);
+    };
+    double val = accuracy(task.validation_images, task.validation_labels, eval_examples(Split::Validation));
+    double test = accuracy(task.test_images, task.test_labels, eval_examples(Split::Test));
+    save_finetuned_run(dir, prepared, r, mode_name, task.task.name, val, test);
+    return "vision: " + mode_name + " " + task.task.name + ": test " + pct(test) + " (" + std::to_string(int(r.seconds)) + " s)";
+  };
+  finetune_tasks(ctx_, "vision", mode_name, names, key_of, train, finetuned_[mode_name], single_task_test_[mode_name], results);
 }
 
 nlohmann::json VisionSuite::prepare() {

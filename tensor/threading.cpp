@@ -4,12 +4,18 @@
 #include <tbb/blocked_range.h>
 #include <tbb/global_control.h>
 #include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
+
+#include <atomic>
 
 #include <cstdlib>
+#include <exception>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace linfuse {
 namespace {
@@ -61,5 +67,32 @@ void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, in
       tbb::simple_partitioner());
 }
 
+void run_concurrently(int64_t count, const std::function<void(int64_t)>& job) {
+  const int64_t workers = std::min<int64_t>(num_threads(), count);
+  if (workers <= 1) {
+    for (int64_t i = 0; i < count; ++i) job(i);
+    return;
+  }
+  std::atomic<int64_t> next{0};
+  std::atomic<bool> failed{false};
+  std::exception_ptr first_error;
+  std::mutex error_mutex;
+  auto worker = [&] {
+    tbb::task_arena one_thread(1);
+    for (int64_t i = next++; i < count && !failed; i = next++) {
+      try {
+        one_thread.execute([&] { job(i); });
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(error_mutex);
+        if (!first_error) first_error = std::current_exception();
+        failed = true;
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int64_t w = 0; w < workers; ++w) threads.emplace_back(worker);
+  for (auto& t : threads) t.join();
+  if (first_error) std::rethrow_exception(first_error);
+}
 
 }  // namespace linfuse
