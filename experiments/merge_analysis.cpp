@@ -59,6 +59,9 @@ nlohmann::json run_num_tasks_sweep(MergeTarget& target, const SweepConfig& confi
     log(peft::mode_name(target.mode()) + " number-of-tasks sweep skipped: no task has a normalized score");
     return entries;
   }
+  nlohmann::json normalized_over = nlohmann::json::array();   // written only when not every task is scored
+  for (int t = 0; t < n; ++t)
+    if (scored[size_t(t)]) normalized_over.push_back(target.task_name(t));
   Generator gen(config.seed);
   for (const auto& method : config.methods) {
     if (method != "task_arithmetic" && method != "ties" && method != "simple_average")
@@ -133,12 +136,7 @@ nlohmann::json run_num_tasks_sweep(MergeTarget& target, const SweepConfig& confi
       e["normalized_average"] = mean;
       e["normalized_std"] = std::sqrt(var);
       e["absolute_average"] = absolute_mean;   // test score over every task of the subsets, learned or not
-      if (scored_count < n) {
-        nlohmann::json normalized_over = nlohmann::json::array();
-        for (int t = 0; t < n; ++t)
-          if (scored[size_t(t)]) normalized_over.push_back(target.task_name(t));
-        e["normalized_over"] = normalized_over;
-      }
+      if (scored_count < n) e["normalized_over"] = normalized_over;
       entries.push_back(e);
       log(peft::mode_name(target.mode()) + " " + method + " k=" + std::to_string(k) + ": normalized " +
           std::to_string(100 * mean).substr(0, 5) + " over " + std::to_string(subsets.size()) + " subsets");

@@ -102,12 +102,7 @@ std::string sweep_plot_command(const std::vector<SweepSeries>& series, const std
 
 // "normalized score (%)", naming the tasks it is over when the sweep normalized over only some of them.
 std::string sweep_y_label(const std::vector<SweepPoint>& sweep) {
-  for (const auto& point : sweep)
-    if (point.normalized_over) {
-      std::string names;
-      for (const auto& task : *point.normalized_over) names += (names.empty() ? "" : ", ") + task;
-      return "normalized score over " + names + " (%)";
-    }
+  if (auto normalized_over = sweep_normalized_over(sweep)) return "normalized score over " + comma_list(*normalized_over) + " (%)";
   return "normalized score (%)";
 }
 

@@ -387,6 +387,12 @@ const std::vector<std::string>& normalization_tasks(const SuiteResults& suite) {
   return suite.normalized_tasks ? *suite.normalized_tasks : suite.tasks;
 }
 
+std::optional<std::vector<std::string>> sweep_normalized_over(const std::vector<SweepPoint>& sweep) {
+  for (const auto& point : sweep)
+    if (point.normalized_over) return point.normalized_over;
+  return std::nullopt;
+}
+
 std::optional<Matrix> cross_task_change(const SuiteResults& suite, const Matrix& cross_task) {
   if (!suite.zero_shot) return std::nullopt;
   std::vector<double> zero_shot;

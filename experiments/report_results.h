@@ -114,6 +114,9 @@ std::optional<double> test_average_of(const MergedResult& merged, const std::vec
 std::optional<double> normalized_average_of(const MergedResult& merged, const std::vector<std::string>& tasks);
 // The tasks normalized averages are over: normalized_tasks when written, else all of the suite's tasks.
 const std::vector<std::string>& normalization_tasks(const SuiteResults& suite);
+// The tasks a sweep's normalized scores are over when they are not all of the suite's (SweepPoint::
+// normalized_over of its first point that names them), else empty.
+std::optional<std::vector<std::string>> sweep_normalized_over(const std::vector<SweepPoint>& sweep);
 // A cross-task matrix (SuiteResults::cross_task) minus the zero-shot score of each column's task, in points
 // (x100); empty when the suite has no zero-shot score for every task.
 std::optional<Matrix> cross_task_change(const SuiteResults& suite, const Matrix& cross_task);

@@ -289,17 +289,11 @@ std::string num_tasks_section(const SuiteResults& suite, const PlotSet& plots) {
   const auto& sweep = *suite.num_tasks_sweep;
   text += "Mean normalized average (%) over the subsets of k tasks ± standard deviation across the subsets (no "
           "spread when one subset was merged).";
-  std::optional<std::vector<std::string>> normalized_over;
-  for (const auto& point : sweep)
-    if (point.normalized_over) normalized_over = point.normalized_over;
-  if (normalized_over) {
-    std::string names;
-    for (const auto& task : *normalized_over) names += (names.empty() ? "" : ", ") + task;
+  if (auto normalized_over = sweep_normalized_over(sweep))
     text += " Subsets are drawn from all " + std::to_string(suite.tasks.size()) + " tasks among those holding a "
-            "learned task (" + names + "), and normalized over the learned tasks they hold: the other tasks' "
+            "learned task (" + comma_list(*normalized_over) + "), and normalized over the learned tasks they hold: the other tasks' "
             "vectors are merged in, but a ratio to their near-chance single-task scores would be noise. So this "
             "measures how much of the learned tasks' gain survives k - 1 other task vectors.";
-  }
   text += "\n\n" + sweep_table(suite, [](const SweepPoint& point) {
     std::string cell = percent(point.normalized_average);
     // A spread across one subset is 0 by definition: shown only when there were several.

@@ -7,7 +7,6 @@
 #include <tbb/task_arena.h>
 
 #include <atomic>
-
 #include <cstdlib>
 #include <exception>
 #include <memory>
