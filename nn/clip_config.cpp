@@ -124,7 +124,8 @@ void CLIPTextConfig::validate() const {
                 std::to_string(vocab_size) + "): set it to the tokenizer's id or enlarge vocab_size");
   };
   check_id(pad_token_id, "pad_token_id");
-  if (bos_token_id != -1) check_id(bos_token_id, "bos_token_id");   // -1: no start-of-text token
+  // bos_token_id is not checked against the vocabulary: the forward pass never reads it, and transformers loads
+  // a small-vocabulary config that keeps HF's default 49406. Only tokenize_for_clip uses it, and refuses there.
   check_id(eos_token_id, "eos_token_id");
   require(bos_token_id != eos_token_id, c,
           "bos_token_id and eos_token_id are both " + std::to_string(eos_token_id) +

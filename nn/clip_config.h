@@ -39,7 +39,9 @@ struct CLIPVisionConfig {
 
 // The text tower (HF CLIPTextConfig). HF's defaults for the token ids are OpenAI's BPE vocabulary
 // (bos 49406, eos 49407, pad 1). bos_token_id -1 (null in JSON, None in HF) means no start-of-text token:
-// the project's SentencePiece tokenizer (T5's ids: pad 0, eos 1, unk 2) has none.
+// the project's SentencePiece tokenizer (T5's ids: pad 0, eos 1, unk 2) has none. As in transformers, a
+// bos_token_id outside the vocabulary is accepted (the forward pass never reads it): a small config without
+// the field keeps HF's default 49406 and loads.
 struct CLIPTextConfig {
   int64_t vocab_size = 49408;
   int64_t hidden_size = 512;

@@ -34,15 +34,20 @@ ReferenceTensorSpec clip_input_ids_spec() {
 ReferenceTensorSpec clip_attention_mask_spec() {
   return {"attention_mask", "(B, T)", kMask, "1 token, 0 padding (default: all ones); the causal mask is added", false};
 }
+// HF gives one name two meanings: CLIPVisionModelWithProjection's image_embeds is the projection itself, CLIPModel's
+// is that divided by its norm. Each model here writes what its HF counterpart writes under the name; `clip` also
+// writes the unnormalised projections as image_features / text_features (HF's get_image_features).
 ReferenceTensorSpec image_embeds_spec() {
   return {"image_embeds", "(B, P)", kFloat,
-          "visual_projection(pooled class token): HF get_image_features, NOT L2-normalised (CLIPModel's "
-          "output.image_embeds is this divided by its norm); P = projection_dim",
+          "visual_projection(pooled class token), NOT L2-normalised, as HF CLIPVisionModelWithProjection's "
+          "image_embeds and get_image_features; P = projection_dim",
           false};
 }
 ReferenceTensorSpec text_embeds_spec() {
   return {"text_embeds", "(B, P)", kFloat,
-          "text_projection(pooled end-of-text token): HF get_text_features, NOT L2-normalised", false};
+          "text_projection(pooled end-of-text token), NOT L2-normalised, as HF CLIPTextModelWithProjection's "
+          "text_embeds and get_text_features",
+          false};
 }
 
 std::vector<ReferenceModelSpec> make_specs() {
@@ -61,8 +66,12 @@ std::vector<ReferenceModelSpec> make_specs() {
       {"clip",
        "HF CLIPModel: both towers and logit_scale",
        {pixel_values_spec(), clip_input_ids_spec(), clip_attention_mask_spec()},
-       {image_embeds_spec(),
-        text_embeds_spec(),
+       {{"image_embeds", "(Bi, P)", kFloat, "image_features / its L2 norm, as HF CLIPModel's output.image_embeds", false},
+        {"text_embeds", "(Bt, P)", kFloat, "text_features / its L2 norm, as HF CLIPModel's output.text_embeds", false},
+        {"image_features", "(Bi, P)", kFloat, "visual_projection(pooled class token), unnormalised: HF get_image_features",
+         false},
+        {"text_features", "(Bt, P)", kFloat, "text_projection(pooled end-of-text token), unnormalised: HF get_text_features",
+         false},
         {"logits_per_image", "(Bi, Bt)", kFloat, "exp(logit_scale) x cosine(image i, text j)", false},
         {"logits_per_text", "(Bt, Bi)", kFloat, "its transpose", false},
         {"loss", "()", kFloat,
@@ -356,10 +365,12 @@ class ClipReference : public ReferenceModel {
     Tensor image = model_->get_image_features(inputs.at("pixel_values"));                                       // (Bi, P)
     Tensor text = model_->get_text_features(inputs.at("input_ids"), optional_input(inputs, "attention_mask"));   // (Bt, P)
     // As CLIPModel::forward (HF's order of operations): normalise, text @ image^T, times exp(logit_scale).
-    Tensor logits_per_text =
-        mul(matmul(l2_normalize(text), transpose(l2_normalize(image), 0, 1)), exp(model_->logit_scale));   // (Bt, Bi)
-    std::vector<std::pair<std::string, Tensor>> out = {{"image_embeds", image},
-                                                       {"text_embeds", text},
+    Tensor image_embeds = l2_normalize(image), text_embeds = l2_normalize(text);
+    Tensor logits_per_text = mul(matmul(text_embeds, transpose(image_embeds, 0, 1)), exp(model_->logit_scale));   // (Bt, Bi)
+    std::vector<std::pair<std::string, Tensor>> out = {{"image_embeds", image_embeds},
+                                                       {"text_embeds", text_embeds},
+                                                       {"image_features", image},
+                                                       {"text_features", text},
                                                        {"logits_per_image", transpose(logits_per_text, 0, 1)},
                                                        {"logits_per_text", logits_per_text}};
     if (image.size(0) == text.size(0)) out.push_back({"loss", clip_loss(logits_per_text)});

@@ -94,10 +94,12 @@ def jvp_of(model, names, tangents, dtype, run):
 # ---------------- CLIP ----------------
 
 def clip_outputs(model, params, inputs):
-    """HF names: image_embeds / text_embeds unnormalised (get_*_features), logits, clip_loss."""
+    """HF CLIPModel's names: image_embeds / text_embeds L2-normalised (CLIPOutput), image_features / text_features
+    unnormalised (get_*_features), logits, clip_loss."""
     image, text, logits_per_image, logits_per_text = functional_call(
         model, params, (inputs["pixel_values"], inputs["input_ids"], inputs["attention_mask"]))
-    return image, text, logits_per_image, logits_per_text, clipref.clip_loss(logits_per_text)
+    return (image / image.norm(p=2, dim=-1, keepdim=True), text / text.norm(p=2, dim=-1, keepdim=True), image, text,
+            logits_per_image, logits_per_text, clipref.clip_loss(logits_per_text))
 
 
 def make_clip(gen):
@@ -125,7 +127,8 @@ def make_clip(gen):
         json.dump(CLIP_CONFIG, f, indent=2)
         f.write("\n")
 
-    output_names = ["image_embeds", "text_embeds", "logits_per_image", "logits_per_text", "loss"]
+    output_names = ["image_embeds", "text_embeds", "image_features", "text_features", "logits_per_image",
+                    "logits_per_text", "loss"]
     for dtype, tag in ((torch.float64, "f64"), (torch.float32, "f32")):
         model = clipref.CLIPModel(CLIP_CONFIG).to(dtype).eval()
         model.load_state_dict({n: w.to(dtype) for n, w in weights.items()})
@@ -143,8 +146,8 @@ def make_clip(gen):
         if dtype == torch.float64:   # clip_vision with --loss sum_of_image_embeds
             vision = [n for n in names if n.startswith("vision_model.") or n == "visual_projection.weight"]
 
-            def image_embeds(ps):
-                return clip_outputs(model, {**params, **ps}, x)[0]
+            def image_embeds(ps):   # CLIPVisionModelWithProjection's image_embeds: CLIPModel's image_features
+                return clip_outputs(model, {**params, **ps}, x)[2]
 
             embeds = image_embeds({})
             sum_grads = torch.autograd.grad(embeds.sum(), [params[n] for n in vision])

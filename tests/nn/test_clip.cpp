@@ -96,12 +96,21 @@ TEST_CASE("invalid CLIP configs are rejected with a message naming the field and
   rejects({{"text_config", {{"hidden_size", 10}, {"num_attention_heads", 4}}}}, "[CLIPTextConfig] hidden_size 10");
   rejects({{"vision_config", {{"image_size", 28}, {"patch_size", 5}}}}, "patch_size 5 does not divide image_size 28");
   rejects({{"vision_config", {{"hidden_act", "swish"}}}}, "unknown activation 'swish'");
-  rejects({{"text_config", {{"vocab_size", 100}}}}, "bos_token_id 49406 is outside the vocabulary [0, 100)");
+  rejects({{"text_config", {{"vocab_size", 100}}}}, "eos_token_id 49407 is outside the vocabulary [0, 100)");
   rejects({{"text_config", {{"hidden_size", "wide"}}}}, "field 'hidden_size' has the wrong type");
   rejects({{"vision_config", {{"num_hidden_layers", 0}}}}, "num_hidden_layers must be positive");
   rejects({{"projection_dim", -1}}, "[CLIPConfig] projection_dim must be positive");
   rejects({{"text_config", {{"bos_token_id", 7}, {"eos_token_id", 7}}}}, "bos_token_id and eos_token_id are both 7");
   CHECK_THROWS_WITH(CLIPConfig::from_json_file("/nonexistent/config.json"), Catch::Contains("cannot open"));
+}
+
+TEST_CASE("a small-vocabulary CLIP config without bos_token_id loads, as in transformers", "[clip][config]") {
+  // HF's default bos 49406 stays: the forward pass never reads it; only tokenizing with it is refused.
+  CLIPConfig c = CLIPConfig::from_json({{"text_config", {{"vocab_size", 100}, {"pad_token_id", 0}, {"eos_token_id", 2}}}});
+  CHECK(c.text_config.bos_token_id == 49406);
+  TokenizeFunction tokenizer = [](const std::string&) { return std::vector<int64_t>{5, 6}; };
+  CHECK_THROWS_WITH(tokenize_for_clip({"a photo"}, tokenizer, c.text_config),
+                    Catch::Contains("token id 49406") && Catch::Contains("outside the vocabulary [0, 100)"));
 }
 
 TEST_CASE("the tiny preset is the 28x28 grayscale ViT of the benchmarks, and its parameter count follows", "[clip][config]") {

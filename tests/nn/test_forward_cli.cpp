@@ -149,7 +149,7 @@ TEST_CASE("linfuse forward matches PyTorch on CLIP: outputs, clip_loss gradients
     CliRun run = run_forward(args);
     INFO(run.err);
     REQUIRE(run.exit_code == 0);
-    CHECK(run.out.find("5 outputs, 78 gradients, 5 JVPs") != std::string::npos);
+    CHECK(run.out.find("7 outputs, 78 gradients, 7 JVPs") != std::string::npos);
     compare(out, fixture("clip_expected_" + tag + ".safetensors"), tag == "f32" ? 1e-4 : 1e-9, "clip " + dtype);
   }
 }
@@ -219,9 +219,10 @@ TEST_CASE("linfuse forward runs one CLIP tower from a whole CLIP checkpoint, wit
     INFO(run.err);
     REQUIRE(run.exit_code == 0);
     StateDict actual = load_safetensors(out), expected = load_safetensors(fixture("clip_expected_f32.safetensors"));
+    // CLIPTextModelWithProjection's text_embeds is unnormalised: CLIPModel's text_features, not its text_embeds.
     REQUIRE(actual.names() == std::vector<std::string>{"text_embeds"});
-    CHECK(linfuse::testing::max_abs_diff(actual.at("text_embeds"), expected.at("text_embeds")) <
-          1e-4 * max_abs(expected.at("text_embeds")));
+    CHECK(linfuse::testing::max_abs_diff(actual.at("text_embeds"), expected.at("text_features")) <
+          1e-4 * max_abs(expected.at("text_features")));
   }
   SECTION("clip_vision from a CLIPVisionConfig alone uses its projection_dim") {
     json vision = clip_config["vision_config"];
