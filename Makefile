@@ -31,7 +31,7 @@ test: build
 # Debug build with AddressSanitizer and UBSan; runs every test but the two end-to-end smoke studies, which are
 # far too slow in a Debug+ASan build (the nn tests alone take about 20 minutes there, on 2 cores).
 asan: setup
-	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DLINFUSE_SANITIZE=ON -DLINFUSE_NATIVE=OFF >/dev/null
+	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DLINFUSE_SANITIZE=ON >/dev/null
 	@cmake --build build-asan -j $(JOBS)
 	@cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS) -E experiments
 	@cd build-asan && ASAN_OPTIONS=detect_leaks=1 LINFUSE_DATA_DIR=$(CURDIR)/data ./test_experiments "~[smoke]"
@@ -39,14 +39,20 @@ asan: setup
 # Performance: micro-benchmarks of the dominant kernels (Google Benchmark), then one training step of the
 # reference workload (DESIGN.md) per mode and evaluation at 1 and 2 threads, side by side with PyTorch
 # (torch_ref.py, python3-torch) and OpenBLAS sgemm; the table also goes to $(BUILD)/bench.md.
-TORCH_REF ?= $(firstword $(wildcard ../shared/bench/torch_ref.py /work/shared/bench/torch_ref.py))
+# The PyTorch peer lives beside the repository (../shared/bench/torch_ref.py, DESIGN.md); TORCH_REF=none
+# benchmarks linfuse alone.
+TORCH_REF ?= $(abspath ../shared/bench/torch_ref.py)
 BENCH_STEPS ?= 8
 BENCH_ROUNDS ?= 3
 bench: build
 	@bash scripts/setup.sh bench
+	@if [ "$(TORCH_REF)" != none ] && [ ! -r "$(TORCH_REF)" ]; then \
+	  echo "make bench: the PyTorch peer $(TORCH_REF) is missing. Put torch_ref.py there (it runs on Debian's"; \
+	  echo "python3-torch, which scripts/setup.sh bench installs), pass TORCH_REF=/path/to/torch_ref.py, or"; \
+	  echo "TORCH_REF=none to benchmark linfuse alone."; exit 2; fi
 	@if [ -x $(BUILD)/micro_bench ]; then LINFUSE_THREADS=1 $(BUILD)/micro_bench --benchmark_min_time=0.1; \
 	 else echo "micro_bench not built (libbenchmark-dev missing)"; fi
-	@$(BUILD)/train_step_bench --threads 1,2 --steps $(BENCH_STEPS) --rounds $(BENCH_ROUNDS) --torch "$(TORCH_REF)" --markdown $(BUILD)/bench.md
+	@$(BUILD)/train_step_bench --threads 1,2 --steps $(BENCH_STEPS) --rounds $(BENCH_ROUNDS) --torch "$(filter-out none,$(TORCH_REF))" --markdown $(BUILD)/bench.md
 
 gradcheck: build
 	@$(BUILD)/linfuse gradcheck

@@ -43,6 +43,8 @@
 #include "peft/linearized_model.h"
 #include "peft/lora.h"
 #include "reference_vit.h"
+#include "tensor/blas_kernel.h"
+#include "tensor/build_info.h"
 #include "tensor/kernels.h"
 #include "tensor/threading.h"
 
@@ -296,6 +298,7 @@ StepResult combine(const std::vector<StepResult>& all) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  pin_blas_core(argv);   // OpenBLAS on the kernel linfuse runs on (tensor/blas_kernel.h); PyTorch inherits it
   cxxopts::Options options("train_step_bench",
                            "One training step (and evaluation) of the reference workload per fine-tuning mode, vs PyTorch.");
   options.add_options()("threads", "thread counts", cxxopts::value<std::vector<int>>()->default_value("1,2"))(
@@ -344,6 +347,7 @@ int main(int argc, char** argv) {
   std::strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
   std::string machine = cpu_model() + ", " + std::to_string(sysconf(_SC_NPROCESSORS_ONLN)) + " cores";
   std::string load_start = load_average();
+  std::printf("%s\n", build_summary().c_str());
   std::printf("reference workload: ViT 28x28/4, width 128, 4 layers, 4 heads, MLP 512, batch 64, LoRA r=8 on q,k,v,o,fc1,fc2, AdamW\n");
   std::printf("%s; %s; load average at start %s; median of %d steps after 2 warm-up; %d round(s), medians\n", date,
               machine.c_str(), load_start.c_str(), steps - 2, rounds);
@@ -457,7 +461,8 @@ int main(int argc, char** argv) {
     md << "Measured " << date << " on " << machine << " (load average " << load_start
        << " at start; 2 or more means another job shared the cores); median of " << steps - 2
        << " steps after 2 warm-up; each mode in its own process; " << rounds
-       << " round(s) of each linfuse / PyTorch pair, back to back: times are medians over the rounds, a ratio is the median of the rounds' ratios.\n\n";
+       << " round(s) of each linfuse / PyTorch pair, back to back: times are medians over the rounds, a ratio is the median of the rounds' ratios. "
+       << "Build: " << build_summary() << ".\n\n";
     md << "| mode | threads | linfuse s | PyTorch s | ratio | GFLOP/step | GFLOP/s | % of sgemm | peak RSS MB | PyTorch MB |\n";
     md << "|---|---|---|---|---|---|---|---|---|---|\n";
     for (const auto& row : rows) {

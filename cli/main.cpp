@@ -2,13 +2,22 @@
 #include <cstdio>
 #include <string>
 
+#include "tensor/blas_kernel.h"
+#include "tensor/build_info.h"
+
 int gradcheck_main(int argc, char** argv);
 int experiment_main(int argc, char** argv);
 int forward_main(int argc, char** argv);
 int merge_main(int argc, char** argv);
 
 int main(int argc, char** argv) {
+  // The same bits on every machine: OpenBLAS on the kernel every AVX2 machine has (tensor/blas_kernel.h).
+  linfuse::pin_blas_core(argv);
   std::string cmd = argc > 1 ? argv[1] : "";
+  if (cmd == "--version" || cmd == "version") {
+    std::printf("%s\n", linfuse::build_summary().c_str());
+    return 0;
+  }
   if (cmd == "gradcheck") return gradcheck_main(argc - 1, argv + 1);
   if (cmd == "experiment") return experiment_main(argc - 1, argv + 1);
   if (cmd == "forward") return forward_main(argc - 1, argv + 1);
@@ -20,6 +29,7 @@ int main(int argc, char** argv) {
                "  forward     run CLIP / T5 as a reference: outputs, gradients and JVPs to a safetensors file\n"
                "  gradcheck   check every primitive's VJP, JVP and adjoint identity in float64\n"
                "  merge       merge safetensors checkpoints or PEFT adapters (task arithmetic, TIES, DARE, ...)\n\n"
-               "Run 'linfuse <command> --help' for the options of a command.\n");
+               "Run 'linfuse <command> --help' for the options of a command; 'linfuse --version' says which commit,\n"
+               "compiler, instruction set and OpenBLAS kernel this build runs on.\n");
   return cmd.empty() || cmd == "--help" || cmd == "-h" ? 0 : 2;
 }

@@ -16,6 +16,7 @@
 
 #include "merge/merge_spec.h"
 #include "merge/streaming_merge.h"
+#include "tensor/build_info.h"
 
 namespace {
 
@@ -72,34 +73,6 @@ std::vector<double> parse_numbers(const std::vector<std::string>& items, const s
     }
   }
   return out;
-}
-
-// The commit of the source tree this binary was built from, when it runs from its build folder (CMakeCache.txt next
-// to the executable names the source folder); "unknown" otherwise. Recorded in the merged file's metadata.
-std::string build_commit() {
-  std::error_code ec;
-  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (ec) return "unknown";
-  std::ifstream cache(exe.parent_path() / "CMakeCache.txt");
-  std::string line, source;
-  const std::string key = "CMAKE_HOME_DIRECTORY:INTERNAL=";
-  while (std::getline(cache, line))
-    if (line.rfind(key, 0) == 0) source = line.substr(key.size());
-  if (source.empty() || source.find('\'') != std::string::npos) return "unknown";
-  auto run = [](const std::string& command) {
-    std::string out;
-    if (FILE* pipe = popen(command.c_str(), "r")) {
-      char buffer[256];
-      while (fgets(buffer, sizeof buffer, pipe)) out += buffer;
-      pclose(pipe);
-    }
-    while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
-    return out;
-  };
-  std::string commit = run("git -C '" + source + "' rev-parse --short=12 HEAD 2>/dev/null");
-  if (commit.empty()) return "unknown";
-  bool dirty = !run("git -C '" + source + "' status --porcelain --untracked-files=no 2>/dev/null").empty();
-  return commit + (dirty ? "-dirty" : "");
 }
 
 // An engine error for the terminal: without the "[linfuse merge] " tag (the line starts with "linfuse merge:"), one
@@ -263,7 +236,7 @@ int merge_main(int argc, char** argv) {
   }
 
   linfuse::merge::MergeRunOptions run_options;
-  run_options.provenance = {{"linfuse.tool", "linfuse merge"}, {"linfuse.commit", build_commit()}};
+  run_options.provenance = {{"linfuse.tool", "linfuse merge"}, {"linfuse.commit", linfuse::build_commit_label()}};
   run_options.warn = [](const std::string& message) { std::fprintf(stderr, "linfuse merge: warning: %s\n", message.c_str()); };
   auto start = std::chrono::steady_clock::now();
   linfuse::merge::MergeReport report;

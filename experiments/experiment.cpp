@@ -12,33 +12,13 @@
 #include "experiments/suite_common.h"
 #include "experiments/text_suite.h"
 #include "experiments/vision_suite.h"
+#include "tensor/blas_kernel.h"
+#include "tensor/build_info.h"
 #include "tensor/threading.h"
 
 namespace linfuse::experiments {
 
 namespace {
-
-std::string run_command(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return out;
-  char buf[256];
-  while (fgets(buf, sizeof buf, p)) out += buf;
-  pclose(p);
-  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
-  return out;
-}
-
-// The commit of the source tree linfuse was built from, and whether it has uncommitted changes.
-std::pair<std::string, bool> source_commit() {
-#ifdef LINFUSE_SOURCE_DIR
-  std::string dir = LINFUSE_SOURCE_DIR;
-  std::string commit = run_command("git -C '" + dir + "' rev-parse --short=12 HEAD 2>/dev/null");
-  bool dirty = !run_command("git -C '" + dir + "' status --porcelain --untracked-files=no 2>/dev/null").empty();
-  if (!commit.empty()) return {commit, dirty};
-#endif
-  return {"unknown", false};
-}
 
 std::string utc_now() {
   std::time_t t = std::time(nullptr);
@@ -228,15 +208,19 @@ std::string run_experiment(const ExperimentOptions& options) {
       results["suites"]["text"] = r;
     }
   }
-  auto [commit, dirty] = source_commit();
+  const BuildInfo& build = build_info();
   double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   // results.json holds only what the computation determines (so two runs can be compared byte for byte);
   // times, dates and the machine go to manifest.json.
   results["manifest"] = {{"preset", options.preset}, {"suites", options.suites}, {"seed", options.seed},
-                         {"threads", num_threads()}, {"commit", commit}, {"dirty", dirty}, {"config", config}};
+                         {"threads", num_threads()}, {"commit", build.commit}, {"dirty", build.dirty}, {"config", config}};
   write_json(out / "results.json", results);
   nlohmann::json manifest = results["manifest"];
   manifest["started"] = utc_now();
+  // How the binary was built and which BLAS kernel it ran on: the same results.json is expected from every
+  // build of one commit for the default instruction set (docs/design.md), and these say which build this was.
+  manifest["build"] = {{"compiler", build.compiler}, {"target_isa", build.target_isa}, {"build_type", build.build_type},
+                       {"blas", blas_version()}, {"blas_core", blas_core_name()}};
   manifest["stage_seconds"] = stage_seconds;
   manifest["total_seconds"] = total;
   manifest["suite_seconds"] = suite_times;

@@ -113,6 +113,13 @@ Manifest parse_manifest(const Checker& check, const Json& value) {
   if (auto* v = member(value, "seed")) manifest.seed = check.integer(*v, path + ".seed");
   if (auto* v = member(value, "threads")) manifest.threads = check.integer(*v, path + ".threads");
   if (auto* v = member(value, "dirty")) manifest.dirty = check.boolean(*v, path + ".dirty");
+  if (auto* v = member(value, "build")) {
+    const Json& build = check.object(*v, path + ".build");
+    std::pair<const char*, std::string*> fields[] = {{"compiler", &manifest.compiler}, {"target_isa", &manifest.target_isa},
+                                                     {"blas", &manifest.blas}, {"blas_core", &manifest.blas_core}};
+    for (auto& [key, field] : fields)
+      if (auto* f = member(build, key)) *field = check.string(*f, path + ".build." + key);
+  }
   if (auto* v = member(value, "stage_seconds"))
     for (const auto& [stage, seconds] : check.object(*v, path + ".stage_seconds").items())
       manifest.stage_seconds.emplace_back(stage, check.number(seconds, path + ".stage_seconds." + stage));
@@ -350,7 +357,7 @@ ReportResults read_results_file(const std::string& path) {
     std::ifstream manifest_in(manifest_path);
     try {
       nlohmann::ordered_json manifest = nlohmann::ordered_json::parse(manifest_in);
-      for (const char* key : {"started", "stage_seconds"})
+      for (const char* key : {"started", "stage_seconds", "build"})
         if (manifest.contains(key)) document["manifest"][key] = manifest[key];
       // per-suite measured times (e.g. finetune_seconds) go back into their suite
       if (manifest.contains("suite_seconds") && manifest["suite_seconds"].is_object() && document.contains("suites"))

@@ -25,6 +25,8 @@ struct Manifest {
   std::optional<int64_t> seed, threads;
   std::optional<bool> dirty;
   std::vector<std::pair<std::string, double>> stage_seconds;  // in file order, which is pipeline order
+  // How the binary was built (manifest.json's "build"): compiler, target instruction set, BLAS and its kernel.
+  std::string compiler, target_isa, blas, blas_core;
 };
 
 // The pretraining of a suite's model, or the text suite's instruction tuning (`examples`: the mixture's size).
