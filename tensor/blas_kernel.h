@@ -21,6 +21,7 @@ std::string blas_description();   // "OpenBLAS 0.3.21 on its Haswell kernel"
 // when the kernel is already the pinned one, when the CPU lacks AVX2 or FMA (a baseline x86-64 build), or
 // when LINFUSE_BLAS_CORE=native asks to keep OpenBLAS's own choice (to benchmark its AVX-512 kernels, say);
 // it warns on stderr when the restart fails or OpenBLAS ignores the setting (a build without DYNAMIC_ARCH).
+// Under valgrind or a debugger, set OPENBLAS_CORETYPE=Haswell yourself: the restart would leave the tool.
 void pin_blas_core(char** argv);
 
 }  // namespace linfuse
