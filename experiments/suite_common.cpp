@@ -38,6 +38,7 @@ peft::FinetuneConfig finetune_config(const nlohmann::json& s, peft::FinetuneMode
   c.weight_decay = s.value("weight_decay", c.weight_decay);
   c.warmup_fraction = s.value("warmup_fraction", c.warmup_fraction);
   c.max_grad_norm = s.value("max_grad_norm", c.max_grad_norm);
+  c.optimizer = s.value("optimizer", c.optimizer);
   std::string name = peft::mode_name(mode);
   if (!s.contains("learning_rates") || !s["learning_rates"].contains(name))
     throw std::invalid_argument("[finetune config] no learning rate for mode '" + name + "' in learning_rates");

@@ -15,7 +15,7 @@ namespace linfuse::experiments {
 namespace {
 
 Tensor images_tensor(const data::ImageSplit& s) {
-  return Tensor::from_vector(s.pixels, {s.count, 1, data::kImageSide, data::kImageSide});
+  return Tensor::from_vector(s.pixels, {s.count, s.channels, data::kImageSide, data::kImageSide});
 }
 Tensor labels_tensor(const data::ImageSplit& s) { return Tensor::from_vector(s.labels, {s.count}); }
 
@@ -26,6 +26,13 @@ std::string pct(double x) {
 }
 
 }  // namespace
+
+Tensor select_range(const Tensor& t, int64_t begin, int64_t end) {
+  Shape first(t.dim(), 0), last = t.shape(), step(t.dim(), 1);
+  first[0] = begin;
+  last[0] = end;
+  return kernels::slice(t, first, last, step);
+}
 
 Tensor select_rows(const Tensor& t, const std::vector<int64_t>& rows) {
   return kernels::index_select(t, 0, Tensor::from_vector(rows, {int64_t(rows.size())}));
@@ -72,18 +79,57 @@ void VisionSuite::load_data() {
   o.validation = d.value("validation", o.validation);
   o.test = d.value("test", o.test);
   o.pretrain = d.value("pretrain", o.pretrain);
+  if (d.contains("style_strength") && d["style_strength"].is_number()) o.style_strength = d["style_strength"].get<double>();
   for (const auto& name : config_["tasks"]) {
     VisionTaskTensors t;
     t.task = data::load_vision_task(name.get<std::string>(), o);
+    tasks_.push_back(std::move(t));
+  }
+  if (d.value("standardize", false)) standardize();
+  for (VisionTaskTensors& t : tasks_) {
     t.train_images = images_tensor(t.task.train);
     t.validation_images = images_tensor(t.task.validation);
     t.test_images = images_tensor(t.task.test);
     t.train_labels = labels_tensor(t.task.train);
     t.validation_labels = labels_tensor(t.task.validation);
     t.test_labels = labels_tensor(t.task.test);
-    tasks_.push_back(std::move(t));
   }
   ctx_.log("vision: loaded " + std::to_string(tasks_.size()) + " tasks");
+}
+
+int64_t VisionSuite::image_channels() const { return tasks_.empty() ? 1 : tasks_[0].task.train.channels; }
+
+// Input standardization, as CLIP's preprocessing: every pixel x of channel c becomes (x - mean_c) / std_c, with
+// the mean and standard deviation of channel c over the pretraining pool (every task's pretrain split), the
+// data the pretrained model learns from; fine-tuning and evaluation images get the same transform.
+void VisionSuite::standardize() {
+  const int64_t channels = image_channels();
+  std::vector<double> sum(size_t(channels), 0.0), sum_squares(size_t(channels), 0.0);
+  double count = 0;
+  for (const auto& t : tasks_) {
+    const data::ImageSplit& pool = t.task.pretrain;
+    for (int64_t i = 0; i < pool.count; ++i)
+      for (int64_t c = 0; c < channels; ++c)
+        for (int64_t p = 0; p < data::kImagePixels; ++p) {
+          double v = pool.pixels[size_t((i * channels + c) * data::kImagePixels + p)];
+          sum[size_t(c)] += v, sum_squares[size_t(c)] += v * v;
+        }
+    count += double(pool.count * data::kImagePixels);
+  }
+  image_mean_.assign(size_t(channels), 0.0), image_std_.assign(size_t(channels), 1.0);
+  for (int64_t c = 0; c < channels; ++c) {
+    double mean = sum[size_t(c)] / count;
+    image_mean_[size_t(c)] = mean;
+    image_std_[size_t(c)] = std::sqrt(std::max(sum_squares[size_t(c)] / count - mean * mean, 1e-12));
+  }
+  for (auto& t : tasks_)
+    for (data::ImageSplit* split : {&t.task.train, &t.task.validation, &t.task.test, &t.task.pretrain})
+      for (int64_t i = 0; i < split->count; ++i)
+        for (int64_t c = 0; c < channels; ++c)
+          for (int64_t p = 0; p < data::kImagePixels; ++p) {
+            float& v = split->pixels[size_t((i * channels + c) * data::kImagePixels + p)];
+            v = float((v - image_mean_[size_t(c)]) / image_std_[size_t(c)]);
+          }
 }
 
 nlohmann::json VisionSuite::pretrain_key() const {
@@ -149,6 +195,7 @@ void VisionSuite::pretrain() {
 
   nn::CLIPConfig model_config = nn::CLIPConfig::from_json(config_["model"]);
   model_config.text_config.vocab_size = tokenizer_->vocab_size();
+  model_config.vision_config.num_channels = image_channels();   // from the data: 1 gray, 3 styled
   Generator init(seed_ + 1);
   clip_ = std::make_shared<nn::CLIPModel>(model_config, init);
   const auto& p = config_["pretrain"];
@@ -170,10 +217,11 @@ void VisionSuite::pretrain() {
     for (int64_t b = 0; b < batch; ++b) {
       auto [t, i] = pool[batch_gen.next_u64() % pool.size()];
       const auto& split = tasks_[t].task.pretrain;
-      pixels.insert(pixels.end(), split.pixels.begin() + i * data::kImagePixels, split.pixels.begin() + (i + 1) * data::kImagePixels);
+      pixels.insert(pixels.end(), split.pixels.begin() + i * split.values_per_image(),
+                    split.pixels.begin() + (i + 1) * split.values_per_image());
       captions.push_back(caption_of(t, split.labels[i]));
     }
-    Tensor images = Tensor::from_vector(pixels, {batch, 1, data::kImageSide, data::kImageSide});
+    Tensor images = Tensor::from_vector(pixels, {batch, image_channels(), data::kImageSide, data::kImageSide});
     nn::TokenizedBatch text = nn::tokenize_for_clip(captions, tokenize, model_config.text_config);
     opt.set_lr(nn::warmup_cosine_lr(step, warmup, steps, lr));
     opt.zero_grad();
@@ -209,7 +257,7 @@ void VisionSuite::zero_shot(nlohmann::json& results) {
     int64_t n = std::min(eval_examples(Split::Test), t.test_images.size(0)), correct = 0;
     for (int64_t b = 0; b < n; b += eval_batch()) {
       int64_t e = std::min(n, b + eval_batch());
-      Tensor x = kernels::slice(t.test_images, {b, 0, 0, 0}, {e, 1, 28, 28}, {1, 1, 1, 1});
+      Tensor x = select_range(t.test_images, b, e);
       Tensor y = kernels::slice(t.test_labels, {b}, {e}, {1});
       correct += count_correct(classifier->forward(x), y);
     }
@@ -253,7 +301,7 @@ void VisionSuite::finetune(peft::FinetuneMode mode, nlohmann::json& results) {
       int64_t m = std::min(limit, images.size(0)), correct = 0;
       for (int64_t b = 0; b < m; b += eval_batch()) {
         int64_t e = std::min(m, b + eval_batch());
-        Tensor x = kernels::slice(images, {b, 0, 0, 0}, {e, 1, 28, 28}, {1, 1, 1, 1});
+        Tensor x = select_range(images, b, e);
         Tensor f = prepared.forward([&] { return classifier->image_features(x); });
         correct += count_correct(classifier->classification_head->forward(f), kernels::slice(labels, {b}, {e}, {1}));
       }

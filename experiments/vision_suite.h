@@ -22,7 +22,7 @@ namespace linfuse::experiments {
 
 struct VisionTaskTensors {
   data::ImageTask task;                     // metadata and raw splits
-  Tensor train_images, validation_images, test_images;   // (N, 1, 28, 28) float32
+  Tensor train_images, validation_images, test_images;   // (N, C, 28, 28) float32; C = 1 gray, 3 styled
   Tensor train_labels, validation_labels, test_labels;   // (N) int64
   Tensor head;                              // (C, P) zero-shot head of the pretrained CLIP
 };
@@ -42,6 +42,10 @@ class VisionSuite {
   const nlohmann::json& config() const { return config_; }
   int64_t eval_examples(Split split) const;
   int64_t eval_batch() const { return config_["evaluation"].value("batch_size", int64_t(500)); }
+  int64_t image_channels() const;   // 1 (gray) or 3 (styled, data.style_strength)
+  // data.standardize: the per-channel mean and standard deviation of the pretraining pool (empty otherwise).
+  const std::vector<double>& image_mean() const { return image_mean_; }
+  const std::vector<double>& image_std() const { return image_std_; }
   peft::FinetuneConfig finetune_config_for(peft::FinetuneMode mode) const;
   const std::vector<double>& single_task_test(peft::FinetuneMode mode) const;
   // Per task, the single-task test score that counts as learned (suite_common.h, learned_threshold).
@@ -50,6 +54,7 @@ class VisionSuite {
 
  private:
   void load_data();
+  void standardize();
   void pretrain();
   void zero_shot(nlohmann::json& results);
   void finetune(peft::FinetuneMode mode, nlohmann::json& results);
@@ -59,13 +64,16 @@ class VisionSuite {
   uint64_t seed_;
   SuiteContext ctx_;
   std::vector<VisionTaskTensors> tasks_;
+  std::vector<double> image_mean_, image_std_;
   std::shared_ptr<nn::CLIPModel> clip_;
   std::shared_ptr<Tokenizer> tokenizer_;
   std::map<std::string, std::vector<StateDict>> finetuned_;        // mode -> per task
   std::map<std::string, std::vector<double>> single_task_test_;    // mode -> per task
 };
 
-// The images of `rows` of a split tensor (N, 1, 28, 28) and their labels.
+// The images of `rows` of a split tensor (N, C, 28, 28) and their labels.
 Tensor select_rows(const Tensor& t, const std::vector<int64_t>& rows);
+// Rows [begin, end) of a tensor along its first dim, as a view.
+Tensor select_range(const Tensor& t, int64_t begin, int64_t end);
 
 }  // namespace linfuse::experiments

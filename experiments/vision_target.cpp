@@ -27,7 +27,7 @@ struct PreparedClassifier {
     classifier->eval();
   }
   void use_head(const Tensor& head) { classifier->classification_head->weight = head; }
-  // logits (B, C) of images (B, 1, 28, 28), through the mode's forward (linearized or not)
+  // logits (B, C) of images (B, channels, 28, 28), through the mode's forward (linearized or not)
   Tensor logits(const Tensor& images) {
     Tensor f = prepared->forward([&] { return classifier->image_features(images); });
     return classifier->classification_head->forward(f);
@@ -38,12 +38,7 @@ struct PreparedClassifier {
   }
 };
 
-Tensor rows(const Tensor& t, int64_t begin, int64_t end) {
-  Shape b(t.dim(), 0), e = t.shape(), s(t.dim(), 1);
-  b[0] = begin;
-  e[0] = end;
-  return kernels::slice(t, b, e, s);
-}
+Tensor rows(const Tensor& t, int64_t begin, int64_t end) { return select_range(t, begin, end); }
 
 class VisionMergeTarget : public PreparedMergeTarget<VisionSuite, PreparedClassifier> {
  public:

@@ -24,6 +24,7 @@
 #include "experiments/mnist_io.h"
 #include "experiments/stable_hash.h"
 #include "experiments/vision_generators.h"
+#include "experiments/vision_style.h"
 #include "tensor/threading.h"
 
 namespace linfuse::data {
@@ -214,6 +215,21 @@ std::shared_ptr<const SourceImages> cached_source(const std::string& paths, cons
   return cache.emplace(key, source).first->second;
 }
 
+// The split's images in the task's style (vision_style.h), RGB. Image i of split `index` draws its style from
+// its own generator, so styles do not depend on split sizes, and never on labels.
+void apply_style(ImageSplit& split, const std::string& task_name, double strength, const Generator& task_gen, uint64_t index) {
+  std::vector<float> rgb(size_t(split.count * kStyledChannels * kImagePixels));
+  const Generator style_gens = task_gen.fork(100 + index);
+  parallel_for(split.count, 32, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      Generator gen = style_gens.fork(uint64_t(i));
+      style_image(task_name, strength, split.pixels.data() + i * kImagePixels, gen, rgb.data() + i * kStyledChannels * kImagePixels);
+    }
+  });
+  split.pixels = std::move(rgb);
+  split.channels = kStyledChannels;
+}
+
 std::string resolve_data_dir(const VisionOptions& options) {
   if (!options.data_dir.empty()) return options.data_dir;
   if (const char* env = std::getenv("LINFUSE_DATA_DIR"); env && *env) return env;
@@ -282,6 +298,13 @@ ImageTask load_vision_task(const std::string& name, const VisionOptions& options
     task.pretrain = std::move(splits[2]);
     task.test =
         std::move(stratified_splits(*test_file, classes, {options.test}, {false}, {"test"}, task_gen.fork(1), name)[0]);
+  }
+  if (options.style_strength >= 0) {
+    if (options.style_strength > 1)
+      throw std::invalid_argument("[load_vision_task] style_strength must be in [0, 1] (or negative for none), got " +
+                                  std::to_string(options.style_strength));
+    ImageSplit* splits[] = {&task.train, &task.validation, &task.test, &task.pretrain};
+    for (uint64_t k = 0; k < 4; ++k) apply_style(*splits[k], name, options.style_strength, task_gen, k);
   }
   return task;
 }

@@ -15,11 +15,14 @@ namespace linfuse::data {
 constexpr int64_t kImageSide = 28;                       // every image is 28 x 28, one channel
 constexpr int64_t kImagePixels = kImageSide * kImageSide;
 
-// `count` images, pixels (count, 1, 28, 28) row-major as floats in [0, 1], labels (count) in [0, classes).
+// `count` images, pixels (count, channels, 28, 28) row-major as floats in [0, 1], labels (count) in [0, classes).
+// channels is 1 (gray), or 3 for styled images (vision_style.h).
 struct ImageSplit {
   int64_t count = 0;
+  int64_t channels = 1;
   std::vector<float> pixels;
   std::vector<int64_t> labels;
+  int64_t values_per_image() const { return channels * kImagePixels; }
 };
 
 struct ImageTask {
@@ -40,6 +43,9 @@ struct VisionOptions {
   std::string data_dir;
   // Where Debian's dataset-fashion-mnist puts its IDX files (overridable for tests).
   std::string fashion_mnist_dir = "/usr/share/datasets/fashion-mnist";
+  // Domain styles (vision_style.h): below 0, none (gray images, 1 channel, as drawn); in [0, 1], every image is
+  // styled in its task's style at that strength (RGB, 3 channels; 0 is the gray image in three channels).
+  double style_strength = -1;
 };
 
 // The task names in their fixed order: mnist, fashion_mnist, shapes, gratings, dot_count, glyphs,
@@ -56,11 +62,11 @@ ImageTask load_vision_task(const std::string& name, const VisionOptions& options
 // "a handwritten digit 7", "a blurry photo of the number seven", ... Draws its choices from `gen`.
 std::string caption(const ImageTask& task, int64_t label, Generator& gen);
 
-// The mean of an image split (1, 28, 28) per class: (classes, 784). Used by tests and reports.
+// The mean image of each class of a split: (classes, channels * 784). Used by tests and reports.
 std::vector<std::vector<double>> class_mean_images(const ImageSplit& split, int64_t classes);
 
-// Writes a PGM image (8-bit, binary) of `per_class` samples of each class of `split`, one row per class,
-// with a 2-pixel gap between images: the quick look at what a generator draws.
-void write_preview_pgm(const ImageSplit& split, int64_t classes, int64_t per_class, const std::string& path);
+// Writes a contact sheet of `per_class` samples of each class of `split`, one row per class, with a 2-pixel gap
+// between images: a binary PGM for gray images, a PPM for styled (RGB) ones. The quick look at what a task draws.
+void write_preview(const ImageSplit& split, int64_t classes, int64_t per_class, const std::string& path);
 
 }  // namespace linfuse::data

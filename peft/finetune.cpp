@@ -154,6 +154,7 @@ void FinetuneConfig::validate() const {
     fail("warmup_fraction must be in [0, 1], got " + std::to_string(warmup_fraction));
   if (!std::isfinite(max_grad_norm) || max_grad_norm <= 0)
     fail("max_grad_norm must be a positive number (gradients are clipped to it), got " + std::to_string(max_grad_norm));
+  if (optimizer != "adamw" && optimizer != "sgd") fail("optimizer must be \"adamw\" or \"sgd\", got \"" + optimizer + "\"");
 }
 
 FinetuneResult finetune(PreparedModel& prepared, const FinetuneConfig& config,
@@ -162,14 +163,18 @@ FinetuneResult finetune(PreparedModel& prepared, const FinetuneConfig& config,
   FinetuneResult result;
   result.trainable_parameters = prepared.num_trainable();
   std::vector<Tensor> params = prepared.trainable_tensors();
-  nn::AdamW optimizer(params, config.learning_rate, config.weight_decay);
+  std::unique_ptr<nn::Optimizer> optimizer;
+  if (config.optimizer == "sgd")
+    optimizer = std::make_unique<nn::SGD>(params, config.learning_rate, /*momentum=*/0.9, config.weight_decay);
+  else
+    optimizer = std::make_unique<nn::AdamW>(params, config.learning_rate, config.weight_decay);
   int64_t warmup = int64_t(std::round(config.warmup_fraction * double(config.steps)));
   prepared.module().train(true);
   nn::Progress progress(config.progress_label, config.steps);
   auto start = std::chrono::steady_clock::now();
   for (int64_t step = 0; step < config.steps; ++step) {
-    optimizer.set_lr(nn::warmup_cosine_lr(step, warmup, config.steps, config.learning_rate));
-    optimizer.zero_grad();
+    optimizer->set_lr(nn::warmup_cosine_lr(step, warmup, config.steps, config.learning_rate));
+    optimizer->zero_grad();
     Tensor loss = batch_loss(step);
     double value = loss.item();
     if (!std::isfinite(value))
@@ -177,7 +182,7 @@ FinetuneResult finetune(PreparedModel& prepared, const FinetuneConfig& config,
                                " (" + mode_name(config.mode) + "): lower the learning rate or check the data");
     backward(loss);
     nn::clip_grad_norm(params, config.max_grad_norm);
-    optimizer.step();
+    optimizer->step();
     result.losses.push_back(value);
     if (!config.progress_label.empty()) progress.update(step + 1, value);
   }

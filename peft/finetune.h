@@ -8,7 +8,7 @@
 // The model is split in two by the caller: `features` (the part that is fine-tuned, and linearized in the
 // linear modes: the CLIP image encoder, or the whole T5 up to its logits) and `loss` (what follows: the
 // frozen zero-shot head and cross-entropy, or the token cross-entropy).
-// AdamW with linear warm-up + cosine decay and gradient clipping; a NaN loss stops training with an error.
+// AdamW (or SGD) with linear warm-up + cosine decay and gradient clipping; a NaN loss stops training with an error.
 #include <functional>
 #include <memory>
 #include <string>
@@ -35,11 +35,15 @@ struct FinetuneConfig {
   double weight_decay = 0.1;
   double warmup_fraction = 0.1;
   double max_grad_norm = 1.0;
+  // "adamw" (the paper's) or "sgd" (momentum 0.9, weight decay added to the gradient). Adam moves every
+  // coordinate by about the learning rate whatever its gradient's size; SGD's step is the gradient itself,
+  // which for a linear layer lies in the span of the inputs it saw (the task's own inputs).
+  std::string optimizer = "adamw";
   uint64_t seed = 0;                // data order, dropout; the adapter init has its own lora.init_seed
   std::string progress_label;       // shown on the terminal's progress line (empty: no progress line)
 
   // Throws std::invalid_argument naming the setting when one is out of range: steps >= 1, a finite
-  // learning rate > 0, weight decay >= 0, warmup fraction in [0, 1], a finite max grad norm > 0.
+  // learning rate > 0, weight decay >= 0, warmup fraction in [0, 1], a finite max grad norm > 0, a known optimizer.
   void validate() const;
 };
 

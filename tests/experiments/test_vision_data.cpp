@@ -51,7 +51,7 @@ const data::ImageTask& default_task(const std::string& name) {
 void check_split(const data::ImageSplit& split, int64_t expected_count, int64_t classes, const std::string& what) {
   INFO(what);
   REQUIRE(split.count == expected_count);
-  REQUIRE(int64_t(split.pixels.size()) == expected_count * data::kImagePixels);
+  REQUIRE(int64_t(split.pixels.size()) == expected_count * split.values_per_image());
   REQUIRE(int64_t(split.labels.size()) == expected_count);
   float low = 1, high = 0;
   bool finite = true;

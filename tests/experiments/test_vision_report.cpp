@@ -25,6 +25,8 @@ TEST_CASE("vision report: load time, nearest-centroid baseline and previews", "[
   std::string dir = env ? env : ".";
   data::VisionOptions options;
   options.data_dir = report_data_dir();
+  // LINFUSE_STYLE_STRENGTH=0.5 (say): the styled tasks (vision_style.h), previews as PPM.
+  if (const char* style = std::getenv("LINFUSE_STYLE_STRENGTH")) options.style_strength = std::atof(style);
   for (const std::string& name : data::vision_task_names()) {
     auto start = std::chrono::steady_clock::now();
     std::clock_t cpu_start = std::clock();
@@ -39,19 +41,20 @@ TEST_CASE("vision report: load time, nearest-centroid baseline and previews", "[
     // 1-nearest-neighbour on raw pixels (first 300 test images): a non-linear reference point.
     int64_t correct = 0, shown = std::min<int64_t>(300, task.test.count);
     for (int64_t i = 0; i < shown; ++i) {
-      const float* image = task.test.pixels.data() + i * data::kImagePixels;
+      const int64_t values = task.test.values_per_image();
+      const float* image = task.test.pixels.data() + i * values;
       double best = 1e300;
       int64_t best_label = -1;
       for (int64_t j = 0; j < task.train.count; ++j) {
-        const float* other = task.train.pixels.data() + j * data::kImagePixels;
+        const float* other = task.train.pixels.data() + j * values;
         double distance = 0;
-        for (int64_t p = 0; p < data::kImagePixels; ++p) distance += double(image[p] - other[p]) * (image[p] - other[p]);
+        for (int64_t p = 0; p < values; ++p) distance += double(image[p] - other[p]) * (image[p] - other[p]);
         if (distance < best) best = distance, best_label = task.train.labels[size_t(j)];
       }
       correct += best_label == task.test.labels[size_t(i)];
     }
     std::printf("%-14s 1-nearest-neighbour test %.3f\n", name.c_str(), double(correct) / double(shown));
-    data::write_preview_pgm(task.train, classes, 10, dir + "/preview_" + name + ".pgm");
+    data::write_preview(task.train, classes, 10, dir + "/preview_" + name + (task.train.channels == 1 ? ".pgm" : ".ppm"));
   }
 }
 

@@ -17,12 +17,12 @@ inline double nearest_centroid_accuracy(const std::vector<std::vector<double>>& 
   const int64_t classes = int64_t(means.size());
   int64_t correct = 0;
   for (int64_t i = 0; i < test.count; ++i) {
-    const float* image = test.pixels.data() + i * data::kImagePixels;
+    const float* image = test.pixels.data() + i * test.values_per_image();
     int64_t best = 0;
     double best_distance = 1e300;
     for (int64_t c = 0; c < classes; ++c) {
       double distance = 0;
-      for (int64_t p = 0; p < data::kImagePixels; ++p) {
+      for (int64_t p = 0; p < test.values_per_image(); ++p) {
         double d = image[p] - means[size_t(c)][size_t(p)];
         distance += d * d;
       }
@@ -37,11 +37,12 @@ inline double nearest_centroid_accuracy(const data::ImageSplit& train, const dat
   return nearest_centroid_accuracy(data::class_mean_images(train, classes), test);
 }
 
-// The mean of all images of a split (784 values).
+// The mean of all images of a split (channels x 784 values).
 inline std::vector<double> mean_image(const data::ImageSplit& split) {
-  std::vector<double> mean(data::kImagePixels, 0.0);
+  const int64_t values = split.values_per_image();
+  std::vector<double> mean(size_t(values), 0.0);
   for (int64_t i = 0; i < split.count; ++i)
-    for (int64_t p = 0; p < data::kImagePixels; ++p) mean[size_t(p)] += split.pixels[size_t(i * data::kImagePixels + p)];
+    for (int64_t p = 0; p < values; ++p) mean[size_t(p)] += split.pixels[size_t(i * values + p)];
   for (double& value : mean) value /= double(std::max<int64_t>(1, split.count));
   return mean;
 }
@@ -54,9 +55,9 @@ inline double rms_distance(const std::vector<double>& a, const std::vector<doubl
 
 // FNV-1a over the bytes of image i.
 inline uint64_t image_hash(const data::ImageSplit& split, int64_t i) {
-  const unsigned char* bytes = reinterpret_cast<const unsigned char*>(split.pixels.data() + i * data::kImagePixels);
+  const unsigned char* bytes = reinterpret_cast<const unsigned char*>(split.pixels.data() + i * split.values_per_image());
   uint64_t hash = 0xcbf29ce484222325ull;
-  for (size_t k = 0; k < data::kImagePixels * sizeof(float); ++k) hash = (hash ^ bytes[k]) * 0x100000001b3ull;
+  for (size_t k = 0; k < size_t(split.values_per_image()) * sizeof(float); ++k) hash = (hash ^ bytes[k]) * 0x100000001b3ull;
   return hash;
 }
 
