@@ -3,7 +3,8 @@
 // into report.md, CSV tables and gnuplot plots, in the same folder. The report mirrors the paper's
 // presentation (Tang et al., ICLR 2024): single-task scores, merged scores per method x fine-tuning mode
 // (absolute and normalized), normalized score vs number of merged tasks, cosine similarity of task vectors,
-// weight-disentanglement error, and a verdict on each of the paper's claims.
+// weight-disentanglement error, and a verdict on each of the paper's claims. Its headline number for a merged
+// model is the retained gain G (report_gain.h); test scores carry standard errors (report_uncertainty.h).
 #include <string>
 #include <vector>
 
