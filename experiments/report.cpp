@@ -162,15 +162,27 @@ std::string fine_tuning_caveats(const ReportResults& results) {
   return text;
 }
 
+// How a verdict departs from the paper, for the sentence after its evidence ("" when it does not).
+std::string disagreement(const std::string& verdict) {
+  if (verdict == "did not hold") return "disagrees with the paper.";
+  if (verdict == "mixed") return "partly disagrees with the paper.";
+  return "";
+}
+
 std::string claims_section(const std::vector<ClaimVerdict>& verdicts, const std::string& caveats) {
   std::string text = "## Claims of the paper, checked on these results\n\n";
   text += "Each claim is judged separately for network-level L-LoRA (`l-lora`: the whole network linearized in the "
           "LoRA parameters) and layer-level L-LoRA (`l-lora-local`: each LoRA layer linearized on its own). "
-          "held: every comparison agrees with the paper; did not hold: none does; mixed: some do.\n\n";
+          "held: every comparison agrees with the paper; did not hold: none does; mixed: some do. Claim (a) is "
+          "judged twice: on the paper's normalized score and on the retained gain G (brackets: G of each side ± "
+          "one SE); a comparison where both merged models are the pretrained model (lambda 0) is degenerate and "
+          "does not count for G.\n\n";
   for (const auto& verdict : verdicts) {
-    text += "- **" + verdict.verdict + "**: " + verdict.claim + ". " + verdict.evidence;
-    if (verdict.verdict == "did not hold") text += " This disagrees with the paper.";
-    if (verdict.verdict == "mixed") text += " This partly disagrees with the paper.";
+    text += "- **" + verdict.verdict + "**";
+    if (!verdict.gain_verdict.empty()) text += " (normalized score), **" + verdict.gain_verdict + "** (retained gain G)";
+    text += ": " + verdict.claim + ". " + verdict.evidence;
+    if (std::string d = disagreement(verdict.verdict); !d.empty()) text += " This " + d;
+    if (std::string d = disagreement(verdict.gain_verdict); !d.empty()) text += " By G, this " + d;
     text += "\n";
   }
   return text + caveats + "\n";

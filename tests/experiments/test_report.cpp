@@ -374,7 +374,8 @@ TEST_CASE("missing sections are skipped with a note, never a crash", "[report][r
     CHECK(report.find("No number-of-tasks sweep") != std::string::npos);
     CHECK(report.find("No cosine similarities") != std::string::npos);
     CHECK(report.find("No weight-disentanglement grids") != std::string::npos);
-    CHECK(report.find("**not measured**: (a) Network-level") != std::string::npos);
+    CHECK(report.find("**not measured** (normalized score), **not measured** (retained gain G): (a) Network-level") !=
+          std::string::npos);
     CHECK(line_count(read_text(dir.path / "merged.csv")) == 1);
   }
   SECTION("no suites at all") {
@@ -576,7 +577,9 @@ TEST_CASE("a malformed results.json is an error naming the file and the problem"
 namespace {
 
 // Results of two suites where both L-LoRA variants differ from LoRA by `vision_edge` / `text_edge` in every
-// measurement, in the paper's direction when the edge is positive: better merged normalized averages, less
+// measurement, in the paper's direction when the edge is positive: better merged normalized averages (and
+// retained gains G: zero-shot averages 44, LoRA's single-task 85, merged = normalized x single-task, so
+// G = ((0.8 + e)(0.85 - e) - 0.44) / (0.41 - e), 0.585 for LoRA, above it for e > 0, below for e < 0), less
 // similar task vectors, an advantage growing with k, and a lower single-task score.
 json claim_results(double vision_edge, double text_edge, bool with_local = true) {
   json results = {{"manifest", {{"preset", "tiny"}}}, {"suites", json::object()}};
@@ -584,12 +587,15 @@ json claim_results(double vision_edge, double text_edge, bool with_local = true)
   if (with_local) modes.push_back("l-lora-local");
   for (const auto& [name, edge] : {std::pair<std::string, double>{"vision", vision_edge}, {"text", text_edge}}) {
     json suite = {{"tasks", {"a", "b", "c"}}, {"modes", modes}};
+    suite["zero_shot"] = {{"a", 0.5}, {"b", 0.4}, {"c", 0.42}};
     for (const auto& mode : modes) {
       double shift = mode == "lora" ? 0.0 : edge;
       suite["single_task"][mode] = {{"a", 0.9 - shift}, {"b", 0.8 - shift}, {"c", 0.85 - shift}};
+      json test;
+      for (const auto& [task, single] : suite["single_task"][mode].items()) test[task] = (0.80 + shift) * single.get<double>();
       for (const char* method : {"task_arithmetic", "ties", "simple_average", "lorahub"})
         for (const char* space : {"parameter", "weight"})
-          suite["merged"].push_back({{"method", method}, {"mode", mode}, {"space", space},
+          suite["merged"].push_back({{"method", method}, {"mode", mode}, {"space", space}, {"test", test},
                                      {"normalized_average", 0.80 + shift}});
       double off = 0.2 - shift / 2;
       json matrix = {{1.0, off, off}, {off, 1.0, off}, {off, off, 1.0}};
@@ -625,6 +631,11 @@ TEST_CASE("claims hold when L-LoRA beats LoRA everywhere, fail when it loses, ar
     }
     auto claims = by_claim(verdicts);
     CHECK(claims.at("(a) network").evidence.rfind("16 of 16 comparisons agree", 0) == 0);
+    CHECK(claims.at("(a) network").gain_verdict == "held");
+    CHECK(claims.at("(a) local").gain_verdict == "held");
+    CHECK(claims.at("(a) network").evidence.find("On the retained gain G: 16 of 16 agree.") != std::string::npos);
+    CHECK(claims.at("(a) network").evidence.find("Task arithmetic 85.0 vs 80.0 [G 0.67 vs 0.59]") != std::string::npos);
+    CHECK(claims.at("(b) network").gain_verdict.empty());  // measured one way only
     CHECK(claims.at("(a) network").evidence.find("vision/weight: Task arithmetic 85.0 vs 80.0") != std::string::npos);
     CHECK(claims.at("(b) local").evidence.find("flattened 0.175 vs 0.200") != std::string::npos);
     CHECK(claims.at("(c) network").evidence.find("Task arithmetic +10.0 at k=2 -> +15.0 at k=3") != std::string::npos);
@@ -634,18 +645,23 @@ TEST_CASE("claims hold when L-LoRA beats LoRA everywhere, fail when it loses, ar
     for (const auto& verdict : evaluate_claims(claim_results(-0.05, -0.05))) {
       INFO(verdict.claim << " -> " << verdict.evidence);
       CHECK(verdict.verdict == "did not hold");
+      CHECK((verdict.gain_verdict.empty() || verdict.gain_verdict == "did not hold"));
     }
+    CHECK(by_claim(evaluate_claims(claim_results(-0.05, -0.05))).at("(a) network").gain_verdict == "did not hold");
   }
   SECTION("better in vision, worse in text: mixed") {
     for (const auto& verdict : evaluate_claims(claim_results(0.05, -0.05))) {
       INFO(verdict.claim << " -> " << verdict.evidence);
       CHECK(verdict.verdict == "mixed");
+      CHECK((verdict.gain_verdict.empty() || verdict.gain_verdict == "mixed"));
       CHECK(verdict.evidence.find("(disagrees)") != std::string::npos);
     }
+    CHECK(by_claim(evaluate_claims(claim_results(0.05, -0.05))).at("(a) local").gain_verdict == "mixed");
   }
   SECTION("a variant that was not run: not measured, the other is still judged") {
     auto claims = by_claim(evaluate_claims(claim_results(0.05, 0.05, false)));
     CHECK(claims.at("(a) local").verdict == "not measured");
+    CHECK(claims.at("(a) local").gain_verdict == "not measured");
     CHECK(claims.at("(a) local").evidence.find("l-lora-local") != std::string::npos);
     CHECK(claims.at("(d) local").verdict == "not measured");
     CHECK(claims.at("(a) network").verdict == "held");
@@ -653,6 +669,7 @@ TEST_CASE("claims hold when L-LoRA beats LoRA everywhere, fail when it loses, ar
   SECTION("equal scores are not 'better'") {
     auto claims = by_claim(evaluate_claims(claim_results(0.0, 0.0)));
     CHECK(claims.at("(a) network").verdict == "did not hold");
+    CHECK(claims.at("(a) network").gain_verdict == "did not hold");
   }
 }
 

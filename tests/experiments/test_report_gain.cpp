@@ -253,6 +253,39 @@ TEST_CASE("no task learned by every mode: G is not defined and the report says s
   CHECK(row[2].rfind(decimals(100 * (0.5 + 0.7 + 0.1) / 3, 1) + " ± ", 0) == 0);
   CHECK(row[5] == "not defined");
   CHECK(row[6] == "–");  // no normalized score either
+  for (const auto& verdict : evaluate_claims(results))
+    if (verdict.claim.rfind("(a)", 0) == 0) {
+      INFO(verdict.evidence);
+      CHECK(verdict.gain_verdict == "not measured");
+    }
+}
+
+TEST_CASE("claim (a) is judged on G too; both merged models at lambda 0 make a degenerate comparison, not counted", "[report][report_writer][report_gain]") {
+  json results = gain_results();
+  results["suites"].erase("text");
+  ClaimVerdict network;
+  for (const auto& verdict : evaluate_claims(results))
+    if (verdict.claim.rfind("(a) Network-level", 0) == 0) network = verdict;
+  INFO(network.evidence);
+  // normalized: simple averaging and TIES agree (TIES only because l-lora's lower single-task scores make
+  // zero-shot / single-task higher), task arithmetic does not
+  CHECK(network.verdict == "mixed");
+  CHECK(network.evidence.rfind("2 of 3 comparisons agree with the paper.", 0) == 0);
+  // G: simple averaging 0.50 vs 0.25 agrees, task arithmetic 0.00 vs 0.50 does not, TIES is not counted
+  CHECK(network.gain_verdict == "mixed");
+  CHECK(network.evidence.find("On the retained gain G: 1 of 2 agree (1 not counted: degenerate or G not defined).") !=
+        std::string::npos);
+  CHECK(network.evidence.find("[G 0.50 ± ") != std::string::npos);
+  CHECK(network.evidence.find(
+            "degenerate, both merged models are the pretrained model (lambda 0); not counted]") != std::string::npos);
+  CHECK(network.evidence.find("l-lora chose lambda 0, the pretrained model: the normalized comparison is degenerate") !=
+        std::string::npos);
+
+  // the same in report.md: both readings on the verdict's line
+  TempDir dir("gain_claims");
+  std::string report = report_without_plots(dir, results);
+  CHECK(report.find("- **mixed** (normalized score), **mixed** (retained gain G): (a) Network-level") != std::string::npos);
+  CHECK(report.find("By G, this partly disagrees with the paper.") != std::string::npos);
 }
 
 TEST_CASE("merged.csv carries each task's standard error and the merged model's G", "[report][report_writer][report_gain]") {
