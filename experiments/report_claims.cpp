@@ -107,6 +107,7 @@ void compare_gains(const SuiteResults& suite, const MergedResult& linearized, co
 ClaimVerdict merges_better(const ReportResults& results, const Variant& variant) {
   const std::vector<std::string> methods = {"task_arithmetic", "ties", "simple_average", "lorahub"};
   std::vector<Comparison> comparisons;
+  bool merged_without_scores = false;  // both merged, but no normalized score (no task learned by every mode)
   for (const auto& suite : results.suites) {
     if (!suite.merged) continue;
     // Says when the normalized averages leave tasks out (not learned by every mode), so a reader weighs them.
@@ -124,7 +125,10 @@ ClaimVerdict merges_better(const ReportResults& results, const Variant& variant)
         const MergedResult* lora = find_merged(suite, method, "lora", space);
         if (!linearized || !lora) continue;
         auto a = normalized_average_of(*linearized, normalization_tasks(suite)), b = normalized_average_of(*lora, normalization_tasks(suite));
-        if (!a || !b) continue;
+        if (!a || !b) {
+          merged_without_scores = true;
+          continue;
+        }
         Comparison comparison{suite.name + "/" + space + coverage,
                               method_title(method) + " " + percent(*a) + " vs " + percent(*b), *a > *b};
         compare_gains(suite, *linearized, *lora, comparison);
@@ -134,7 +138,10 @@ ClaimVerdict merges_better(const ReportResults& results, const Variant& variant)
   return judge("(a) " + capitalized(variant.title) +
                    " merges better than LoRA under task arithmetic, TIES, simple averaging and LoraHub "
                    "(normalized test average, and retained gain G, " + variant.mode + " vs lora)",
-               comparisons, "no suite has both lora and " + variant.mode + " merged with these methods",
+               comparisons,
+               merged_without_scores ? "lora and " + variant.mode + " were merged, but without normalized scores: no "
+                                       "task was learned by every mode, so G is not defined either"
+                                     : "no suite has both lora and " + variant.mode + " merged with these methods",
                /*judged_on_gain=*/true);
 }
 
