@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "experiments/report_format.h"
+#include "experiments/report_gain.h"
 #include "experiments/report_sections.h"
 #include "nn/atomic_file.h"
 
@@ -48,6 +49,22 @@ std::string header_section(const ReportResults& results) {
           "Scores are in %: accuracy, or Spearman's rho x100 for a regression task. The CSV files next to this "
           "report (single_task.csv, merged.csv, num_tasks.csv, cosine.csv, cross_task.csv, disentanglement.csv) hold the same "
           "numbers in results.json's units (fractions of 1).\n\n";
+  text += "The headline number of a merged model is its **retained gain G = (merged - zero-shot) / (single-task - "
+          "zero-shot)**, on test averages over the tasks every mode learned (those the normalized scores use): the "
+          "share of the mode's own fine-tuning gain that survives the merge (1: all of it; 0: no better than the "
+          "pretrained model). The paper's normalized score (merged / single-task) is shown too, but it rewards a mode "
+          "whose fine-tuning moved little: its merged model stays near the pretrained one and near its own "
+          "single-task score.\n\n";
+  text += "Standard errors (±) count the sampling of the test examples only, not the randomness of training or "
+          "merging. A task's accuracy p on n test examples: sqrt(p (1 - p) / n); Spearman's rho on n pairs: "
+          "(1 - rho^2) / sqrt(n - 2) (a large-sample approximation); an average over T tasks: sqrt(sum of the tasks' "
+          "SE^2) / T. n is results.json's `test_examples` (evaluation.test_examples, capped by the task's test "
+          "split). G's SE is by the delta method, taking merged (m), zero-shot (z) and single-task (s) averages as "
+          "independent: sqrt(SE_m^2 + G^2 SE_s^2 + (1 - G)^2 SE_z^2) / (s - z); they are scored on the same test "
+          "examples, so for G between 0 and 1 this is mostly an overestimate. \"gain within noise\": s - z is less "
+          "than two standard errors of s - z, so G divides by noise. The number-of-tasks sweep and the cross-task "
+          "tables (means over subsets of tasks or pairs of tasks) show no standard errors; one score on n examples "
+          "has one of at most 50 / sqrt(n) points there.\n\n";
   if (m.present) {
     text += "### Time per stage\n\n";
     if (m.stage_seconds.empty()) return text + "_No stage times in the manifest._\n\n";
@@ -133,28 +150,39 @@ std::string fine_tuning_caveats(const ReportResults& results) {
     std::vector<std::string> at_zero;
     if (suite.merged)
       for (const auto& m : *suite.merged)
-        if (m.method == "task_arithmetic")
-          for (const auto& [name, value] : m.hyperparameters)
-            if (name == "lambda" && std::stod(value) == 0.0) at_zero.push_back(m.mode + " (" + m.space + ")");
+        if (m.method == "task_arithmetic" && merged_is_pretrained(m)) at_zero.push_back(m.mode + " (" + m.space + ")");
     if (!at_zero.empty()) {
       text += "- **Caveat (" + suite.name + ")**: task arithmetic chose lambda = 0, i.e. the pretrained model, on validation for";
       text += " " + comma_list(at_zero);
       text += ": there its normalized score is the zero-shot score over the single-task score, so it ranks the modes by "
-              "their single-task scores (a lower one scores higher), not by how well their task vectors merge.\n";
+              "their single-task scores (a lower one scores higher), not by how well their task vectors merge; its retained "
+              "gain G is 0.\n";
     }
   }
   return text;
+}
+
+// How a verdict departs from the paper, for the sentence after its evidence ("" when it does not).
+std::string disagreement(const std::string& verdict) {
+  if (verdict == "did not hold") return "disagrees with the paper.";
+  if (verdict == "mixed") return "partly disagrees with the paper.";
+  return "";
 }
 
 std::string claims_section(const std::vector<ClaimVerdict>& verdicts, const std::string& caveats) {
   std::string text = "## Claims of the paper, checked on these results\n\n";
   text += "Each claim is judged separately for network-level L-LoRA (`l-lora`: the whole network linearized in the "
           "LoRA parameters) and layer-level L-LoRA (`l-lora-local`: each LoRA layer linearized on its own). "
-          "held: every comparison agrees with the paper; did not hold: none does; mixed: some do.\n\n";
+          "held: every comparison agrees with the paper; did not hold: none does; mixed: some do. Claim (a) is "
+          "judged twice: on the paper's normalized score and on the retained gain G (brackets: G of each side ± "
+          "one SE); a comparison where both merged models are the pretrained model (lambda 0) is degenerate and "
+          "does not count for G.\n\n";
   for (const auto& verdict : verdicts) {
-    text += "- **" + verdict.verdict + "**: " + verdict.claim + ". " + verdict.evidence;
-    if (verdict.verdict == "did not hold") text += " This disagrees with the paper.";
-    if (verdict.verdict == "mixed") text += " This partly disagrees with the paper.";
+    text += "- **" + verdict.verdict + "**";
+    if (!verdict.gain_verdict.empty()) text += " (normalized score), **" + verdict.gain_verdict + "** (retained gain G)";
+    text += ": " + verdict.claim + ". " + verdict.evidence;
+    if (std::string d = disagreement(verdict.verdict); !d.empty()) text += " This " + d;
+    if (std::string d = disagreement(verdict.gain_verdict); !d.empty()) text += " By G, this " + d;
     text += "\n";
   }
   return text + caveats + "\n";

@@ -3,7 +3,8 @@
 // into report.md, CSV tables and gnuplot plots, in the same folder. The report mirrors the paper's
 // presentation (Tang et al., ICLR 2024): single-task scores, merged scores per method x fine-tuning mode
 // (absolute and normalized), normalized score vs number of merged tasks, cosine similarity of task vectors,
-// weight-disentanglement error, and a verdict on each of the paper's claims.
+// weight-disentanglement error, and a verdict on each of the paper's claims. Its headline number for a merged
+// model is the retained gain G (report_gain.h); test scores carry standard errors (report_uncertainty.h).
 #include <string>
 #include <vector>
 
@@ -30,11 +31,16 @@ struct ClaimVerdict {
   std::string claim;     // "(a) Network-level L-LoRA (`l-lora`) merges better than LoRA ..."
   std::string verdict;   // "held", "did not hold", "mixed", "not measured"
   std::string evidence;  // the numbers compared, e.g. "vision/parameter: task arithmetic 85.4 vs 77.6, ..."
+  // Claim (a) only: the same comparisons judged on the retained gain G (report_gain.h), in the same words;
+  // empty for the claims measured one way.
+  std::string gain_verdict;
 };
 
 // Evaluates the paper's claims on a results document (the parsed results.json):
 //  (a) L-LoRA merges better than LoRA under task arithmetic, TIES, simple averaging and LoraHub
-//      (normalized test average, every suite and space where both were merged);
+//      (normalized test average, every suite and space where both were merged), and again on the retained
+//      gain G (gain_verdict; a comparison where both merged models are the pretrained model, lambda 0, is
+//      degenerate and not counted there);
 //  (b) L-LoRA task vectors are less similar than LoRA's (mean |cosine| off the diagonal, flattened and
 //      layer-averaged);
 //  (c) the advantage of L-LoRA over LoRA grows with the number of merged tasks (difference of normalized

@@ -2,10 +2,12 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <optional>
 #include <tuple>
 
 #include "experiments/report.h"
 #include "experiments/report_format.h"
+#include "experiments/report_gain.h"
 #include "experiments/report_sections.h"
 
 namespace linfuse::experiments::report {
@@ -13,10 +15,21 @@ namespace {
 
 // One comparison of an L-LoRA variant with LoRA: `detail` names where and shows the numbers.
 struct Comparison {
+  Comparison(std::string group, std::string detail, bool agrees_with_paper)
+      : group(std::move(group)), detail(std::move(detail)), agrees_with_paper(agrees_with_paper) {}
   std::string group;   // "vision/parameter": comparisons of a group are listed together in the evidence
   std::string detail;  // "task arithmetic 85.4 vs 77.6"
   bool agrees_with_paper = false;
+  // Claim (a): the same comparison on the retained gain G, shown after `detail` ("G 0.62 ± 0.05 vs 0.35 ±
+  // 0.06"); gain_agrees is empty when it does not count (G not defined, or a degenerate comparison).
+  std::string gain_detail;
+  std::optional<bool> gain_agrees;
 };
+
+// "held" when every comparison agrees with the paper, "did not hold" when none does, "mixed" otherwise.
+std::string verdict_of(size_t agreeing, size_t counted) {
+  return agreeing == counted ? "held" : agreeing == 0 ? "did not hold" : "mixed";
+}
 
 struct Variant {
   std::string mode, title;
@@ -24,19 +37,35 @@ struct Variant {
 const std::vector<Variant> kVariants = {{"l-lora", "network-level L-LoRA (`l-lora`)"},
                                         {"l-lora-local", "layer-level L-LoRA (`l-lora-local`)"}};
 
-ClaimVerdict judge(std::string claim, const std::vector<Comparison>& comparisons, const std::string& unmeasured) {
+// `judged_on_gain`: the claim is judged on the retained gain G too (ClaimVerdict::gain_verdict), from the
+// comparisons' gain readings.
+ClaimVerdict judge(std::string claim, const std::vector<Comparison>& comparisons, const std::string& unmeasured,
+                   bool judged_on_gain = false) {
   ClaimVerdict verdict;
   verdict.claim = std::move(claim);
   if (comparisons.empty()) {
     verdict.verdict = "not measured";
+    if (judged_on_gain) verdict.gain_verdict = "not measured";
     verdict.evidence = capitalized(unmeasured) + ".";
     return verdict;
   }
   size_t agreeing = size_t(std::count_if(comparisons.begin(), comparisons.end(),
                                          [](const Comparison& c) { return c.agrees_with_paper; }));
-  verdict.verdict = agreeing == comparisons.size() ? "held" : agreeing == 0 ? "did not hold" : "mixed";
+  verdict.verdict = verdict_of(agreeing, comparisons.size());
   verdict.evidence = std::to_string(agreeing) + " of " + std::to_string(comparisons.size()) +
                      (comparisons.size() == 1 ? " comparison agrees" : " comparisons agree") + " with the paper.";
+  // The G reading: over the comparisons where it counts.
+  if (judged_on_gain) {
+    size_t counted = 0, gain_agreeing = 0;
+    for (const auto& comparison : comparisons)
+      if (comparison.gain_agrees) ++counted, gain_agreeing += *comparison.gain_agrees;
+    verdict.gain_verdict = counted == 0 ? "not measured" : verdict_of(gain_agreeing, counted);
+    verdict.evidence += " On the retained gain G: " + std::to_string(gain_agreeing) + " of " + std::to_string(counted) +
+                        " agree";
+    if (counted < comparisons.size())
+      verdict.evidence += " (" + std::to_string(comparisons.size() - counted) + " not counted: degenerate or G not defined)";
+    verdict.evidence += ".";
+  }
   std::string group;
   for (const auto& comparison : comparisons) {
     if (comparison.group != group) {
@@ -46,15 +75,39 @@ ClaimVerdict judge(std::string claim, const std::vector<Comparison>& comparisons
       verdict.evidence += ",";
     }
     verdict.evidence += " " + comparison.detail + (comparison.agrees_with_paper ? "" : " (disagrees)");
+    if (!comparison.gain_detail.empty()) verdict.evidence += " [" + comparison.gain_detail + "]";
   }
   verdict.evidence += ".";
   return verdict;
 }
 
-// (a) normalized test average of the variant vs LoRA, for each suite, space and claimed method.
+// The G reading of one comparison of claim (a): `linearized` (the L-LoRA variant) vs `lora`.
+void compare_gains(const SuiteResults& suite, const MergedResult& linearized, const MergedResult& lora, Comparison& comparison) {
+  RetainedGain a = retained_gain(suite, linearized), b = retained_gain(suite, lora);
+  if (!a.gain || !b.gain) {
+    comparison.gain_detail = "G not defined: " + (a.gain ? b.undefined_because : a.undefined_because);
+    return;
+  }
+  comparison.gain_detail = "G " + gain_text(a.gain) + " vs " + gain_text(b.gain);
+  if (a.pretrained_model && b.pretrained_model) {
+    // Both are the pretrained model: G is 0 for both by construction and the normalized scores compare
+    // zero-shot / single-task, which says nothing about how the task vectors merge.
+    comparison.gain_detail += ": degenerate, both merged models are the pretrained model (lambda 0); not counted";
+    return;
+  }
+  comparison.gain_agrees = a.gain->value > b.gain->value;
+  if (!*comparison.gain_agrees) comparison.gain_detail += ", disagrees";
+  for (const auto& [result, gain] : {std::pair{&linearized, &a}, std::pair{&lora, &b}})
+    if (gain->pretrained_model)
+      comparison.gain_detail += "; " + result->mode + " chose lambda 0, the pretrained model: the normalized comparison "
+                                "is degenerate (zero-shot / single-task), its G is 0 by construction";
+}
+
+// (a) normalized test average (and retained gain G) of the variant vs LoRA, for each suite, space and claimed method.
 ClaimVerdict merges_better(const ReportResults& results, const Variant& variant) {
   const std::vector<std::string> methods = {"task_arithmetic", "ties", "simple_average", "lorahub"};
   std::vector<Comparison> comparisons;
+  bool merged_without_scores = false;  // both merged, but no normalized score (no task learned by every mode)
   for (const auto& suite : results.suites) {
     if (!suite.merged) continue;
     // Says when the normalized averages leave tasks out (not learned by every mode), so a reader weighs them.
@@ -72,15 +125,24 @@ ClaimVerdict merges_better(const ReportResults& results, const Variant& variant)
         const MergedResult* lora = find_merged(suite, method, "lora", space);
         if (!linearized || !lora) continue;
         auto a = normalized_average_of(*linearized, normalization_tasks(suite)), b = normalized_average_of(*lora, normalization_tasks(suite));
-        if (!a || !b) continue;
-        comparisons.push_back({suite.name + "/" + space + coverage,
-                               method_title(method) + " " + percent(*a) + " vs " + percent(*b), *a > *b});
+        if (!a || !b) {
+          merged_without_scores = true;
+          continue;
+        }
+        Comparison comparison{suite.name + "/" + space + coverage,
+                              method_title(method) + " " + percent(*a) + " vs " + percent(*b), *a > *b};
+        compare_gains(suite, *linearized, *lora, comparison);
+        comparisons.push_back(comparison);
       }
   }
   return judge("(a) " + capitalized(variant.title) +
                    " merges better than LoRA under task arithmetic, TIES, simple averaging and LoraHub "
-                   "(normalized test average, " + variant.mode + " vs lora)",
-               comparisons, "no suite has both lora and " + variant.mode + " merged with these methods");
+                   "(normalized test average, and retained gain G, " + variant.mode + " vs lora)",
+               comparisons,
+               merged_without_scores ? "lora and " + variant.mode + " were merged, but without normalized scores: no "
+                                       "task was learned by every mode, so G is not defined either"
+                                     : "no suite has both lora and " + variant.mode + " merged with these methods",
+               /*judged_on_gain=*/true);
 }
 
 // Mean |cosine| off the diagonal of a matrix, else |written mean| (the sign-blind reading of a signed mean).

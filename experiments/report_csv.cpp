@@ -1,7 +1,9 @@
 // The report's CSV files (see report_sections.h). Scores keep results.json's units (fractions of 1), so a
 // spreadsheet or script reads the same numbers as results.json; an absent value is an empty field.
 #include "experiments/report_format.h"
+#include "experiments/report_gain.h"
 #include "experiments/report_sections.h"
+#include "experiments/report_uncertainty.h"
 
 namespace linfuse::experiments::report {
 namespace {
@@ -20,6 +22,12 @@ std::optional<double> lookup(const ScoreByTask& scores, const std::string& task)
   return found == scores.end() ? std::nullopt : std::optional<double>(found->second);
 }
 
+// The standard error of `task`'s score in `scores` (report_uncertainty.h); empty when unknown.
+std::optional<double> error_of(const SuiteResults& suite, const ScoreByTask& scores, const std::string& task) {
+  auto estimate = task_estimate(suite, scores, task);
+  return estimate ? estimate->standard_error : std::nullopt;
+}
+
 std::string metric_of(const SuiteResults& suite, const std::string& task) {
   auto found = suite.metric.find(task);
   return found == suite.metric.end() ? "" : found->second;
@@ -28,34 +36,47 @@ std::string metric_of(const SuiteResults& suite, const std::string& task) {
 }  // namespace
 
 std::string single_task_csv(const ReportResults& results) {
-  std::string csv = csv_line({"suite", "mode", "task", "metric", "zero_shot", "single_task", "finetune_seconds"});
+  std::string csv = csv_line({"suite", "mode", "task", "metric", "zero_shot", "single_task", "finetune_seconds",
+                              "test_examples", "zero_shot_se", "single_task_se"});
   for (const auto& suite : results.suites) {
     if (!suite.single_task) continue;
     for (const auto& mode : suite.modes) {
       if (!suite.single_task->count(mode)) continue;
-      for (const auto& task : suite.tasks)
+      for (const auto& task : suite.tasks) {
+        std::string examples;
+        if (suite.test_examples && suite.test_examples->count(task)) examples = std::to_string(suite.test_examples->at(task));
         csv += csv_line({suite.name, mode, task, metric_of(suite, task),
                          csv_number(suite.zero_shot ? lookup(*suite.zero_shot, task) : std::nullopt),
                          csv_number(lookup(suite.single_task, mode, task)),
-                         csv_number(lookup(suite.finetune_seconds, mode, task))});
+                         csv_number(lookup(suite.finetune_seconds, mode, task)), examples,
+                         csv_number(suite.zero_shot ? error_of(suite, *suite.zero_shot, task) : std::nullopt),
+                         csv_number(error_of(suite, suite.single_task->at(mode), task))});
+      }
     }
   }
   return csv;
 }
 
 std::string merged_csv(const ReportResults& results) {
+  // gain, gain_se and pretrained_model belong to the merged model (the same on each of its task rows): the
+  // retained gain G over the tasks the normalized scores use (report_gain.h), empty when not defined.
   std::string csv = csv_line({"suite", "method", "mode", "space", "task", "metric", "test", "normalized",
-                              "validation_average", "hyperparameters"});
+                              "validation_average", "hyperparameters", "test_se", "gain", "gain_se", "pretrained_model"});
   for (const auto& suite : results.suites) {
     if (!suite.merged) continue;
     for (const auto& merged : *suite.merged) {
       std::string hyperparameters;
       for (const auto& [name, value] : merged.hyperparameters)
         hyperparameters += (hyperparameters.empty() ? "" : "; ") + name + "=" + value;
+      RetainedGain gain = retained_gain(suite, merged);
       for (const auto& task : suite.tasks)
         csv += csv_line({suite.name, merged.method, merged.mode, merged.space, task, metric_of(suite, task),
                          csv_number(lookup(merged.test, task)), csv_number(lookup(merged.normalized, task)),
-                         csv_number(merged.validation_average), hyperparameters});
+                         csv_number(merged.validation_average), hyperparameters,
+                         csv_number(error_of(suite, merged.test, task)),
+                         csv_number(gain.gain ? std::optional<double>(gain.gain->value) : std::nullopt),
+                         csv_number(gain.gain ? gain.gain->standard_error : std::nullopt),
+                         gain.pretrained_model ? "true" : "false"});
     }
   }
   return csv;

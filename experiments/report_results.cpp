@@ -249,6 +249,16 @@ SuiteResults parse_suite(const Checker& check, const std::string& name, const Js
   }
   if (auto* v = member(value, "learned_thresholds"))
     suite.learned_thresholds = check.scores(*v, path + ".learned_thresholds", suite.tasks);
+  if (auto* v = member(value, "test_examples")) {
+    suite.test_examples.emplace();
+    for (const auto& [task, count] : check.object(*v, path + ".test_examples").items()) {
+      const std::string at = path + ".test_examples." + task;
+      check.expect(std::find(suite.tasks.begin(), suite.tasks.end(), task) != suite.tasks.end(), path + ".test_examples",
+                   "names task '" + task + "', which is not in the suite's \"tasks\"");
+      (*suite.test_examples)[task] = check.integer(count, at);
+      check.expect((*suite.test_examples)[task] >= 1, at, "should be at least 1");
+    }
+  }
   if (auto* v = member(value, "trainable_parameters")) {
     suite.trainable_parameters.emplace();
     for (const auto& [mode, count] : check.object(*v, path + ".trainable_parameters").items()) {

@@ -93,6 +93,9 @@ struct SuiteResults {
   // experiments/suite_common.h) and the thresholds; absent in results written before they existed.
   std::optional<std::vector<std::string>> normalized_tasks;
   std::optional<ScoreByTask> learned_thresholds;
+  // Per task, the number of test examples every test score was measured on (standard errors,
+  // report_uncertainty.h); absent in results written before it existed.
+  std::optional<std::map<std::string, int64_t>> test_examples;
 };
 
 struct ReportResults {

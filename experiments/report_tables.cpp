@@ -7,6 +7,7 @@
 
 #include "experiments/report_format.h"
 #include "experiments/report_sections.h"
+#include "experiments/report_uncertainty.h"
 
 namespace linfuse::experiments::report {
 namespace {
@@ -46,6 +47,14 @@ std::vector<std::string> score_cells(const SuiteResults& suite, const ScoreByTas
   return labels;
 }
 
+// Like score_cells, each score with its standard error ("71.2 ± 1.4"); the average over all of the suite's tasks.
+std::vector<std::string> score_cells_with_error(const SuiteResults& suite, const ScoreByTask& scores,
+                                                std::vector<std::string> labels) {
+  for (const auto& task : suite.tasks) labels.push_back(percent_with_error(task_estimate(suite, scores, task)));
+  labels.push_back(percent_with_error(average_estimate(suite, scores, suite.tasks)));
+  return labels;
+}
+
 std::vector<std::string> merged_spaces(const std::vector<MergedResult>& merged) {
   std::vector<std::string> spaces;
   for (const auto& result : merged) spaces.push_back(result.space);
@@ -59,8 +68,9 @@ std::string hyperparameter_text(const MergedResult& merged) {
   return text;
 }
 
-// Method (rows) x mode (columns) of one average, best cell of each row in bold.
-std::string headline_table(const SuiteResults& suite, const std::string& space, bool normalized) {
+// Method (rows) x mode (columns) of one average, best cell of each row in bold; absolute averages with their
+// standard error.
+std::string method_by_mode_table(const SuiteResults& suite, const std::string& space, bool normalized) {
   const auto& merged = *suite.merged;
   std::vector<std::string> modes;
   for (const auto& mode : suite.modes)
@@ -73,22 +83,27 @@ std::string headline_table(const SuiteResults& suite, const std::string& space, 
   header.insert(header.end(), modes.begin(), modes.end());
   MarkdownTable table(header);
   for (const auto& method : ordered_methods(merged)) {
-    std::vector<std::string> cells = {method_title(method)};
+    std::vector<std::string> cells = {method_title(method)}, values, errors;
     std::string best;
     double best_value = -INFINITY;
     bool any = false;
     for (const auto& mode : modes) {
       const MergedResult* result = find_merged(suite, method, mode, space);
       std::optional<double> value;
+      std::string error;  // " ± 1.4" when known
       if (result) value = normalized ? normalized_average_of(*result, normalization_tasks(suite)) : test_average_of(*result, suite.tasks);
-      cells.push_back(percent(value));
+      if (result && !normalized)
+        if (auto estimate = average_estimate(suite, result->test, suite.tasks); estimate && estimate->standard_error)
+          error = " ± " + percent(*estimate->standard_error);
+      values.push_back(percent(value));
+      errors.push_back(error);
       if (value && *value > best_value) best_value = *value, best = percent(*value);
       any = any || value.has_value();
     }
     if (!any) continue;
     // Bold every cell that reads as the best value, so equal-looking cells are treated alike.
-    for (size_t c = 1; c < cells.size(); ++c)
-      if (cells[c] == best) cells[c] = "**" + best + "**";
+    for (size_t c = 0; c < values.size(); ++c)
+      cells.push_back(values[c] == best ? "**" + values[c] + errors[c] + "**" : values[c] + errors[c]);
     table.add_row(cells);
   }
   return table.str();
@@ -106,16 +121,35 @@ std::string method_part(const SuiteResults& suite, const std::string& method) {
   MarkdownTable absolute(absolute_header, 2);
   MarkdownTable normalized(task_header(suite, {"mode", "space"}), 2);
   for (const MergedResult* result : rows) {
-    auto cells = score_cells(suite, result->test, {result->mode, result->space}, test_average_of(*result, suite.tasks));
+    auto cells = score_cells_with_error(suite, result->test, {result->mode, result->space});
+    // A merge with a failed task has no average over its scores; show the written one, if any.
+    if (cells.back() == kMissing) cells.back() = percent(test_average_of(*result, suite.tasks));
     cells.push_back(percent(result->validation_average));
     cells.push_back(hyperparameter_text(*result));
     absolute.add_row(cells);
     normalized.add_row(
         score_cells(suite, result->normalized, {result->mode, result->space}, normalized_average_of(*result, normalization_tasks(suite))));
   }
-  text += "Absolute score (%), test split; hyperparameters chosen on the validation split:\n\n" + absolute.str() + "\n";
+  text += "Absolute score (%) ± one standard error, test split; hyperparameters chosen on the validation split:\n\n" +
+          absolute.str() + "\n";
   text += "Normalized score (%), test split:\n\n" + normalized.str() + "\n";
   return text;
+}
+
+// How many test examples each score is measured on, which sets its standard error.
+std::string test_examples_note(const SuiteResults& suite) {
+  if (!suite.test_examples)
+    return note("No standard errors: this results.json predates the per-task test_examples they are computed from.");
+  std::map<int64_t, std::vector<std::string>> by_count;
+  for (const auto& task : suite.tasks)
+    if (auto found = suite.test_examples->find(task); found != suite.test_examples->end()) by_count[found->second].push_back(task);
+  std::string text = "± is one standard error of the test score (formulas at the top of the report), from the test "
+                     "examples scored per task: ";
+  if (by_count.size() == 1 && by_count.begin()->second.size() == suite.tasks.size())
+    return text + std::to_string(by_count.begin()->first) + " for every task.\n\n";
+  std::string sep;
+  for (const auto& [count, tasks] : by_count) text += sep + std::to_string(count) + " (" + comma_list(tasks) + ")", sep = "; ";
+  return text + ".\n\n";
 }
 
 std::string cosine_cell(const std::optional<double>& value) { return value ? fixed(*value, 3) : kMissing; }
@@ -143,16 +177,15 @@ std::string suite_overview_section(const SuiteResults& suite) {
   text += "\n### Zero-shot and single-task scores (test split)\n\n";
   MarkdownTable scores(task_header(suite, {"model"}));
   if (suite.zero_shot)
-    scores.add_row(score_cells(suite, *suite.zero_shot, {suite.instruct ? "zero-shot (instruction-tuned)" : "zero-shot (pretrained)"}, mean_over_tasks(*suite.zero_shot, suite.tasks)));
-  if (suite.baseline)
-    scores.add_row(score_cells(suite, *suite.baseline, {"word-feature baseline"}, mean_over_tasks(*suite.baseline, suite.tasks)));
+    scores.add_row(score_cells_with_error(suite, *suite.zero_shot, {suite.instruct ? "zero-shot (instruction-tuned)" : "zero-shot (pretrained)"}));
+  if (suite.baseline) scores.add_row(score_cells_with_error(suite, *suite.baseline, {"word-feature baseline"}));
   if (suite.single_task)
     for (const auto& mode : suite.modes) {
       auto found = suite.single_task->find(mode);
       if (found == suite.single_task->end()) continue;
-      scores.add_row(score_cells(suite, found->second, {mode}, mean_over_tasks(found->second, suite.tasks)));
+      scores.add_row(score_cells_with_error(suite, found->second, {mode}));
     }
-  if (scores.rows() > 0) text += scores.str() + "\n";
+  if (scores.rows() > 0) text += scores.str() + "\n" + test_examples_note(suite);
   if (suite.baseline) {
     std::map<std::string, std::vector<std::string>> by_features;
     for (const auto& task : suite.tasks)
@@ -201,12 +234,12 @@ std::string suite_overview_section(const SuiteResults& suite) {
 std::string learned_tasks_note(const SuiteResults& suite) {
   if (!suite.normalized_tasks || !suite.learned_thresholds) return "";
   const auto& kept = *suite.normalized_tasks;
-  std::string text = "Normalized scores count only the tasks that every mode learned: a single-task test score above "
+  std::string text = "Normalized scores and the retained gain G count only the tasks that every mode learned: a single-task test score above "
                      "chance by merge.learned_margin_se (2 in every preset) standard errors of a chance-level score on "
                      "the test split (a ratio to a score within noise of chance means nothing). ";
   if (kept.size() == suite.tasks.size()) return text + "Every task passed.\n\n";
   if (kept.empty()) {
-    text += "No task passed, so there are no normalized scores.";
+    text += "No task passed, so there are no normalized scores and G is not defined.";
   } else {
     text += std::to_string(kept.size()) + " of " + std::to_string(suite.tasks.size()) + " tasks passed: " + comma_list(kept) + ".";
   }
@@ -230,19 +263,20 @@ std::string learned_tasks_note(const SuiteResults& suite) {
 std::string merged_section(const SuiteResults& suite) {
   std::string text = "### Merged models (test split)\n\n";
   if (!suite.merged || suite.merged->empty()) return text + note("No merged models in results.json: the merging stage did not run.");
-  text +=
-      "Normalized score = merged score / single-task score of the same mode on the same task, in % (100: nothing "
-      "lost by merging). Hyperparameters were chosen on the validation split. Space `parameter`: task vectors of "
-      "the trained tensors (full weights, or LoRA's A and B merged separately, as the paper's code does); "
-      "`weight`: LoRA's Delta W = s B A merged exactly.\n\n";
   text += learned_tasks_note(suite);
+  text += merged_headline(suite);
+  text +=
+      "The paper's presentation follows. Normalized score = merged score / single-task score of the same mode on "
+      "the same task, in % (100: nothing lost by merging). Hyperparameters were chosen on the validation split. "
+      "Space `parameter`: task vectors of the trained tensors (full weights, or LoRA's A and B merged separately, "
+      "as the paper's code does); `weight`: LoRA's Delta W = s B A merged exactly.\n\n";
   for (const auto& space : merged_spaces(*suite.merged)) {
     text += "#### Normalized average (%), " + space + " space: method x mode, best mode of each method in bold\n\n";
-    text += headline_table(suite, space, true) + "\n";
+    text += method_by_mode_table(suite, space, true) + "\n";
   }
   for (const auto& space : merged_spaces(*suite.merged)) {
     text += "#### Absolute average (%), " + space + " space: method x mode, best mode of each method in bold\n\n";
-    text += headline_table(suite, space, false) + "\n";
+    text += method_by_mode_table(suite, space, false) + "\n";
   }
   for (const auto& method : ordered_methods(*suite.merged)) text += method_part(suite, method);
   return text;

@@ -85,11 +85,17 @@ const std::vector<double>& TextSuite::single_task_test(peft::FinetuneMode mode) 
   return single_task_test_.at(peft::mode_name(mode));
 }
 
+std::vector<int64_t> TextSuite::test_examples() const {
+  std::vector<int64_t> out;
+  for (const auto& task : tasks_) out.push_back(std::min(eval_examples(Split::Test), int64_t(task.test.inputs.size())));
+  return out;
+}
+
 std::vector<double> TextSuite::learned_thresholds(double margin_se) const {
   std::vector<double> out;
-  for (const auto& task : tasks_)
-    out.push_back(learned_threshold(task.regression ? 0 : int64_t(task.task.label_words.size()),
-                                    std::min(eval_examples(Split::Test), int64_t(task.test.inputs.size())), margin_se));
+  std::vector<int64_t> examples = test_examples();
+  for (size_t t = 0; t < tasks_.size(); ++t)
+    out.push_back(learned_threshold(tasks_[t].regression ? 0 : int64_t(tasks_[t].task.label_words.size()), examples[t], margin_se));
   return out;
 }
 
@@ -282,6 +288,8 @@ nlohmann::json TextSuite::prepare() {
   results["tasks"] = config_["tasks"];
   results["modes"] = config_["modes"];
   for (const auto& t : tasks_) results["metric"][t.task.name] = t.task.metric;
+  std::vector<int64_t> examples = test_examples();
+  for (size_t t = 0; t < tasks_.size(); ++t) results["test_examples"][tasks_[t].task.name] = examples[t];
   const nn::T5Config& c = model_config_;
   auto model = pretrained_copy();
   results["model"] = "tiny T5 (Flan-T5 shaped, " + c.feed_forward_proj + "): d_model " + std::to_string(c.d_model) + ", " +

@@ -75,6 +75,9 @@ class TextSuite {
   const StateDict& finetuned_state(peft::FinetuneMode mode, int task) const;
 
   int64_t eval_examples(Split split) const;
+  // Per task, the number of test examples every test score is measured on: min(evaluation.test_examples, the
+  // task's test split); results.json's "test_examples", from which the report computes standard errors.
+  std::vector<int64_t> test_examples() const;
   int64_t eval_batch() const;
   int64_t max_input_tokens() const;
   // The encoder batch of examples [begin, end) of a split's inputs.

@@ -60,9 +60,16 @@ const std::vector<double>& VisionSuite::single_task_test(peft::FinetuneMode mode
   return single_task_test_.at(peft::mode_name(mode));
 }
 
+std::vector<int64_t> VisionSuite::test_examples() const {
+  std::vector<int64_t> out;
+  for (const auto& task : tasks_) out.push_back(std::min(eval_examples(Split::Test), task.test_images.size(0)));
+  return out;
+}
+
 std::vector<double> VisionSuite::learned_thresholds(double margin_se) const {
   std::vector<double> out;
-  for (const auto& task : tasks_) out.push_back(learned_threshold(task.head.size(0), std::min(eval_examples(Split::Test), task.test_images.size(0)), margin_se));
+  std::vector<int64_t> examples = test_examples();
+  for (size_t t = 0; t < tasks_.size(); ++t) out.push_back(learned_threshold(tasks_[t].head.size(0), examples[t], margin_se));
   return out;
 }
 
@@ -324,6 +331,8 @@ nlohmann::json VisionSuite::prepare() {
   results["tasks"] = config_["tasks"];
   results["modes"] = config_["modes"];
   for (const auto& t : tasks_) results["metric"][t.task.name] = "accuracy";
+  std::vector<int64_t> examples = test_examples();
+  for (size_t t = 0; t < tasks_.size(); ++t) results["test_examples"][tasks_[t].task.name] = examples[t];
   nn::CLIPConfig c = clip_->config;
   results["model"] = "tiny CLIP: ViT " + std::to_string(c.vision_config.image_size) + "x" +
                      std::to_string(c.vision_config.image_size) + "/" + std::to_string(c.vision_config.patch_size) +

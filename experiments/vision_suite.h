@@ -41,6 +41,9 @@ class VisionSuite {
   nn::CLIPModel& clip() { return *clip_; }
   const nlohmann::json& config() const { return config_; }
   int64_t eval_examples(Split split) const;
+  // Per task, the number of test examples every test score is measured on: min(evaluation.test_examples, the
+  // task's test split); results.json's "test_examples", from which the report computes standard errors.
+  std::vector<int64_t> test_examples() const;
   int64_t eval_batch() const { return config_["evaluation"].value("batch_size", int64_t(500)); }
   int64_t image_channels() const;   // 1 (gray) or 3 (styled, data.style_strength)
   // data.standardize: the per-channel mean and standard deviation of the pretraining pool (empty otherwise).

@@ -104,6 +104,8 @@ TEST_CASE("the smoke preset runs the study end to end and writes a complete repo
   nlohmann::json r = nlohmann::json::parse(slurp(fs::path(dir) / "results.json"));
   const auto& v = r["suites"]["vision"];
   REQUIRE(v["tasks"].size() == 3);
+  // every test score is measured on evaluation.test_examples = 128 examples, the size of the test split
+  for (const auto& task : v["tasks"]) CHECK(v["test_examples"][task.get<std::string>()] == 128);
   for (const auto& [task, score] : v["zero_shot"].items()) check_score(score, "zero_shot." + task);
   for (const auto& mode : {"full", "linear-full", "lora", "l-lora", "l-lora-local"})
     for (const auto& [task, score] : v["single_task"][mode].items()) check_score(score, std::string(mode) + "." + task);
@@ -159,7 +161,8 @@ TEST_CASE("the text suite runs end to end on a tiny config, in range and determi
                    {"data", {{"train", 64}, {"validation", 16}, {"test", 16}}},
                    {"pretrain", {{"steps", 5}}},
                    {"finetune", {{"steps", 5}}},
-                   {"evaluation", {{"validation_examples", 16}, {"test_examples", 16}, {"batch_size", 16}}},
+                   // test_examples above the test split's 16: scores use the 16 there are
+                   {"evaluation", {{"validation_examples", 16}, {"test_examples", 24}, {"batch_size", 16}}},
                    {"merge", {{"regmean_examples", 8}, {"fisher_examples", 2}}},
                    {"disentanglement", {{"pairs", nlohmann::json::array({nlohmann::json::array({"sst2", "stsb"})})}, {"examples", 8}}}}}};
   o.cache_dir = (root / "cache1").string();
@@ -169,6 +172,7 @@ TEST_CASE("the text suite runs end to end on a tiny config, in range and determi
   const auto& t = r["suites"]["text"];
   REQUIRE(t["tasks"].size() == 2);
   CHECK(t["metric"]["stsb"] == "spearman");
+  CHECK(t["test_examples"] == nlohmann::json({{"sst2", 16}, {"stsb", 16}}));
   CHECK(std::isfinite(t["pretrain"]["final_loss"].get<double>()));
   // the instruction-tuning stage ran on the tasks' training examples and lowered its loss
   REQUIRE(t.contains("instruct"));

@@ -21,6 +21,7 @@
 #include "experiments/report.h"
 #include "experiments/report_format.h"
 #include "experiments/report_plots.h"
+#include "tests/experiments/report_checks.h"
 #include "tests/helpers.h"
 
 using namespace linfuse;
@@ -30,45 +31,14 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  REQUIRE(in.good());
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-void write_text(const fs::path& path, const std::string& text) {
-  fs::create_directories(path.parent_path());
-  std::ofstream(path, std::ios::binary) << text;
-}
+using testing::percent_of;
+using testing::read_text;
+using testing::report_without_plots;
+using testing::table_row;
+using testing::TempDir;
+using testing::write_text;
 
 json sample_results() { return json::parse(read_text(testing::source_path("tests/fixtures/report_results_sample.json"))); }
-
-// A fresh directory under the system temp folder, removed with the object.
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name) {
-    static int counter = 0;
-    path = fs::temp_directory_path() / ("linfuse_report_test_" + std::to_string(getpid()) + "_" + name + "_" +
-                                        std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path, ignored);
-  }
-  std::string str() const { return path.string(); }
-};
-
-// Writes `results` as dir's results.json and returns the report rendered from it without plots.
-std::string report_without_plots(const TempDir& dir, const json& results) {
-  write_text(dir.path / "results.json", results.dump());
-  ReportOptions no_plots;
-  no_plots.plots = false;
-  return read_text(write_report(dir.str(), no_plots));
-}
 
 bool gnuplot_installed() { return std::system("gnuplot --version > /dev/null 2>&1") == 0; }
 
@@ -85,46 +55,24 @@ const TempDir& rendered_sample() {
   return dir;
 }
 
-std::string percent_of(double fraction) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%.1f", 100 * fraction);
-  return buffer;
-}
-
-std::string trim(const std::string& text) {
-  size_t begin = text.find_first_not_of(' '), end = text.find_last_not_of(' ');
-  return begin == std::string::npos ? "" : text.substr(begin, end - begin + 1);
-}
-
-// The cells of the first table row whose first cell is `label` (and, if given, whose second cell is
-// `second`), after the first occurrence of `heading` in `report`.
-std::vector<std::string> table_row(const std::string& report, const std::string& heading, const std::string& label,
-                                   const std::string& second = "") {
-  size_t start = report.find(heading);
-  REQUIRE(start != std::string::npos);
-  std::istringstream lines(report.substr(start));
-  std::string line;
-  while (std::getline(lines, line)) {
-    if (line.rfind("|", 0) != 0) continue;
-    std::vector<std::string> cells;
-    std::string cell;
-    for (size_t i = 1; i < line.size(); ++i) {
-      if (line[i] == '|' && line[i - 1] != '\\') cells.push_back(trim(cell)), cell.clear();
-      else cell += line[i];
-    }
-    if (!cells.empty() && cells[0] == label && (second.empty() || (cells.size() > 1 && cells[1] == second)))
-      return cells;
-  }
-  FAIL("no row '" << label << "' after '" << heading << "'");
-  return {};
-}
-
 size_t line_count(const std::string& text) { return size_t(std::count(text.begin(), text.end(), '\n')); }
 
-double mean_of(const json& scores, const std::vector<std::string>& tasks) {
-  double sum = 0;
-  for (const auto& task : tasks) sum += scores.at(task).get<double>();
-  return sum / double(tasks.size());
+// "31.2 ± 2.1": a score and its standard error on `n` test examples, in closed form (accuracy: binomial;
+// spearman: (1 - rho^2) / sqrt(n - 2)), as the report must show it.
+double standard_error_of(double score, int n, bool spearman = false) {
+  return spearman ? (1 - score * score) / std::sqrt(n - 2.0) : std::sqrt(score * (1 - score) / n);
+}
+std::string with_error(double score, double standard_error) { return percent_of(score) + " ± " + percent_of(standard_error); }
+
+// The mean of `scores` over `tasks` (every one on `n` test examples, accuracies) with its standard error
+// sqrt(sum SE^2) / T.
+std::string average_with_error(const json& scores, const std::vector<std::string>& tasks, int n) {
+  double sum = 0, variance = 0;
+  for (const auto& task : tasks) {
+    double p = scores.at(task).get<double>();
+    sum += p, variance += p * (1 - p) / n;
+  }
+  return with_error(sum / double(tasks.size()), std::sqrt(variance) / double(tasks.size()));
 }
 
 const json& merged_entry(const json& suite, const std::string& method, const std::string& mode, const std::string& space) {
@@ -168,17 +116,26 @@ TEST_CASE("report.md has every section with the numbers of results.json", "[repo
   CHECK(table_row(report, "### Time per stage", "vision/finetune")[1].rfind("300.1 s", 0) == 0);
 
   // 2. zero-shot and single-task scores, trainable parameters
+  // every score with its standard error on the fixture's 500 test examples per vision task
+  REQUIRE(vision["test_examples"]["mnist"] == 500);
   auto zero_shot = table_row(report, "## Vision suite", "zero-shot (pretrained)");
-  CHECK(zero_shot[1] == percent_of(vision["zero_shot"]["mnist"]));
-  CHECK(zero_shot.back() == percent_of(mean_of(vision["zero_shot"], vision_tasks)));
+  double mnist_zero_shot = vision["zero_shot"]["mnist"];
+  CHECK(zero_shot[1] == with_error(mnist_zero_shot, standard_error_of(mnist_zero_shot, 500)));
+  CHECK(zero_shot[1] == "31.2 ± 2.1");  // sqrt(0.312 * 0.688 / 500) = 0.0207
+  CHECK(zero_shot.back() == average_with_error(vision["zero_shot"], vision_tasks, 500));
   auto lora_single = table_row(report, "## Vision suite", "lora");
-  CHECK(lora_single[3] == percent_of(vision["single_task"]["lora"]["shapes"]));
-  CHECK(lora_single.back() == percent_of(mean_of(vision["single_task"]["lora"], vision_tasks)));
+  double lora_shapes = vision["single_task"]["lora"]["shapes"];
+  CHECK(lora_single[3] == with_error(lora_shapes, standard_error_of(lora_shapes, 500)));
+  CHECK(lora_single.back() == average_with_error(vision["single_task"]["lora"], vision_tasks, 500));
+  CHECK(report.find("from the test examples scored per task: 500 for every task.") != std::string::npos);
   auto lora_mode = table_row(report, "### Fine-tuning modes", "lora");
   CHECK(lora_mode[1] == "24,576");
   CHECK(lora_mode[2] == "3.02");  // 24576 / 812544, in %
   auto stsb = table_row(report, "## Text suite", "l-lora");
-  CHECK(stsb[3] == percent_of(results["suites"]["text"]["single_task"]["l-lora"]["stsb"]));
+  double l_lora_stsb = results["suites"]["text"]["single_task"]["l-lora"]["stsb"];
+  REQUIRE(results["suites"]["text"]["test_examples"]["stsb"] == 64);
+  CHECK(stsb[3] == with_error(l_lora_stsb, standard_error_of(l_lora_stsb, 64, true)));
+  CHECK(report.find("from the test examples scored per task: 64 (stsb); 96 (cola, sst2).") != std::string::npos);
   CHECK(report.find("stsb: Spearman's rho x100") != std::string::npos);
 
   // 3. merged: headline (best per row in bold), then per method absolute and normalized
@@ -191,8 +148,10 @@ TEST_CASE("report.md has every section with the numbers of results.json", "[repo
   CHECK(weight_headline[2] == "**" + percent_of(merged_entry(vision, "ties", "l-lora", "weight")["normalized_average"]) + "**");
   const json& ties_weight = merged_entry(vision, "ties", "l-lora", "weight");
   auto absolute = table_row(report, "#### TIES-merging", "l-lora", "weight");
-  CHECK(absolute[2] == percent_of(ties_weight["test"]["mnist"]));
-  CHECK(absolute[6] == percent_of(ties_weight["test_average"]));
+  double ties_mnist = ties_weight["test"]["mnist"];
+  CHECK(absolute[2] == with_error(ties_mnist, standard_error_of(ties_mnist, 500)));
+  CHECK(absolute[6] == average_with_error(ties_weight["test"], vision_tasks, 500));
+  CHECK(absolute[6].rfind(percent_of(ties_weight["test_average"]) + " ± ", 0) == 0);
   CHECK(absolute[8] == "lambda = 0.5, k = 20");
   auto normalized = table_row(report, "Normalized score (%), test split:", "l-lora", "weight");  // first method: simple averaging
   CHECK(normalized[4] == percent_of(merged_entry(vision, "simple_average", "l-lora", "weight")["normalized"]["shapes"]));
@@ -316,7 +275,10 @@ TEST_CASE("the CSV files have one row per item of results.json", "[report][repor
   CHECK(read_text(dir.path / "cross_task.csv").find("vision,lora,shapes,mnist,") != std::string::npos);
   CHECK(line_count(read_text(dir.path / "disentanglement.csv")) == disentanglement);
   std::string merged_text = read_text(dir.path / "merged.csv");
-  CHECK(merged_text.rfind("suite,method,mode,space,task,metric,test,normalized,validation_average,hyperparameters\n", 0) == 0);
+  CHECK(merged_text.rfind("suite,method,mode,space,task,metric,test,normalized,validation_average,hyperparameters,"
+                          "test_se,gain,gain_se,pretrained_model\n", 0) == 0);
+  CHECK(read_text(dir.path / "single_task.csv")
+            .rfind("suite,mode,task,metric,zero_shot,single_task,finetune_seconds,test_examples,zero_shot_se,single_task_se\n", 0) == 0);
   CHECK(merged_text.find("vision,ties,l-lora,weight,mnist,accuracy,") != std::string::npos);
 }
 
@@ -412,7 +374,8 @@ TEST_CASE("missing sections are skipped with a note, never a crash", "[report][r
     CHECK(report.find("No number-of-tasks sweep") != std::string::npos);
     CHECK(report.find("No cosine similarities") != std::string::npos);
     CHECK(report.find("No weight-disentanglement grids") != std::string::npos);
-    CHECK(report.find("**not measured**: (a) Network-level") != std::string::npos);
+    CHECK(report.find("**not measured** (normalized score), **not measured** (retained gain G): (a) Network-level") !=
+          std::string::npos);
     CHECK(line_count(read_text(dir.path / "merged.csv")) == 1);
   }
   SECTION("no suites at all") {
@@ -503,9 +466,13 @@ TEST_CASE("the text suite's word-feature baseline is a row of the single-task ta
   std::string report = report_without_plots(dir, results);
   auto row = table_row(report, "## Text suite", "word-feature baseline");
   REQUIRE(row.size() == 5);
-  CHECK(row[1] == "51.2");
-  CHECK(row[3] == "98.7");
-  CHECK(row[4] == percent_of(json((0.512 + 0.724 + 0.987) / 3)));
+  // scored on the suite's test examples (96, 96, 64), so with their standard errors
+  CHECK(row[1] == with_error(0.512, standard_error_of(0.512, 96)));
+  CHECK(row[1] == "51.2 ± 5.1");
+  CHECK(row[3] == with_error(0.987, standard_error_of(0.987, 64, true)));
+  double average_error = std::sqrt(std::pow(standard_error_of(0.512, 96), 2) + std::pow(standard_error_of(0.724, 96), 2) +
+                                   std::pow(standard_error_of(0.987, 64, true), 2)) / 3;
+  CHECK(row[4] == with_error((0.512 + 0.724 + 0.987) / 3, average_error));
   CHECK(report.find("(bag of words: cola, sst2; word overlap: stsb).") != std::string::npos);
   // the sample's fine-tuned text models average about 84%, within 10 points of this baseline: no caveat
   CHECK(report.find("the model did not learn them") == std::string::npos);
@@ -610,7 +577,9 @@ TEST_CASE("a malformed results.json is an error naming the file and the problem"
 namespace {
 
 // Results of two suites where both L-LoRA variants differ from LoRA by `vision_edge` / `text_edge` in every
-// measurement, in the paper's direction when the edge is positive: better merged normalized averages, less
+// measurement, in the paper's direction when the edge is positive: better merged normalized averages (and
+// retained gains G: zero-shot averages 44, LoRA's single-task 85, merged = normalized x single-task, so
+// G = ((0.8 + e)(0.85 - e) - 0.44) / (0.41 - e), 0.585 for LoRA, above it for e > 0, below for e < 0), less
 // similar task vectors, an advantage growing with k, and a lower single-task score.
 json claim_results(double vision_edge, double text_edge, bool with_local = true) {
   json results = {{"manifest", {{"preset", "tiny"}}}, {"suites", json::object()}};
@@ -618,12 +587,15 @@ json claim_results(double vision_edge, double text_edge, bool with_local = true)
   if (with_local) modes.push_back("l-lora-local");
   for (const auto& [name, edge] : {std::pair<std::string, double>{"vision", vision_edge}, {"text", text_edge}}) {
     json suite = {{"tasks", {"a", "b", "c"}}, {"modes", modes}};
+    suite["zero_shot"] = {{"a", 0.5}, {"b", 0.4}, {"c", 0.42}};
     for (const auto& mode : modes) {
       double shift = mode == "lora" ? 0.0 : edge;
       suite["single_task"][mode] = {{"a", 0.9 - shift}, {"b", 0.8 - shift}, {"c", 0.85 - shift}};
+      json test;
+      for (const auto& [task, single] : suite["single_task"][mode].items()) test[task] = (0.80 + shift) * single.get<double>();
       for (const char* method : {"task_arithmetic", "ties", "simple_average", "lorahub"})
         for (const char* space : {"parameter", "weight"})
-          suite["merged"].push_back({{"method", method}, {"mode", mode}, {"space", space},
+          suite["merged"].push_back({{"method", method}, {"mode", mode}, {"space", space}, {"test", test},
                                      {"normalized_average", 0.80 + shift}});
       double off = 0.2 - shift / 2;
       json matrix = {{1.0, off, off}, {off, 1.0, off}, {off, off, 1.0}};
@@ -659,6 +631,11 @@ TEST_CASE("claims hold when L-LoRA beats LoRA everywhere, fail when it loses, ar
     }
     auto claims = by_claim(verdicts);
     CHECK(claims.at("(a) network").evidence.rfind("16 of 16 comparisons agree", 0) == 0);
+    CHECK(claims.at("(a) network").gain_verdict == "held");
+    CHECK(claims.at("(a) local").gain_verdict == "held");
+    CHECK(claims.at("(a) network").evidence.find("On the retained gain G: 16 of 16 agree.") != std::string::npos);
+    CHECK(claims.at("(a) network").evidence.find("Task arithmetic 85.0 vs 80.0 [G 0.67 vs 0.59]") != std::string::npos);
+    CHECK(claims.at("(b) network").gain_verdict.empty());  // measured one way only
     CHECK(claims.at("(a) network").evidence.find("vision/weight: Task arithmetic 85.0 vs 80.0") != std::string::npos);
     CHECK(claims.at("(b) local").evidence.find("flattened 0.175 vs 0.200") != std::string::npos);
     CHECK(claims.at("(c) network").evidence.find("Task arithmetic +10.0 at k=2 -> +15.0 at k=3") != std::string::npos);
@@ -668,18 +645,23 @@ TEST_CASE("claims hold when L-LoRA beats LoRA everywhere, fail when it loses, ar
     for (const auto& verdict : evaluate_claims(claim_results(-0.05, -0.05))) {
       INFO(verdict.claim << " -> " << verdict.evidence);
       CHECK(verdict.verdict == "did not hold");
+      CHECK((verdict.gain_verdict.empty() || verdict.gain_verdict == "did not hold"));
     }
+    CHECK(by_claim(evaluate_claims(claim_results(-0.05, -0.05))).at("(a) network").gain_verdict == "did not hold");
   }
   SECTION("better in vision, worse in text: mixed") {
     for (const auto& verdict : evaluate_claims(claim_results(0.05, -0.05))) {
       INFO(verdict.claim << " -> " << verdict.evidence);
       CHECK(verdict.verdict == "mixed");
+      CHECK((verdict.gain_verdict.empty() || verdict.gain_verdict == "mixed"));
       CHECK(verdict.evidence.find("(disagrees)") != std::string::npos);
     }
+    CHECK(by_claim(evaluate_claims(claim_results(0.05, -0.05))).at("(a) local").gain_verdict == "mixed");
   }
   SECTION("a variant that was not run: not measured, the other is still judged") {
     auto claims = by_claim(evaluate_claims(claim_results(0.05, 0.05, false)));
     CHECK(claims.at("(a) local").verdict == "not measured");
+    CHECK(claims.at("(a) local").gain_verdict == "not measured");
     CHECK(claims.at("(a) local").evidence.find("l-lora-local") != std::string::npos);
     CHECK(claims.at("(d) local").verdict == "not measured");
     CHECK(claims.at("(a) network").verdict == "held");
@@ -687,6 +669,7 @@ TEST_CASE("claims hold when L-LoRA beats LoRA everywhere, fail when it loses, ar
   SECTION("equal scores are not 'better'") {
     auto claims = by_claim(evaluate_claims(claim_results(0.0, 0.0)));
     CHECK(claims.at("(a) network").verdict == "did not hold");
+    CHECK(claims.at("(a) network").gain_verdict == "did not hold");
   }
 }
 
