@@ -151,13 +151,19 @@ void validate_config(const nlohmann::json& config, const std::vector<std::string
                               {"evaluation", "batch_size", 1},    {"evaluation", "validation_examples", 1},
                               {"evaluation", "test_examples", 1}, {"data", "train", 1},
                               {"data", "validation", 1},          {"data", "test", 1},
-                              {"data", "pretrain", 1}};
+                              {"data", "pretrain", 1},            {"data", "instruct", 0}};
     for (const Positive& p : sizes) {
       if (!suite.contains(p.section) || !suite[p.section].contains(p.field)) continue;
       const nlohmann::json& v = suite[p.section][p.field];
       if (!v.is_number_integer() || v.get<int64_t>() < p.least)
         throw std::invalid_argument("[config] " + suite_name + "." + p.section + "." + p.field + " must be an integer >= " +
                                     std::to_string(p.least) + ", got " + v.dump());
+    }
+    if (suite.contains("instruct") && suite["instruct"].contains("source")) {
+      const nlohmann::json& source = suite["instruct"]["source"];
+      if (source != "instruct" && source != "train")
+        throw std::invalid_argument("[config] " + suite_name + ".instruct.source must be \"instruct\" (the instruct split, " +
+                                    "data.instruct examples a task) or \"train\" (the training examples), got " + source.dump());
     }
     // Merging needs two tasks and the study one mode at least.
     if (!suite.contains("tasks") || !suite["tasks"].is_array() || suite["tasks"].size() < 2)

@@ -8,16 +8,28 @@
 // a linearized model (f0 + J dphi) cannot climb out of that in a short run (measured: the L-LoRA modes'
 // training loss stayed at 2-7).
 //
-// What: multitask training of the whole T5 on a mixture of every task's training examples (the first
-// `examples_per_task` of a seeded permutation of each task's train split, as Flan samples from its tasks'
-// training sets), in the tasks' own text-to-text format, before any per-task fine-tuning. Validation and test
-// examples are never seen. The result replaces the pretrained model for zero-shot scoring, fine-tuning and
-// merging: "zero-shot" then means what it means for Flan-T5 in the paper (no task-specific fine-tuning).
+// What: multitask training of the whole T5 on a mixture of every task, before any per-task fine-tuning.
+// The mixture's source (config "source"):
+//   "instruct" (the default): each task's instruct split whole (text_tasks.h; data.instruct examples a task),
+//     built from sentences that fine-tuning and evaluation never see, in the instruction form
+//     (text_instructions.h: "Is the following sentence grammatical? ..." -> "yes"; a share label_word_share
+//     of them offers the task's label words as the answers). As in the paper, where Flan-T5's mixture was not
+//     the fine-tuning data and its templates were not peta's prefixes, zero-shot on the prefix form then
+//     depends on transfer and fine-tuning has something left to learn.
+//   "train": the first examples_per_task of a seeded permutation of each task's train split, in the prefix
+//     form: the suite before the instruct split existed. Measured (README, docs/findings-text.md): a long
+//     tuning on it leaves fine-tuning nothing to add, since fine-tuning then sees the same examples again.
+// Validation and test examples are never seen. The result replaces the pretrained model for zero-shot
+// scoring, fine-tuning and merging: "zero-shot" then means what it means for Flan-T5 in the paper (no
+// task-specific fine-tuning).
 //
-// Config section "instruct": {"steps", "batch_size", "learning_rate", "examples_per_task", "weight_decay",
-// "warmup_fraction", "max_grad_norm"}; absent or steps 0: the stage is skipped.
+// Config section "instruct": {"steps", "batch_size", "learning_rate", "source", "label_word_share",
+// "examples_per_task" (source "train" only), "weight_decay", "warmup_fraction", "max_grad_norm"}; absent or
+// steps 0: the stage is skipped.
 //
 // Folder: model.safetensors (Hugging Face's T5 layout), instruct_metrics.json.
+#include <limits>
+
 #include "autodiff/tape.h"
 #include "experiments/text_suite.h"
 #include "nn/safetensors.h"
@@ -34,6 +46,14 @@ nlohmann::json TextSuite::base_model_key() const {
   return instruction_steps() > 0 ? instruct_key() : pretrain_key();
 }
 
+std::string TextSuite::instruct_source() const {
+  const std::string source = config_.value("instruct", nlohmann::json::object()).value("source", std::string("instruct"));
+  if (source != "instruct" && source != "train")
+    throw std::invalid_argument("[text instruct] text.instruct.source must be \"instruct\" (the instruct split) or \"train\" "
+                                "(the training examples), got \"" + source + "\"");
+  return source;
+}
+
 int64_t TextSuite::instruction_steps() const {
   return config_.contains("instruct") ? config_["instruct"].value("steps", int64_t(0)) : 0;
 }
@@ -45,19 +65,24 @@ void TextSuite::instruction_tune(nlohmann::json& results) {
   nlohmann::json key = instruct_key();
   auto dir = ctx_.cache.folder("text/instruct", key);
   if (!ctx_.cache.done("text/instruct", key)) {
-    // The mixture: per task, the first examples_per_task training examples of a seeded permutation.
-    const int64_t per_task = s.value("examples_per_task", int64_t(300));
+    const std::string source = instruct_source();
+    const bool from_train = source == "train";
+    // The mixture: per task, the whole instruct split, or the first examples_per_task training examples of a
+    // seeded permutation.
+    const int64_t per_task = from_train ? s.value("examples_per_task", int64_t(300)) : std::numeric_limits<int64_t>::max();
     TokenizedSplit mixture;
     for (size_t t = 0; t < tasks_.size(); ++t) {
-      const TokenizedSplit& train = tasks_[t].train;
-      std::vector<int64_t> order = Generator(seed_ + 29).fork(uint64_t(t)).permutation(int64_t(train.inputs.size()));
+      const TokenizedSplit& part = from_train ? tasks_[t].train : tasks_[t].instruct;
+      std::vector<int64_t> order = Generator(seed_ + 29).fork(uint64_t(t)).permutation(int64_t(part.inputs.size()));
       for (int64_t i = 0; i < std::min<int64_t>(per_task, int64_t(order.size())); ++i) {
-        mixture.inputs.push_back(train.inputs[size_t(order[size_t(i)])]);
-        mixture.targets.push_back(train.targets[size_t(order[size_t(i)])]);
+        mixture.inputs.push_back(part.inputs[size_t(order[size_t(i)])]);
+        mixture.targets.push_back(part.targets[size_t(order[size_t(i)])]);
       }
     }
     if (mixture.inputs.empty())
-      throw std::invalid_argument("[text instruct] the mixture is empty: set text.instruct.examples_per_task > 0");
+      throw std::invalid_argument(from_train ? "[text instruct] the mixture is empty: set text.instruct.examples_per_task > 0"
+                                             : "[text instruct] the instruct split is empty: set text.data.instruct > 0 (examples a "
+                                               "task), or text.instruct.source=train to tune on the training examples");
     nlohmann::json section = s;
     section["learning_rates"] = {{"full", s.value("learning_rate", 1e-3)}};
     peft::FinetuneConfig config = finetune_config(section, peft::FinetuneMode::Full, seed_ * 1000 + 999);
@@ -75,11 +100,11 @@ void TextSuite::instruction_tune(nlohmann::json& results) {
     model->eval();
     save_safetensors((dir / "model.safetensors").string(), model->state_dict());
     const double final_loss = final_loss_of(r.losses);
-    write_json(dir / "instruct_metrics.json", {{"steps", config.steps}, {"examples", mixture.inputs.size()},
-                                               {"examples_per_task", per_task}, {"first_loss", r.losses.front()},
+    write_json(dir / "instruct_metrics.json", {{"steps", config.steps}, {"examples", mixture.inputs.size()}, {"source", source},
+                                               {"examples_per_task", mixture.inputs.size() / tasks_.size()}, {"first_loss", r.losses.front()},
                                                {"final_loss", final_loss}, {"seconds", r.seconds}});
     ctx_.cache.mark_done("text/instruct", key);
-    ctx_.log("text: instruction-tuned T5 on " + std::to_string(mixture.inputs.size()) + " training examples, loss " +
+    ctx_.log("text: instruction-tuned T5 on " + std::to_string(mixture.inputs.size()) + " examples (" + source + " split), loss " +
              std::to_string(r.losses.front()).substr(0, 5) + " -> " + std::to_string(final_loss).substr(0, 5) + " (" +
              std::to_string(int(r.seconds)) + " s)");
   }

@@ -128,6 +128,8 @@ void TextSuite::load_data() {
   o.train = d.value("train", o.train);
   o.validation = d.value("validation", o.validation);
   o.test = d.value("test", o.test);
+  o.instruct = d.value("instruct", o.instruct);
+  o.instruct_label_word_share = config_.value("instruct", nlohmann::json::object()).value("label_word_share", o.instruct_label_word_share);
   for (const auto& name : config_["tasks"]) {
     TextTaskData t;
     t.task = data::load_text_task(name.get<std::string>(), o);
@@ -153,6 +155,10 @@ void TextSuite::tokenize_tasks() {
     tokenize(t.task.train, t.train);
     tokenize(t.task.validation, t.validation);
     tokenize(t.task.test, t.test);
+    for (const auto& e : t.task.instruct) {   // instructions: the target is the answer as written
+      t.instruct.inputs.push_back(tokenizer_->encode(e.input));
+      t.instruct.targets.push_back(tokenizer_->encode(e.target));
+    }
     std::vector<std::vector<int64_t>> answers;
     if (t.regression) {
       for (int k = 0; k <= 10; ++k) answers.push_back(tokenizer_->encode(stsb_answer(0.5 * k)));

@@ -2,8 +2,10 @@
 // The text half of the study (the paper's Flan-T5 / GLUE experiments at small scale):
 //   1. train a SentencePiece tokenizer (T5 ids) on the fortune corpus and pretrain a tiny T5 on it with T5's
 //      span-corruption objective (span_corruption.h);
-//   1b. optionally instruction-tune it on a mixture of the tasks' training examples, as Flan-T5 was
-//      (text_instruct.cpp), so that it answers with label words before any per-task fine-tuning;
+//   1b. optionally instruction-tune it on a mixture of the tasks, as Flan-T5 was (text_instruct.cpp): by
+//      default on each task's instruct split, sentences no other split uses, written as natural-language
+//      instructions answered yes / no (text_instructions.h), so that zero-shot on the task-prefix form
+//      measures transfer and fine-tuning still has something to teach;
 //   2. score the pretrained model zero-shot on the 7 GLUE-shaped tasks (text_tasks.h);
 //   3. fine-tune the whole T5 (or LoRA on its attention q and v) text-to-text on each task in each mode, with
 //      teacher-forced cross-entropy on the label words; the linearized part is the model's logits;
@@ -35,6 +37,7 @@ struct TokenizedSplit {
 struct TextTaskData {
   data::TextTask task;                       // metadata and raw text
   TokenizedSplit train, validation, test;
+  TokenizedSplit instruct;                   // the instruct split (instruction form; targets as written)
   bool regression = false;                   // stsb: answers are numbers, scored by Spearman's rho
   // The answers the model chooses between: the label words, or for stsb the 11 scores "0.0", "0.5", ...,
   // "5.0" (the training targets are rounded to them).
@@ -105,6 +108,7 @@ class TextSuite {
   // T5 when the config has an "instruct" stage, else the pretrained one.
   nlohmann::json base_model_key() const;
   int64_t instruction_steps() const;
+  std::string instruct_source() const;   // "instruct" or "train" (text_instruct.cpp)
   void tokenize_tasks();
 
   nlohmann::json config_;

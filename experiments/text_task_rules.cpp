@@ -24,9 +24,10 @@ Words real_words(const std::string& sentence) {
   return words;
 }
 
-TextExample classified(std::string input, int64_t label, const std::vector<std::string>& label_words) {
+TextExample classified(const std::string& task, TextFields fields, int64_t label, const std::vector<std::string>& label_words) {
   TextExample example;
-  example.input = std::move(input);
+  example.input = task_prefix_form(task, fields);
+  example.fields = std::move(fields);
   example.label = label;
   example.target = label_words[size_t(label)];
   return example;
@@ -39,10 +40,10 @@ TextExample classified(std::string input, int64_t label, const std::vector<std::
 const std::vector<std::string> kColaLabels = {"unacceptable", "acceptable"};
 
 std::optional<TextExample> build_cola(int64_t label, const FortuneSentence& s, const SplitSentences&, Generator& gen) {
-  if (label == 1) return classified("cola sentence: " + s.text, 1, kColaLabels);
+  if (label == 1) return classified("cola", {{"sentence", s.text}}, 1, kColaLabels);
   auto corrupted = corrupt_sentence(split_words(s.text), gen);
   if (!corrupted) return std::nullopt;
-  return classified("cola sentence: " + join_words(*corrupted), 0, kColaLabels);
+  return classified("cola", {{"sentence", join_words(*corrupted)}}, 0, kColaLabels);
 }
 
 // ---- sst2: topic of a sentence (binary, stands in for SST-2's sentiment) ----------------------------------
@@ -63,7 +64,7 @@ int64_t sst2_topic(const FortuneSentence& s) {
 }
 
 std::optional<TextExample> build_sst2(int64_t label, const FortuneSentence& s, const SplitSentences&, Generator&) {
-  return classified("sst2 sentence: " + s.text, label, kSst2Labels);
+  return classified("sst2", {{"sentence", s.text}}, label, kSst2Labels);
 }
 
 // ---- mrpc: paraphrase of a sentence pair ---------------------------------------------------------------------
@@ -107,7 +108,7 @@ std::optional<TextExample> build_mrpc(int64_t label, const FortuneSentence& s, c
     else return std::nullopt;
   }
   second = paraphrase(second, gen);
-  return classified("mrpc sentence1: " + s.text + " sentence2: " + join_words(second), label, kMrpcLabels);
+  return classified("mrpc", {{"sentence1", s.text}, {"sentence2", join_words(second)}}, label, kMrpcLabels);
 }
 
 // ---- qqp: duplicate questions ----------------------------------------------------------------------------------
@@ -167,7 +168,7 @@ std::optional<TextExample> build_qqp(int64_t label, const FortuneSentence& s, co
   }
   std::string q1 = as_question(split_words(s.text), first_wrapper);
   std::string q2 = as_question(noisy_copy(split_words(second_source), gen), second_wrapper);
-  return classified("qqp question1: " + q1 + " question2: " + q2, label, kQqpLabels);
+  return classified("qqp", {{"question1", q1}, {"question2", q2}}, label, kQqpLabels);
 }
 
 // ---- stsb: similarity score in [0, 5] -----------------------------------------------------------------------
@@ -196,7 +197,8 @@ std::optional<TextExample> build_stsb(int64_t, const FortuneSentence& s, const S
   char target[16];
   std::snprintf(target, sizeof target, "%.1f", std::round(50.0 * double(kept) / double(n)) / 10.0);
   TextExample example;
-  example.input = "stsb sentence1: " + s.text + " sentence2: " + join_words(second);
+  example.fields = {{"sentence1", s.text}, {"sentence2", join_words(second)}};
+  example.input = task_prefix_form("stsb", example.fields);
   example.target = target;
   example.score = std::stod(example.target);
   return example;
@@ -244,7 +246,7 @@ std::optional<TextExample> build_mnli(int64_t label, const FortuneSentence& s, c
     hypothesis.insert(hypothesis.end(), tail.begin() + long(start), tail.begin() + long(start + length));
   }
   hypothesis = capitalize_first(end_with_period(hypothesis));
-  return classified("mnli hypothesis: " + join_words(hypothesis) + " premise: " + s.text, label, kMnliLabels);
+  return classified("mnli", {{"hypothesis", join_words(hypothesis)}, {"premise", s.text}}, label, kMnliLabels);
 }
 
 // ---- rte: two-way entailment ----------------------------------------------------------------------------------
@@ -275,7 +277,7 @@ std::optional<TextExample> build_rte(int64_t label, const FortuneSentence& s, co
     else return std::nullopt;
   }
   Words hypothesis = capitalize_first(end_with_period(reduced));
-  return classified("rte sentence1: " + s.text + " sentence2: " + join_words(hypothesis), label, kRteLabels);
+  return classified("rte", {{"sentence1", s.text}, {"sentence2", join_words(hypothesis)}}, label, kRteLabels);
 }
 
 }  // namespace

@@ -1,19 +1,23 @@
 // The text suite's assembly: sources, disjoint sentence parts per split, label balance, the corpus.
 //
 // Splits. Each task has its own generator, Generator(seed).fork(stable_hash("text/" + name)). The sentences
-// a task can use (its rule's pool_of) are shuffled once per pool and cut into three consecutive parts in
-// proportion to the requested train/validation/test sizes; a split builds its examples from its own part
-// only (the example's sentence and any partner sentence), so no sentence is shared between splits. Labels
-// are a seeded shuffle of i mod classes (balanced); example i takes the next sentence of its part that the
-// rule can turn into an example of its label.
+// a task can use (its rule's pool_of) are shuffled once per pool and cut into consecutive parts in
+// proportion to the requested train/validation/test/instruct sizes (the last requested part takes the
+// rounding's remainder, so that without an instruct split the three others are what they were before it
+// existed); a split builds its examples from its own part only (the example's sentence and any partner
+// sentence), so no sentence is shared between splits. Labels are a seeded shuffle of i mod classes
+// (balanced); example i takes the next sentence of its part that the rule can turn into an example of its
+// label. The instruct split's examples are then rewritten as instructions (text_instructions.h).
 #include "experiments/text_tasks.h"
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
 
 #include "experiments/stable_hash.h"
+#include "experiments/text_instructions.h"
 #include "experiments/text_task_rules.h"
 
 namespace linfuse::data {
@@ -72,6 +76,12 @@ std::vector<TextExample> build_split(const TextRule& rule, const SplitSentences&
 
 }  // namespace
 
+std::string task_prefix_form(const std::string& task, const TextFields& fields) {
+  std::string input = task;
+  for (const auto& [name, text] : fields) input += " " + name + ": " + text;
+  return input;
+}
+
 std::vector<std::string> text_task_names() {
   std::vector<std::string> names;
   for (const TextRule& rule : text_rules()) names.push_back(rule.name);
@@ -80,12 +90,12 @@ std::vector<std::string> text_task_names() {
 
 TextTask load_text_task(const std::string& name, const TextOptions& options) {
   const TextRule& rule = find_rule(name);
-  const std::vector<int64_t> counts = {options.train, options.validation, options.test};
+  const std::vector<int64_t> counts = {options.train, options.validation, options.test, options.instruct};
   for (int64_t count : counts)
     if (count < 0)
       throw std::invalid_argument("[load_text_task] " + name + ": split sizes must be >= 0, got train " +
                                   std::to_string(options.train) + ", validation " + std::to_string(options.validation) +
-                                  ", test " + std::to_string(options.test));
+                                  ", test " + std::to_string(options.test) + ", instruct " + std::to_string(options.instruct));
   auto sentences = cached(options.fortunes_dir, read_fortune_sentences);
   auto word_list = cached(options.words_file, read_word_list);
 
@@ -95,14 +105,22 @@ TextTask load_text_task(const std::string& name, const TextOptions& options) {
   for (const FortuneSentence& sentence : *sentences)
     if (int64_t pool = rule.pool_of(sentence); pool >= 0) pools[size_t(pool)].push_back(&sentence);
 
-  std::vector<SplitSentences> parts(3);
-  const int64_t total = counts[0] + counts[1] + counts[2];
+  const size_t splits = counts.size();
+  std::vector<SplitSentences> parts(splits);
+  int64_t total = 0;
+  size_t last_requested = 2;   // the test split when nothing is requested at all
+  for (size_t split = 0; split < splits; ++split) {
+    total += counts[split];
+    if (counts[split] > 0) last_requested = std::max(last_requested, split);
+  }
   for (size_t pool = 0; pool < pool_count; ++pool) {
     std::vector<int64_t> order = task_gen.fork(100 + pool).permutation(int64_t(pools[pool].size()));
     const int64_t available = int64_t(order.size());
     int64_t begin = 0;
-    for (size_t split = 0; split < 3; ++split) {
-      int64_t size = split == 2 ? available - begin : (total > 0 ? available * counts[split] / total : 0);
+    for (size_t split = 0; split < splits; ++split) {
+      int64_t size = split == last_requested ? available - begin
+                     : split > last_requested ? 0
+                                              : (total > 0 ? available * counts[split] / total : 0);
       SplitSentences& part = parts[split];
       part.pools.resize(pool_count);
       part.word_list = word_list.get();
@@ -115,10 +133,16 @@ TextTask load_text_task(const std::string& name, const TextOptions& options) {
   task.name = rule.name;
   task.metric = rule.metric;
   task.label_words = rule.label_words;
-  const char* split_names[] = {"train", "validation", "test"};
-  std::vector<TextExample>* outputs[] = {&task.train, &task.validation, &task.test};
-  for (size_t split = 0; split < 3; ++split)
+  const char* split_names[] = {"train", "validation", "test", "instruct"};
+  std::vector<TextExample>* outputs[] = {&task.train, &task.validation, &task.test, &task.instruct};
+  for (size_t split = 0; split < splits; ++split)
     *outputs[split] = build_split(rule, parts[split], counts[split], task_gen.fork(split), split_names[split]);
+  // The instruct split in its own surface form, each template drawn by a generator of the example.
+  const Generator template_gens = task_gen.fork(200);
+  for (size_t i = 0; i < task.instruct.size(); ++i) {
+    Generator gen = template_gens.fork(uint64_t(i));
+    task.instruct[i] = instruction_form(rule.name, task.instruct[i], rule.label_words, options.instruct_label_word_share, gen);
+  }
   return task;
 }
 

@@ -92,5 +92,20 @@ TEST_CASE("an out-of-range fine-tuning setting stops the experiment before its f
       CHECK_THAT(std::string(e.what()), Catch::Contains(message));
     }
   }
+  // the text suite's instruction mixture: a known source and a split size >= 0
+  const std::pair<json, const char*> text_refused[] = {
+      {{{"text", {{"instruct", {{"source", "validation"}}}}}}, "text.instruct.source must be \"instruct\""},
+      {{{"text", {{"data", {{"instruct", -1}}}}}}, "text.data.instruct must be an integer >= 0, got -1"},
+  };
+  for (const auto& [overrides, message] : text_refused) {
+    json config = preset_config("smoke");
+    apply_overrides(config, overrides);
+    try {
+      validate_config(config, {"text"}, 0);
+      FAIL("accepted " << overrides.dump());
+    } catch (const std::invalid_argument& e) {
+      CHECK_THAT(std::string(e.what()), Catch::Contains(message));
+    }
+  }
   CHECK_FALSE(std::filesystem::exists(o.out_dir));
 }

@@ -174,8 +174,9 @@ TEST_CASE("the text suite runs end to end on a tiny config, in range and determi
   CHECK(t["metric"]["stsb"] == "spearman");
   CHECK(t["test_examples"] == nlohmann::json({{"sst2", 16}, {"stsb", 16}}));
   CHECK(std::isfinite(t["pretrain"]["final_loss"].get<double>()));
-  // the instruction-tuning stage ran on the tasks' training examples and lowered its loss
+  // the instruction-tuning stage ran on the tasks' instruct splits and lowered its loss
   REQUIRE(t.contains("instruct"));
+  CHECK(t["instruct"]["source"] == "instruct");
   CHECK(t["instruct"]["examples"].get<int64_t>() == 2 * 32);
   CHECK(t["instruct"]["final_loss"].get<double>() < t["instruct"]["first_loss"].get<double>());
   for (const auto& [task, score] : t["zero_shot"].items()) check_score(score, "zero_shot." + task);

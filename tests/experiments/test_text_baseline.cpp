@@ -31,7 +31,7 @@ data::TextExample classified(std::string input, int64_t label) {
 
 // A single-sentence task: label 1 iff the sentence holds "zebra".
 data::TextTask keyword_task(uint64_t seed) {
-  data::TextTask task{"keyword", "accuracy", {"no", "yes"}, {}, {}, {}};
+  data::TextTask task{"keyword", "accuracy", {"no", "yes"}, {}, {}, {}, {}};
   Generator gen(seed);
   for (int i = 0; i < 400; ++i) {
     std::string s = random_sentence(gen, 8);
@@ -44,7 +44,7 @@ data::TextTask keyword_task(uint64_t seed) {
 
 // A pair task: sentence2 repeats sentence1 (label 1) or is an unrelated sentence (label 0).
 data::TextTask duplicate_task(uint64_t seed) {
-  data::TextTask task{"dup", "accuracy", {"different", "same"}, {}, {}, {}};
+  data::TextTask task{"dup", "accuracy", {"different", "same"}, {}, {}, {}, {}};
   Generator gen(seed);
   for (int i = 0; i < 400; ++i) {
     std::string a = random_sentence(gen, 10), b = i % 2 ? a : random_sentence(gen, 10);
@@ -55,7 +55,7 @@ data::TextTask duplicate_task(uint64_t seed) {
 
 // A regression task: sentence2 keeps k of sentence1's 10 words (different words elsewhere), score k / 2.
 data::TextTask similarity_task(uint64_t seed) {
-  data::TextTask task{"sim", "spearman", {}, {}, {}, {}};
+  data::TextTask task{"sim", "spearman", {}, {}, {}, {}, {}};
   Generator gen(seed);
   for (int i = 0; i < 400; ++i) {
     std::vector<std::string> a, b;

@@ -1,5 +1,6 @@
 // Tests of the text suite (experiments/text_tasks.h): sizes, balance, format, determinism, disjoint splits,
-// that labels follow their documented rules, the corpus, the word edits the rules use, and missing-data errors.
+// that labels follow their documented rules, the instruct split's own sentences and surface form, the corpus,
+// the word edits the rules use, and missing-data errors.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -11,7 +12,9 @@
 #include <unistd.h>
 
 #include "experiments/text_corpus.h"
+#include "experiments/stable_hash.h"
 #include "experiments/text_edits.h"
+#include "experiments/text_instructions.h"
 #include "experiments/text_tasks.h"
 
 using namespace linfuse;
@@ -245,6 +248,130 @@ TEST_CASE("no sentence of a task's test or validation split is used in its train
     // Within a split each example has its own sentence.
     CHECK(train_sentences.size() == task.train.size());
   }
+}
+
+namespace {
+
+data::TextOptions with_instruct(int64_t instruct, double label_word_share) {
+  data::TextOptions options = small_options(3);
+  options.instruct = instruct;
+  options.instruct_label_word_share = label_word_share;
+  return options;
+}
+
+// The sentence an example is built on: its first field (mnli's hypothesis is an edit; its premise is the
+// sentence).
+std::string own_sentence(const std::string& task, const data::TextExample& example) {
+  REQUIRE(!example.fields.empty());
+  return task == "mnli" ? example.fields.back().second : example.fields.front().second;
+}
+
+}  // namespace
+
+TEST_CASE("the fields of an example rebuild its task-prefix input", "[text]") {
+  for (const std::string& name : data::text_task_names())
+    for (const auto& example : data::load_text_task(name, small_options(2)).test) {
+      INFO(example.input);
+      CHECK(data::task_prefix_form(name, example.fields) == example.input);
+    }
+}
+
+TEST_CASE("without an instruct split the train, validation and test examples are those of the three-split build", "[text]") {
+  // Recorded with the code before the instruct split existed (commit 0b23916: the three splits of every task
+  // at small_options(4)); an empty instruct split must leave them bit for bit.
+  std::string all;
+  for (const std::string& name : data::text_task_names()) {
+    data::TextTask task = data::load_text_task(name, small_options(4));
+    CHECK(task.instruct.empty());
+    for (const auto* split : {&task.train, &task.validation, &task.test})
+      for (const auto& example : *split) all += example.input + "\t" + example.target + "\n";
+  }
+  CHECK(data::stable_hash(all) == 0xf835d7e4f01760e3ull);
+}
+
+TEST_CASE("the instruct split never shares a sentence with the task's train, validation or test split", "[text]") {
+  for (const std::string& name : data::text_task_names()) {
+    INFO("task " << name);
+    data::TextTask task = data::load_text_task(name, with_instruct(300, 0.25));
+    REQUIRE(task.instruct.size() == 300);
+    std::set<std::string> used;   // every sentence of the other splits, partners included
+    for (const auto* split : {&task.train, &task.validation, &task.test})
+      for (const auto& example : *split)
+        for (const auto& field : example.fields) used.insert(field.second);
+    for (const auto& example : task.instruct) {
+      INFO(example.input);
+      CHECK(used.count(own_sentence(name, example)) == 0);
+    }
+  }
+}
+
+TEST_CASE("instruct examples are natural-language instructions, never the task-prefix form", "[text]") {
+  const std::vector<std::string> markers = {"sentence:", "sentence1:", "sentence2:", "question1:", "question2:",
+                                            "premise:", "hypothesis:"};
+  for (const std::string& name : data::text_task_names()) {
+    INFO("task " << name);
+    data::TextTask task = data::load_text_task(name, with_instruct(200, 0.5));
+    std::set<std::string> inputs_seen;
+    for (const auto& example : task.instruct) {
+      INFO(example.input);
+      CHECK(example.input.rfind(name, 0) == std::string::npos);
+      for (const std::string& marker : markers) CHECK(example.input.find(marker) == std::string::npos);
+      for (const auto& field : example.fields) CHECK(example.input.find(field.second) != std::string::npos);
+      inputs_seen.insert(example.input.substr(0, 20));
+    }
+    CHECK(inputs_seen.size() >= 4);   // several templates
+  }
+}
+
+TEST_CASE("instruct answers are yes / no, or the task's label words at the configured share", "[text]") {
+  for (const std::string& name : data::text_task_names()) {
+    INFO("task " << name);
+    const std::vector<std::string> yes_no = data::yes_no_answers(name);
+    for (double share : {0.0, 0.25, 1.0}) {
+      INFO("label_word_share " << share);
+      data::TextTask task = data::load_text_task(name, with_instruct(400, share));
+      int64_t label_word_answers = 0;
+      for (const auto& example : task.instruct) {
+        INFO(example.input << " -> " << example.target);
+        bool is_yes_no = std::find(yes_no.begin(), yes_no.end(), example.target) != yes_no.end();
+        if (is_yes_no) {
+          // the answer follows the example's label (stsb: yes iff the score is at least 2.5)
+          size_t index = name == "stsb" ? size_t(example.score >= 2.5) : size_t(example.label);
+          CHECK(example.target == yes_no[index]);
+        } else if (name == "stsb") {
+          ++label_word_answers;
+          CHECK(std::abs(std::stod(example.target) - example.score) <= 0.25 + 1e-9);
+          CHECK(std::fmod(std::stod(example.target) * 2, 1.0) == 0.0);
+        } else {
+          ++label_word_answers;
+          CHECK(example.target == task.label_words.at(size_t(example.label)));
+        }
+      }
+      const double observed = double(label_word_answers) / double(task.instruct.size());
+      CHECK(std::abs(observed - share) < 0.08);
+    }
+  }
+}
+
+TEST_CASE("instruct labels follow the task rules, as the other splits' do", "[text]") {
+  data::TextTask cola = data::load_text_task("cola", with_instruct(300, 0.0));
+  for (const auto& example : cola.instruct) {
+    INFO(example.input << " -> " << example.target);
+    CHECK((corpus_set().count(example.fields.front().second) > 0) == (example.target == "yes"));
+  }
+  data::TextTask rte = data::load_text_task("rte", with_instruct(300, 0.0));
+  int64_t not_entailed = 0, not_entailed_subsequence = 0;
+  for (const auto& example : rte.instruct) {
+    bool subsequence = is_ordered_subsequence(bare_words(example.fields[1].second), bare_words(example.fields[0].second));
+    if (example.target == "yes") {
+      INFO(example.input);
+      CHECK(subsequence);
+    } else {
+      ++not_entailed;
+      not_entailed_subsequence += subsequence;
+    }
+  }
+  CHECK(not_entailed_subsequence * 50 < not_entailed);
 }
 
 TEST_CASE("cola and sst2 labels follow their rules", "[text]") {

@@ -119,7 +119,7 @@ TEST_CASE("the text merge target scores fine-tuned states in range, with a lower
   nlohmann::json config = preset_config("smoke")["text"];
   config["tasks"] = {"sst2", "stsb"};
   config["modes"] = {"l-lora", "lora"};
-  config["data"] = {{"train", 256}, {"validation", 48}, {"test", 64}};
+  config["data"] = {{"train", 256}, {"validation", 48}, {"test", 64}, {"instruct", 32}};
   config["pretrain"]["steps"] = 10;
   config["finetune"]["steps"] = 40;
   config["finetune"]["batch_size"] = 16;
