@@ -6,12 +6,18 @@
 // sequence comes round, as T5's on-the-fly preprocessing). The corpus holds the sentences the text tasks
 // are built from, as C4 holds text like GLUE's: unlabelled text only, never a label.
 //
+// Copy-across pairs (pretrain.pair_fraction > 0, sentence_pair_corruption.h): that share of each batch is
+// instead a corpus sentence followed by an edited copy of it (or, for pair_unrelated_fraction of them, by
+// another sentence), span-corrupted together, which teaches the comparison of two sentences the pair tasks
+// need. pair_fraction 0 gives plain span corruption, bit for bit as before the pairs existed.
+//
 // Folder: spiece.model (the tokenizer), config.json + model.safetensors (Hugging Face's T5 layout),
 // pretrain_metrics.json; the stage cache's own stage.json and DONE sit beside them.
 #include <cmath>
 
 #include "autodiff/functional.h"
 #include "autodiff/tape.h"
+#include "experiments/sentence_pair_corruption.h"
 #include "experiments/span_corruption.h"
 #include "experiments/text_task_rules.h"
 #include "experiments/text_suite.h"
@@ -111,6 +117,24 @@ void TextSuite::pretrain(nlohmann::json& results) {
     throw std::runtime_error("[text pretrain] the corpus gives no sequence of " + std::to_string(length) +
                              " tokens; lower text.pretrain.sequence_tokens");
   ctx_.log("text: " + std::to_string(sequences.size()) + " pretraining sequences ready after " + elapsed());
+  // Copy-across pairs: sentences short enough that a sentence and its copy fit about one sequence.
+  const double pair_fraction = p.value("pair_fraction", 0.0);
+  data::SentencePairOptions pair_options;
+  pair_options.unrelated_fraction = p.value("pair_unrelated_fraction", pair_options.unrelated_fraction);
+  pair_options.max_edits = p.value("pair_max_edits", pair_options.max_edits);
+  std::vector<std::string> pair_sentences, word_list;
+  if (pair_fraction > 0) {
+    for (const auto& sentence : corpus) {
+      const int64_t tokens = int64_t(tokenizer_->encode(sentence, false).size());
+      if (tokens >= 4 && tokens <= length / 2) pair_sentences.push_back(sentence);
+    }
+    if (pair_sentences.size() < 2)
+      throw std::runtime_error("[text pretrain] no corpus sentence of 4.." + std::to_string(length / 2) +
+                               " tokens for copy-across pairs; raise text.pretrain.sequence_tokens or set pair_fraction 0");
+    word_list = data::read_word_list(corpus_options.words_file);
+    ctx_.log("text: " + std::to_string(pair_sentences.size()) + " sentences for copy-across pairs (" +
+             std::to_string(int(100 * pair_fraction)) + "% of each batch)");
+  }
   SpanCorruptionOptions corruption;
   corruption.noise_density = p.value("noise_density", corruption.noise_density);
   corruption.mean_span_length = p.value("mean_span_length", corruption.mean_span_length);
@@ -123,8 +147,9 @@ void TextSuite::pretrain(nlohmann::json& results) {
   for (auto& e : model.named_parameters()) params.push_back(*e.tensor);
   nn::AdamW optimizer(params, lr, p.value("weight_decay", 0.01));
   const int64_t warmup = int64_t(p.value("warmup_fraction", 0.05) * double(steps));
-  Generator order_gen(seed_ * 7919 + 5), noise_gen(seed_ * 104729 + 9);
+  Generator order_gen(seed_ * 7919 + 5), noise_gen(seed_ * 104729 + 9), pair_gen(seed_ * 15485863 + 13);
   std::vector<int64_t> order;
+  int64_t packed_taken = 0;   // packed sequences used so far (the order ignores the pairs)
   auto sentinel = [this](int i) { return tokenizer_->sentinel_id(i); };
   nn::Progress progress("text: pretraining T5 (span corruption)", steps);
   std::vector<double> losses;
@@ -132,7 +157,16 @@ void TextSuite::pretrain(nlohmann::json& results) {
   for (int64_t step = 0; step < steps; ++step) {
     std::vector<SpanCorruptionPair> pairs;
     for (int64_t b = 0; b < batch; ++b) {
-      int64_t pos = (step * batch + b) % int64_t(sequences.size());
+      if (pair_fraction > 0 && pair_gen.next_uniform() < pair_fraction) {
+        const std::string& first = pair_sentences[size_t(pair_gen.next_u64() % pair_sentences.size())];
+        const std::string& other = pair_sentences[size_t(pair_gen.next_u64() % pair_sentences.size())];
+        std::vector<int64_t> tokens = tokenizer_->encode(first, false);
+        for (int64_t id : tokenizer_->encode(data::sentence_pair_second(first, other, word_list, pair_options, pair_gen), false))
+          tokens.push_back(id);
+        pairs.push_back(span_corrupt(tokens, corruption, sentinel, tokenizer_->eos_id(), noise_gen));
+        continue;
+      }
+      int64_t pos = packed_taken++ % int64_t(sequences.size());
       if (pos == 0 || order.empty()) order = order_gen.permutation(int64_t(sequences.size()));
       pairs.push_back(span_corrupt(sequences[size_t(order[size_t(pos)])], corruption, sentinel, tokenizer_->eos_id(), noise_gen));
     }

@@ -114,6 +114,9 @@ std::unique_ptr<nn::T5ForConditionalGeneration> TextSuite::pretrained_copy() con
 TokenBatch TextSuite::input_batch(const TokenizedSplit& split, const std::vector<int64_t>& rows) const {
   return pad_batch(pick(split.inputs, rows), tokenizer_->pad_id(), max_input_tokens());
 }
+TokenBatch TextSuite::input_batch(const TokenizedSplit& split, const std::vector<int64_t>& rows, int64_t max_tokens) const {
+  return pad_batch(pick(split.inputs, rows), tokenizer_->pad_id(), max_tokens);
+}
 TokenBatch TextSuite::input_batch(const TokenizedSplit& split, int64_t begin, int64_t end) const {
   return input_batch(split, range(begin, end));
 }

@@ -86,6 +86,8 @@ class TextSuite {
   // The encoder batch of examples [begin, end) of a split's inputs.
   TokenBatch input_batch(const TokenizedSplit& split, int64_t begin, int64_t end) const;
   TokenBatch input_batch(const TokenizedSplit& split, const std::vector<int64_t>& rows) const;
+  // The same truncated to `max_tokens` instead of max_input_tokens() (the instruction mixture's own limit).
+  TokenBatch input_batch(const TokenizedSplit& split, const std::vector<int64_t>& rows, int64_t max_tokens) const;
   TokenBatch target_batch(const TokenizedSplit& split, const std::vector<int64_t>& rows) const;
 
   // The task's metric on its first eval_examples(split) examples, with the model whose logits `logits`
@@ -108,7 +110,10 @@ class TextSuite {
   // T5 when the config has an "instruct" stage, else the pretrained one.
   nlohmann::json base_model_key() const;
   int64_t instruction_steps() const;
+  // text.instruct.max_input_tokens, else max_input_tokens(): instructions are longer than prefix-form inputs.
+  int64_t instruct_input_tokens() const;
   std::string instruct_source() const;   // "instruct" or "train" (text_instruct.cpp)
+  nlohmann::json instruction_form_accuracy(const T5Logits& logits) const;   // text_instruct.cpp
   void tokenize_tasks();
 
   nlohmann::json config_;
