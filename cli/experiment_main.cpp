@@ -4,6 +4,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "experiments/base_checkpoint.h"
 #include "experiments/experiment.h"
 
 int experiment_main(int argc, char** argv) {
@@ -16,7 +17,10 @@ int experiment_main(int argc, char** argv) {
       "     tuned on a mixture of the tasks, as Flan-T5 (text.instruct; steps 0: skipped): each task's\n"
       "     instruct split (text.data.instruct examples from sentences fine-tuning and evaluation never see,\n"
       "     written as instructions answered yes / no; a share text.instruct.label_word_share offers the\n"
-      "     label words), or with text.instruct.source=train its training examples in the prefix form\n"
+      "     label words), or with text.instruct.source=train its training examples in the prefix form;\n"
+      "     a preset's text.base_checkpoint names a shipped folder holding that T5 (--write-base writes it),\n"
+      "     loaded instead when its manifest's config equals the run's (else the run stops and says how to\n"
+      "     regenerate it); --set text.base_checkpoint=null pretrains from scratch\n"
       "  2. zero-shot: each task's head from its class names and prompt templates; zero-shot test accuracy\n"
       "  3. fine-tune: every task in every mode (full, linear-full, lora, l-lora = network-level linearized\n"
       "     LoRA, l-lora-local = layer-level), the image encoder against the task's frozen head; text: the\n"
@@ -40,6 +44,12 @@ int experiment_main(int argc, char** argv) {
       "set", "override a config field: --set vision.finetune.steps=300 (value in JSON, of the same kind as the preset's; repeatable)",
       cxxopts::value<std::string>())(
       "print-config", "print the preset's configuration (with --set applied) as JSON and exit")(
+      "write-base",
+      "run only the suite's pretraining stages (cached; --suite text) and write its base model to this folder as a base "
+      "checkpoint: model.safetensors, config.json, spiece.model (Hugging Face's names) and manifest.json (this command, "
+      "the stages' config, commit, seed, SHA-256 of each file); a preset's text.base_checkpoint names the folder the "
+      "study then loads instead of pretraining (null: pretrain from scratch)",
+      cxxopts::value<std::string>())(
       "no-report", "skip report.md and the plots")("h,help", "show this help");
   cxxopts::ParseResult args;
   try {
@@ -70,6 +80,10 @@ int experiment_main(int argc, char** argv) {
   o.out_dir = args["out"].as<std::string>();
   o.cache_dir = args["cache"].as<std::string>();
   o.report = !args.count("no-report");
+  if (args.count("write-base")) {
+    o.write_base = args["write-base"].as<std::string>();
+    o.command = "linfuse " + linfuse::experiments::shell_command(argc, argv);
+  }
   // Every --set in order (not as a vector option: cxxopts would split JSON arrays at their commas).
   for (const auto& argument : args.arguments()) {
     if (argument.key() != "set") continue;
@@ -105,7 +119,7 @@ int experiment_main(int argc, char** argv) {
   }
   try {
     std::string dir = linfuse::experiments::run_experiment(o);
-    std::printf("results: %s\n", dir.c_str());
+    std::printf("%s: %s\n", o.write_base.empty() ? "results" : "base checkpoint", dir.c_str());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "linfuse experiment: %s\n", e.what());
     return 1;

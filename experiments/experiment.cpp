@@ -107,6 +107,7 @@ std::string kind_of(const nlohmann::json& v) {
 
 bool same_kind(const nlohmann::json& preset, const nlohmann::json& value) {
   if (preset.is_null()) return true;
+  if (preset.is_string() && value.is_null()) return true;   // null turns an optional path off (base_checkpoint)
   if (preset.is_number_integer()) return value.is_number_integer();
   if (preset.is_number()) return value.is_number();
   return preset.type() == value.type();
@@ -183,6 +184,18 @@ std::string run_experiment(const ExperimentOptions& options) {
   nlohmann::json config = preset_config(options.preset);
   apply_overrides(config, options.overrides);
   validate_config(config, options.suites, options.seed);
+  StageCache cache(options.cache_dir.empty() ? std::filesystem::path("runs/cache") : std::filesystem::path(options.cache_dir));
+  std::map<std::string, double> stage_seconds;
+  bool quiet = options.quiet;
+  SuiteContext ctx{cache, [quiet](const std::string& line) { if (!quiet) std::cout << line << std::endl; }, stage_seconds};
+  if (!options.write_base.empty()) {
+    if (options.suites != std::vector<std::string>{"text"})
+      throw std::invalid_argument("[experiment] --write-base writes one suite's base model and exists for the text suite so far: "
+                                  "pass --suite text");
+    TextSuite suite(config["text"], options.seed, ctx);
+    suite.write_base(options.write_base, options.preset, options.command);
+    return options.write_base;
+  }
   std::string suites_label;
   for (const auto& s : options.suites) suites_label += (suites_label.empty() ? "" : "+") + s;
   std::filesystem::path out = options.out_dir.empty()
@@ -190,10 +203,6 @@ std::string run_experiment(const ExperimentOptions& options) {
                                         (options.preset + "-" + suites_label + "-seed" + std::to_string(options.seed))
                                   : std::filesystem::path(options.out_dir);
   std::filesystem::create_directories(out);
-  StageCache cache(options.cache_dir.empty() ? std::filesystem::path("runs/cache") : std::filesystem::path(options.cache_dir));
-  std::map<std::string, double> stage_seconds;
-  bool quiet = options.quiet;
-  SuiteContext ctx{cache, [quiet](const std::string& line) { if (!quiet) std::cout << line << std::endl; }, stage_seconds};
 
   nlohmann::json results;
   nlohmann::json suite_times;  // suite -> {"finetune_seconds": ...}: measured, so kept out of results.json

@@ -27,6 +27,10 @@ struct ExperimentOptions {
   bool report = true;              // write report.md and plots
   bool quiet = false;              // no status lines on stdout
   nlohmann::json overrides;        // merged into the preset (for tests and experiments with the config)
+  // Non-empty: run only the suite's pretraining stages (one suite), write its base model there as a base
+  // checkpoint (base_checkpoint.h) and stop; `command` is recorded in its manifest.
+  std::string write_base;
+  std::string command;
 };
 
 // Checks what would otherwise fail (or silently mislead) only when its stage runs: the fine-tuning settings
@@ -34,7 +38,8 @@ struct ExperimentOptions {
 // Throws std::invalid_argument naming the field. run_experiment calls it before its first stage.
 void validate_config(const nlohmann::json& config, const std::vector<std::string>& suites, uint64_t seed);
 
-// Runs the study and returns the results folder (results.json, manifest.json, report.md, CSVs, plots).
+// Runs the study and returns the results folder (results.json, manifest.json, report.md, CSVs, plots), or
+// with options.write_base the base checkpoint's folder.
 std::string run_experiment(const ExperimentOptions& options);
 
 }  // namespace linfuse::experiments

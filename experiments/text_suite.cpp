@@ -288,9 +288,10 @@ void TextSuite::feature_baseline(nlohmann::json& results) {
 nlohmann::json TextSuite::prepare() {
   nlohmann::json results;
   load_data();
-  pretrain(results);
+  const bool shipped = load_base_checkpoint(results);   // the pretrained and instruction-tuned T5, if shipped
+  if (!shipped) pretrain(results);
   tokenize_tasks();
-  instruction_tune(results);
+  if (!shipped) instruction_tune(results);
   zero_shot(results);
   feature_baseline(results);
   for (peft::FinetuneMode mode : modes()) finetune(mode, results);

@@ -13,6 +13,7 @@
 // Classification tasks are scored by the likelihood of their label words; STS-B (targets: the score rounded to
 // 0.5 as text) by Spearman's rho of the expected score under the model's distribution over the 11 answers
 // "0.0" .. "5.0" (text_scoring.h). Every stage is cached under a key of its config (stage_cache.h).
+#include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -59,8 +60,13 @@ class TextSuite {
  public:
   TextSuite(nlohmann::json config, uint64_t seed, SuiteContext context);
 
-  // Runs stages 1-3 (cached) and returns the suite's results so far (zero_shot, single_task, ...).
+  // Runs stages 1-3 (cached) and returns the suite's results so far (zero_shot, single_task, ...). Stage 1
+  // (pretraining and instruction tuning) is read from the base checkpoint that text.base_checkpoint names,
+  // when it does (text_base_checkpoint.cpp).
   nlohmann::json prepare();
+  // Runs stage 1 (cached) whatever text.base_checkpoint says and writes its T5 as a base checkpoint to
+  // `folder` (base_checkpoint.h); `command` is the exact command line, for the manifest.
+  void write_base(const std::filesystem::path& folder, const std::string& preset, const std::string& command);
   // A merge target for `mode` (after prepare()).
   std::unique_ptr<MergeTarget> merge_target(peft::FinetuneMode mode);
   std::vector<peft::FinetuneMode> modes() const;
@@ -101,6 +107,10 @@ class TextSuite {
   void load_data();
   void pretrain(nlohmann::json& results);
   void instruction_tune(nlohmann::json& results);   // text_instruct.cpp
+  // The folder of text.base_checkpoint, "" when null or absent; loading it (text_base_checkpoint.cpp)
+  // returns false when there is none.
+  std::string base_checkpoint_folder() const;
+  bool load_base_checkpoint(nlohmann::json& results);
   void zero_shot(nlohmann::json& results);
   void feature_baseline(nlohmann::json& results);
   void finetune(peft::FinetuneMode mode, nlohmann::json& results);
