@@ -7,6 +7,7 @@
 #include <sstream>
 #include <string>
 
+#include "nn/file_checks.h"
 #include "nn/reference_models.h"
 #include "nn/reference_run.h"
 #include "nn/safetensors.h"
@@ -98,7 +99,8 @@ int forward_main(int argc, char** argv) {
       "model", "clip, clip_vision, clip_text or t5 (default: the config's)", cxxopts::value<std::string>())(
       "weights", "weights (safetensors, Hugging Face names)", cxxopts::value<std::string>())(
       "inputs", "inputs (safetensors, names below)", cxxopts::value<std::string>())(
-      "out", "output file (safetensors; written atomically, only on success)", cxxopts::value<std::string>())(
+      "out", "output file (safetensors; written atomically, only on success; never one of the input files)",
+      cxxopts::value<std::string>())(
       "loss", "scalar to differentiate with --grads (losses below)", cxxopts::value<std::string>())(
       "grads", "write grad.<parameter> of --loss for every parameter")(
       "tangents", "parameter tangents (safetensors); write jvp.<output>", cxxopts::value<std::string>())(
@@ -153,6 +155,11 @@ int forward_main(int argc, char** argv) {
   // Checked before the run, so that a typo costs nothing (the writer would refuse it only at the end).
   if (std::filesystem::is_directory(out))
     return usage_error("--out '" + out + "' is a directory: give the path of the .safetensors file to write");
+  // The output replaces its target only at the end, by rename: an --out that names an input would replace it.
+  for (const char* input : {"config", "weights", "inputs", "tangents"})
+    if (!linfuse::input_named_by(out, {text(input)}).empty())
+      return usage_error("--out '" + out + "' is the file of --" + input + " '" + text(input) +
+                         "' (the same file, also through a link): writing it would replace that input; write the output elsewhere");
   // --loss and --grads come together: a loss alone would compute nothing, --grads alone would have to guess.
   if (args.count("grads") && !args.count("loss")) return usage_error("--grads needs --loss NAME");
   if (args.count("loss") && !args.count("grads")) return usage_error("--loss only chooses what --grads differentiates: add --grads");

@@ -15,6 +15,7 @@
 #include "merge/merge_plan.h"
 #include "merge/named_tensors.h"
 #include "nn/atomic_file.h"
+#include "nn/file_checks.h"
 
 namespace linfuse::merge::tool {
 namespace {
@@ -36,6 +37,12 @@ struct Adapter {
 
 void read_adapter(Adapter& adapter, Problems& problems) {
   std::string config_path = adapter.dir + "/adapter_config.json";
+  // Read only regular files: a FIFO would block the reader (the .safetensors files are checked by their reader).
+  for (const std::string& file : {config_path, adapter.dir + "/adapter_initial.safetensors"})
+    if (std::string kind = non_regular_kind(file); !kind.empty()) {
+      problems.add(file + " is " + kind + ", not a regular file; an adapter folder holds regular files");
+      return;
+    }
   std::ifstream in(config_path);
   if (!in) {
     problems.add(adapter.dir + " is a folder without adapter_config.json: not a PEFT adapter folder");

@@ -10,6 +10,7 @@
 #include "merge/merge_plan.h"
 #include "merge/named_tensors.h"
 #include "merge/regmean.h"
+#include "nn/file_checks.h"
 #include "tensor/kernels.h"
 
 namespace linfuse::merge {
@@ -138,10 +139,17 @@ void check_output(const MergeSpec& spec, bool folder_output, Problems& problems)
   std::error_code ec;
   std::vector<std::string> inputs;
   if (!spec.base.empty()) inputs.push_back(spec.base);
-  for (const auto& model : spec.models) inputs.push_back(model.path);
-  for (const auto& input : inputs)
-    if (fs::exists(spec.output, ec) && fs::exists(input, ec) && fs::equivalent(spec.output, input, ec))
-      problems.add("the output " + spec.output + " is also an input; write the merge elsewhere");
+  for (const auto& model : spec.models) {
+    inputs.push_back(model.path);
+    if (!model.fisher.empty()) inputs.push_back(model.fisher);
+    if (!model.gram.empty()) inputs.push_back(model.gram);
+    if (is_adapter_folder(model.path))   // an adapter's files, one of which a file output could name
+      for (const char* file : {"adapter_config.json", "adapter_model.safetensors", "adapter_initial.safetensors"})
+        inputs.push_back(model.path + "/" + file);
+  }
+  if (std::string input = input_named_by(spec.output, inputs); !input.empty())
+    problems.add("the output " + spec.output + " is the input " + input +
+                 " (the same file, also through a link): writing it would replace that input; write the merge elsewhere");
   if (!folder_output && fs::is_directory(spec.output, ec))
     problems.add("the output " + spec.output + " is a folder; give a .safetensors file path");
 }

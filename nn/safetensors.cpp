@@ -16,6 +16,7 @@
 #include <stdexcept>
 #include <unordered_set>
 
+#include "nn/file_checks.h"
 #include "nn/half_precision.h"
 
 static_assert(std::endian::native == std::endian::little, "safetensors data is little-endian; so is every host linfuse supports");
@@ -291,7 +292,11 @@ struct SafetensorsFile::Mapping {
 };
 
 SafetensorsFile SafetensorsFile::open(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // Checked before open(2): opening a FIFO blocks until a writer appears (forever, for a merge input). O_NONBLOCK
+  // covers a FIFO put in its place in between (it changes nothing for a regular file); fstat below refuses it.
+  const char* kNotRegularFix = " (give the path of a .safetensors file: linfuse reads only regular files)";
+  if (std::string kind = non_regular_kind(path); !kind.empty()) reject(path, "is " + kind + ", not a regular file", kNotRegularFix);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     int error_number = errno;
     reject(path, std::string("cannot open: ") + std::strerror(error_number),
@@ -305,7 +310,7 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
   }
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
-    reject(path, "is not a regular file", " (give the path of a .safetensors file)");
+    reject(path, "is not a regular file", kNotRegularFix);
   }
   uint64_t file_bytes = uint64_t(st.st_size);
   if (file_bytes < 8) {

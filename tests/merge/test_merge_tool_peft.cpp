@@ -247,3 +247,27 @@ TEST_CASE("Adapters that do not match are rejected with every difference listed,
         std::string::npos);
   CHECK(in.folder.listing() == before);
 }
+
+// Regression (issue 18, finding 1): the output was compared with the adapter folders only, so a file output inside an
+// input adapter (its adapter_model.safetensors) was written over it. The shared check (nn/file_checks.h) also follows
+// hard links.
+TEST_CASE("An output that is a file of an input adapter, or a hard link to an input, is refused", "[merge_tool][peft]") {
+  LoraInputs in;
+  const std::string adapter_file = in.folder / "lora_a/adapter_model.safetensors";
+  auto bytes_of = [](const std::string& path) {
+    std::ifstream file(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(file), {});
+  };
+  const std::string before = bytes_of(adapter_file);
+  json config = {{"method", "task_arithmetic"}, {"space", "weight"},          {"base", "lora_base.safetensors"},
+                 {"models", {"lora_a", "lora_b"}}, {"output", adapter_file}};
+  std::string error = error_of([&] { run_tool(config, in.folder.path()); });
+  CHECK(error.find("is the input " + in.folder / "lora_a/adapter_model.safetensors") != std::string::npos);
+  CHECK(error.find("write the merge elsewhere") != std::string::npos);
+  CHECK(bytes_of(adapter_file) == before);
+
+  fs::create_hard_link(in.folder / "lora_base.safetensors", in.folder / "base_link.safetensors");
+  config["output"] = in.folder / "base_link.safetensors";
+  CHECK(error_of([&] { run_tool(config, in.folder.path()); }).find("is the input " + in.folder / "lora_base.safetensors") !=
+        std::string::npos);
+}

@@ -388,6 +388,33 @@ TEST_CASE("linfuse forward rejects bad weights, inputs, tangents, configs and op
   }
 }
 
+// Regression (issue 18, finding 1): --out naming an input replaced that input and exited 0. The inputs here are
+// copies, so that the fixtures survive a build without the check.
+TEST_CASE("linfuse forward refuses an --out that is one of its inputs, also through a symlink or a hard link",
+          "[forward_cli]") {
+  ScratchDir dir("forward_cli_same");
+  for (const char* name : {"clip.json", "clip_weights.safetensors", "clip_inputs.safetensors", "clip_tangents.safetensors"})
+    std::filesystem::copy_file(fixture(name), dir.file(name));
+  const std::string config = dir.file("clip.json"), weights = dir.file("clip_weights.safetensors"),
+                    inputs = dir.file("clip_inputs.safetensors"), tangents = dir.file("clip_tangents.safetensors");
+  std::filesystem::create_symlink(inputs, dir.file("inputs_link.safetensors"));
+  std::filesystem::create_hard_link(config, dir.file("config_link.json"));
+  const std::vector<std::pair<std::string, std::string>> cases = {{weights, "--weights"},
+                                                                  {dir.file("inputs_link.safetensors"), "--inputs"},
+                                                                  {dir.file("config_link.json"), "--config"},
+                                                                  {tangents, "--tangents"}};
+  for (const auto& [out, flag] : cases) {
+    INFO("--out " << out);
+    const std::string before = linfuse::testing::read_bytes(out);
+    CliRun run = run_forward({"--config", config, "--weights", weights, "--inputs", inputs, "--tangents", tangents, "--out", out});
+    INFO(run.err);
+    CHECK(run.exit_code == 2);
+    CHECK(run.err.find("is the file of " + flag) != std::string::npos);
+    CHECK(run.err.find("write the output elsewhere") != std::string::npos);
+    CHECK(linfuse::testing::read_bytes(out) == before);
+  }
+}
+
 TEST_CASE("linfuse forward --help lists every model, input, output and loss name", "[forward_cli]") {
   CliRun run = run_forward({"--help"});
   REQUIRE(run.exit_code == 0);
