@@ -29,7 +29,8 @@ const std::set<std::string> kListOptions = {"models", "weights", "fishers", "gra
 
 struct ListArguments {
   std::map<std::string, std::vector<std::string>> values;
-  std::vector<std::string> rest;   // everything else, for cxxopts (argv[0] first)
+  std::vector<std::string> rest;           // everything else, for cxxopts (argv[0] first)
+  std::vector<std::string> without_value;  // list options given no value ("--models" last, or before another option)
 };
 
 ListArguments split_list_options(int argc, char** argv) {
@@ -49,8 +50,9 @@ ListArguments split_list_options(int argc, char** argv) {
       list.push_back(arg.substr(eq + 1));
       continue;
     }
+    size_t before = list.size();
     while (i + 1 < argc && std::string(argv[i + 1]).rfind("--", 0) != 0 && std::string(argv[i + 1]) != "-h") list.push_back(argv[++i]);
-    if (list.empty()) list.push_back("");   // "--models" with nothing after it: reported by the config check
+    if (list.size() == before) out.without_value.push_back(name);
   }
   return out;
 }
@@ -186,6 +188,10 @@ int merge_main(int argc, char** argv) {
   for (auto& arg : lists.rest) rest.push_back(arg.data());
   cxxopts::ParseResult args;
   try {
+    for (const auto& flag : lists.without_value)
+      throw std::invalid_argument("--" + flag + " needs a value: give " +
+                                  (flag == "weights" ? std::string("one number per model") : "one path per model") +
+                                  " after it (--" + flag + " a b c)");
     args = options.parse(int(rest.size()), rest.data());
     if (!args.unmatched().empty()) throw std::invalid_argument("unexpected argument '" + args.unmatched()[0] + "'");
   } catch (const std::exception& e) {

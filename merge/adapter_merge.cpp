@@ -5,6 +5,7 @@
 // PEFT folder. Weight space: Delta W_t = s B_t A_t - s B0 A0 merged exactly (merge_lora_weight_space), output the full
 // merged weights (base + Delta W) or a PEFT folder re-factorized to rank r.
 // The adapter configs are read here directly (not through peft/, which merge/ does not depend on).
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -68,6 +69,19 @@ void read_adapter(Adapter& adapter, Problems& problems) {
   if (fs::exists(initial)) adapter.initial_path = initial;
 }
 
+// PEFT's target_modules as comparable text: a list in sorted order (the order means nothing), a regex string as it is.
+std::string target_modules(const ordered_json& config) {
+  if (!config.contains("target_modules")) return "(absent)";
+  ordered_json modules = config["target_modules"];
+  if (modules.is_array()) {
+    std::vector<std::string> names;
+    for (const auto& m : modules) names.push_back(m.is_string() ? m.get<std::string>() : m.dump());
+    std::sort(names.begin(), names.end());
+    modules = names;
+  }
+  return modules.dump();
+}
+
 // "lora_alpha 16 (a) vs 32 (b)" for every config field that differs from the first adapter's.
 void compare_configs(const std::vector<Adapter>& adapters, Problems& problems) {
   const Adapter& first = adapters[0];
@@ -87,6 +101,9 @@ void compare_configs(const std::vector<Adapter>& adapters, Problems& problems) {
     field("use_rslora", first.rslora ? "true" : "false", a.rslora ? "true" : "false");
     field("fan_in_fan_out", first.fan_in_fan_out ? "true" : "false", a.fan_in_fan_out ? "true" : "false");
     field("linfuse mode", first.mode, a.mode);
+    // The modules the adapters adapt: different lists give different tensors (reported by name below) or, when the
+    // names happen to agree, adapters of different layers merged as if they were one.
+    field("target_modules", target_modules(first.config), target_modules(a.config));
     if (!differ.empty()) problems.add("adapter configs differ: " + join_names(differ, SIZE_MAX));
   }
 }

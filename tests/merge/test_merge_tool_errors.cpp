@@ -199,3 +199,19 @@ TEST_CASE("linfuse merge on the command line: --help, flags, --config, and error
   after.erase(std::remove(after.begin(), after.end(), "broken.json"), after.end());
   CHECK(after == before);
 }
+
+// Regression (issue 18, finding 14): "--models" with no value said "cannot read the model : cannot open".
+TEST_CASE("linfuse merge says that a list option given no value needs one", "[merge_tool][cli]") {
+  std::string binary = linfuse::testing::linfuse_binary();
+  TempFolder out;
+  for (const std::string& arguments : {std::string("--method ties --base b.safetensors --out ") + (out / "m.safetensors") + " --models",
+                                       std::string("--method ties --models --base b.safetensors --out ") + (out / "m.safetensors"),
+                                       std::string("--method weighted_average --models a b --weights --out ") + (out / "m.safetensors")}) {
+    auto run = linfuse::testing::run_command(binary + " merge " + arguments);
+    INFO(arguments << "\n" << run.output);
+    CHECK(run.exit_code == 2);
+    CHECK(contains(run.output, "needs a value: give one"));
+    CHECK_FALSE(contains(run.output, "cannot open"));
+  }
+  CHECK(out.listing().empty());
+}

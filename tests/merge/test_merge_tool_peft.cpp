@@ -271,3 +271,25 @@ TEST_CASE("An output that is a file of an input adapter, or a hard link to an in
   CHECK(error_of([&] { run_tool(config, in.folder.path()); }).find("is the input " + in.folder / "lora_base.safetensors") !=
         std::string::npos);
 }
+
+// Regression (issue 18, finding 14): adapters with different r or lora_alpha were refused, different target_modules
+// merged silently. The order of the list does not matter.
+TEST_CASE("Adapters with different target_modules are refused, naming both lists", "[merge_tool][peft]") {
+  LoraInputs in;
+  json config = {{"method", "task_arithmetic"}, {"models", {"lora_a", "lora_b"}}, {"output", "merged_lora"}};
+  const std::string config_path = in.folder / "lora_b/adapter_config.json";
+  json b_config = json::parse(std::ifstream(config_path));
+  b_config["target_modules"] = {"layers.0.fc1", "layers.0.q_proj", "layers.0.v_proj"};   // the same, reordered
+  std::ofstream(config_path) << b_config.dump();
+  CHECK(error_of([&] { run_tool(config, in.folder.path()); }).empty());
+  fs::remove_all(in.folder / "merged_lora");
+  b_config["target_modules"] = {"layers.0.q_proj", "layers.0.k_proj", "layers.0.fc1"};
+  std::ofstream(config_path) << b_config.dump();
+  std::vector<std::string> before = in.folder.listing();
+  std::string error = error_of([&] { run_tool(config, in.folder.path()); });
+  INFO(error);
+  CHECK(error.find("target_modules [\"layers.0.fc1\",\"layers.0.q_proj\",\"layers.0.v_proj\"] (" + in.folder / "lora_a" +
+                   ") vs [\"layers.0.fc1\",\"layers.0.k_proj\",\"layers.0.q_proj\"] (" + in.folder / "lora_b" + ")") !=
+        std::string::npos);
+  CHECK(in.folder.listing() == before);
+}
