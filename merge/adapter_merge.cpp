@@ -125,7 +125,9 @@ StateDict unprefixed(const SafetensorsFile& file, Problems& problems) {
       problems.add(file.path() + ": " + e.name + " is " + safetensors_dtype_name(e.dtype) + ", adapters hold floating tensors");
       continue;
     }
-    out.insert(e.name.substr(kPeftPrefix.size()), file.tensor(e.name));
+    Tensor tensor = file.tensor(e.name);
+    require_finite_input(file.path(), e.name, tensor);
+    out.insert(e.name.substr(kPeftPrefix.size()), tensor);
   }
   return out;
 }

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "merge/lora.h"
@@ -20,22 +21,27 @@ struct OutputTensor {
   Shape shape;
 };
 
-// Writes merged entries (entry i -> entry_names[i]) and copied tensors into one safetensors file.
+// Writes merged entries (entry i -> entry_names[i]) and copied tensors into one safetensors file. Every value written
+// must be finite in the stored dtype: a NaN, an infinity or a value beyond float16's / bfloat16's range (a --lambda of
+// 1e39, a float16 output that overflows) is refused with std::invalid_argument naming the tensor, and since the file
+// is published only by finish(), nothing is written.
 class SafetensorsSink : public MergeSink {
  public:
   SafetensorsSink(const std::string& path, const SafetensorsMetadata& metadata, const std::vector<OutputTensor>& declared,
                   std::vector<std::string> entry_names);
   bool wants_f64(size_t entry) const override;
   void put(size_t entry, const Tensor& values) override;
-  // A tensor taken unchanged from an input (non-merged entries), its pages dropped afterwards.
+  // A tensor taken unchanged from an input (non-merged entries), its pages dropped afterwards; a floating one must be
+  // finite (require_finite_input).
   void copy(const std::string& name, const SafetensorsFile& from);
-  void write(const std::string& name, const Tensor& values) { writer_.write(name, values); }
+  void write(const std::string& name, const Tensor& values);
   void finish() { writer_.finish(); }
 
  private:
   SafetensorsWriter writer_;
   std::vector<std::string> entry_names_;
   std::vector<bool> entry_f64_;
+  std::unordered_map<std::string, SafetensorsDType> stored_dtype_;
 };
 
 // Weight-space merge re-factorized into a LoRA adapter: a LoRA module's merged Delta W becomes rank-r factors (A, B)

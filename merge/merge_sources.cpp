@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstring>
 #include <stdexcept>
 
@@ -61,6 +62,23 @@ void assign_flat_offsets(std::vector<MergedEntry>& entries) {
   }
 }
 
+void require_finite_input(const std::string& file, const std::string& name, const double* values, int64_t count,
+                          int64_t begin) {
+  for (int64_t i = 0; i < count; ++i)
+    if (!std::isfinite(values[i]))
+      throw std::invalid_argument("[linfuse merge] " + file + ": tensor '" + name + "' holds a non-finite value (" +
+                                  (std::isnan(values[i]) ? "nan" : values[i] > 0 ? "inf" : "-inf") + " at element " +
+                                  std::to_string(begin + i) +
+                                  "); merging NaN or Inf gives no meaningful result: fix or retrain that checkpoint "
+                                  "(a diverged fine-tuning run?); nothing was written");
+}
+
+void require_finite_input(const std::string& file, const std::string& name, const Tensor& tensor) {
+  double bad = 0.0;
+  int64_t at = find_element(tensor, [&](int64_t, double v) { return std::isfinite(v) || (bad = v, false); });
+  if (at >= 0) require_finite_input(file, name, &bad, 1, at);
+}
+
 void read_as_float64(const SafetensorsFile& file, const SafetensorsEntry& entry, int64_t begin, int64_t count,
                      double* out) {
   size_t element = safetensors_dtype_size(entry.dtype);
@@ -85,6 +103,7 @@ void read_as_float64(const SafetensorsFile& file, const SafetensorsEntry& entry,
                              safetensors_dtype_name(entry.dtype) + ", not a floating dtype");
   }
   drop_pages(source, source + size_t(count) * element);
+  require_finite_input(file.path(), entry.name, out, count, begin);
 }
 
 void release_pages(const SafetensorsFile& file, const std::string& name) {

@@ -240,9 +240,13 @@ void run_statistics_merge(const MergeSpec& spec, const std::vector<const Safeten
     for (size_t t = 0; t < count; ++t) {
       StateDict one;
       one.insert(entry.name, models[t]->tensor(entry.name));
+      require_finite_input(labels[t], entry.name, one.at(entry.name));
       params.emplace_back(std::move(one));
-      if (fisher && stats[t]->contains(entry.name)) statistics[t].insert(entry.name, stats[t]->tensor(entry.name));
-      if (!fisher && !module.empty() && stats[t]->contains(module)) statistics[t].insert(module, stats[t]->tensor(module));
+      const std::string statistic = fisher ? entry.name : module;
+      if ((fisher || !module.empty()) && stats[t]->contains(statistic)) {
+        statistics[t].insert(statistic, stats[t]->tensor(statistic));
+        require_finite_input(stats[t]->path(), statistic, statistics[t].at(statistic));
+      }
     }
     Tensor merged;
     if (fisher) {
