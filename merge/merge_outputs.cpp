@@ -136,7 +136,9 @@ StagedDirectory::StagedDirectory(std::string target) : target_(std::move(target)
   target_ = path.string();
   fs::path parent = path.parent_path().empty() ? fs::path(".") : path.parent_path();
   fs::create_directories(parent);
+  remove_stale_temporaries(target_);   // staged folders of earlier runs that were killed
   staged_ = (parent / sibling_name(path, ".tmp.")).string();
+  cleanup_ = InterruptCleanup(staged_, /*is_folder=*/true);   // before it exists: an interruption deletes it
   fs::remove_all(staged_);
   fs::create_directory(staged_);
 }
@@ -145,6 +147,7 @@ StagedDirectory::~StagedDirectory() {
   if (committed_) return;
   std::error_code ec;
   fs::remove_all(staged_, ec);
+  cleanup_.release();
 }
 
 std::string StagedDirectory::file(const std::string& name) const { return staged_ + "/" + name; }
@@ -163,6 +166,7 @@ void StagedDirectory::commit() {
   } else {
     fs::rename(staged_, path);
   }
+  cleanup_.release();
   committed_ = true;
 }
 

@@ -12,6 +12,7 @@
 #include "merge/merge_sources.h"
 #include "merge/streaming_passes.h"
 #include "nn/safetensors.h"
+#include "nn/temporary_files.h"
 
 namespace linfuse::merge {
 
@@ -65,8 +66,9 @@ class RefactorizedAdapterSink : public MergeSink {
 
 // A folder built under a temporary name in the same parent and renamed into place by commit(). An existing target
 // (which must be a PEFT adapter folder: only adapter_config.json, adapter_model.safetensors, adapter_initial.safetensors,
-// README.md) is replaced: moved aside, the new folder renamed in, the old one deleted. Destroyed before commit(): the
-// temporary folder is deleted.
+// README.md) is replaced: moved aside, the new folder renamed in, the old one deleted. Destroyed before commit(), or
+// interrupted by SIGINT / SIGTERM / SIGHUP (nn/temporary_files.h): the temporary folder is deleted; one left by a
+// killed process is deleted by the next StagedDirectory for the same target.
 class StagedDirectory {
  public:
   // Throws if `target` exists as something else than an adapter folder (checked before any work).
@@ -80,6 +82,7 @@ class StagedDirectory {
 
  private:
   std::string target_, staged_;
+  InterruptCleanup cleanup_;
   bool committed_ = false;
 };
 
