@@ -125,7 +125,7 @@ StateDict unprefixed(const SafetensorsFile& file, Problems& problems) {
       problems.add(file.path() + ": " + e.name + " is " + safetensors_dtype_name(e.dtype) + ", adapters hold floating tensors");
       continue;
     }
-    Tensor tensor = file.tensor(e.name);
+    Tensor tensor = file.tensor_copy(e.name);
     require_finite_input(file.path(), e.name, tensor);
     out.insert(e.name.substr(kPeftPrefix.size()), tensor);
   }
@@ -251,6 +251,9 @@ MergeReport run_adapter_merge(const MergeSpec& spec, const MergeRunOptions& opti
     {
       SafetensorsSink sink(folder.file("adapter_model.safetensors"), report.metadata, declared, names);
       run_data_free(spec, *source, sink, stats, options);
+      std::vector<const SafetensorsFile*> inputs = files;
+      inputs.push_back(initial ? &*initial : nullptr);
+      check_inputs_unchanged(inputs);
       sink.finish();
     }
     write_config(folder.file("adapter_config.json"), adapters[0].config);
@@ -325,6 +328,10 @@ MergeReport run_adapter_merge(const MergeSpec& spec, const MergeRunOptions& opti
     PassStats stats;
     run_data_free(spec, *source, sink, stats, options);
     for (const auto& name : copied) sink.copy(name, *base);
+    std::vector<const SafetensorsFile*> inputs = files;
+    inputs.push_back(initial ? &*initial : nullptr);
+    inputs.push_back(&*base);
+    check_inputs_unchanged(inputs);
     sink.finish();
     report.input_reads = stats.input_reads;
     report.majority_pass = stats.majority_pass;
@@ -363,6 +370,9 @@ MergeReport run_adapter_merge(const MergeSpec& spec, const MergeRunOptions& opti
     SafetensorsSink out(folder.file("adapter_model.safetensors"), report.metadata, declared, {});
     RefactorizedAdapterSink sink(out, weights, rank, scaling);
     run_data_free(spec, *source, sink, stats, options);
+    std::vector<const SafetensorsFile*> inputs = files;
+    inputs.push_back(initial ? &*initial : nullptr);
+    check_inputs_unchanged(inputs);
     out.finish();
     report.max_refactorization_residual = sink.max_residual();
   }

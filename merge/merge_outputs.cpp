@@ -77,7 +77,7 @@ void SafetensorsSink::write(const std::string& name, const Tensor& values) {
 }
 
 void SafetensorsSink::copy(const std::string& name, const SafetensorsFile& from) {
-  Tensor tensor = from.tensor(name);   // a view of the mapping for F32/F64/I64, a converted copy otherwise
+  Tensor tensor = from.tensor_copy(name);   // a copy, read under read_bytes' guard against a truncated input
   if (tensor.dtype() != DType::I64) require_finite_input(from.path(), name, tensor);
   write(name, tensor);
   release_pages(from, name);

@@ -396,3 +396,40 @@ TEST_CASE("safetensors opens a header of 100,000 tensors and lists them all in f
     CHECK(file.tensor("t" + std::to_string(i)).item() == double(i));
   }
 }
+
+// Regression (issue 18, finding 7): reading a mapped file that another program truncated killed the process with
+// SIGBUS. The guarded reads (read_bytes, tensor_copy) throw naming the file; check_unchanged also sees a truncation
+// inside the last page, which reads as zeros.
+TEST_CASE("reading a safetensors file truncated after it was opened throws naming the file instead of SIGBUS",
+          "[safetensors]") {
+  ScratchDir dir("st_truncated");
+  const std::string path = dir.file("model.safetensors");
+  StateDict tensors;
+  tensors.insert("big", Tensor::ones({1 << 18}));   // 1 MiB
+  tensors.insert("last", Tensor::ones({4}));
+  save_safetensors(path, tensors);
+  SafetensorsFile file = SafetensorsFile::open(path);
+  CHECK_NOTHROW(file.check_unchanged());
+  std::filesystem::resize_file(path, 4096);
+  CHECK_THROWS_WITH(file.tensor_copy("big"), Catch::StartsWith(path + ": cannot read tensor 'big'") &&
+                                                 Catch::Contains("truncated or rewritten in place") &&
+                                                 Catch::Contains("bytes when opened, 4096 now"));
+  std::vector<float> values(4);
+  const SafetensorsEntry& big = file.entry("big");
+  CHECK_THROWS_WITH(file.read_bytes(big, big.bytes() - 16, 16, values.data()), Catch::Contains("cannot read tensor 'big'"));
+  CHECK_NOTHROW(file.read_bytes(big, 0, 16, values.data()));   // still in the file
+  CHECK_THROWS_WITH(file.check_unchanged(), Catch::Contains("changed after it was opened"));
+}
+
+TEST_CASE("a file renamed over a mapped one leaves the mapping readable and unchanged", "[safetensors]") {
+  ScratchDir dir("st_renamed");
+  const std::string path = dir.file("model.safetensors");
+  StateDict tensors;
+  tensors.insert("w", Tensor::full({8}, 2.0));
+  save_safetensors(path, tensors);
+  SafetensorsFile file = SafetensorsFile::open(path);
+  tensors.at("w") = Tensor::full({8}, 3.0);
+  save_safetensors(path, tensors);   // AtomicFile: a new file renamed over the path
+  CHECK_NOTHROW(file.check_unchanged());
+  CHECK(file.tensor_copy("w").to_vector<float>()[0] == 2.0f);
+}
