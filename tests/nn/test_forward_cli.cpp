@@ -483,7 +483,7 @@ TEST_CASE("linfuse forward checks the weights against the config before it alloc
   INFO(err);
   CHECK(err.find("text_model.embeddings.token_embedding.weight is (16,8) in the file, (25000000,8) for the config") !=
         std::string::npos);
-  CHECK(peak_mb < 200);
+  CHECK(peak_mb < 400);   // about 20 MB here; the model alone would take 800 MB
   // 10^12 x 8: more than any machine's memory, named as such.
   err = run_with_vocabulary(1000000000000LL, peak_mb);
   INFO(err);
