@@ -195,10 +195,12 @@ int merge_main(int argc, char** argv) {
   for (auto& arg : lists.rest) rest.push_back(arg.data());
   cxxopts::ParseResult args;
   try {
-    for (const auto& flag : lists.without_value)
+    if (!lists.without_value.empty()) {
+      const std::string& flag = lists.without_value.front();
       throw std::invalid_argument("--" + flag + " needs a value: give " +
                                   (flag == "weights" ? std::string("one number per model") : "one path per model") +
                                   " after it (--" + flag + " a b c)");
+    }
     args = options.parse(int(rest.size()), rest.data());
     if (!args.unmatched().empty()) throw std::invalid_argument("unexpected argument '" + args.unmatched()[0] + "'");
   } catch (const std::exception& e) {

@@ -312,7 +312,6 @@ Tensor optional_input(const StateDict& inputs, const std::string& name) {
   return inputs.contains(name) ? inputs.at(name) : Tensor();
 }
 
-
 // ---------------------------------------------------------------------------------------------------------
 // The four models
 
