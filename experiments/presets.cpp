@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "experiments/experiment.h"
+#include "experiments/merge_study.h"
 #include "nn/clip_config.h"
 #include "nn/t5_config.h"
 
@@ -18,6 +19,26 @@ std::vector<double> grid(double from, double to, double step) {
   std::vector<double> g;
   for (int i = 0; from + i * step <= to + 1e-9; ++i) g.push_back(std::round((from + i * step) * 1000) / 1000);
   return g;
+}
+
+// The merge study's settings that every preset keeps at MergeStudyConfig's defaults (which methods run, in which
+// spaces, seeds, AdaMerging's and LoraHub's optimiser settings), written out so that the config lists every field
+// the study reads: --set refuses a path that is not in the preset.
+void add_merge_defaults(json& merge) {
+  const MergeStudyConfig defaults;
+  merge["methods"] = defaults.methods;
+  merge["lora_spaces"] = defaults.lora_spaces;
+  merge["dare_seed"] = defaults.dare_seed;
+  merge["regmean_alpha"] = defaults.regmean_alpha;
+  merge["adamerging_learning_rate"] = defaults.adamerging_learning_rate;
+  merge["adamerging_init"] = defaults.adamerging_init;
+  merge["lorahub_l1"] = defaults.lorahub_l1;
+  merge["lorahub_bound"] = defaults.lorahub_bound;
+}
+
+// The number-of-tasks sweep (its seed, which draws the subsets, at SweepConfig's default).
+json sweep(const std::vector<std::string>& methods, int64_t max_subsets, const std::vector<double>& lambdas) {
+  return {{"methods", methods}, {"max_subsets", max_subsets}, {"lambdas", lambdas}, {"seed", SweepConfig{}.seed}};
 }
 
 json clip_model(int64_t width, int64_t layers, int64_t heads, int64_t patch, int64_t text_width, int64_t projection) {
@@ -74,9 +95,10 @@ json vision_small() {
                 // normalized scores count a task only if every mode's single-task score beats chance by this
                 // many standard errors (suite_common.h, learned_threshold)
                 {"learned_margin_se", 2.0}};
+  add_merge_defaults(v["merge"]);
   // The sweep was the longest stage (157 s with 4 lambdas x 3 subsets; 114 s with 3 x 3); 3 lambdas x 2 subsets
   // keep `make run` near its 20-minute budget.
-  v["sweep"] = {{"methods", {"task_arithmetic"}}, {"max_subsets", 2}, {"lambdas", {0.3, 0.6, 1.0}}};
+  v["sweep"] = sweep({"task_arithmetic"}, 2, {0.3, 0.6, 1.0});
   v["disentanglement"] = {{"pairs", json::array({json::array({"mnist", "shapes"})})}, {"steps", 11}, {"coefficient_range", 2.0}, {"examples", 100},
                           {"modes", {"lora", "l-lora", "l-lora-local"}}};
   return v;
@@ -147,7 +169,8 @@ json text_small() {
                 {"lorahub_budget", 15},
                 {"lorahub_examples", 8},
                 {"learned_margin_se", 2.0}};   // as the vision suite's
-  t["sweep"] = {{"methods", {"task_arithmetic"}}, {"max_subsets", 1}, {"lambdas", {0.4, 0.8}}};
+  add_merge_defaults(t["merge"]);
+  t["sweep"] = sweep({"task_arithmetic"}, 1, {0.4, 0.8});
   t["disentanglement"] = {{"pairs", json::array({json::array({"sst2", "mnli"})})}, {"steps", 5}, {"coefficient_range", 2.0},
                           {"examples", 50}, {"modes", {"lora", "l-lora", "l-lora-local"}}};
   return t;
@@ -183,7 +206,7 @@ json text_smoke() {
   t["merge"]["adamerging_batch"] = 4;
   t["merge"]["lorahub_budget"] = 5;
   t["merge"]["lorahub_examples"] = 4;
-  t["sweep"] = {{"methods", {"task_arithmetic"}}, {"max_subsets", 1}, {"lambdas", {1.0}}};
+  t["sweep"] = sweep({"task_arithmetic"}, 1, {1.0});
   t["disentanglement"] = {{"pairs", json::array({json::array({"sst2", "rte"})})}, {"steps", 3}, {"coefficient_range", 1.0},
                           {"examples", 16}, {"modes", {"l-lora"}}};
   return t;
@@ -221,7 +244,7 @@ json text_paper() {
   t["merge"]["adamerging_batch"] = 16;
   t["merge"]["lorahub_budget"] = 40;
   t["merge"]["lorahub_examples"] = 16;
-  t["sweep"] = {{"methods", {"task_arithmetic", "ties"}}, {"max_subsets", 10}, {"lambdas", grid(0.1, 1.0, 0.1)}};
+  t["sweep"] = sweep({"task_arithmetic", "ties"}, 10, grid(0.1, 1.0, 0.1));
   t["disentanglement"] = {{"pairs", json::array({json::array({"sst2", "mnli"}), json::array({"cola", "rte"})})}, {"steps", 21},
                           {"coefficient_range", 2.0}, {"examples", 200}, {"modes", {"full", "linear-full", "lora", "l-lora", "l-lora-local"}}};
   return t;
@@ -257,7 +280,7 @@ json preset_config(const std::string& preset) {
     v["merge"]["adamerging_steps"] = 3;
     v["merge"]["lorahub_budget"] = 8;
     v["merge"]["lorahub_examples"] = 8;
-    v["sweep"] = {{"methods", {"task_arithmetic"}}, {"max_subsets", 2}, {"lambdas", {0.5, 1.0}}};
+    v["sweep"] = sweep({"task_arithmetic"}, 2, {0.5, 1.0});
     v["disentanglement"] = {{"pairs", json::array({json::array({"mnist", "shapes"})})}, {"steps", 3}, {"coefficient_range", 1.0}, {"examples", 32},
                             {"modes", {"lora", "l-lora"}}};
     c["vision"] = v;
@@ -280,7 +303,7 @@ json preset_config(const std::string& preset) {
     v["merge"]["fisher_examples"] = 256;
     v["merge"]["adamerging_steps"] = 200;
     v["merge"]["lorahub_budget"] = 40;
-    v["sweep"] = {{"methods", {"task_arithmetic", "ties"}}, {"max_subsets", 10}, {"lambdas", grid(0.1, 1.0, 0.1)}};
+    v["sweep"] = sweep({"task_arithmetic", "ties"}, 10, grid(0.1, 1.0, 0.1));
     v["disentanglement"] = {{"pairs", json::array({json::array({"mnist", "shapes"}), json::array({"fashion_mnist", "glyphs"})})}, {"steps", 21}, {"coefficient_range", 2.0},
                             {"examples", 200}, {"modes", {"full", "linear-full", "lora", "l-lora", "l-lora-local"}}};
     c["vision"] = v;
