@@ -63,7 +63,9 @@ json vision_small() {
   json v;
   v["tasks"] = {"mnist", "fashion_mnist", "shapes", "gratings", "dot_count", "glyphs", "position", "textures"};
   v["modes"] = {"full", "linear-full", "lora", "l-lora", "l-lora-local"};
-  v["data"] = {{"train", 2000}, {"validation", 500}, {"test", 1000}, {"pretrain", 2000}};
+  // style_strength null: the tasks' shared gray look, one channel; a number in [0, 1] styles every task in its
+  // own look (RGB, experiments/vision_style.h). standardize: inputs as (x - mean) / std of the pretraining pool.
+  v["data"] = {{"train", 2000}, {"validation", 500}, {"test", 1000}, {"pretrain", 2000}, {"style_strength", nullptr}, {"standardize", false}};
   // Patch 7 (16 patches + the class token): a third of the tokens of patch 4, which the 20-minute budget
   // needs; width 64, 3 layers, 4 heads.
   v["model"] = clip_model(64, 3, 4, 7, 64, 64);
@@ -74,6 +76,7 @@ json vision_small() {
                    {"weight_decay", 0.1},   {"warmup_fraction", 0.05}, {"held_out_fraction", 0.25}};
   v["finetune"] = {{"steps", 150},
                    {"batch_size", 32},
+                   {"optimizer", "adamw"},
                    {"learning_rates", {{"full", 3e-4}, {"linear-full", 3e-4}, {"lora", 3e-3}, {"l-lora", 3e-3}, {"l-lora-local", 3e-3}}},
                    {"weight_decay", 0.1},
                    {"warmup_fraction", 0.1},
@@ -263,7 +266,7 @@ json preset_config(const std::string& preset) {
   } else if (preset == "smoke") {
     json v = vision_small();
     v["tasks"] = {"mnist", "shapes", "position"};
-    v["data"] = {{"train", 256}, {"validation", 64}, {"test", 128}, {"pretrain", 256}};
+    v["data"].update({{"train", 256}, {"validation", 64}, {"test", 128}, {"pretrain", 256}});
     v["model"] = clip_model(32, 2, 2, 7, 32, 32);
     v["tokenizer_vocab"] = 300;
     v["pretrain"]["steps"] = 100;
