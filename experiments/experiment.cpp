@@ -8,6 +8,7 @@
 #include <iostream>
 #include <memory>
 
+#include "experiments/leakage.h"
 #include "experiments/report.h"
 #include "experiments/suite_common.h"
 #include "experiments/text_suite.h"
@@ -36,6 +37,9 @@ void merging_study(Suite& suite, const nlohmann::json& config, nlohmann::json& r
   DisentanglementConfig dis_config = DisentanglementConfig::from_json(config.value("disentanglement", nlohmann::json::object()));
   std::vector<std::string> dis_modes = config.value("disentanglement", nlohmann::json::object())
                                            .value("modes", std::vector<std::string>{"lora", "l-lora", "l-lora-local"});
+  // First-order cross-task leakage of the task vectors (leakage.h) on this many validation inputs a task; 0 skips it.
+  const int64_t leakage_examples =
+      config.value("diagnostics", nlohmann::json::object()).value("leakage_examples", int64_t(32));
   results["merged"] = nlohmann::json::array();
   results["num_tasks_sweep"] = nlohmann::json::array();
   results["disentanglement"] = nlohmann::json::array();
@@ -72,6 +76,11 @@ void merging_study(Suite& suite, const nlohmann::json& config, nlohmann::json& r
     {
       StageTimer timer(ctx, name + "/cross_task");
       results["cross_task"][mode_name] = cross_task_scores(*target);
+    }
+    if (leakage_examples > 0) {
+      StageTimer timer(ctx, name + "/leakage");
+      nlohmann::json leakage = leakage_matrix(*target, leakage_examples, ctx.log);
+      if (!leakage.empty()) results["leakage"][mode_name] = leakage;
     }
     if (!sweep_config.methods.empty()) {
       StageTimer timer(ctx, name + "/sweep");
@@ -140,7 +149,7 @@ void validate_config(const nlohmann::json& config, const std::vector<std::string
     if (!config.contains(suite_name)) continue;
     const nlohmann::json& suite = config[suite_name];
     // Sizes that must be positive (a batch or split of 0 examples divides by zero or "trains" on nothing);
-    // instruct.steps = 0 skips instruction tuning (documented in --help).
+    // instruct.steps = 0 skips instruction tuning (documented in --help), diagnostics.leakage_examples = 0 the leakage.
     struct Positive {
       const char *section, *field;
       int64_t least;
@@ -151,7 +160,7 @@ void validate_config(const nlohmann::json& config, const std::vector<std::string
                               {"evaluation", "batch_size", 1},    {"evaluation", "validation_examples", 1},
                               {"evaluation", "test_examples", 1}, {"data", "train", 1},
                               {"data", "validation", 1},          {"data", "test", 1},
-                              {"data", "pretrain", 1}};
+                              {"data", "pretrain", 1},           {"diagnostics", "leakage_examples", 0}};
     for (const Positive& p : sizes) {
       if (!suite.contains(p.section) || !suite[p.section].contains(p.field)) continue;
       const nlohmann::json& v = suite[p.section][p.field];
