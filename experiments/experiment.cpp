@@ -8,10 +8,13 @@
 #include <iostream>
 #include <memory>
 
+#include "experiments/domain_similarity.h"
 #include "experiments/leakage.h"
+#include "experiments/linear_probe.h"
 #include "experiments/report.h"
 #include "experiments/suite_common.h"
 #include "experiments/text_suite.h"
+#include "experiments/vision_pretrained_features.h"
 #include "experiments/vision_suite.h"
 #include "tensor/blas_kernel.h"
 #include "tensor/build_info.h"
@@ -177,6 +180,8 @@ void validate_config(const nlohmann::json& config, const std::vector<std::string
                                   "linear-full, lora, l-lora, l-lora-local)");
     for (const auto& mode : suite["modes"])
       finetune_config(suite["finetune"], peft::mode_from_name(mode.get<std::string>()), seed);
+    if (suite.contains("diagnostics") && suite["diagnostics"].contains("linear_probe"))
+      LinearProbeConfig::from_json(suite["diagnostics"]["linear_probe"]).validate();
   }
 }
 
@@ -206,7 +211,10 @@ std::string run_experiment(const ExperimentOptions& options) {
     if (suite_name == "vision") {
       VisionSuite suite(config["vision"], options.seed, ctx);
       nlohmann::json r = suite.prepare();
+      r.update(pretrained_feature_diagnostics(suite, ctx));
       merging_study(suite, config["vision"], r, ctx, "vision");
+      // Whether the cross-task damage of fine-tuning follows the domains' similarity (domain_similarity.h).
+      r["domain_similarity"]["damage_correlation"] = damage_correlations(r);
       move_times(r, suite_times["vision"]);
       results["suites"]["vision"] = r;
     } else {

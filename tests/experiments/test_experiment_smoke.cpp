@@ -149,6 +149,20 @@ TEST_CASE("the smoke preset runs the study end to end and writes a complete repo
   for (const auto& [mode, sim] : v["cosine_similarity"].items()) CHECK(sim["matrix"].size() == 3);
   check_cross_task(v);
   check_leakage(v);
+  // the pretrained features' diagnostics: a linear probe per task, the tasks' domain similarity (cosines, 1 on
+  // the diagonal) and per mode its rank correlation with the cross-task damage
+  REQUIRE(v["linear_probe"].size() == 3);
+  for (const auto& [task, score] : v["linear_probe"].items()) check_score(score, "linear_probe." + task);
+  const auto& similarity = v["domain_similarity"]["matrix"];
+  REQUIRE(similarity.size() == 3);
+  for (size_t t = 0; t < 3; ++t) {
+    REQUIRE(similarity[t].size() == 3);
+    for (size_t s = 0; s < 3; ++s) check_score(similarity[t][s], "domain_similarity.matrix");
+    CHECK(similarity[t][t].get<double>() == Approx(1.0));
+  }
+  REQUIRE(v["domain_similarity"]["damage_correlation"].size() == 5);
+  for (const auto& [mode, rho] : v["domain_similarity"]["damage_correlation"].items())
+    check_score(rho, "domain_similarity.damage_correlation." + mode);
   // manifest and report
   nlohmann::json manifest = nlohmann::json::parse(slurp(fs::path(dir) / "manifest.json"));
   CHECK(manifest["seed"] == 0);
@@ -226,6 +240,7 @@ TEST_CASE("the text suite runs end to end on a tiny config, in range and determi
   for (const auto& [mode, sim] : t["cosine_similarity"].items()) CHECK(sim["matrix"].size() == 2);
   check_cross_task(t);
   check_leakage(t);
+  CHECK_FALSE(t.contains("linear_probe"));   // a diagnostic of image features: vision only
   // the same seed and thread count from scratch: the same results.json, byte for byte
   o.cache_dir = (root / "cache2").string();
   o.out_dir = (root / "out2").string();
