@@ -170,7 +170,8 @@ TEST_CASE("the smoke preset runs the study end to end and writes a complete repo
   CHECK(manifest["stage_seconds"].contains("vision/pretrain"));
   std::string report = slurp(fs::path(dir) / "report.md");
   for (const char* section : {"single-task scores", "Merged models", "number of merged tasks", "Cosine similarity",
-                              "Weight disentanglement", "Claims of the paper", "Time per stage"}) {
+                              "Weight disentanglement", "Claims of the paper", "Time per stage", "Cross-task leakage",
+                              "Linear probe of the pretrained features", "Domain similarity and cross-task damage"}) {
     INFO("report section containing '" << section << "'");
     CHECK(report.find(section) != std::string::npos);
   }
