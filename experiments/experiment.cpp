@@ -8,9 +8,12 @@
 #include <iostream>
 #include <memory>
 
+#include "experiments/domain_similarity.h"
+#include "experiments/leakage.h"
 #include "experiments/report.h"
 #include "experiments/suite_common.h"
 #include "experiments/text_suite.h"
+#include "experiments/vision_pretrained_features.h"
 #include "experiments/vision_suite.h"
 #include "tensor/blas_kernel.h"
 #include "tensor/build_info.h"
@@ -36,6 +39,9 @@ void merging_study(Suite& suite, const nlohmann::json& config, nlohmann::json& r
   DisentanglementConfig dis_config = DisentanglementConfig::from_json(config.value("disentanglement", nlohmann::json::object()));
   std::vector<std::string> dis_modes = config.value("disentanglement", nlohmann::json::object())
                                            .value("modes", std::vector<std::string>{"lora", "l-lora", "l-lora-local"});
+  // First-order cross-task leakage of the task vectors (leakage.h) on this many validation inputs a task; 0 skips it.
+  const int64_t leakage_examples =
+      config.value("diagnostics", nlohmann::json::object()).value("leakage_examples", int64_t(32));
   results["merged"] = nlohmann::json::array();
   results["num_tasks_sweep"] = nlohmann::json::array();
   results["disentanglement"] = nlohmann::json::array();
@@ -72,6 +78,11 @@ void merging_study(Suite& suite, const nlohmann::json& config, nlohmann::json& r
     {
       StageTimer timer(ctx, name + "/cross_task");
       results["cross_task"][mode_name] = cross_task_scores(*target);
+    }
+    if (leakage_examples > 0) {
+      StageTimer timer(ctx, name + "/leakage");
+      nlohmann::json leakage = leakage_matrix(*target, leakage_examples, ctx.log);
+      if (!leakage.empty()) results["leakage"][mode_name] = leakage;
     }
     if (!sweep_config.methods.empty()) {
       StageTimer timer(ctx, name + "/sweep");
@@ -121,7 +132,10 @@ std::string run_experiment(const ExperimentOptions& options) {
     if (suite_name == "vision") {
       VisionSuite suite(config["vision"], options.seed, ctx);
       nlohmann::json r = suite.prepare();
+      r.update(pretrained_feature_diagnostics(suite, ctx));
       merging_study(suite, config["vision"], r, ctx, "vision");
+      // Whether the cross-task damage of fine-tuning follows the domains' similarity (domain_similarity.h).
+      r["domain_similarity"]["damage_correlation"] = damage_correlations(r);
       move_times(r, suite_times["vision"]);
       results["suites"]["vision"] = r;
     } else {

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "experiments/experiment.h"
+#include "experiments/linear_probe.h"
 #include "experiments/merge_study.h"
 #include "experiments/suite_common.h"
 #include "experiments/text_tasks.h"
@@ -243,7 +244,7 @@ void validate_config(const json& config, const std::vector<std::string>& suites,
     if (!config.contains(suite_name)) continue;
     const json& suite = config[suite_name];
     // Sizes that must be positive (a batch or split of 0 examples divides by zero or "trains" on nothing);
-    // instruct.steps = 0 skips instruction tuning (documented in --help).
+    // instruct.steps = 0 skips instruction tuning (documented in --help), diagnostics.leakage_examples = 0 the leakage.
     struct Positive {
       const char *section, *field;
       int64_t least;
@@ -254,7 +255,7 @@ void validate_config(const json& config, const std::vector<std::string>& suites,
                               {"evaluation", "batch_size", 1},    {"evaluation", "validation_examples", 1},
                               {"evaluation", "test_examples", 1}, {"data", "train", 1},
                               {"data", "validation", 1},          {"data", "test", 1},
-                              {"data", "pretrain", 1}};
+                              {"data", "pretrain", 1},           {"diagnostics", "leakage_examples", 0}};
     for (const Positive& p : sizes) {
       if (!suite.contains(p.section) || !suite[p.section].contains(p.field)) continue;
       const json& v = suite[p.section][p.field];
@@ -273,6 +274,8 @@ void validate_config(const json& config, const std::vector<std::string>& suites,
                                   join(mode_names) + ")");
     for (const auto& mode : check_names(suite["modes"], suite_name + ".modes", mode_names, "mode"))
       finetune_config(suite["finetune"], peft::mode_from_name(mode), seed);
+    if (suite.contains("diagnostics") && suite["diagnostics"].contains("linear_probe"))
+      LinearProbeConfig::from_json(suite["diagnostics"]["linear_probe"]).validate();
     if (suite.contains("merge")) {
       const json& merge = suite["merge"];
       if (merge.contains("methods")) check_names(merge["methods"], suite_name + ".merge.methods", merge_method_names(), "method");

@@ -104,6 +104,11 @@ json vision_small() {
   v["sweep"] = sweep({"task_arithmetic"}, 2, {0.3, 0.6, 1.0});
   v["disentanglement"] = {{"pairs", json::array({json::array({"mnist", "shapes"})})}, {"steps", 11}, {"coefficient_range", 2.0}, {"examples", 100},
                           {"modes", {"lora", "l-lora", "l-lora-local"}}};
+  // Why merging keeps or loses the fine-tuning gains: the first-order leakage of each task vector onto the other
+  // tasks' outputs (leakage.h, on this many validation images a task), and a linear probe of the pretrained
+  // features (linear_probe.h: full-batch Adam, the L2 penalty chosen on validation from the grid).
+  v["diagnostics"] = {{"leakage_examples", 32},
+                      {"linear_probe", {{"steps", 300}, {"learning_rate", 0.05}, {"l2_grid", {1e-4, 1e-3, 1e-2}}}}};
   return v;
 }
 
@@ -176,6 +181,7 @@ json text_small() {
   t["sweep"] = sweep({"task_arithmetic"}, 1, {0.4, 0.8});
   t["disentanglement"] = {{"pairs", json::array({json::array({"sst2", "mnli"})})}, {"steps", 5}, {"coefficient_range", 2.0},
                           {"examples", 50}, {"modes", {"lora", "l-lora", "l-lora-local"}}};
+  t["diagnostics"] = {{"leakage_examples", 16}};   // leakage.h, on this many validation inputs a task
   return t;
 }
 

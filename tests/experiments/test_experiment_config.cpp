@@ -89,6 +89,9 @@ TEST_CASE("an out-of-range fine-tuning setting stops the experiment before its f
       {{{"vision", {{"evaluation", {{"test_examples", 0}}}}}}, "vision.evaluation.test_examples must be an integer >= 1"},
       {{{"vision", {{"tasks", json::array({"mnist"})}}}}, "vision.tasks must list at least 2 tasks"},
       {{{"vision", {{"modes", json::array()}}}}, "vision.modes must list at least one fine-tuning mode"},
+      {{{"vision", {{"diagnostics", {{"leakage_examples", -1}}}}}}, "vision.diagnostics.leakage_examples must be an integer >= 0"},
+      {{{"vision", {{"diagnostics", {{"linear_probe", {{"l2_grid", json::array()}}}}}}}},
+       "diagnostics.linear_probe.l2_grid must list at least one L2 penalty"},
   };
   for (const auto& [overrides, message] : refused) {
     json config = preset_config("smoke");
