@@ -65,7 +65,7 @@ json vision_small() {
   v["modes"] = {"full", "linear-full", "lora", "l-lora", "l-lora-local"};
   // style_strength null: the tasks' shared gray look, one channel; a number in [0, 1] styles every task in its
   // own look (RGB, experiments/vision_style.h). standardize: inputs as (x - mean) / std of the pretraining pool.
-  v["data"] = {{"train", 2000}, {"validation", 500}, {"test", 1000}, {"pretrain", 2000}, {"style_strength", nullptr}, {"standardize", false}};
+  v["data"] = {{"train", 2000}, {"validation", 500}, {"test", 1000}, {"pretrain", 2000}, {"style_strength", nullptr}, {"pretrain_style_strength", nullptr}, {"standardize", false}};
   // Patch 7 (16 patches + the class token): a third of the tokens of patch 4, which the 20-minute budget
   // needs; width 64, 3 layers, 4 heads.
   v["model"] = clip_model(64, 3, 4, 7, 64, 64);
@@ -73,7 +73,8 @@ json vision_small() {
   // 600 steps give image features good enough for short fine-tuning; a quarter of each task's classes is never
   // named in captions, which keeps the zero-shot average near the paper's (about 48%).
   v["pretrain"] = {{"steps", 600},          {"batch_size", 128},     {"learning_rate", 2e-3},
-                   {"weight_decay", 0.1},   {"warmup_fraction", 0.05}, {"held_out_fraction", 0.25}};
+                   {"weight_decay", 0.1},   {"warmup_fraction", 0.05}, {"held_out_fraction", 0.25},
+                   {"class_name_probability", 1.0}, {"held_out_name_probability", 0.0}, {"openclip_decay", false}};
   v["finetune"] = {{"steps", 150},
                    {"batch_size", 32},
                    {"optimizer", "adamw"},
