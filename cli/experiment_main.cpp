@@ -31,7 +31,9 @@ int experiment_main(int argc, char** argv) {
       "     the tasks every mode learned (above chance by merge.learned_margin_se = 2 standard errors)\n"
       "  5. analyses: normalized score vs number of tasks, cosine similarity of task vectors, cross-task\n"
       "     scores (each task's fine-tuned model on every task, against zero-shot), weight-disentanglement\n"
-      "     error maps\n"
+      "     error maps; diagnostics: first-order cross-task leakage of the task vectors (forward mode at the\n"
+      "     pretrained state; diagnostics.leakage_examples, 0: skipped) and, for vision, a linear probe of the\n"
+      "     pretrained features and the tasks' domain similarity against the cross-task damage\n"
       "  6. report: results.json, manifest.json (config, seed, threads, commit, time per stage), report.md,\n"
       "     CSV tables and gnuplot plots in the results folder\n");
   options.add_options()("suite", "vision, text or all", cxxopts::value<std::string>()->default_value("all"))(
@@ -41,9 +43,11 @@ int experiment_main(int argc, char** argv) {
       "seed", "seed of data, initialisation and training", cxxopts::value<uint64_t>()->default_value("0"))(
       "out", "results folder (default results/<preset>-<suites>-seed<seed>)", cxxopts::value<std::string>()->default_value(""))(
       "cache", "stage cache folder", cxxopts::value<std::string>()->default_value("runs/cache"))(
-      "set", "override a config field: --set vision.finetune.steps=300 (value in JSON, of the same kind as the preset's; repeatable)",
+      "set",
+      "override a config field: --set vision.finetune.steps=300, a list entry: --set vision.tasks.1=shapes (value in JSON, "
+      "of the same kind as the preset's; the field must exist in the preset, see --print-config; not 'preset'; repeatable)",
       cxxopts::value<std::string>())(
-      "print-config", "print the preset's configuration (with --set applied) as JSON and exit")(
+      "print-config", "print the preset's configuration (with --set applied and checked) as JSON and exit")(
       "write-base",
       "run only the suite's pretraining stages (cached; --suite text) and write its base model to this folder as a base "
       "checkpoint: model.safetensors, config.json, spiece.model (Hugging Face's names) and manifest.json (this command, "
@@ -84,38 +88,20 @@ int experiment_main(int argc, char** argv) {
     o.write_base = args["write-base"].as<std::string>();
     o.command = "linfuse " + linfuse::experiments::shell_command(argc, argv);
   }
-  // Every --set in order (not as a vector option: cxxopts would split JSON arrays at their commas).
-  for (const auto& argument : args.arguments()) {
-    if (argument.key() != "set") continue;
-    {
-      const std::string& assignment = argument.value();
-      size_t eq = assignment.find('=');
-      if (eq == std::string::npos) {
-        std::fprintf(stderr, "linfuse experiment: --set needs path=value, got '%s'\n", assignment.c_str());
-        return 2;
-      }
-      std::string path = "/" + assignment.substr(0, eq), text = assignment.substr(eq + 1);
-      for (char& c : path)
-        if (c == '.') c = '/';
-      nlohmann::json value;
-      try {
-        value = nlohmann::json::parse(text);
-      } catch (const std::exception&) {
-        value = text;   // a bare word is a string
-      }
-      o.overrides[nlohmann::json::json_pointer(path)] = value;
-    }
-  }
-  if (args.count("print-config")) {
-    try {
-      nlohmann::json config = linfuse::experiments::preset_config(o.preset);
-      linfuse::experiments::apply_overrides(config, o.overrides);
+  // Every --set in order (not as a vector option: cxxopts would split JSON arrays at their commas); parsed and
+  // checked against the preset by experiment_config.
+  for (const auto& argument : args.arguments())
+    if (argument.key() == "set") o.settings.push_back(argument.value());
+  try {
+    nlohmann::json config = linfuse::experiments::experiment_config(o);
+    linfuse::experiments::validate_config(config, o.suites, o.seed);
+    if (args.count("print-config")) {
       std::printf("%s\n", config.dump(2).c_str());
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "linfuse experiment: %s\n", e.what());
-      return 2;
+      return 0;
     }
-    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "linfuse experiment: %s\n", e.what());
+    return 2;
   }
   try {
     std::string dir = linfuse::experiments::run_experiment(o);

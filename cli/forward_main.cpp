@@ -4,10 +4,13 @@
 #include <cstdio>
 #include <cxxopts.hpp>
 #include <filesystem>
+#include <new>
 #include <sstream>
 #include <string>
 
+#include "nn/file_checks.h"
 #include "nn/reference_models.h"
+#include "nn/reference_parameters.h"
 #include "nn/reference_run.h"
 #include "nn/safetensors.h"
 #include "tensor/threading.h"
@@ -57,8 +60,10 @@ std::string help_text(const cxxopts::Options& options) {
          "Unknown config fields are ignored and missing ones take Hugging Face's defaults, as in transformers.\n\n"
          "Weights (--weights): parameter name -> tensor with Hugging Face's names and shapes, any floating dtype (cast to\n"
          "--dtype). Every parameter must be present and nothing else, except what transformers skips too: old\n"
-         "position_ids buffers, T5's encoder/decoder.embed_tokens.weight (and a tied lm_head.weight), which must equal\n"
-         "shared.weight, and, for clip_vision / clip_text, the other parts of a whole CLIPModel checkpoint.\n\n"
+         "position_ids buffers (of any dtype: transformers saves them as I64), T5's encoder/decoder.embed_tokens.weight\n"
+         "(and a tied lm_head.weight), which must equal shared.weight, and, for clip_vision / clip_text, the other parts\n"
+         "of a whole CLIPModel checkpoint. Names and shapes are checked against the config before the model is built,\n"
+         "and so is the memory its parameters need.\n\n"
          "Models, their inputs (--inputs: safetensors, tensor name -> tensor) and outputs (--out):\n"
          "  dtype: float = any floating type, cast to --dtype; int64 = stored as I64; 0/1 = a mask of any dtype.\n"
          "  Outputs are written in --dtype.\n\n" +
@@ -66,7 +71,8 @@ std::string help_text(const cxxopts::Options& options) {
          "Gradients (--loss NAME --grads): also writes grad.<parameter>, the gradient of the scalar loss for every\n"
          "parameter (names as --list-parameters prints them; T5's embedding once, as shared.weight). clip_loss and\n"
          "cross_entropy are the output 'loss'; sum_of_<output> is the sum of that output's entries (the vector-Jacobian\n"
-         "product with a cotangent of ones), so every output has a gradient to compare.\n\n"
+         "product with a cotangent of ones), so every output has a gradient to compare. T5's loss with every label -100\n"
+         "is NaN, as PyTorch's mean over no token (with a warning; its gradient is 0).\n\n"
          "JVPs (--tangents t.safetensors): parameter name -> tangent (the parameter's shape; a missing parameter has a\n"
          "zero tangent, an unknown name is an error). Also writes jvp.<output> for every output: its derivative along\n"
          "the tangents, computed in forward mode.\n\n"
@@ -74,7 +80,8 @@ std::string help_text(const cxxopts::Options& options) {
          "a query sees no unmasked key at all (an all-padding T5 input row, decoder_attention_mask 0 at position 0, a\n"
          "CLIP text whose end-of-text token sees only padding): HF attends uniformly, linfuse to nothing. Such inputs\n"
          "give a warning naming the row.\n\n"
-         "Exit status: 0 written; 1 a problem with a file (the message names it; no output is written); 2 bad options.\n"
+         "Exit status: 0 written; 1 a problem with a file (the message names it; no output is written); 2 bad options\n"
+         "(an --out that is one of the input files included).\n"
          "Example:\n"
          "  linfuse forward --config clip/config.json --weights clip/model.safetensors --inputs in.safetensors \\\n"
          "                  --out out.safetensors --loss clip_loss --grads --tangents t.safetensors --dtype float64\n";
@@ -98,7 +105,8 @@ int forward_main(int argc, char** argv) {
       "model", "clip, clip_vision, clip_text or t5 (default: the config's)", cxxopts::value<std::string>())(
       "weights", "weights (safetensors, Hugging Face names)", cxxopts::value<std::string>())(
       "inputs", "inputs (safetensors, names below)", cxxopts::value<std::string>())(
-      "out", "output file (safetensors; written atomically, only on success)", cxxopts::value<std::string>())(
+      "out", "output file (safetensors; written atomically, only on success; never one of the input files)",
+      cxxopts::value<std::string>())(
       "loss", "scalar to differentiate with --grads (losses below)", cxxopts::value<std::string>())(
       "grads", "write grad.<parameter> of --loss for every parameter")(
       "tangents", "parameter tangents (safetensors); write jvp.<output>", cxxopts::value<std::string>())(
@@ -133,10 +141,9 @@ int forward_main(int argc, char** argv) {
 
   if (args.count("list-parameters")) {
     if (o.config_path.empty()) return usage_error("--list-parameters needs --config");
-    try {
-      auto model = linfuse::nn::make_reference_model(linfuse::nn::read_reference_config(o.config_path, o.model), o.dtype);
-      for (auto& p : model->module().named_parameters())
-        std::printf("%s %s\n", p.name.c_str(), linfuse::shape_str(p.tensor->shape()).c_str());
+    try {   // from the config alone: nothing is allocated, whatever the sizes
+      for (const auto& p : linfuse::nn::reference_parameter_shapes(linfuse::nn::read_reference_config(o.config_path, o.model)))
+        std::printf("%s %s\n", p.name.c_str(), linfuse::shape_str(p.shape).c_str());
     } catch (const std::exception& e) {
       std::fprintf(stderr, "linfuse forward: %s\n", e.what());
       return 1;
@@ -153,6 +160,11 @@ int forward_main(int argc, char** argv) {
   // Checked before the run, so that a typo costs nothing (the writer would refuse it only at the end).
   if (std::filesystem::is_directory(out))
     return usage_error("--out '" + out + "' is a directory: give the path of the .safetensors file to write");
+  // The output replaces its target only at the end, by rename: an --out that names an input would replace it.
+  for (const char* input : {"config", "weights", "inputs", "tangents"})
+    if (!linfuse::input_named_by(out, {text(input)}).empty())
+      return usage_error("--out '" + out + "' is the file of --" + input + " '" + text(input) +
+                         "' (the same file, also through a link): writing it would replace that input; write the output elsewhere");
   // --loss and --grads come together: a loss alone would compute nothing, --grads alone would have to guess.
   if (args.count("grads") && !args.count("loss")) return usage_error("--grads needs --loss NAME");
   if (args.count("loss") && !args.count("grads")) return usage_error("--loss only chooses what --grads differentiates: add --grads");
@@ -170,6 +182,10 @@ int forward_main(int argc, char** argv) {
     }
     std::printf("linfuse forward: %s (%s): wrote %s with %zu outputs, %zu gradients, %zu JVPs\n", result.model.c_str(),
                 dtype.c_str(), out.c_str(), result.tensors.size() - grads - jvps, grads, jvps);
+  } catch (const std::bad_alloc&) {   // the parameters fit (checked before the model is built); the activations did not
+    std::fprintf(stderr, "linfuse forward: out of memory while running the model: give fewer or shorter inputs per "
+                         "file, or use --dtype float32\n");
+    return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "linfuse forward: %s\n", e.what());
     return 1;

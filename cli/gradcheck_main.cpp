@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <cxxopts.hpp>
 #include <set>
+#include <string>
+#include <vector>
 
 #include "autodiff/gradcheck.h"
 #include "autodiff/primitive.h"
@@ -15,10 +17,12 @@ int gradcheck_main(int argc, char** argv) {
                            "  jvp      forward mode (and linearize) vs the directional difference (f(x+hv)-f(x-hv))/2h\n"
                            "  adjoint  |<u, Jv> - <J^T u, v>| / (|u||Jv| + |J^T u||v|), must be <= 1e-10\n"
                            "Errors of vjp/jvp are max|analytic - numeric| / max(1, max|numeric|).\n"
-                           "Exits non-zero if any row fails or a primitive has no check.");
+                           "Exits 1 if any row fails or a primitive has no check, 2 for bad options (a --filter that\n"
+                           "matches no check included).");
   options.add_options()("filter", "only checks whose name contains this text", cxxopts::value<std::string>()->default_value(""))(
       "seed", "random seed for inputs and directions", cxxopts::value<uint64_t>()->default_value("0"))(
-      "threads", "threads for TBB and OpenBLAS", cxxopts::value<int>()->default_value("1"))("h,help", "show this help");
+      "threads", "threads for TBB and OpenBLAS (0: LINFUSE_THREADS, else all cores)", cxxopts::value<int>()->default_value("1"))(
+      "h,help", "show this help");
   cxxopts::ParseResult args;
   try {
     args = options.parse(argc, argv);
@@ -30,8 +34,27 @@ int gradcheck_main(int argc, char** argv) {
     std::printf("%s", options.help().c_str());
     return 0;
   }
-  linfuse::set_num_threads(args["threads"].as<int>());
+  const int threads = args["threads"].as<int>();
+  if (threads < 0) {
+    std::fprintf(stderr, "linfuse gradcheck: --threads must be 0 (all cores) or a positive count, got %d\n", threads);
+    return 2;
+  }
+  if (threads > 0) linfuse::set_num_threads(threads);   // 0 keeps the default, as in the other subcommands
   std::string filter = args["filter"].as<std::string>();
+  // A filter that matches nothing would report "0 checks, 0 failed" and pass: a typo must not look like success.
+  std::vector<std::string> names;
+  bool any = false;
+  for (const auto& c : linfuse::gradcheck_cases()) {
+    names.push_back(c.name);
+    any = any || c.name.find(filter) != std::string::npos;
+  }
+  if (!any) {
+    std::string listing;
+    for (const auto& name : names) listing += (listing.empty() ? "" : ", ") + name;
+    std::fprintf(stderr, "linfuse gradcheck: --filter '%s' matches no check; the checks are: %s\n", filter.c_str(),
+                 listing.c_str());
+    return 2;
+  }
   auto start = std::chrono::steady_clock::now();
   std::printf("%-40s %10s %10s %10s  %s\n", "check", "vjp", "jvp", "adjoint", "result");
   int failed = 0, run = 0;

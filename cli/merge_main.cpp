@@ -30,7 +30,8 @@ const std::set<std::string> kListOptions = {"models", "weights", "fishers", "gra
 
 struct ListArguments {
   std::map<std::string, std::vector<std::string>> values;
-  std::vector<std::string> rest;   // everything else, for cxxopts (argv[0] first)
+  std::vector<std::string> rest;           // everything else, for cxxopts (argv[0] first)
+  std::vector<std::string> without_value;  // list options given no value ("--models" last, or before another option)
 };
 
 ListArguments split_list_options(int argc, char** argv) {
@@ -50,8 +51,9 @@ ListArguments split_list_options(int argc, char** argv) {
       list.push_back(arg.substr(eq + 1));
       continue;
     }
+    size_t before = list.size();
     while (i + 1 < argc && std::string(argv[i + 1]).rfind("--", 0) != 0 && std::string(argv[i + 1]) != "-h") list.push_back(argv[++i]);
-    if (list.empty()) list.push_back("");   // "--models" with nothing after it: reported by the config check
+    if (list.size() == before) out.without_value.push_back(name);
   }
   return out;
 }
@@ -115,9 +117,16 @@ int merge_main(int argc, char** argv) {
       "  linfuse merge --method ties --models lora_a/ lora_b/ --space weight --base model.safetensors --out m.safetensors\n"
       "  linfuse merge --method dare --combine ties --drop 0.9 --models lora_a/ lora_b/ --out merged_lora/\n\n"
       "Data-free methods stream tensor by tensor from the memory-mapped inputs: peak memory is about one output tensor\n"
-      "plus a small buffer per input, whatever the file sizes. The output is written atomically (nothing is left on\n"
-      "failure) and its metadata records the method, every hyperparameter, the inputs, the space and the commit.\n"
-      "Inputs must hold the same tensor names, shapes and dtypes; every mismatch is listed and nothing is written.\n\n"
+      "plus a small buffer per input, whatever the file sizes. The output is written atomically: nothing is left on\n"
+      "failure or on SIGINT / SIGTERM / SIGHUP (a temporary left by a killed merge is removed by the next one), and an\n"
+      "--out that is one of the inputs (also through a link) is refused. Its metadata records the method, every\n"
+      "hyperparameter, the inputs, the space and the commit.\n"
+      "Inputs must be regular files (a FIFO or a device is refused before it is opened); an input truncated or\n"
+      "rewritten while the merge reads it stops the merge with a message naming it.\n"
+      "Inputs must hold the same tensor names, shapes and dtypes; every mismatch is listed and nothing is written.\n"
+      "A NaN or infinity in an input, or a merged value that is not finite in the output dtype (a --lambda too large,\n"
+      "a float16 overflow), stops the merge naming the file or the tensor; nothing is written. (--dry-run reads the\n"
+      "headers only: names, shapes and dtypes, not values.)\n\n"
       "PEFT adapters (folders with adapter_config.json, adapter_model.safetensors and, when saved by linfuse,\n"
       "adapter_initial.safetensors = phi0) merge in\n"
       "  --space parameter  A and B separately as task vectors phi_t - phi0 (against zero, with a warning, when no\n"
@@ -159,6 +168,12 @@ int merge_main(int argc, char** argv) {
   for (auto& arg : lists.rest) rest.push_back(arg.data());
   cxxopts::ParseResult args;
   try {
+    if (!lists.without_value.empty()) {
+      const std::string& flag = lists.without_value.front();
+      throw std::invalid_argument("--" + flag + " needs a value: give " +
+                                  (flag == "weights" ? std::string("one number per model") : "one path per model") +
+                                  " after it (--" + flag + " a b c)");
+    }
     args = options.parse(int(rest.size()), rest.data());
     if (!args.unmatched().empty()) throw std::invalid_argument("unexpected argument '" + args.unmatched()[0] + "'");
   } catch (const std::exception& e) {

@@ -8,9 +8,12 @@
 #include <iostream>
 #include <memory>
 
+#include "experiments/domain_similarity.h"
+#include "experiments/leakage.h"
 #include "experiments/report.h"
 #include "experiments/suite_common.h"
 #include "experiments/text_suite.h"
+#include "experiments/vision_pretrained_features.h"
 #include "experiments/vision_suite.h"
 #include "tensor/blas_kernel.h"
 #include "tensor/build_info.h"
@@ -36,6 +39,9 @@ void merging_study(Suite& suite, const nlohmann::json& config, nlohmann::json& r
   DisentanglementConfig dis_config = DisentanglementConfig::from_json(config.value("disentanglement", nlohmann::json::object()));
   std::vector<std::string> dis_modes = config.value("disentanglement", nlohmann::json::object())
                                            .value("modes", std::vector<std::string>{"lora", "l-lora", "l-lora-local"});
+  // First-order cross-task leakage of the task vectors (leakage.h) on this many validation inputs a task; 0 skips it.
+  const int64_t leakage_examples =
+      config.value("diagnostics", nlohmann::json::object()).value("leakage_examples", int64_t(32));
   results["merged"] = nlohmann::json::array();
   results["num_tasks_sweep"] = nlohmann::json::array();
   results["disentanglement"] = nlohmann::json::array();
@@ -73,6 +79,11 @@ void merging_study(Suite& suite, const nlohmann::json& config, nlohmann::json& r
       StageTimer timer(ctx, name + "/cross_task");
       results["cross_task"][mode_name] = cross_task_scores(*target);
     }
+    if (leakage_examples > 0) {
+      StageTimer timer(ctx, name + "/leakage");
+      nlohmann::json leakage = leakage_matrix(*target, leakage_examples, ctx.log);
+      if (!leakage.empty()) results["leakage"][mode_name] = leakage;
+    }
     if (!sweep_config.methods.empty()) {
       StageTimer timer(ctx, name + "/sweep");
       for (auto& e : run_num_tasks_sweep(*target, sweep_config, single, ctx.log)) results["num_tasks_sweep"].push_back(e);
@@ -94,95 +105,12 @@ void move_times(nlohmann::json& suite_results, nlohmann::json& times) {
     }
 }
 
-// The JSON kind a config value must keep: an integer setting takes only integers, a real one any number.
-std::string kind_of(const nlohmann::json& v) {
-  if (v.is_number_integer()) return "an integer";
-  if (v.is_number()) return "a number";
-  if (v.is_string()) return "a string";
-  if (v.is_boolean()) return "true or false";
-  if (v.is_array()) return "a JSON array";
-  if (v.is_object()) return "a JSON object";
-  return "null";
-}
-
-bool same_kind(const nlohmann::json& preset, const nlohmann::json& value) {
-  if (preset.is_null()) return true;
-  if (preset.is_string() && value.is_null()) return true;   // null turns an optional path off (base_checkpoint)
-  if (preset.is_number_integer()) return value.is_number_integer();
-  if (preset.is_number()) return value.is_number();
-  return preset.type() == value.type();
-}
-
-void apply_overrides_at(nlohmann::json& base, const nlohmann::json& overrides, const std::string& path) {
-  for (auto& [k, v] : overrides.items()) {
-    std::string here = path.empty() ? k : path + "." + k;
-    if (v.is_object() && base.contains(k) && base[k].is_object()) {
-      apply_overrides_at(base[k], v, here);
-      continue;
-    }
-    // A value of another kind than the preset's would only fail (or be misread) when its stage runs,
-    // possibly after minutes of pretraining; refuse it now.
-    if (base.contains(k) && !same_kind(base[k], v))
-      throw std::invalid_argument("[config] " + here + " must be " + kind_of(base[k]) + " (the preset has " + base[k].dump() +
-                                  "), got " + v.dump());
-    base[k] = v;
-  }
-}
-
 }  // namespace
-
-void apply_overrides(nlohmann::json& base, const nlohmann::json& overrides) {
-  if (overrides.is_object()) apply_overrides_at(base, overrides, "");
-}
-
-void validate_config(const nlohmann::json& config, const std::vector<std::string>& suites, uint64_t seed) {
-  // Checked before any stage runs, not after minutes of pretraining.
-  for (const auto& suite_name : suites) {
-    if (!config.contains(suite_name)) continue;
-    const nlohmann::json& suite = config[suite_name];
-    // Sizes that must be positive (a batch or split of 0 examples divides by zero or "trains" on nothing);
-    // instruct.steps = 0 skips instruction tuning (documented in --help).
-    struct Positive {
-      const char *section, *field;
-      int64_t least;
-    };
-    const Positive sizes[] = {{"pretrain", "steps", 1},           {"pretrain", "batch_size", 1},
-                              {"instruct", "steps", 0},           {"instruct", "batch_size", 1},
-                              {"finetune", "steps", 1},           {"finetune", "batch_size", 1},
-                              {"evaluation", "batch_size", 1},    {"evaluation", "validation_examples", 1},
-                              {"evaluation", "test_examples", 1}, {"data", "train", 1},
-                              {"data", "validation", 1},          {"data", "test", 1},
-                              {"data", "pretrain", 1},            {"data", "instruct", 0}};
-    for (const Positive& p : sizes) {
-      if (!suite.contains(p.section) || !suite[p.section].contains(p.field)) continue;
-      const nlohmann::json& v = suite[p.section][p.field];
-      if (!v.is_number_integer() || v.get<int64_t>() < p.least)
-        throw std::invalid_argument("[config] " + suite_name + "." + p.section + "." + p.field + " must be an integer >= " +
-                                    std::to_string(p.least) + ", got " + v.dump());
-    }
-    if (suite.contains("instruct") && suite["instruct"].contains("source")) {
-      const nlohmann::json& source = suite["instruct"]["source"];
-      if (source != "instruct" && source != "train")
-        throw std::invalid_argument("[config] " + suite_name + ".instruct.source must be \"instruct\" (the instruct split, " +
-                                    "data.instruct examples a task) or \"train\" (the training examples), got " + source.dump());
-    }
-    // Merging needs two tasks and the study one mode at least.
-    if (!suite.contains("tasks") || !suite["tasks"].is_array() || suite["tasks"].size() < 2)
-      throw std::invalid_argument("[config] " + suite_name + ".tasks must list at least 2 tasks to merge, got " +
-                                  (suite.contains("tasks") ? suite["tasks"].dump() : std::string("nothing")));
-    if (!suite.contains("modes") || !suite["modes"].is_array() || suite["modes"].empty())
-      throw std::invalid_argument("[config] " + suite_name + ".modes must list at least one fine-tuning mode (full, " +
-                                  "linear-full, lora, l-lora, l-lora-local)");
-    for (const auto& mode : suite["modes"])
-      finetune_config(suite["finetune"], peft::mode_from_name(mode.get<std::string>()), seed);
-  }
-}
 
 std::string run_experiment(const ExperimentOptions& options) {
   auto start = std::chrono::steady_clock::now();
   if (options.threads > 0) set_num_threads(options.threads);
-  nlohmann::json config = preset_config(options.preset);
-  apply_overrides(config, options.overrides);
+  nlohmann::json config = experiment_config(options);
   validate_config(config, options.suites, options.seed);
   StageCache cache(options.cache_dir.empty() ? std::filesystem::path("runs/cache") : std::filesystem::path(options.cache_dir));
   std::map<std::string, double> stage_seconds;
@@ -212,7 +140,10 @@ std::string run_experiment(const ExperimentOptions& options) {
     if (suite_name == "vision") {
       VisionSuite suite(config["vision"], options.seed, ctx);
       nlohmann::json r = suite.prepare();
+      r.update(pretrained_feature_diagnostics(suite, ctx));
       merging_study(suite, config["vision"], r, ctx, "vision");
+      // Whether the cross-task damage of fine-tuning follows the domains' similarity (domain_similarity.h).
+      r["domain_similarity"]["damage_correlation"] = damage_correlations(r);
       move_times(r, suite_times["vision"]);
       results["suites"]["vision"] = r;
     } else {

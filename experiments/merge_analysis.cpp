@@ -31,6 +31,8 @@ std::vector<std::vector<int>> all_subsets(int n, int k) {
 
 }  // namespace
 
+std::vector<std::string> sweep_method_names() { return {"task_arithmetic", "ties", "simple_average"}; }
+
 SweepConfig SweepConfig::from_json(const nlohmann::json& j) {
   SweepConfig c;
   if (j.contains("methods")) c.methods = j["methods"].get<std::vector<std::string>>();
@@ -63,8 +65,9 @@ nlohmann::json run_num_tasks_sweep(MergeTarget& target, const SweepConfig& confi
   for (int t = 0; t < n; ++t)
     if (scored[size_t(t)]) normalized_over.push_back(target.task_name(t));
   Generator gen(config.seed);
+  const std::vector<std::string> known = sweep_method_names();
   for (const auto& method : config.methods) {
-    if (method != "task_arithmetic" && method != "ties" && method != "simple_average")
+    if (std::find(known.begin(), known.end(), method) == known.end())
       throw std::invalid_argument("[num tasks sweep] method '" + method +
                                   "' is not supported here (task_arithmetic, ties, simple_average)");
     for (int k = 2; k <= n; ++k) {

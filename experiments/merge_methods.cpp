@@ -301,6 +301,9 @@ class MethodRunner {
 
 }  // namespace
 
+std::vector<std::string> merge_method_names() { return MergeStudyConfig{}.methods; }
+std::vector<std::string> lora_space_names() { return {"parameter", "weight"}; }
+
 MergeStudyConfig MergeStudyConfig::from_json(const nlohmann::json& j) {
   MergeStudyConfig c;
   auto get = [&](const char* key, auto& field) {

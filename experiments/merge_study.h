@@ -38,6 +38,10 @@ struct MergeStudyConfig {
   static MergeStudyConfig from_json(const nlohmann::json& j);   // missing fields keep the defaults
 };
 
+// The methods run_merging_methods knows (MergeStudyConfig's default list, which is all of them) and its LoRA spaces.
+std::vector<std::string> merge_method_names();
+std::vector<std::string> lora_space_names();
+
 // Status lines ("lora ties keep 0.2 lambda 0.8: validation 71.2") go here.
 using StudyLog = std::function<void(const std::string&)>;
 
@@ -50,6 +54,9 @@ inline bool has_normalized_score(double single_task_score) { return single_task_
 // score of task t (the normalizer; NaN or <= 0: the task has no normalized score). Returns the "merged" entries.
 nlohmann::json run_merging_methods(MergeTarget& target, const MergeStudyConfig& config,
                                    const std::vector<double>& single_task_test, const StudyLog& log);
+
+// The methods the number-of-tasks sweep knows.
+std::vector<std::string> sweep_method_names();
 
 struct SweepConfig {
   std::vector<std::string> methods = {"task_arithmetic"};

@@ -42,6 +42,14 @@ class MergeTarget {
   // Fisher merging: the diagonal empirical Fisher of the fine-tuned model of `task` over the trainable state,
   // from per-example gradients of log p(y|x) with y sampled from the model's own prediction.
   virtual StateDict fisher(int task, int64_t examples) = 0;
+  // The outputs the first-order diagnostics (leakage.h) read, on the first `examples` validation inputs of `task`,
+  // one row per input: (N, K). Vision: the logits of the task's head (K = its classes). Text: the decoder
+  // logits of the steps the task's scoring reads, flattened per input (text_scoring.h, scored_logits).
+  virtual Tensor outputs(const StateDict& state, int task, int64_t examples) = 0;
+  // Their directional derivative at the initial state: J f(x; state0) direction, (N, K), by forward mode
+  // through the mode's forward (for the linearized modes f_lin is linear in phi, so this is f_lin's change).
+  // `direction` is state-shaped (a task vector).
+  virtual Tensor output_jvp(const StateDict& direction, int task, int64_t examples) = 0;
   // RegMean: the Gram matrices X^T X of the inputs of every Linear layer whose weight is in the state
   // (module name -> (in, in)), on `examples` training inputs of `task` with the fine-tuned model of `task`.
   virtual StateDict grams(int task, int64_t examples) = 0;

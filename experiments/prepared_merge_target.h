@@ -8,6 +8,7 @@
 // Prepared needs a constructor (Suite&, const peft::FinetuneConfig&) and a member `prepared`
 // (std::unique_ptr<peft::PreparedModel>).
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -57,6 +58,34 @@ class PreparedMergeTarget : public MergeTarget {
     }
     weight_space_->prepared->load_trainable_state(state);
     return *weight_space_;
+  }
+
+  // J f(state0) direction by forward mode: `outputs_with(state)` computes the outputs with the trainable part
+  // holding `state` (through PreparedModel::forward_with); here state0 = the initial state, its tensors carrying
+  // `direction` as their tangents. For the linearized modes f_lin is linear in phi, so this is exactly
+  // f_lin(phi0 + direction) - f_lin(phi0).
+  template <class OutputsWith>
+  Tensor jvp_at_initial(const StateDict& direction, OutputsWith outputs_with) {
+    if (direction.size() != initial_.size())
+      throw std::invalid_argument("[output_jvp] the direction holds " + std::to_string(direction.size()) +
+                                  " tensors, the trainable state of mode " + peft::mode_name(mode_) + " " +
+                                  std::to_string(initial_.size()) + ": pass a task vector of this mode");
+    std::vector<std::string> names;
+    Tensors primals, tangents;
+    for (auto& [name, value] : initial_) {
+      names.push_back(name);
+      primals.push_back(value);
+      tangents.push_back(kernels::cast(direction.at(name), value.dtype()));
+    }
+    NoGradGuard no_grad;   // forward mode alone: nothing to record for a backward pass
+    auto [outputs, tangent] = jvp(
+        [&](const Tensors& duals) {
+          StateDict state;
+          for (size_t i = 0; i < names.size(); ++i) state.insert(names[i], duals[i]);
+          return outputs_with(state);
+        },
+        primals, tangents);
+    return tangent;
   }
 
   // The diagonal Fisher of task t's fine-tuned model (Matena & Raffel's "true" Fisher): the mean over

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "experiments/experiment.h"
+#include "experiments/merge_study.h"
 #include "nn/clip_config.h"
 #include "nn/t5_config.h"
 
@@ -18,6 +19,26 @@ std::vector<double> grid(double from, double to, double step) {
   std::vector<double> g;
   for (int i = 0; from + i * step <= to + 1e-9; ++i) g.push_back(std::round((from + i * step) * 1000) / 1000);
   return g;
+}
+
+// The merge study's settings that every preset keeps at MergeStudyConfig's defaults (which methods run, in which
+// spaces, seeds, AdaMerging's and LoraHub's optimiser settings), written out so that the config lists every field
+// the study reads: --set refuses a path that is not in the preset.
+void add_merge_defaults(json& merge) {
+  const MergeStudyConfig defaults;
+  merge["methods"] = defaults.methods;
+  merge["lora_spaces"] = defaults.lora_spaces;
+  merge["dare_seed"] = defaults.dare_seed;
+  merge["regmean_alpha"] = defaults.regmean_alpha;
+  merge["adamerging_learning_rate"] = defaults.adamerging_learning_rate;
+  merge["adamerging_init"] = defaults.adamerging_init;
+  merge["lorahub_l1"] = defaults.lorahub_l1;
+  merge["lorahub_bound"] = defaults.lorahub_bound;
+}
+
+// The number-of-tasks sweep (its seed, which draws the subsets, at SweepConfig's default).
+json sweep(const std::vector<std::string>& methods, int64_t max_subsets, const std::vector<double>& lambdas) {
+  return {{"methods", methods}, {"max_subsets", max_subsets}, {"lambdas", lambdas}, {"seed", SweepConfig{}.seed}};
 }
 
 json clip_model(int64_t width, int64_t layers, int64_t heads, int64_t patch, int64_t text_width, int64_t projection) {
@@ -42,7 +63,9 @@ json vision_small() {
   json v;
   v["tasks"] = {"mnist", "fashion_mnist", "shapes", "gratings", "dot_count", "glyphs", "position", "textures"};
   v["modes"] = {"full", "linear-full", "lora", "l-lora", "l-lora-local"};
-  v["data"] = {{"train", 2000}, {"validation", 500}, {"test", 1000}, {"pretrain", 2000}};
+  // style_strength null: the tasks' shared gray look, one channel; a number in [0, 1] styles every task in its
+  // own look (RGB, experiments/vision_style.h). standardize: inputs as (x - mean) / std of the pretraining pool.
+  v["data"] = {{"train", 2000}, {"validation", 500}, {"test", 1000}, {"pretrain", 2000}, {"style_strength", nullptr}, {"pretrain_style_strength", nullptr}, {"standardize", false}};
   // Patch 7 (16 patches + the class token): a third of the tokens of patch 4, which the 20-minute budget
   // needs; width 64, 3 layers, 4 heads.
   v["model"] = clip_model(64, 3, 4, 7, 64, 64);
@@ -50,9 +73,11 @@ json vision_small() {
   // 600 steps give image features good enough for short fine-tuning; a quarter of each task's classes is never
   // named in captions, which keeps the zero-shot average near the paper's (about 48%).
   v["pretrain"] = {{"steps", 600},          {"batch_size", 128},     {"learning_rate", 2e-3},
-                   {"weight_decay", 0.1},   {"warmup_fraction", 0.05}, {"held_out_fraction", 0.25}};
+                   {"weight_decay", 0.1},   {"warmup_fraction", 0.05}, {"held_out_fraction", 0.25},
+                   {"class_name_probability", 1.0}, {"held_out_name_probability", 0.0}, {"openclip_decay", false}};
   v["finetune"] = {{"steps", 150},
                    {"batch_size", 32},
+                   {"optimizer", "adamw"},
                    {"learning_rates", {{"full", 3e-4}, {"linear-full", 3e-4}, {"lora", 3e-3}, {"l-lora", 3e-3}, {"l-lora-local", 3e-3}}},
                    {"weight_decay", 0.1},
                    {"warmup_fraction", 0.1},
@@ -74,11 +99,17 @@ json vision_small() {
                 // normalized scores count a task only if every mode's single-task score beats chance by this
                 // many standard errors (suite_common.h, learned_threshold)
                 {"learned_margin_se", 2.0}};
+  add_merge_defaults(v["merge"]);
   // The sweep was the longest stage (157 s with 4 lambdas x 3 subsets; 114 s with 3 x 3); 3 lambdas x 2 subsets
   // keep `make run` near its 20-minute budget.
-  v["sweep"] = {{"methods", {"task_arithmetic"}}, {"max_subsets", 2}, {"lambdas", {0.3, 0.6, 1.0}}};
+  v["sweep"] = sweep({"task_arithmetic"}, 2, {0.3, 0.6, 1.0});
   v["disentanglement"] = {{"pairs", json::array({json::array({"mnist", "shapes"})})}, {"steps", 11}, {"coefficient_range", 2.0}, {"examples", 100},
                           {"modes", {"lora", "l-lora", "l-lora-local"}}};
+  // Why merging keeps or loses the fine-tuning gains: the first-order leakage of each task vector onto the other
+  // tasks' outputs (leakage.h, on this many validation images a task), and a linear probe of the pretrained
+  // features (linear_probe.h: full-batch Adam, the L2 penalty chosen on validation from the grid).
+  v["diagnostics"] = {{"leakage_examples", 32},
+                      {"linear_probe", {{"steps", 300}, {"learning_rate", 0.05}, {"l2_grid", {1e-4, 1e-3, 1e-2}}}}};
   return v;
 }
 
@@ -119,14 +150,15 @@ json text_small() {
   // Dropout 0 (as T5 v1.1's pretraining): every run is shorter than two epochs of its data.
   t["model"] = t5_model(64, 4, 128, 2, 0.0);
   t["pretrain"] = {{"steps", 300}, {"batch_size", 32}, {"learning_rate", 3e-3}, {"weight_decay", 0.01}, {"warmup_fraction", 0.05},
-                   {"sequence_tokens", 48}, {"noise_density", 0.15}, {"mean_span_length", 3.0}};
+                   {"sequence_tokens", 48}, {"noise_density", 0.15}, {"mean_span_length", 3.0}, {"pair_fraction", 0.0}};
   // Instruction tuning (text_instruct.cpp), the miniature of Flan-T5's: 150 steps of 32 on 300 training
   // examples of each task. Measured on this preset: it takes the label-word loss at the start of fine-tuning
   // from 6-16 to 0.2-1.4 per token, so the L-LoRA modes train (their loss had stayed at 2-7 without it; now
   // 0.2-1.1 like LoRA's); it did not raise zero-shot or single-task accuracy, which the tiny T5's grasp of
   // the tasks limits (zero-shot 41.5 with it, 41.6 without).
   t["instruct"] = {{"steps", 150}, {"batch_size", 32}, {"learning_rate", 1e-3}, {"source", "instruct"}, {"label_word_share", 0.25},
-                   {"examples_per_task", 300}, {"weight_decay", 0.0}, {"warmup_fraction", 0.1}, {"max_grad_norm", 1.0}};
+                   {"examples_per_task", 300}, {"weight_decay", 0.0}, {"warmup_fraction", 0.1}, {"max_grad_norm", 1.0},
+                   {"max_input_tokens", nullptr}};   // null: text.max_input_tokens
   // LoRA on the attention q and v projections (self- and cross-attention), as the paper's Flan-T5 config
   // (r 16, alpha 32 for d_model 768) scaled to d_model 64: r 4, alpha 8 (s = 2 in both).
   // 120 steps of 16 examples (about two epochs of the 1000 training examples). 60 steps left every mode at
@@ -152,9 +184,11 @@ json text_small() {
                 {"lorahub_budget", 15},
                 {"lorahub_examples", 8},
                 {"learned_margin_se", 2.0}};   // as the vision suite's
-  t["sweep"] = {{"methods", {"task_arithmetic"}}, {"max_subsets", 1}, {"lambdas", {0.4, 0.8}}};
+  add_merge_defaults(t["merge"]);
+  t["sweep"] = sweep({"task_arithmetic"}, 1, {0.4, 0.8});
   t["disentanglement"] = {{"pairs", json::array({json::array({"sst2", "mnli"})})}, {"steps", 5}, {"coefficient_range", 2.0},
                           {"examples", 50}, {"modes", {"lora", "l-lora", "l-lora-local"}}};
+  t["diagnostics"] = {{"leakage_examples", 16}};   // leakage.h, on this many validation inputs a task
   return t;
 }
 
@@ -188,7 +222,7 @@ json text_smoke() {
   t["merge"]["adamerging_batch"] = 4;
   t["merge"]["lorahub_budget"] = 5;
   t["merge"]["lorahub_examples"] = 4;
-  t["sweep"] = {{"methods", {"task_arithmetic"}}, {"max_subsets", 1}, {"lambdas", {1.0}}};
+  t["sweep"] = sweep({"task_arithmetic"}, 1, {1.0});
   t["disentanglement"] = {{"pairs", json::array({json::array({"sst2", "rte"})})}, {"steps", 3}, {"coefficient_range", 1.0},
                           {"examples", 16}, {"modes", {"l-lora"}}};
   return t;
@@ -226,7 +260,7 @@ json text_paper() {
   t["merge"]["adamerging_batch"] = 16;
   t["merge"]["lorahub_budget"] = 40;
   t["merge"]["lorahub_examples"] = 16;
-  t["sweep"] = {{"methods", {"task_arithmetic", "ties"}}, {"max_subsets", 10}, {"lambdas", grid(0.1, 1.0, 0.1)}};
+  t["sweep"] = sweep({"task_arithmetic", "ties"}, 10, grid(0.1, 1.0, 0.1));
   t["disentanglement"] = {{"pairs", json::array({json::array({"sst2", "mnli"}), json::array({"cola", "rte"})})}, {"steps", 21},
                           {"coefficient_range", 2.0}, {"examples", 200}, {"modes", {"full", "linear-full", "lora", "l-lora", "l-lora-local"}}};
   return t;
@@ -245,7 +279,7 @@ json preset_config(const std::string& preset) {
   } else if (preset == "smoke") {
     json v = vision_small();
     v["tasks"] = {"mnist", "shapes", "position"};
-    v["data"] = {{"train", 256}, {"validation", 64}, {"test", 128}, {"pretrain", 256}};
+    v["data"].update({{"train", 256}, {"validation", 64}, {"test", 128}, {"pretrain", 256}});
     v["model"] = clip_model(32, 2, 2, 7, 32, 32);
     v["tokenizer_vocab"] = 300;
     v["pretrain"]["steps"] = 100;
@@ -262,7 +296,7 @@ json preset_config(const std::string& preset) {
     v["merge"]["adamerging_steps"] = 3;
     v["merge"]["lorahub_budget"] = 8;
     v["merge"]["lorahub_examples"] = 8;
-    v["sweep"] = {{"methods", {"task_arithmetic"}}, {"max_subsets", 2}, {"lambdas", {0.5, 1.0}}};
+    v["sweep"] = sweep({"task_arithmetic"}, 2, {0.5, 1.0});
     v["disentanglement"] = {{"pairs", json::array({json::array({"mnist", "shapes"})})}, {"steps", 3}, {"coefficient_range", 1.0}, {"examples", 32},
                             {"modes", {"lora", "l-lora"}}};
     c["vision"] = v;
@@ -285,7 +319,7 @@ json preset_config(const std::string& preset) {
     v["merge"]["fisher_examples"] = 256;
     v["merge"]["adamerging_steps"] = 200;
     v["merge"]["lorahub_budget"] = 40;
-    v["sweep"] = {{"methods", {"task_arithmetic", "ties"}}, {"max_subsets", 10}, {"lambdas", grid(0.1, 1.0, 0.1)}};
+    v["sweep"] = sweep({"task_arithmetic", "ties"}, 10, grid(0.1, 1.0, 0.1));
     v["disentanglement"] = {{"pairs", json::array({json::array({"mnist", "shapes"}), json::array({"fashion_mnist", "glyphs"})})}, {"steps", 21}, {"coefficient_range", 2.0},
                             {"examples", 200}, {"modes", {"full", "linear-full", "lora", "l-lora", "l-lora-local"}}};
     c["vision"] = v;

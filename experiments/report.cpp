@@ -205,7 +205,8 @@ std::string write_report(const std::string& results_dir, const ReportOptions& op
   if (results.suites.empty()) markdown += "_No suite in results.json: nothing was run._\n\n";
   for (const auto& suite : results.suites)
     markdown += suite_overview_section(suite) + merged_section(suite) + num_tasks_section(suite, plots) +
-                cosine_section(suite, plots) + cross_task_section(suite, plots) + disentanglement_section(suite, plots);
+                cosine_section(suite, plots) + cross_task_section(suite, plots) + leakage_section(suite) +
+                linear_probe_section(suite) + domain_similarity_section(suite) + disentanglement_section(suite, plots);
   markdown += claims_section(report::evaluate_claims(results), fine_tuning_caveats(results));
 
   auto path_of = [&](const std::string& name) { return (std::filesystem::path(results_dir) / name).string(); };

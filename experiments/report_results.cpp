@@ -211,6 +211,20 @@ DisentanglementGrid parse_disentanglement(const Checker& check, const Json& valu
   return grid;
 }
 
+// {mode: {"matrix": tasks x tasks}} (cross_task, leakage).
+std::map<std::string, Matrix> parse_mode_matrices(const Checker& check, const Json& value, const std::string& path,
+                                                  SuiteResults& suite) {
+  std::map<std::string, Matrix> out;
+  for (const auto& [mode, entry] : check.object(value, path).items()) {
+    const std::string entry_path = path + "." + mode;
+    check.object(entry, entry_path);
+    check.expect(member(entry, "matrix") != nullptr, entry_path, "has no \"matrix\"");
+    out[mode] = check.matrix(entry["matrix"], entry_path + ".matrix", suite.tasks.size(), suite.tasks.size());
+    note_mode(suite, mode);
+  }
+  return out;
+}
+
 SuiteResults parse_suite(const Checker& check, const std::string& name, const Json& value) {
   const std::string path = "suites." + name;
   check.object(value, path);
@@ -294,15 +308,20 @@ SuiteResults parse_suite(const Checker& check, const std::string& name, const Js
       note_mode(suite, mode);
     }
   }
-  if (auto* v = member(value, "cross_task")) {
-    suite.cross_task.emplace();
-    for (const auto& [mode, entry] : check.object(*v, path + ".cross_task").items()) {
-      const std::string entry_path = path + ".cross_task." + mode;
-      check.object(entry, entry_path);
-      check.expect(member(entry, "matrix") != nullptr, entry_path, "has no \"matrix\"");
-      (*suite.cross_task)[mode] = check.matrix(entry["matrix"], entry_path + ".matrix", suite.tasks.size(), suite.tasks.size());
-      note_mode(suite, mode);
-    }
+  if (auto* v = member(value, "cross_task")) suite.cross_task = parse_mode_matrices(check, *v, path + ".cross_task", suite);
+  if (auto* v = member(value, "leakage")) suite.leakage = parse_mode_matrices(check, *v, path + ".leakage", suite);
+  if (auto* v = member(value, "linear_probe")) suite.linear_probe = check.scores(*v, path + ".linear_probe", suite.tasks);
+  if (auto* v = member(value, "linear_probe_l2")) suite.linear_probe_l2 = check.scores(*v, path + ".linear_probe_l2", suite.tasks);
+  if (auto* v = member(value, "domain_similarity")) {
+    const std::string at = path + ".domain_similarity";
+    check.object(*v, at);
+    check.expect(member(*v, "matrix") != nullptr, at, "has no \"matrix\"");
+    DomainSimilarity similarity;
+    similarity.matrix = check.matrix((*v)["matrix"], at + ".matrix", suite.tasks.size(), suite.tasks.size());
+    if (auto* w = member(*v, "damage_correlation"))
+      for (const auto& [mode, rho] : check.object(*w, at + ".damage_correlation").items())
+        similarity.damage_correlation[mode] = check.number(rho, at + ".damage_correlation." + mode);
+    suite.domain_similarity = similarity;
   }
   if (auto* v = member(value, "disentanglement")) {
     suite.disentanglement.emplace();

@@ -69,6 +69,14 @@ struct DisentanglementGrid {
   Matrix error;
 };
 
+// vision: how alike the pretrained model finds the tasks (cosines of their mean pretrained image features,
+// tasks x tasks) and, per mode, Spearman's correlation of the cross-task damage with it
+// (experiments/domain_similarity.h).
+struct DomainSimilarity {
+  Matrix matrix;
+  std::map<std::string, double> damage_correlation;   // mode -> rho
+};
+
 struct SuiteResults {
   std::string name, model;
   std::vector<std::string> tasks;                // never empty
@@ -89,6 +97,12 @@ struct SuiteResults {
   // mode -> m[i][j]: test score on task j of the model fine-tuned on task i alone (tasks x tasks)
   std::optional<std::map<std::string, Matrix>> cross_task;
   std::optional<std::vector<DisentanglementGrid>> disentanglement;
+  // mode -> L[t][s]: first-order leakage of task t's task vector onto task s's outputs, relative to its own
+  // task's (experiments/leakage.h; tasks x tasks, diagonal 1)
+  std::optional<std::map<std::string, Matrix>> leakage;
+  // vision: test accuracy of a linear probe on the pretrained features, and its L2 penalty (linear_probe.h)
+  std::optional<ScoreByTask> linear_probe, linear_probe_l2;
+  std::optional<DomainSimilarity> domain_similarity;
   // The tasks that count in normalized scores (every mode's single-task score above its learned threshold,
   // experiments/suite_common.h) and the thresholds; absent in results written before they existed.
   std::optional<std::vector<std::string>> normalized_tasks;

@@ -21,6 +21,12 @@ std::string num_tasks_section(const SuiteResults& suite, const PlotSet& plots);
 std::string cosine_section(const SuiteResults& suite, const PlotSet& plots);
 std::string cross_task_section(const SuiteResults& suite, const PlotSet& plots);
 std::string disentanglement_section(const SuiteResults& suite, const PlotSet& plots);
+// report_diagnostics.cpp: why merging keeps or loses the gains. First-order leakage of the task vectors (a
+// note when absent); the linear probe of the pretrained features and the domain similarity against the
+// cross-task damage (vision; "" when absent).
+std::string leakage_section(const SuiteResults& suite);
+std::string linear_probe_section(const SuiteResults& suite);
+std::string domain_similarity_section(const SuiteResults& suite);
 
 // report_csv.cpp: the CSV files, in results.json's units (fractions), one header line each.
 std::string single_task_csv(const ReportResults& results);      // one row per suite/mode/task, with standard errors

@@ -86,7 +86,9 @@ nlohmann::json TextSuite::base_model_key() const {
 }
 
 int64_t TextSuite::instruct_input_tokens() const {
-  return config_.value("instruct", nlohmann::json::object()).value("max_input_tokens", max_input_tokens());
+  const nlohmann::json instruct = config_.value("instruct", nlohmann::json::object());
+  if (!instruct.contains("max_input_tokens") || instruct["max_input_tokens"].is_null()) return max_input_tokens();
+  return instruct["max_input_tokens"].get<int64_t>();
 }
 
 std::string TextSuite::instruct_source() const {

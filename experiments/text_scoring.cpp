@@ -64,16 +64,18 @@ Candidates Candidates::from(std::vector<std::vector<int64_t>> sequences, int64_t
   return out;
 }
 
-Tensor candidate_scores(const T5Logits& logits, const TokenBatch& inputs, const Candidates& candidates, bool full_sequence) {
-  const int64_t batch = inputs.ids.size(0), count = int64_t(candidates.sequences.size());
-  if (candidates.first_tokens_distinct && !full_sequence) {
-    Tensor start = Tensor::full({batch, 1}, double(candidates.decoder_start_id), DType::I64);
-    Tensor first_step = reshape(logits(inputs.ids, inputs.mask, start, Tensor()), {batch, -1});   // (B, V)
-    std::vector<int64_t> first_tokens;
-    for (const auto& s : candidates.sequences) first_tokens.push_back(s.front());
-    return index_select(log_softmax(first_step, -1), 1, Tensor::from_vector(first_tokens, {count}));   // (B, C)
-  }
-  // Pair (b, c) is decoder row b * C + c.
+namespace {
+
+// The teacher-forced decoder rows of every (example, candidate) pair: pair (b, c) is row b * C + c, reading
+// [start, y_0, ..., y_{L-2}] and predicting [y_0, ..., y_{L-1}] (L the longest candidate; steps past a
+// candidate's end are padding, valid 0).
+struct CandidateRows {
+  int64_t rows = 0, longest = 0;
+  Tensor decoder_ids, example_of_row, targets;   // (R, L), (R), (R, L, 1) int64
+  Tensor valid;                                  // (R, L) float64: 1 inside the candidate, 0 past its end
+};
+
+CandidateRows candidate_rows(const Candidates& candidates, int64_t batch) {
   int64_t longest = 0;
   for (const auto& s : candidates.sequences) longest = std::max<int64_t>(longest, int64_t(s.size()));
   std::vector<int64_t> example_of_row, decoder_ids, targets;
@@ -88,12 +90,56 @@ Tensor candidate_scores(const T5Logits& logits, const TokenBatch& inputs, const 
         valid.push_back(inside ? 1.0 : 0.0);
       }
     }
-  const int64_t rows = batch * count;
-  Tensor all = logits(inputs.ids, inputs.mask, Tensor::from_vector(decoder_ids, {rows, longest}),
-                      Tensor::from_vector(example_of_row, {rows}));   // (R, L, V)
-  Tensor token_log_probs = gather(log_softmax(all, -1), 2, Tensor::from_vector(targets, {rows, longest, 1}));
-  Tensor kept = mul(reshape(token_log_probs, {rows, longest}), cast(Tensor::from_vector(valid, {rows, longest}), all.dtype()));
+  CandidateRows out;
+  out.rows = batch * int64_t(candidates.sequences.size());
+  out.longest = longest;
+  out.decoder_ids = Tensor::from_vector(decoder_ids, {out.rows, longest});
+  out.example_of_row = Tensor::from_vector(example_of_row, {out.rows});
+  out.targets = Tensor::from_vector(targets, {out.rows, longest, 1});
+  out.valid = Tensor::from_vector(valid, {out.rows, longest});
+  return out;
+}
+
+bool first_step_only(const Candidates& candidates, bool full_sequence) {
+  return candidates.first_tokens_distinct && !full_sequence;
+}
+
+// The logits of the first decoder step: (B, V).
+Tensor first_step_logits(const T5Logits& logits, const TokenBatch& inputs, const Candidates& candidates) {
+  const int64_t batch = inputs.ids.size(0);
+  Tensor start = Tensor::full({batch, 1}, double(candidates.decoder_start_id), DType::I64);
+  return reshape(logits(inputs.ids, inputs.mask, start, Tensor()), {batch, -1});
+}
+
+}  // namespace
+
+Tensor candidate_scores(const T5Logits& logits, const TokenBatch& inputs, const Candidates& candidates, bool full_sequence) {
+  const int64_t batch = inputs.ids.size(0), count = int64_t(candidates.sequences.size());
+  if (first_step_only(candidates, full_sequence)) {
+    std::vector<int64_t> first_tokens;
+    for (const auto& s : candidates.sequences) first_tokens.push_back(s.front());
+    Tensor first_step = first_step_logits(logits, inputs, candidates);   // (B, V)
+    return index_select(log_softmax(first_step, -1), 1, Tensor::from_vector(first_tokens, {count}));   // (B, C)
+  }
+  CandidateRows r = candidate_rows(candidates, batch);
+  Tensor all = logits(inputs.ids, inputs.mask, r.decoder_ids, r.example_of_row);   // (R, L, V)
+  Tensor token_log_probs = gather(log_softmax(all, -1), 2, r.targets);
+  Tensor kept = mul(reshape(token_log_probs, {r.rows, r.longest}), cast(r.valid, all.dtype()));
   return reshape(sum(kept, {1}), {batch, count});
+}
+
+Tensor scored_logits(const T5Logits& logits, const TokenBatch& inputs, const Candidates& candidates, bool full_sequence) {
+  const int64_t batch = inputs.ids.size(0);
+  if (first_step_only(candidates, full_sequence)) return first_step_logits(logits, inputs, candidates);
+  CandidateRows r = candidate_rows(candidates, batch);
+  Tensor all = logits(inputs.ids, inputs.mask, r.decoder_ids, r.example_of_row);   // (R, L, V)
+  // An example's C rows are consecutive: as (B, C * L, V), step t of candidate c is position c * L + t.
+  std::vector<int64_t> read;
+  for (size_t c = 0; c < candidates.sequences.size(); ++c)
+    for (int64_t t = 0; t < int64_t(candidates.sequences[c].size()); ++t) read.push_back(int64_t(c) * r.longest + t);
+  Tensor steps = reshape(all, {batch, -1, all.size(-1)});                                          // (B, C * L, V)
+  Tensor kept = index_select(steps, 1, Tensor::from_vector(read, {int64_t(read.size())}));        // (B, S, V)
+  return reshape(kept, {batch, -1});   // (B, S * V)
 }
 
 std::vector<int64_t> classify(const T5Logits& logits, const TokenBatch& inputs, const Candidates& candidates) {

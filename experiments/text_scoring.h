@@ -51,6 +51,13 @@ struct Candidates {
 // `full_sequence` forces the second form.
 Tensor candidate_scores(const T5Logits& logits, const TokenBatch& inputs, const Candidates& candidates,
                         bool full_sequence = false);
+// The decoder logits candidate_scores reads, one row per example (B, K), for diagnostics that need the
+// model's outputs rather than its scores (leakage.h): with distinct first tokens (and not full_sequence) the
+// first decoder step's logits (K = V); otherwise the logits of every teacher-forced step of every candidate,
+// candidate after candidate (K = S V, S the candidates' total length with their eos; padding steps past a
+// candidate's end are left out). Differentiable through `logits`.
+Tensor scored_logits(const T5Logits& logits, const TokenBatch& inputs, const Candidates& candidates,
+                     bool full_sequence = false);
 // argmax over the candidates of candidate_scores (the first on ties): (B) class indices.
 std::vector<int64_t> classify(const T5Logits& logits, const TokenBatch& inputs, const Candidates& candidates);
 

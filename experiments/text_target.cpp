@@ -98,6 +98,25 @@ class TextMergeTarget : public PreparedMergeTarget<TextSuite, PreparedT5> {
     });
   }
 
+  // The decoder logits the task's scoring reads (scored_logits: the first step for label words with distinct
+  // first tokens, every candidate's teacher-forced steps otherwise and for stsb, whose expected score reads the
+  // whole answers), one row per validation input.
+  Tensor outputs(const StateDict& state, int t, int64_t examples) override {
+    const TextTaskData& task = suite_.tasks()[size_t(t)];
+    int64_t n = std::min<int64_t>(examples, int64_t(task.validation.inputs.size()));
+    NoGradGuard no_grad;
+    std::vector<Tensor> batches;
+    for (int64_t b = 0; b < n; b += suite_.eval_batch()) {
+      TokenBatch inputs = suite_.input_batch(task.validation, b, std::min(n, b + suite_.eval_batch()));
+      batches.push_back(scored_logits(model_.logits_with(state), inputs, task.candidates, task.regression));
+    }
+    return concat(batches, 0);
+  }
+
+  Tensor output_jvp(const StateDict& direction, int t, int64_t examples) override {
+    return jvp_at_initial(direction, [&](const StateDict& state) { return outputs(state, t, examples); });
+  }
+
   // Inputs of the Linear layers whose weights are in the state, on training examples with their targets
   // teacher-forced (so the decoder's layers see the answers they were trained on).
   StateDict grams(int t, int64_t examples) override {

@@ -87,6 +87,8 @@ void VisionSuite::load_data() {
   o.test = d.value("test", o.test);
   o.pretrain = d.value("pretrain", o.pretrain);
   if (d.contains("style_strength") && d["style_strength"].is_number()) o.style_strength = d["style_strength"].get<double>();
+  if (d.contains("pretrain_style_strength") && d["pretrain_style_strength"].is_number())
+    o.pretrain_style_strength = d["pretrain_style_strength"].get<double>();
   for (const auto& name : config_["tasks"]) {
     VisionTaskTensors t;
     t.task = data::load_vision_task(name.get<std::string>(), o);
@@ -168,6 +170,14 @@ std::string domain_caption(const data::ImageTask& task, Generator& gen) {
 }
 }  // namespace
 
+namespace {
+// OpenCLIP clamps the learned log-temperature at ln(100) after each step.
+void clamp_logit_scale(nn::CLIPModel& clip, double most) {
+  float* v = clip.logit_scale.data<float>();
+  if (*v > float(most)) *v = float(most);
+}
+}  // namespace
+
 // Contrastive pretraining on the pretrain splits of every task with varied captions.
 void VisionSuite::pretrain() {
   StageTimer timer(ctx_, "vision/pretrain");
@@ -185,8 +195,16 @@ void VisionSuite::pretrain() {
     for (int64_t i = 0; i < tasks_[t].task.pretrain.count; ++i) pool.emplace_back(int(t), i);
   Generator caption_gen(seed_ * 7919 + 11);
   std::vector<std::vector<bool>> held = held_out_classes(tasks_, config_["pretrain"].value("held_out_fraction", 0.0), seed_);
+  // How often a caption names its image's class (otherwise it names only the domain): class_name_probability for
+  // most classes, held_out_name_probability for the held-out ones. At 0 a held-out class is never named, so its
+  // zero-shot head vector is a word the text tower never saw in context, far from every image; a small positive
+  // probability keeps the class known but weakly aligned, as a real CLIP knows a rare concept.
+  const double name_probability = config_["pretrain"].value("class_name_probability", 1.0);
+  const double held_out_name_probability = config_["pretrain"].value("held_out_name_probability", 0.0);
   auto caption_of = [&](int t, int64_t label) {
-    return held[t][size_t(label)] ? domain_caption(tasks_[t].task, caption_gen) : data::caption(tasks_[t].task, label, caption_gen);
+    const double p = held[t][size_t(label)] ? held_out_name_probability : name_probability;
+    bool named = p >= 1 || (p > 0 && caption_gen.next_uniform() < p);
+    return named ? data::caption(tasks_[t].task, label, caption_gen) : domain_caption(tasks_[t].task, caption_gen);
   };
   // Tokenizer: one caption per pretrain image plus every prompt template filled with every class name.
   std::vector<std::string> corpus;
@@ -208,9 +226,20 @@ void VisionSuite::pretrain() {
   const auto& p = config_["pretrain"];
   int64_t steps = p["steps"].get<int64_t>(), batch = p["batch_size"].get<int64_t>();
   double lr = p["learning_rate"].get<double>();
-  std::vector<Tensor> params;
-  for (auto& e : clip_->trainable_parameters()) params.push_back(*e.tensor);
-  nn::AdamW opt(params, lr, p.value("weight_decay", 0.1));
+  // Weight decay as OpenCLIP applies it when pretrain.openclip_decay is set: not on gains, biases, embeddings of
+  // rank 1 (the class token) nor on logit_scale, which then learns the temperature freely (clamped at 100, as
+  // OpenCLIP does). Otherwise every parameter decays, logit_scale included, which holds the temperature near its
+  // initial 14.3.
+  const bool openclip_decay = p.value("openclip_decay", false);
+  std::vector<Tensor> params, decayed, not_decayed;
+  for (auto& e : clip_->trainable_parameters()) {
+    params.push_back(*e.tensor);
+    bool exempt = e.tensor->dim() < 2 || e.name.find("bias") != std::string::npos ||
+                  e.name.find("norm") != std::string::npos || e.name == "logit_scale";
+    (openclip_decay && exempt ? not_decayed : decayed).push_back(*e.tensor);
+  }
+  nn::AdamW opt(decayed, lr, p.value("weight_decay", 0.1));
+  nn::AdamW opt_without_decay(not_decayed, lr, 0.0);
   int64_t warmup = int64_t(p.value("warmup_fraction", 0.05) * double(steps));
   nn::TokenizeFunction tokenize = [this](const std::string& s) { return tokenizer_->encode(s); };
   Generator batch_gen(seed_ * 104729 + 3);
@@ -231,7 +260,9 @@ void VisionSuite::pretrain() {
     Tensor images = Tensor::from_vector(pixels, {batch, image_channels(), data::kImageSide, data::kImageSide});
     nn::TokenizedBatch text = nn::tokenize_for_clip(captions, tokenize, model_config.text_config);
     opt.set_lr(nn::warmup_cosine_lr(step, warmup, steps, lr));
+    opt_without_decay.set_lr(opt.lr());
     opt.zero_grad();
+    opt_without_decay.zero_grad();
     nn::CLIPOutput out = clip_->forward(images, text.input_ids, text.attention_mask);
     Tensor loss = nn::clip_loss(out.logits_per_image);
     loss_value = loss.item();
@@ -241,6 +272,8 @@ void VisionSuite::pretrain() {
     backward(loss);
     nn::clip_grad_norm(params, 1.0);
     opt.step();
+    opt_without_decay.step();
+    if (openclip_decay) clamp_logit_scale(*clip_, std::log(100.0));
     progress.update(step + 1, loss_value);
   }
   progress.finish();

@@ -54,6 +54,9 @@ class VisionSuite {
   // Per task, the single-task test score that counts as learned (suite_common.h, learned_threshold).
   std::vector<double> learned_thresholds(double margin_se) const;
   const StateDict& finetuned_state(peft::FinetuneMode mode, int task) const;
+  // The cache key of the pretrained CLIP (seed, tasks, data, model, tokenizer, pretraining): stages that read
+  // only the pretrained model key on it.
+  nlohmann::json pretrain_key() const;
 
  private:
   void load_data();
@@ -61,7 +64,6 @@ class VisionSuite {
   void pretrain();
   void zero_shot(nlohmann::json& results);
   void finetune(peft::FinetuneMode mode, nlohmann::json& results);
-  nlohmann::json pretrain_key() const;
 
   nlohmann::json config_;
   uint64_t seed_;

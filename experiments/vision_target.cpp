@@ -97,6 +97,22 @@ class VisionMergeTarget : public PreparedMergeTarget<VisionSuite, PreparedClassi
     });
   }
 
+  // Logits (N, C) of task t's head on its first `examples` validation images, the trainable part holding `state`.
+  Tensor outputs(const StateDict& state, int t, int64_t examples) override {
+    model_.use_head(suite_.tasks()[t].head);
+    const Tensor& images = suite_.tasks()[t].validation_images;
+    int64_t n = std::min(examples, images.size(0));
+    NoGradGuard no_grad;
+    std::vector<Tensor> batches;
+    for (int64_t b = 0; b < n; b += suite_.eval_batch())
+      batches.push_back(model_.logits_with(state, rows(images, b, std::min(n, b + suite_.eval_batch()))));
+    return concat(batches, 0);
+  }
+
+  Tensor output_jvp(const StateDict& direction, int t, int64_t examples) override {
+    return jvp_at_initial(direction, [&](const StateDict& state) { return outputs(state, t, examples); });
+  }
+
   StateDict grams(int t, int64_t examples) override {
     model_.prepared->load_trainable_state(finetuned_state(t));
     model_.use_head(suite_.tasks()[t].head);

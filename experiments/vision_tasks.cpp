@@ -299,12 +299,17 @@ ImageTask load_vision_task(const std::string& name, const VisionOptions& options
     task.test =
         std::move(stratified_splits(*test_file, classes, {options.test}, {false}, {"test"}, task_gen.fork(1), name)[0]);
   }
+  if (options.pretrain_style_strength >= 0 && options.style_strength < 0)
+    throw std::invalid_argument("[load_vision_task] pretrain_style_strength needs a style_strength in [0, 1] for the "
+                                "other splits (the images must all have three channels)");
   if (options.style_strength >= 0) {
-    if (options.style_strength > 1)
-      throw std::invalid_argument("[load_vision_task] style_strength must be in [0, 1] (or negative for none), got " +
-                                  std::to_string(options.style_strength));
+    for (double strength : {options.style_strength, options.pretrain_style_strength})
+      if (strength > 1)
+        throw std::invalid_argument("[load_vision_task] style strengths must be in [0, 1] (or negative for none), got " +
+                                    std::to_string(strength));
+    const double pretrain_strength = options.pretrain_style_strength >= 0 ? options.pretrain_style_strength : options.style_strength;
     ImageSplit* splits[] = {&task.train, &task.validation, &task.test, &task.pretrain};
-    for (uint64_t k = 0; k < 4; ++k) apply_style(*splits[k], name, options.style_strength, task_gen, k);
+    for (uint64_t k = 0; k < 4; ++k) apply_style(*splits[k], name, k == 3 ? pretrain_strength : options.style_strength, task_gen, k);
   }
   return task;
 }

@@ -46,6 +46,10 @@ struct VisionOptions {
   // Domain styles (vision_style.h): below 0, none (gray images, 1 channel, as drawn); in [0, 1], every image is
   // styled in its task's style at that strength (RGB, 3 channels; 0 is the gray image in three channels).
   double style_strength = -1;
+  // The pretrain split's strength, when it should differ (a shift between the pretraining images and the task's
+  // own, as between CLIP's pretraining data and a downstream data set); below 0: style_strength. Requires
+  // style_strength >= 0.
+  double pretrain_style_strength = -1;
 };
 
 // The task names in their fixed order: mnist, fashion_mnist, shapes, gratings, dot_count, glyphs,

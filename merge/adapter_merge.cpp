@@ -5,6 +5,7 @@
 // PEFT folder. Weight space: Delta W_t = s B_t A_t - s B0 A0 merged exactly (merge_lora_weight_space), output the full
 // merged weights (base + Delta W) or a PEFT folder re-factorized to rank r.
 // The adapter configs are read here directly (not through peft/, which merge/ does not depend on).
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -15,6 +16,7 @@
 #include "merge/merge_plan.h"
 #include "merge/named_tensors.h"
 #include "nn/atomic_file.h"
+#include "nn/file_checks.h"
 
 namespace linfuse::merge::tool {
 namespace {
@@ -36,6 +38,12 @@ struct Adapter {
 
 void read_adapter(Adapter& adapter, Problems& problems) {
   std::string config_path = adapter.dir + "/adapter_config.json";
+  // Read only regular files: a FIFO would block the reader (the .safetensors files are checked by their reader).
+  for (const std::string& file : {config_path, adapter.dir + "/adapter_initial.safetensors"})
+    if (std::string kind = non_regular_kind(file); !kind.empty()) {
+      problems.add(file + " is " + kind + ", not a regular file; an adapter folder holds regular files");
+      return;
+    }
   std::ifstream in(config_path);
   if (!in) {
     problems.add(adapter.dir + " is a folder without adapter_config.json: not a PEFT adapter folder");
@@ -61,6 +69,19 @@ void read_adapter(Adapter& adapter, Problems& problems) {
   if (fs::exists(initial)) adapter.initial_path = initial;
 }
 
+// PEFT's target_modules as comparable text: a list in sorted order (the order means nothing), a regex string as it is.
+std::string target_modules(const ordered_json& config) {
+  if (!config.contains("target_modules")) return "(absent)";
+  ordered_json modules = config["target_modules"];
+  if (modules.is_array()) {
+    std::vector<std::string> names;
+    for (const auto& m : modules) names.push_back(m.is_string() ? m.get<std::string>() : m.dump());
+    std::sort(names.begin(), names.end());
+    modules = names;
+  }
+  return modules.dump();
+}
+
 // "lora_alpha 16 (a) vs 32 (b)" for every config field that differs from the first adapter's.
 void compare_configs(const std::vector<Adapter>& adapters, Problems& problems) {
   const Adapter& first = adapters[0];
@@ -80,6 +101,9 @@ void compare_configs(const std::vector<Adapter>& adapters, Problems& problems) {
     field("use_rslora", first.rslora ? "true" : "false", a.rslora ? "true" : "false");
     field("fan_in_fan_out", first.fan_in_fan_out ? "true" : "false", a.fan_in_fan_out ? "true" : "false");
     field("linfuse mode", first.mode, a.mode);
+    // The modules the adapters adapt: different lists give different tensors (reported by name below) or, when the
+    // names happen to agree, adapters of different layers merged as if they were one.
+    field("target_modules", target_modules(first.config), target_modules(a.config));
     if (!differ.empty()) problems.add("adapter configs differ: " + join_names(differ, SIZE_MAX));
   }
 }
@@ -101,7 +125,9 @@ StateDict unprefixed(const SafetensorsFile& file, Problems& problems) {
       problems.add(file.path() + ": " + e.name + " is " + safetensors_dtype_name(e.dtype) + ", adapters hold floating tensors");
       continue;
     }
-    out.insert(e.name.substr(kPeftPrefix.size()), file.tensor(e.name));
+    Tensor tensor = file.tensor_copy(e.name);
+    require_finite_input(file.path(), e.name, tensor);
+    out.insert(e.name.substr(kPeftPrefix.size()), tensor);
   }
   return out;
 }
@@ -225,6 +251,9 @@ MergeReport run_adapter_merge(const MergeSpec& spec, const MergeRunOptions& opti
     {
       SafetensorsSink sink(folder.file("adapter_model.safetensors"), report.metadata, declared, names);
       run_data_free(spec, *source, sink, stats, options);
+      std::vector<const SafetensorsFile*> inputs = files;
+      inputs.push_back(initial ? &*initial : nullptr);
+      check_inputs_unchanged(inputs);
       sink.finish();
     }
     write_config(folder.file("adapter_config.json"), adapters[0].config);
@@ -299,6 +328,10 @@ MergeReport run_adapter_merge(const MergeSpec& spec, const MergeRunOptions& opti
     PassStats stats;
     run_data_free(spec, *source, sink, stats, options);
     for (const auto& name : copied) sink.copy(name, *base);
+    std::vector<const SafetensorsFile*> inputs = files;
+    inputs.push_back(initial ? &*initial : nullptr);
+    inputs.push_back(&*base);
+    check_inputs_unchanged(inputs);
     sink.finish();
     report.input_reads = stats.input_reads;
     report.majority_pass = stats.majority_pass;
@@ -337,6 +370,9 @@ MergeReport run_adapter_merge(const MergeSpec& spec, const MergeRunOptions& opti
     SafetensorsSink out(folder.file("adapter_model.safetensors"), report.metadata, declared, {});
     RefactorizedAdapterSink sink(out, weights, rank, scaling);
     run_data_free(spec, *source, sink, stats, options);
+    std::vector<const SafetensorsFile*> inputs = files;
+    inputs.push_back(initial ? &*initial : nullptr);
+    check_inputs_unchanged(inputs);
     out.finish();
     report.max_refactorization_residual = sink.max_residual();
   }

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -11,6 +12,7 @@
 
 #include "merge/named_tensors.h"
 #include "nn/atomic_file.h"
+#include "nn/half_precision.h"
 #include "tensor/kernels.h"
 
 namespace linfuse::merge {
@@ -34,20 +36,50 @@ std::string sibling_name(const fs::path& target, const char* kind) {
 SafetensorsSink::SafetensorsSink(const std::string& path, const SafetensorsMetadata& metadata,
                                  const std::vector<OutputTensor>& declared, std::vector<std::string> entry_names)
     : writer_(path, metadata), entry_names_(std::move(entry_names)) {
-  std::unordered_map<std::string, SafetensorsDType> dtype_of;
   for (const auto& tensor : declared) {
     writer_.declare(tensor.name, tensor.dtype, tensor.shape);
-    dtype_of[tensor.name] = tensor.dtype;
+    stored_dtype_[tensor.name] = tensor.dtype;
   }
-  for (const auto& name : entry_names_) entry_f64_.push_back(dtype_of.count(name) && dtype_of[name] == SafetensorsDType::F64);
+  for (const auto& name : entry_names_)
+    entry_f64_.push_back(stored_dtype_.count(name) && stored_dtype_[name] == SafetensorsDType::F64);
 }
 
 bool SafetensorsSink::wants_f64(size_t entry) const { return entry < entry_f64_.size() && entry_f64_[entry]; }
 
-void SafetensorsSink::put(size_t entry, const Tensor& values) { writer_.write(entry_names_[entry], values); }
+void SafetensorsSink::put(size_t entry, const Tensor& values) { write(entry_names_[entry], values); }
+
+void SafetensorsSink::write(const std::string& name, const Tensor& values) {
+  auto stored = stored_dtype_.find(name);
+  if (values.dtype() != DType::I64 && stored != stored_dtype_.end()) {
+    const SafetensorsDType dtype = stored->second;
+    double bad = 0.0;
+    // The value as it will be stored: float32 and the half formats round, and may overflow to infinity.
+    const int64_t i = find_element(values, [&](int64_t, double v) {
+      double kept = v;
+      if (dtype == SafetensorsDType::F32) kept = double(float(v));
+      if (dtype == SafetensorsDType::F16) kept = double(float16_to_float(float_to_float16(float(v))));
+      if (dtype == SafetensorsDType::BF16) kept = double(bfloat16_to_float(float_to_bfloat16(float(v))));
+      return std::isfinite(kept) || (bad = v, false);
+    });
+    const std::string where = "[linfuse merge] the merged tensor '" + name + "' ";
+    if (i >= 0 && std::isfinite(bad))
+      throw std::invalid_argument(where + "holds " + std::to_string(bad) + " at element " + std::to_string(i) +
+                                  ", beyond the range of " + safetensors_dtype_name(dtype) +
+                                  " (it would be stored as infinity): write float32 (--dtype float32) or scale the merge "
+                                  "down (--lambda); nothing was written");
+    if (i >= 0)
+      throw std::invalid_argument(where + "is not finite (" + (std::isnan(bad) ? "nan" : "inf") + " at element " +
+                                  std::to_string(i) +
+                                  "): the inputs are finite, so the merge overflowed; check --lambda (and --weights) "
+                                  "against the inputs' magnitudes; nothing was written");
+  }
+  writer_.write(name, values);
+}
 
 void SafetensorsSink::copy(const std::string& name, const SafetensorsFile& from) {
-  writer_.write(name, from.tensor(name));   // a view of the mapping for F32/F64/I64, a converted copy otherwise
+  Tensor tensor = from.tensor_copy(name);   // a copy, read under read_bytes' guard against a truncated input
+  if (tensor.dtype() != DType::I64) require_finite_input(from.path(), name, tensor);
+  write(name, tensor);
   release_pages(from, name);
 }
 
@@ -104,7 +136,9 @@ StagedDirectory::StagedDirectory(std::string target) : target_(std::move(target)
   target_ = path.string();
   fs::path parent = path.parent_path().empty() ? fs::path(".") : path.parent_path();
   fs::create_directories(parent);
+  remove_stale_temporaries(target_);   // staged folders of earlier runs that were killed
   staged_ = (parent / sibling_name(path, ".tmp.")).string();
+  cleanup_ = InterruptCleanup(staged_, /*is_folder=*/true);   // before it exists: an interruption deletes it
   fs::remove_all(staged_);
   fs::create_directory(staged_);
 }
@@ -113,6 +147,7 @@ StagedDirectory::~StagedDirectory() {
   if (committed_) return;
   std::error_code ec;
   fs::remove_all(staged_, ec);
+  cleanup_.release();
 }
 
 std::string StagedDirectory::file(const std::string& name) const { return staged_ + "/" + name; }
@@ -131,6 +166,7 @@ void StagedDirectory::commit() {
   } else {
     fs::rename(staged_, path);
   }
+  cleanup_.release();
   committed_ = true;
 }
 

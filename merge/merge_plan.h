@@ -52,6 +52,17 @@ void check_output(const MergeSpec& spec, bool folder_output, Problems& problems)
 
 void warn(MergeReport& report, const MergeRunOptions& options, const std::string& message);
 
+// Every input must still be the file that was read (SafetensorsFile::check_unchanged): a truncation inside the last
+// page reads as zeros without any SIGBUS, so a merge checks its inputs before it publishes the output. Null entries
+// are skipped.
+void check_inputs_unchanged(const std::vector<const SafetensorsFile*>& inputs);
+
+// Test hook for tests/merge/test_merge_faults.cpp, not for use otherwise: with LINFUSE_TEST_PAUSE_MERGE=<path> in the
+// environment, a checkpoint merge whose inputs are mapped and whose temporary output exists creates <path>.paused,
+// then waits until <path>.resume exists (at most 60 s), so that a test can truncate an input or send a signal at a
+// known point of the merge.
+void test_pause_point();
+
 // LoRA adapters in the HF PEFT layout (merge/adapter_merge.cpp).
 bool is_adapter_folder(const std::string& path);
 MergeReport run_adapter_merge(const MergeSpec& spec, const MergeRunOptions& options);

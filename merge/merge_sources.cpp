@@ -3,6 +3,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <stdexcept>
 
@@ -61,30 +63,57 @@ void assign_flat_offsets(std::vector<MergedEntry>& entries) {
   }
 }
 
+void require_finite_input(const std::string& file, const std::string& name, const double* values, int64_t count,
+                          int64_t begin) {
+  for (int64_t i = 0; i < count; ++i)
+    if (!std::isfinite(values[i]))
+      throw std::invalid_argument("[linfuse merge] " + file + ": tensor '" + name + "' holds a non-finite value (" +
+                                  (std::isnan(values[i]) ? "nan" : values[i] > 0 ? "inf" : "-inf") + " at element " +
+                                  std::to_string(begin + i) +
+                                  "); merging NaN or Inf gives no meaningful result: fix or retrain that checkpoint "
+                                  "(a diverged fine-tuning run?); nothing was written");
+}
+
+void require_finite_input(const std::string& file, const std::string& name, const Tensor& tensor) {
+  double bad = 0.0;
+  int64_t at = find_element(tensor, [&](int64_t, double v) { return std::isfinite(v) || (bad = v, false); });
+  if (at >= 0) require_finite_input(file, name, &bad, 1, at);
+}
+
 void read_as_float64(const SafetensorsFile& file, const SafetensorsEntry& entry, int64_t begin, int64_t count,
                      double* out) {
-  size_t element = safetensors_dtype_size(entry.dtype);
-  const std::byte* source = file.raw_bytes(entry.name).data() + size_t(begin) * element;
-  switch (entry.dtype) {
-    case SafetensorsDType::F32: convert<float>(source, count, out, [](float v) { return double(v); }); break;
-    case SafetensorsDType::F64: convert<double>(source, count, out, [](double v) { return v; }); break;
-    case SafetensorsDType::F16:
-      convert<uint16_t>(source, count, out, [](uint16_t v) { return double(float16_to_float(v)); });
-      break;
-    case SafetensorsDType::BF16:
-      convert<uint16_t>(source, count, out, [](uint16_t v) { return double(bfloat16_to_float(v)); });
-      break;
-    case SafetensorsDType::F8_E4M3:
-      convert<uint8_t>(source, count, out, [](uint8_t v) { return double(float8_e4m3_to_float(v)); });
-      break;
-    case SafetensorsDType::F8_E5M2:
-      convert<uint8_t>(source, count, out, [](uint8_t v) { return double(float8_e5m2_to_float(v)); });
-      break;
-    default:
-      throw std::logic_error("[read_as_float64] " + file.path() + ": tensor '" + entry.name + "' is " +
-                             safetensors_dtype_name(entry.dtype) + ", not a floating dtype");
+  const size_t element = safetensors_dtype_size(entry.dtype);
+  // Block by block through a small buffer: SafetensorsFile::read_bytes turns a read of a file truncated meanwhile
+  // (SIGBUS) into an error naming it.
+  alignas(8) std::byte block[size_t(1) << 16];
+  const int64_t per_block = int64_t(sizeof block / element);
+  for (int64_t done = 0; done < count; done += per_block) {
+    const int64_t n = std::min(per_block, count - done);
+    file.read_bytes(entry, uint64_t(begin + done) * element, size_t(n) * element, block);
+    double* o = out + done;
+    switch (entry.dtype) {
+      case SafetensorsDType::F32: convert<float>(block, n, o, [](float v) { return double(v); }); break;
+      case SafetensorsDType::F64: convert<double>(block, n, o, [](double v) { return v; }); break;
+      case SafetensorsDType::F16:
+        convert<uint16_t>(block, n, o, [](uint16_t v) { return double(float16_to_float(v)); });
+        break;
+      case SafetensorsDType::BF16:
+        convert<uint16_t>(block, n, o, [](uint16_t v) { return double(bfloat16_to_float(v)); });
+        break;
+      case SafetensorsDType::F8_E4M3:
+        convert<uint8_t>(block, n, o, [](uint8_t v) { return double(float8_e4m3_to_float(v)); });
+        break;
+      case SafetensorsDType::F8_E5M2:
+        convert<uint8_t>(block, n, o, [](uint8_t v) { return double(float8_e5m2_to_float(v)); });
+        break;
+      default:
+        throw std::logic_error("[read_as_float64] " + file.path() + ": tensor '" + entry.name + "' is " +
+                               safetensors_dtype_name(entry.dtype) + ", not a floating dtype");
+    }
   }
+  const std::byte* source = file.raw_bytes(entry.name).data() + size_t(begin) * element;
   drop_pages(source, source + size_t(count) * element);
+  require_finite_input(file.path(), entry.name, out, count, begin);
 }
 
 void release_pages(const SafetensorsFile& file, const std::string& name) {

@@ -50,7 +50,14 @@ void assign_flat_offsets(std::vector<MergedEntry>& entries);
 
 // Elements [begin, begin + count) of `entry` in `file`, converted to float64 (F32, F64, F16, BF16, F8_*), then the
 // pages read are handed back to the kernel (madvise), so that reading a 2 GB file does not grow the resident set by 2 GB.
+// A NaN or infinite value is refused (require_finite_input): no merge method gives a meaningful result from one.
 void read_as_float64(const SafetensorsFile& file, const SafetensorsEntry& entry, int64_t begin, int64_t count, double* out);
+// Throws std::invalid_argument naming `file` (the input's path), the tensor and the first non-finite element, if any
+// of values[0, count) is NaN or infinite; `begin` is the element index of values[0] in the tensor.
+void require_finite_input(const std::string& file, const std::string& name, const double* values, int64_t count,
+                          int64_t begin = 0);
+// The same for a whole floating tensor (any layout).
+void require_finite_input(const std::string& file, const std::string& name, const Tensor& tensor);
 // Drops the resident pages of a whole tensor of `file` (after a zero-copy view of it was used).
 void release_pages(const SafetensorsFile& file, const std::string& name);
 bool is_floating_dtype(SafetensorsDType dtype);   // F16, BF16, F32, F64, F8_E4M3, F8_E5M2

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "tensor/kernels.h"
 #include "tensor/state_dict.h"
 
 namespace linfuse::merge {
@@ -29,6 +30,20 @@ void require_same_entries(const std::string& op, const std::vector<const StateDi
 std::vector<double> to_float64(const Tensor& t);
 // A new contiguous tensor of `shape` and `dtype` holding `values` (rounded once when dtype is float32).
 Tensor from_float64(const std::vector<double>& values, const Shape& shape, DType dtype);
+
+// Calls check(i, value) for the elements of a float32 / float64 tensor in row-major order (as double), without a
+// float64 copy of the tensor, until check returns false. Returns the index where it stopped, or -1.
+template <class Check>
+int64_t find_element(const Tensor& t, Check&& check) {
+  const Tensor c = kernels::contiguous(t);
+  return dispatch_float(c.dtype(), "find_element", [&](auto tag) -> int64_t {
+    using T = decltype(tag);
+    const T* data = c.template data<T>();
+    for (int64_t i = 0; i < c.numel(); ++i)
+      if (!check(i, double(data[i]))) return i;
+    return -1;
+  });
+}
 
 // "a, b, c" (at most `limit` names, then "... (N more)").
 std::string join_names(const std::vector<std::string>& names, size_t limit = 20);

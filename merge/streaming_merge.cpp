@@ -1,15 +1,22 @@
 // The merge tool on safetensors checkpoints (adapters: adapter_merge.cpp), and the helpers both share.
 #include "merge/streaming_merge.h"
 
+#include <unistd.h>
+
+#include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <stdexcept>
+#include <thread>
 
 #include "merge/fisher.h"
 #include "merge/merge_plan.h"
 #include "merge/named_tensors.h"
 #include "merge/regmean.h"
+#include "nn/file_checks.h"
 #include "tensor/kernels.h"
 
 namespace linfuse::merge {
@@ -138,12 +145,33 @@ void check_output(const MergeSpec& spec, bool folder_output, Problems& problems)
   std::error_code ec;
   std::vector<std::string> inputs;
   if (!spec.base.empty()) inputs.push_back(spec.base);
-  for (const auto& model : spec.models) inputs.push_back(model.path);
-  for (const auto& input : inputs)
-    if (fs::exists(spec.output, ec) && fs::exists(input, ec) && fs::equivalent(spec.output, input, ec))
-      problems.add("the output " + spec.output + " is also an input; write the merge elsewhere");
+  for (const auto& model : spec.models) {
+    inputs.push_back(model.path);
+    if (!model.fisher.empty()) inputs.push_back(model.fisher);
+    if (!model.gram.empty()) inputs.push_back(model.gram);
+    if (is_adapter_folder(model.path))   // an adapter's files, one of which a file output could name
+      for (const char* file : {"adapter_config.json", "adapter_model.safetensors", "adapter_initial.safetensors"})
+        inputs.push_back(model.path + "/" + file);
+  }
+  if (std::string input = input_named_by(spec.output, inputs); !input.empty())
+    problems.add("the output " + spec.output + " is the input " + input +
+                 " (the same file, also through a link): writing it would replace that input; write the merge elsewhere");
   if (!folder_output && fs::is_directory(spec.output, ec))
     problems.add("the output " + spec.output + " is a folder; give a .safetensors file path");
+}
+
+void check_inputs_unchanged(const std::vector<const SafetensorsFile*>& inputs) {
+  for (const SafetensorsFile* input : inputs)
+    if (input) input->check_unchanged();
+}
+
+void test_pause_point() {
+  const char* path = std::getenv("LINFUSE_TEST_PAUSE_MERGE");
+  if (!path || !*path) return;
+  const std::string base = path;
+  { std::ofstream(base + ".paused") << ::getpid() << "\n"; }
+  for (int waited_ms = 0; waited_ms < 60000 && !fs::exists(base + ".resume"); waited_ms += 10)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
 }
 
 void warn(MergeReport& report, const MergeRunOptions& options, const std::string& message) {
@@ -231,10 +259,14 @@ void run_statistics_merge(const MergeSpec& spec, const std::vector<const Safeten
     std::string module = entry.name.ends_with(".weight") ? entry.name.substr(0, entry.name.size() - 7) : "";
     for (size_t t = 0; t < count; ++t) {
       StateDict one;
-      one.insert(entry.name, models[t]->tensor(entry.name));
+      one.insert(entry.name, models[t]->tensor_copy(entry.name));
+      require_finite_input(labels[t], entry.name, one.at(entry.name));
       params.emplace_back(std::move(one));
-      if (fisher && stats[t]->contains(entry.name)) statistics[t].insert(entry.name, stats[t]->tensor(entry.name));
-      if (!fisher && !module.empty() && stats[t]->contains(module)) statistics[t].insert(module, stats[t]->tensor(module));
+      const std::string statistic = fisher ? entry.name : module;
+      if ((fisher || !module.empty()) && stats[t]->contains(statistic)) {
+        statistics[t].insert(statistic, stats[t]->tensor_copy(statistic));
+        require_finite_input(stats[t]->path(), statistic, statistics[t].at(statistic));
+      }
     }
     Tensor merged;
     if (fisher) {
@@ -259,6 +291,9 @@ void run_statistics_merge(const MergeSpec& spec, const std::vector<const Safeten
       if (!fisher && !module.empty() && stats[t]->contains(module)) release_pages(*stats[t], module);
     }
   }
+  std::vector<const SafetensorsFile*> statistics_files;
+  for (const auto& file : stats) statistics_files.push_back(&*file);
+  check_inputs_unchanged(statistics_files);
   report.input_reads = 1;
 }
 
@@ -304,12 +339,15 @@ MergeReport run_checkpoint_merge(const MergeSpec& spec, const MergeRunOptions& o
       merged_names.push_back(e.name);
       continue;
     }
-    auto bytes = reference.raw_bytes(e.name);
-    for (size_t t = 0; t < models.size(); ++t) {
-      auto other = models[t]->raw_bytes(e.name);
-      if (other.size() != bytes.size() || std::memcmp(other.data(), bytes.data(), bytes.size()) != 0)
-        differing.push_back(e.name + " (" + labels[t] + ")");
-    }
+    auto stored = [&](const SafetensorsFile& file) {
+      const SafetensorsEntry& entry = file.entry(e.name);
+      std::vector<std::byte> bytes(size_t(entry.bytes()));
+      file.read_bytes(entry, 0, bytes.size(), bytes.data());
+      return bytes;
+    };
+    const std::vector<std::byte> bytes = stored(reference);
+    for (size_t t = 0; t < models.size(); ++t)
+      if (stored(*models[t]) != bytes) differing.push_back(e.name + " (" + labels[t] + ")");
   }
   if (!differing.empty())
     problems.add("integer tensors cannot be merged and must be equal in every input; they differ: " +
@@ -346,6 +384,7 @@ MergeReport run_checkpoint_merge(const MergeSpec& spec, const MergeRunOptions& o
     SafetensorsSink sink(spec.output, report.metadata, declared, entry_names);
     run_statistics_merge(spec, models, labels, entries, &sink, report);
     for (const auto& name : copied) sink.copy(name, reference);
+    check_inputs_unchanged(models);
     sink.finish();
     report.written = true;
     return report;
@@ -354,9 +393,13 @@ MergeReport run_checkpoint_merge(const MergeSpec& spec, const MergeRunOptions& o
 
   std::unique_ptr<DeltaSource> source = with_dare(spec, std::move(checkpoint_source));
   SafetensorsSink sink(spec.output, report.metadata, declared, entry_names);
+  test_pause_point();
   PassStats stats;
   run_data_free(spec, *source, sink, stats, options);
   for (const auto& name : copied) sink.copy(name, reference);
+  std::vector<const SafetensorsFile*> inputs = models;
+  inputs.push_back(base ? &*base : nullptr);
+  check_inputs_unchanged(inputs);
   sink.finish();
   report.input_reads = stats.input_reads;
   report.majority_pass = stats.majority_pass;

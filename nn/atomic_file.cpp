@@ -47,18 +47,18 @@ AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
   if (ec)
     throw std::runtime_error("[AtomicFile] cannot create directory '" + directory.string() + "' for '" + path_ +
                              "': " + ec.message() + advice_for(ec.value()));
+  remove_stale_temporaries(path_);   // of earlier runs that were killed
   // The same directory as the target, so that rename() is atomic; a leading dot keeps it out of listings.
+  // Registered before it exists, so that an interruption at any moment deletes it (nn/temporary_files.h).
   for (int attempt = 0; attempt < 100; ++attempt) {
-    uint64_t n = temp_counter.fetch_add(1);
-    std::string temp_name = ".";
-    temp_name += target.filename().string();
-    temp_name += ".tmp." + std::to_string(::getpid()) + "." + std::to_string(n);
-    temp_path_ = (directory / temp_name).string();
+    temp_path_ = (directory / temporary_name(path_, long(::getpid()), temp_counter.fetch_add(1))).string();
+    cleanup_ = InterruptCleanup(temp_path_, /*is_folder=*/false);
     fd_ = ::open(temp_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (fd_ >= 0) return;
     if (errno != EEXIST) break;
   }
   int error_number = errno;
+  cleanup_.release();
   throw std::runtime_error("[AtomicFile] cannot create temporary file '" + temp_path_ + "' for '" + path_ +
                            "': " + std::strerror(error_number) + advice_for(error_number));
 }
@@ -104,13 +104,16 @@ void AtomicFile::commit() {
   if (::close(fd) != 0) {
     int error_number = errno;
     ::unlink(temp_path_.c_str());
+    cleanup_.release();
     fail("cannot close", error_number);
   }
   if (::rename(temp_path_.c_str(), path_.c_str()) != 0) {
     int error_number = errno;
     ::unlink(temp_path_.c_str());
+    cleanup_.release();
     fail("cannot rename the temporary file to", error_number);
   }
+  cleanup_.release();
   committed_ = true;
   // Make the rename durable. Best effort: the new file is already in place, and some file systems refuse
   // fsync on directories, so a failure here is not reported.
@@ -126,6 +129,7 @@ void AtomicFile::discard() noexcept {
   ::close(fd_);
   fd_ = -1;
   ::unlink(temp_path_.c_str());
+  cleanup_.release();
 }
 
 void write_file_atomic(const std::string& path, std::string_view bytes) {

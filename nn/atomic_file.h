@@ -7,7 +7,9 @@
 // directory so that rename(2) cannot cross file systems), which commit() flushes to disk (fsync) and renames
 // over `path`; the directory is then fsynced so the rename itself survives a crash. Until commit() the
 // target is untouched; an AtomicFile destroyed without commit() (an exception unwinding) deletes its
-// temporary file. A process killed by SIGKILL can still leave a ".tmp" file behind; nothing reads those.
+// temporary file, and so does an interruption by SIGINT, SIGTERM or SIGHUP (nn/temporary_files.h). A process killed
+// by SIGKILL (or a power cut) leaves its ".tmp" file behind; the next AtomicFile for the same target deletes the
+// temporaries of processes that no longer run.
 //
 // Missing parent directories of `path` are created: every caller writes into run directories
 // ("runs/<experiment>/<task>/") that may not exist yet, and failing after hours of training because of a
@@ -20,6 +22,8 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+
+#include "nn/temporary_files.h"
 
 namespace linfuse {
 
@@ -55,6 +59,7 @@ class AtomicFile {
 
   std::string path_;
   std::string temp_path_;
+  InterruptCleanup cleanup_;   // deletes temp_path_ if the process is interrupted
   int fd_ = -1;
   uint64_t append_offset_ = 0;
   bool committed_ = false;

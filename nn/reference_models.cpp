@@ -1,10 +1,13 @@
 #include "nn/reference_models.h"
 
+#include <algorithm>
 #include <fstream>
+#include <limits>
 #include <stdexcept>
 
 #include "autodiff/ops.h"
 #include "nn/clip.h"
+#include "nn/reference_parameters.h"
 #include "nn/t5.h"
 
 namespace linfuse::nn {
@@ -318,8 +321,6 @@ Tensor optional_input(const StateDict& inputs, const std::string& name) {
   return inputs.contains(name) ? inputs.at(name) : Tensor();
 }
 
-bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
-
 // ---------------------------------------------------------------------------------------------------------
 // The four models
 
@@ -381,14 +382,23 @@ class ClipReference : public ReferenceModel {
   std::shared_ptr<CLIPModel> model_;
 };
 
+// HF's CrossEntropyLoss(ignore_index=-100), mean reduction. With every label -100 that is a mean over no token,
+// 0/0: PyTorch gives NaN, and so does this reference, since `linfuse forward` is an oracle to compare other
+// implementations with (a 0 there would hide that they disagree with PyTorch). The gradient stays 0, as PyTorch's
+// backward gives (no token contributes); check_inputs warns. autodiff's cross_entropy itself returns 0 for such a
+// batch on purpose: fine-tuning (nn/t5.cpp, experiments/text_scoring.cpp) must not turn a batch of padding into NaN
+// weights, so the NaN is added here, for the reference only.
+Tensor reference_cross_entropy(const Tensor& logits, const Tensor& labels) {
+  Tensor loss = cross_entropy(logits, labels, -100);
+  std::vector<int64_t> ids = labels.to_vector<int64_t>();
+  const bool none = std::all_of(ids.begin(), ids.end(), [](int64_t id) { return id == -100; });
+  return none ? add(loss, Tensor::scalar(std::numeric_limits<double>::quiet_NaN(), loss.dtype())) : loss;
+}
+
 class T5Reference : public ReferenceModel {
  public:
   T5Reference(std::shared_ptr<T5ForConditionalGeneration> m, DType dtype)
       : ReferenceModel("t5", m, dtype), model_(std::move(m)) {}
-
-  StateDict canonical_names(const StateDict& by_name, std::vector<std::string>* dropped) const override {
-    return canonical_t5_state_dict(ReferenceModel::canonical_names(by_name, dropped), model_->config());
-  }
 
   std::vector<std::string> check_inputs(const StateDict& inputs) const override {
     const T5Config& c = model_->config();
@@ -431,6 +441,12 @@ class T5Reference : public ReferenceModel {
         warnings.push_back("t5 row " + std::to_string(b) +
                            ": attention_mask is all 0; HF attends uniformly over padding there, linfuse to nothing, "
                            "so that row's outputs differ from HF's");
+    if (has_labels) {
+      std::vector<int64_t> labels = inputs.at("labels").to_vector<int64_t>();
+      if (std::all_of(labels.begin(), labels.end(), [](int64_t id) { return id == -100; }))
+        warnings.push_back("t5: every label is -100, so the loss is a mean over no token: NaN, as PyTorch gives (its "
+                           "gradient is 0)");
+    }
     if (inputs.contains("decoder_attention_mask"))
       for (int64_t b : rows_where(inputs.at("decoder_attention_mask"), false))
         warnings.push_back("t5 row " + std::to_string(b) +
@@ -448,7 +464,7 @@ class T5Reference : public ReferenceModel {
                                    optional_input(inputs, "decoder_attention_mask"));   // (B, T, V)
     std::vector<std::pair<std::string, Tensor>> out = {{"encoder_last_hidden_state", encoder_hidden}, {"logits", logits}};
     // HF's loss ignores -100 only (T5ForConditionalGeneration::forward would also ignore pad_token_id).
-    if (labels.defined()) out.push_back({"loss", cross_entropy(logits, labels, -100)});
+    if (labels.defined()) out.push_back({"loss", reference_cross_entropy(logits, labels)});
     return out;
   }
 
@@ -457,28 +473,6 @@ class T5Reference : public ReferenceModel {
 };
 
 }  // namespace
-
-StateDict ReferenceModel::canonical_names(const StateDict& by_name, std::vector<std::string>* dropped) const {
-  // What a single tower drops from a whole CLIPModel checkpoint (HF's *WithProjection.from_pretrained does too).
-  std::vector<std::string> other_side;
-  if (name_ == "clip_vision") other_side = {"text_model.", "text_projection.weight", "logit_scale"};
-  if (name_ == "clip_text") other_side = {"vision_model.", "visual_projection.weight", "logit_scale"};
-  StateDict out;
-  for (const auto& [name, tensor] : by_name) {
-    std::string reason;
-    // HF's _keys_to_ignore_on_load_unexpected: position_ids was a persistent buffer before transformers 4.31;
-    // old T5 checkpoints carry a relative_attention_bias in the decoder's first cross-attention, never used.
-    if (name == "vision_model.embeddings.position_ids" || name == "text_model.embeddings.position_ids")
-      reason = "a position_ids buffer of old HF checkpoints (HF ignores it too)";
-    else if (name_ == "t5" && name == "decoder.block.0.layer.1.EncDecAttention.relative_attention_bias.weight")
-      reason = "unused by T5's cross-attention (HF ignores it too)";
-    for (const auto& prefix : other_side)
-      if (starts_with(name, prefix)) reason = "not part of " + name_ + " (another part of CLIPModel)";
-    if (reason.empty()) out.insert(name, tensor);
-    else if (dropped) dropped->push_back(name + ": " + reason);
-  }
-  return out;
-}
 
 std::unique_ptr<ReferenceModel> make_reference_model(const ReferenceConfig& config, DType dtype) {
   if (!is_floating(dtype)) throw std::invalid_argument("the compute dtype must be float32 or float64");
@@ -490,15 +484,12 @@ std::unique_ptr<ReferenceModel> make_reference_model(const ReferenceConfig& conf
   } else if (config.model == "clip_vision" || config.model == "clip_text") {
     // A CLIPModel config (CLIPModel's projection_dim applies) or a single tower's (its own projection_dim, as
     // HF's *WithProjection models read it).
-    const bool whole = c.contains("vision_config") || c.contains("text_config");
     if (config.model == "clip_vision") {
-      CLIPVisionConfig v = whole ? CLIPConfig::from_json(c).vision_config : CLIPVisionConfig::from_json(c);
-      int64_t projection = whole ? CLIPConfig::from_json(c).projection_dim : v.projection_dim;
+      auto [v, projection] = clip_vision_tower_config(c);
       model = std::make_unique<ClipVisionReference>(std::make_shared<CLIPVisionModelWithProjection>(v, projection, dtype),
                                                     dtype);
     } else {
-      CLIPTextConfig t = whole ? CLIPConfig::from_json(c).text_config : CLIPTextConfig::from_json(c);
-      int64_t projection = whole ? CLIPConfig::from_json(c).projection_dim : t.projection_dim;
+      auto [t, projection] = clip_text_tower_config(c);
       model = std::make_unique<ClipTextReference>(std::make_shared<CLIPTextModelWithProjection>(t, projection, dtype),
                                                   dtype);
     }

@@ -66,12 +66,8 @@ class ReferenceModel {
   Module& module() { return *module_; }
   DType dtype() const { return dtype_; }
 
-  // Parameter name -> tensor keyed by HF names as a file holds them, mapped onto the module's names: T5's
-  // aliases of shared.weight (encoder/decoder.embed_tokens.weight, a tied lm_head.weight) fold into
-  // shared.weight; tensors HF itself ignores on load (old persistent position_ids buffers, T5's unused
-  // EncDecAttention.relative_attention_bias) and, for a single tower, the tensors of CLIPModel's other parts
-  // are dropped, each one reported in `dropped`. Other names pass through for the caller to check.
-  virtual StateDict canonical_names(const StateDict& by_name, std::vector<std::string>* dropped) const;
+  // (How a weights file's names map onto the module's: canonical_reference_names in nn/reference_parameters.h,
+  // which needs only the config.)
 
   // Checks shapes and values of the inputs (present, known names and dtypes are checked by the caller from
   // the spec) and returns warnings for inputs where HF and linfuse are known to differ. Throws naming the

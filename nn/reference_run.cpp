@@ -1,6 +1,10 @@
 #include "nn/reference_run.h"
 
+#include <unistd.h>
+
+#include <cstdio>
 #include <map>
+#include <new>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -9,6 +13,7 @@
 #include "autodiff/ops.h"
 #include "autodiff/tape.h"
 #include "nn/reference_models.h"
+#include "nn/reference_parameters.h"
 #include "tensor/kernels.h"
 
 namespace linfuse::nn {
@@ -40,17 +45,18 @@ StoredTensors read_tensors(const std::string& path, const std::string& role) {
   }
 }
 
-// Parameter files (weights, tangents) hold floating tensors only; returns them keyed by the module's names.
+// Parameter files (weights, tangents): their tensors keyed by the model's names. The skipped tensors are set aside
+// first (transformers stores the old position_ids buffers as I64), then every kept one must be floating.
 StateDict canonical_parameters(const StoredTensors& file, const std::string& role, const std::string& path,
-                               const ReferenceModel& model, std::vector<std::string>& dropped) {
+                               const ReferenceConfig& config, std::vector<std::string>& dropped) {
   for (const auto& [name, stored] : file.stored)
-    if (!is_float_format(stored))
+    if (!is_float_format(stored) && reference_skip_reason(config.model, name).empty())
       throw std::invalid_argument(role + " '" + path + "': " + name + " is stored as " +
                                   safetensors_dtype_name(stored) + "; parameters are floating (F32, F64, F16 or BF16)");
   std::vector<std::string> skipped;
   StateDict canonical;
   try {
-    canonical = model.canonical_names(file.tensors, &skipped);
+    canonical = canonical_reference_names(config, file.tensors, &skipped);
   } catch (const std::exception& e) {
     throw std::invalid_argument(role + " '" + path + "': " + e.what());
   }
@@ -65,16 +71,17 @@ std::string list(const std::vector<std::string>& items) {
   return s;
 }
 
-// Strict fit of the weights to the model: every parameter present with its shape, nothing else.
-void check_weights_fit(const StateDict& weights, Module& module, const ReferenceRunOptions& o, const std::string& model) {
+// Strict fit of the weights to the config's parameters: every parameter present with its shape, nothing else.
+void check_weights_fit(const StateDict& weights, const std::vector<ParameterShape>& expected, const ReferenceRunOptions& o,
+                       const std::string& model) {
   std::vector<std::string> missing, unexpected, mismatched;
   std::set<std::string> known;
-  for (const auto& [name, tensor] : module.state_dict()) {
+  for (const auto& [name, shape] : expected) {
     known.insert(name);
-    if (!weights.contains(name)) missing.push_back(name + " " + shape_str(tensor.shape()));
-    else if (weights.at(name).shape() != tensor.shape())
-      mismatched.push_back(name + " is " + shape_str(weights.at(name).shape()) + " in the file, " +
-                           shape_str(tensor.shape()) + " for the config");
+    if (!weights.contains(name)) missing.push_back(name + " " + shape_str(shape));
+    else if (weights.at(name).shape() != shape)
+      mismatched.push_back(name + " is " + shape_str(weights.at(name).shape()) + " in the file, " + shape_str(shape) +
+                           " for the config");
   }
   for (const auto& [name, _] : weights)
     if (!known.count(name)) unexpected.push_back(name);
@@ -87,6 +94,35 @@ void check_weights_fit(const StateDict& weights, Module& module, const Reference
   msg << "\n  fix: use the config the weights were saved with, with Hugging Face's parameter names ('linfuse forward "
          "--list-parameters --config ...' prints the names and shapes the config expects)";
   throw std::invalid_argument(msg.str());
+}
+
+std::string gigabytes(uint64_t bytes) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.3g GB", double(bytes) / 1e9);
+  return text;
+}
+
+// The parameters of the config must fit in this machine's memory: checked before the model is built, so that an
+// oversized config (a vocabulary of 10^12) is named instead of failing as std::bad_alloc, or after minutes.
+void check_fits_in_memory(const std::vector<ParameterShape>& parameters, const ReferenceRunOptions& o, const std::string& model) {
+  const uint64_t bytes = parameter_bytes(parameters, o.dtype);
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page_size = ::sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page_size <= 0) return;   // unknown: let the allocation decide
+  const uint64_t memory = uint64_t(pages) * uint64_t(page_size);
+  if (bytes <= memory) return;
+  const ParameterShape* largest = &parameters.front();
+  auto numel = [](const Shape& shape) {
+    long double n = 1;
+    for (int64_t d : shape) n *= (long double)d;
+    return n;
+  };
+  for (const auto& p : parameters)
+    if (numel(p.shape) > numel(largest->shape)) largest = &p;
+  throw std::invalid_argument("config '" + o.config_path + "': the " + model + " model's parameters take " +
+                              (bytes == UINT64_MAX ? std::string("more bytes than can be counted") : gigabytes(bytes)) +
+                              " in " + dtype_name(o.dtype) + ", more than this machine's memory (" + gigabytes(memory) +
+                              "); the largest is " + largest->name + " " + shape_str(largest->shape) +
+                              ": check the config's sizes");
 }
 
 // Names, dtypes and presence of the inputs, from the spec; float inputs cast to the compute dtype.
@@ -116,17 +152,19 @@ StateDict checked_inputs(const StoredTensors& file, const ReferenceModelSpec& sp
 }
 
 // Tangents: each a parameter of the model with its shape; cast to the compute dtype.
-StateDict checked_tangents(const StateDict& tangents, Module& module, const std::string& path, DType dtype) {
-  StateDict params = module.state_dict();
+StateDict checked_tangents(const StateDict& tangents, const std::vector<ParameterShape>& parameters, const std::string& path,
+                           DType dtype) {
+  std::map<std::string, Shape> shapes;
+  for (const auto& [name, shape] : parameters) shapes[name] = shape;
   StateDict out;
   for (const auto& [name, tangent] : tangents) {
-    if (!params.contains(name))
+    if (!shapes.count(name))
       throw std::invalid_argument("tangents '" + path + "': '" + name +
                                   "' is not a parameter of the model (a typo would silently give a zero tangent); "
                                   "use the names 'linfuse forward --list-parameters' prints");
-    if (tangent.shape() != params.at(name).shape())
+    if (tangent.shape() != shapes.at(name))
       throw std::invalid_argument("tangents '" + path + "': " + name + " is " + shape_str(tangent.shape()) +
-                                  " but the parameter is " + shape_str(params.at(name).shape()));
+                                  " but the parameter is " + shape_str(shapes.at(name)));
     out.insert(name, kernels::cast(tangent, dtype));
   }
   return out;
@@ -179,20 +217,37 @@ ReferenceRunResult run_reference(const ReferenceRunOptions& o) {
   LossChoice loss;
   if (with_grads) loss = resolve_loss(spec, o.loss);   // before any file is read: fail fast
 
-  std::unique_ptr<ReferenceModel> model;
+  // ---- the parameters the config implies, checked against the files before anything is allocated ----
+  std::vector<ParameterShape> expected;
   try {
-    model = make_reference_model(config, o.dtype);
+    expected = reference_parameter_shapes(config);
   } catch (const std::invalid_argument& e) {
     throw std::invalid_argument("config '" + o.config_path + "': " + e.what());
   }
+  check_fits_in_memory(expected, o, config.model);
   ReferenceRunResult result;
   result.model = config.model;
-
-  // ---- weights ----
-  StateDict weights = canonical_parameters(read_tensors(o.weights_path, "weights"), "weights", o.weights_path, *model,
+  StateDict weights = canonical_parameters(read_tensors(o.weights_path, "weights"), "weights", o.weights_path, config,
                                            result.dropped);
-  check_weights_fit(weights, model->module(), o, config.model);
-  model->module().load_state_dict(weights);   // casts to the compute dtype
+  check_weights_fit(weights, expected, o, config.model);
+  StateDict tangents;
+  if (with_jvp)
+    tangents = checked_tangents(canonical_parameters(read_tensors(o.tangents_path, "tangents"), "tangents",
+                                                     o.tangents_path, config, result.dropped),
+                                expected, o.tangents_path, o.dtype);
+
+  // ---- the model, with the weights ----
+  std::unique_ptr<ReferenceModel> model;
+  try {
+    model = make_reference_model(config, o.dtype);
+    model->module().load_state_dict(weights);   // casts to the compute dtype
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument("config '" + o.config_path + "': " + e.what());
+  } catch (const std::bad_alloc&) {
+    throw std::runtime_error("config '" + o.config_path + "': not enough memory for the " + config.model + " model's " +
+                             gigabytes(parameter_bytes(expected, o.dtype)) + " of parameters in " + dtype_name(o.dtype) +
+                             ": free memory, or use --dtype float32");
+  }
 
   // ---- inputs ----
   StateDict inputs = checked_inputs(read_tensors(o.inputs_path, "inputs"), spec, o.inputs_path, o.dtype);
@@ -201,13 +256,6 @@ ReferenceRunResult run_reference(const ReferenceRunOptions& o) {
   } catch (const std::invalid_argument& e) {
     throw std::invalid_argument("inputs '" + o.inputs_path + "': " + e.what());
   }
-
-  // ---- tangents ----
-  StateDict tangents;
-  if (with_jvp)
-    tangents = checked_tangents(canonical_parameters(read_tensors(o.tangents_path, "tangents"), "tangents",
-                                                     o.tangents_path, *model, result.dropped),
-                                model->module(), o.tangents_path, o.dtype);
 
   // ---- outputs and the gradient of the loss (reverse mode) ----
   std::vector<Module::NamedTensor> parameters = model->module().named_parameters();

@@ -3,19 +3,24 @@
 #include "nn/safetensors.h"
 
 #include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cerrno>
 #include <cstring>
 #include <limits>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <unordered_set>
 
+#include "nn/file_checks.h"
 #include "nn/half_precision.h"
 
 static_assert(std::endian::native == std::endian::little, "safetensors data is little-endian; so is every host linfuse supports");
@@ -114,31 +119,68 @@ size_t first_invalid_utf8(const unsigned char* s, size_t n) {
   return std::string::npos;
 }
 
-// Parses the header JSON, rejecting duplicate keys at any level and nesting deeper than a header can be.
-// Returns the document and the top-level keys in file order (nlohmann::json's object is sorted).
-json parse_header_json(const std::string& path, std::string_view text, std::vector<std::string>& top_level_keys) {
-  std::vector<std::unordered_set<std::string>> open_objects;   // keys seen in each enclosing object
-  auto on_event = [&](int depth, json::parse_event_t event, json& parsed) -> bool {
-    if (depth > kMaxJsonDepth)
-      reject(path, "header nests JSON deeper than a safetensors header can (" + std::to_string(depth) + " levels)");
-    switch (event) {
-      case json::parse_event_t::object_start: open_objects.emplace_back(); break;
-      case json::parse_event_t::object_end:
-        if (!open_objects.empty()) open_objects.pop_back();
-        break;
-      case json::parse_event_t::key: {
-        const std::string& key = parsed.get_ref<const std::string&>();
-        if (!open_objects.back().insert(key).second)
-          reject(path, "header has the key '" + key + "' twice" + (open_objects.size() == 1 ? " (duplicate tensor name)" : ""));
-        if (open_objects.size() == 1) top_level_keys.push_back(key);
-        break;
-      }
-      default: break;
-    }
+// A SAX pass over the header before it is parsed into a document: rejects duplicate keys at any level (JSON
+// parsers otherwise keep the last one silently) and nesting deeper than a header can be (before it can cost
+// memory), and records the top-level keys in file order (nlohmann::json's object is sorted).
+// (Not nlohmann's parse callback: its DOM builder scans the whole enclosing object at the end of every object,
+// which made opening a file of n tensors take time quadratic in n: 28 s for 20,000 tensors.)
+class HeaderChecker : public nlohmann::json_sax<json> {
+ public:
+  HeaderChecker(const std::string& path, std::vector<std::string>& top_level_keys)
+      : path_(path), top_level_keys_(top_level_keys) {}
+
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool start_object(std::size_t) override {
+    enter();
+    open_objects_.emplace_back();
     return true;
-  };
+  }
+  bool key(string_t& key) override {
+    if (!open_objects_.back().insert(key).second)
+      reject(path_, "header has the key '" + key + "' twice" + (open_objects_.size() == 1 ? " (duplicate tensor name)" : ""));
+    if (open_objects_.size() == 1) top_level_keys_.push_back(key);
+    return true;
+  }
+  bool end_object() override {
+    open_objects_.pop_back();
+    --depth_;
+    return true;
+  }
+  bool start_array(std::size_t) override {
+    enter();
+    return true;
+  }
+  bool end_array() override {
+    --depth_;
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) override { throw e; }
+
+ private:
+  // A valid header nests three levels (object -> tensor object -> shape array).
+  void enter() {
+    if (++depth_ > kMaxJsonDepth)
+      reject(path_, "header nests JSON deeper than a safetensors header can (" + std::to_string(depth_) + " levels)");
+  }
+
+  const std::string& path_;
+  std::vector<std::string>& top_level_keys_;
+  std::vector<std::unordered_set<std::string>> open_objects_;   // keys seen in each enclosing object
+  int depth_ = 0;
+};
+
+// Parses the header JSON after HeaderChecker's checks. Returns the document and the top-level keys in file order.
+json parse_header_json(const std::string& path, std::string_view text, std::vector<std::string>& top_level_keys) {
   try {
-    return json::parse(text.begin(), text.end(), on_event);
+    HeaderChecker checker(path, top_level_keys);
+    json::sax_parse(text.begin(), text.end(), &checker);
+    return json::parse(text.begin(), text.end());
   } catch (const json::exception& e) {
     std::string what = e.what();
     // "[json.exception.parse_error.101] parse error at line 1, column 5: ..." -> drop the bracketed id
@@ -248,13 +290,79 @@ void check_tiling(const std::string& path, const std::vector<SafetensorsEntry>& 
 struct SafetensorsFile::Mapping {
   void* base = nullptr;
   size_t size = 0;
+  struct stat opened {};   // the file as it was mapped: device, inode, size, modification time
   ~Mapping() {
     if (base) ::munmap(base, size);
   }
 };
 
+namespace {
+
+// Reads of a mapping whose file was truncated after it was mapped: the kernel answers a read of a page past the new
+// end with SIGBUS. guarded_copy catches it (sigsetjmp / siglongjmp: the copy is a plain memcpy, with no object to
+// destroy on the way out); a SIGBUS anywhere else goes to the previous handler, or ends the process as before.
+thread_local sigjmp_buf* t_guarded_copy = nullptr;
+struct sigaction previous_sigbus {};
+
+extern "C" void on_sigbus(int signal_number, siginfo_t* info, void* context) {
+  if (sigjmp_buf* jump = t_guarded_copy) {
+    t_guarded_copy = nullptr;
+    siglongjmp(*jump, 1);
+  }
+  if (previous_sigbus.sa_flags & SA_SIGINFO) {
+    previous_sigbus.sa_sigaction(signal_number, info, context);
+    return;
+  }
+  if (previous_sigbus.sa_handler != SIG_DFL && previous_sigbus.sa_handler != SIG_IGN) {
+    previous_sigbus.sa_handler(signal_number);
+    return;
+  }
+  // The default action: raised again (delivered when this handler returns; a fault would also recur).
+  struct sigaction default_action {};
+  default_action.sa_handler = SIG_DFL;
+  sigemptyset(&default_action.sa_mask);
+  ::sigaction(SIGBUS, &default_action, nullptr);
+  ::raise(SIGBUS);
+}
+
+// Copies `bytes` from a mapping; false when a page could not be read (SIGBUS).
+bool guarded_copy(void* out, const void* source, size_t bytes) {
+  static std::once_flag installed;
+  std::call_once(installed, [] {
+    struct sigaction action {};
+    action.sa_sigaction = on_sigbus;
+    action.sa_flags = SA_SIGINFO;
+    sigemptyset(&action.sa_mask);
+    ::sigaction(SIGBUS, &action, &previous_sigbus);
+  });
+  sigjmp_buf jump;
+  if (sigsetjmp(jump, /*save the signal mask, which the handler's return path restores*/ 1) != 0) return false;
+  t_guarded_copy = &jump;
+  std::atomic_signal_fence(std::memory_order_seq_cst);   // the handler sees the jump before the copy starts
+  std::memcpy(out, source, bytes);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  t_guarded_copy = nullptr;
+  return true;
+}
+
+// "<path>: ..." for a mapping that can no longer be read, with the file's size then and now.
+[[noreturn]] void changed_while_read(const std::string& path, const struct stat& opened, const std::string& what) {
+  struct stat now {};
+  std::string sizes;
+  if (::stat(path.c_str(), &now) == 0 && now.st_dev == opened.st_dev && now.st_ino == opened.st_ino)
+    sizes = " (" + std::to_string(opened.st_size) + " bytes when opened, " + std::to_string(now.st_size) + " now)";
+  throw std::runtime_error(path + ": " + what + ": the file was truncated or rewritten in place while linfuse read it" +
+                           sizes + "; is another program writing it? Read it again once it is complete");
+}
+
+}  // namespace
+
 SafetensorsFile SafetensorsFile::open(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // Checked before open(2): opening a FIFO blocks until a writer appears (forever, for a merge input). O_NONBLOCK
+  // covers a FIFO put in its place in between (it changes nothing for a regular file); fstat below refuses it.
+  const char* kNotRegularFix = " (give the path of a .safetensors file: linfuse reads only regular files)";
+  if (std::string kind = non_regular_kind(path); !kind.empty()) reject(path, "is " + kind + ", not a regular file", kNotRegularFix);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     int error_number = errno;
     reject(path, std::string("cannot open: ") + std::strerror(error_number),
@@ -268,7 +376,7 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
   }
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
-    reject(path, "is not a regular file", " (give the path of a .safetensors file)");
+    reject(path, "is not a regular file", kNotRegularFix);
   }
   uint64_t file_bytes = uint64_t(st.st_size);
   if (file_bytes < 8) {
@@ -284,17 +392,20 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
   if (base == MAP_FAILED) reject(path, std::string("cannot memory-map: ") + std::strerror(error_number), "");
   mapping->base = base;
   mapping->size = file_bytes;
+  mapping->opened = st;
   const unsigned char* bytes = static_cast<const unsigned char*>(base);
 
   uint64_t header_bytes = 0;
-  std::memcpy(&header_bytes, bytes, 8);
+  if (!guarded_copy(&header_bytes, bytes, 8)) changed_while_read(path, st, "cannot read the header length");
   if (header_bytes > kSafetensorsMaxHeaderBytes)
     reject(path, "header length " + std::to_string(header_bytes) + " exceeds the " + std::to_string(kSafetensorsMaxHeaderBytes) +
                      "-byte limit of the format");
   if (header_bytes > file_bytes - 8)
     reject(path, "header length " + std::to_string(header_bytes) + " runs past the end of the file (" +
                      std::to_string(file_bytes) + " bytes)");
-  const unsigned char* header = bytes + 8;
+  std::string header_text(header_bytes, '\0');
+  if (!guarded_copy(header_text.data(), bytes + 8, header_bytes)) changed_while_read(path, st, "cannot read the header");
+  const unsigned char* header = reinterpret_cast<const unsigned char*>(header_text.data());
   if (size_t bad = first_invalid_utf8(header, header_bytes); bad != std::string::npos)
     reject(path, "header is not valid UTF-8 (byte " + std::to_string(8 + bad) + " of the file)");
   if (header_bytes == 0 || header[0] != '{') reject(path, "header does not start with '{'");
@@ -310,7 +421,7 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
   uint64_t buffer_bytes = file_bytes - file.data_start_;
 
   std::vector<std::string> keys;
-  json document = parse_header_json(path, std::string_view(reinterpret_cast<const char*>(header), header_bytes), keys);
+  json document = parse_header_json(path, header_text, keys);
   for (const std::string& key : keys) {
     const json& value = document.at(key);
     if (key == "__metadata__") {
@@ -343,6 +454,26 @@ std::span<const std::byte> SafetensorsFile::raw_bytes(const std::string& name) c
   return {base + data_start_ + e.data_begin, size_t(e.bytes())};
 }
 
+void SafetensorsFile::read_bytes(const SafetensorsEntry& e, uint64_t offset, size_t bytes, void* out) const {
+  if (offset > e.bytes() || bytes > e.bytes() - offset)
+    throw std::logic_error("[SafetensorsFile::read_bytes] " + path_ + ": bytes [" + std::to_string(offset) + ", +" +
+                           std::to_string(bytes) + ") outside tensor '" + e.name + "' of " + std::to_string(e.bytes()));
+  if (bytes == 0) return;
+  const std::byte* source = static_cast<const std::byte*>(mapping_->base) + data_start_ + e.data_begin + offset;
+  if (!guarded_copy(out, source, bytes))
+    changed_while_read(path_, mapping_->opened, "cannot read tensor '" + e.name + "' (bytes " + std::to_string(offset) +
+                                                    " to " + std::to_string(offset + bytes) + " of it)");
+}
+
+void SafetensorsFile::check_unchanged() const {
+  struct stat now {};
+  const struct stat& opened = mapping_->opened;
+  if (::stat(path_.c_str(), &now) != 0 || now.st_dev != opened.st_dev || now.st_ino != opened.st_ino) return;
+  if (now.st_size != opened.st_size || now.st_mtim.tv_sec != opened.st_mtim.tv_sec ||
+      now.st_mtim.tv_nsec != opened.st_mtim.tv_nsec)
+    changed_while_read(path_, opened, "changed after it was opened");
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // conversion to linfuse tensors
 
@@ -365,29 +496,16 @@ void widen_to_int64(const std::byte* source, int64_t count, int64_t* out) {
 
 }  // namespace
 
-Tensor SafetensorsFile::tensor(const std::string& name) const {
-  const SafetensorsEntry& e = entry(name);
-  const std::byte* source = raw_bytes(name).data();
-  int64_t count = shape_numel(e.shape);
+namespace {
 
-  auto native = [&](DType dtype) -> Tensor {
-    size_t element = dtype_size(dtype);
-    if (count > 0 && reinterpret_cast<uintptr_t>(source) % element == 0) {
-      // Zero copy: the storage borrows the mapping and keeps it alive.
-      auto storage = std::make_shared<Storage>(const_cast<std::byte*>(source), size_t(e.bytes()),
-                                               std::shared_ptr<void>(mapping_));
-      auto impl = std::make_shared<TensorImpl>();
-      impl->storage = std::move(storage);
-      impl->shape = e.shape;
-      impl->strides = contiguous_strides(e.shape);
-      impl->dtype = dtype;
-      return Tensor::from_impl(std::move(impl));
-    }
-    Tensor copy = Tensor::empty(e.shape, dtype);   // misaligned (or empty): copy
+// A copy of the tensor `e` of `path` whose stored bytes are at `source` (any alignment), in the dtype tensor() gives.
+Tensor decode(const std::string& path, const SafetensorsEntry& e, const std::byte* source) {
+  int64_t count = shape_numel(e.shape);
+  auto native = [&](DType dtype) {
+    Tensor copy = Tensor::empty(e.shape, dtype);
     if (count > 0) std::memcpy(copy.raw_data(), source, size_t(e.bytes()));
     return copy;
   };
-
   switch (e.dtype) {
     case SafetensorsDType::F32: return native(DType::F32);
     case SafetensorsDType::F64: return native(DType::F64);
@@ -424,7 +542,7 @@ Tensor SafetensorsFile::tensor(const std::string& name) const {
         uint64_t v;
         std::memcpy(&v, source + size_t(k) * 8, 8);
         if (v > uint64_t(std::numeric_limits<int64_t>::max()))
-          throw std::runtime_error(path_ + ": tensor '" + name + "' (U64) holds " + std::to_string(v) +
+          throw std::runtime_error(path + ": tensor '" + e.name + "' (U64) holds " + std::to_string(v) +
                                    ", which does not fit linfuse's int64 (store it as I64)");
         i[k] = int64_t(v);
       }
@@ -433,6 +551,40 @@ Tensor SafetensorsFile::tensor(const std::string& name) const {
       throw std::logic_error("[SafetensorsFile::tensor] unhandled dtype " + std::string(safetensors_dtype_name(e.dtype)));
   }
   return out;
+}
+
+}  // namespace
+
+Tensor SafetensorsFile::tensor(const std::string& name) const {
+  const SafetensorsEntry& e = entry(name);
+  const std::byte* source = raw_bytes(name).data();
+  const bool native = e.dtype == SafetensorsDType::F32 || e.dtype == SafetensorsDType::F64 || e.dtype == SafetensorsDType::I64;
+  if (native && e.bytes() > 0 && reinterpret_cast<uintptr_t>(source) % safetensors_dtype_size(e.dtype) == 0) {
+    // Zero copy: the storage borrows the mapping and keeps it alive.
+    auto storage = std::make_shared<Storage>(const_cast<std::byte*>(source), size_t(e.bytes()), std::shared_ptr<void>(mapping_));
+    auto impl = std::make_shared<TensorImpl>();
+    impl->storage = std::move(storage);
+    impl->shape = e.shape;
+    impl->strides = contiguous_strides(e.shape);
+    impl->dtype = e.dtype == SafetensorsDType::F32 ? DType::F32 : e.dtype == SafetensorsDType::F64 ? DType::F64 : DType::I64;
+    return Tensor::from_impl(std::move(impl));
+  }
+  return decode(path_, e, source);   // misaligned, empty, or converted: a copy
+}
+
+Tensor SafetensorsFile::tensor_copy(const std::string& name) const {
+  const SafetensorsEntry& e = entry(name);
+  const bool native = e.dtype == SafetensorsDType::F32 || e.dtype == SafetensorsDType::F64 || e.dtype == SafetensorsDType::I64;
+  if (native) {   // straight into the tensor
+    Tensor copy = Tensor::empty(e.shape, e.dtype == SafetensorsDType::F32   ? DType::F32
+                                         : e.dtype == SafetensorsDType::F64 ? DType::F64
+                                                                            : DType::I64);
+    read_bytes(e, 0, size_t(e.bytes()), copy.raw_data());
+    return copy;
+  }
+  std::vector<std::byte> stored(size_t(e.bytes()));
+  read_bytes(e, 0, stored.size(), stored.data());
+  return decode(path_, e, stored.data());
 }
 
 StateDict SafetensorsFile::state_dict() const {

@@ -64,8 +64,14 @@ struct SafetensorsEntry {
 // A memory-mapped safetensors file. Opening reads and validates only the header; tensor data is read
 // when a tensor is asked for (a 1 GB checkpoint costs a few page faults to open). The mapping is private
 // copy-on-write: tensors are ordinary writable tensors, and writes to them never reach the file.
-// The mapping lives as long as the SafetensorsFile or any tensor viewing it. Do not truncate the file in
-// place while it is mapped (linfuse's writers replace files by rename, which is safe).
+// The mapping lives as long as the SafetensorsFile or any tensor viewing it.
+//
+// Files that change while mapped: replacing a file by rename (as linfuse's writers do) is safe, the mapping keeps
+// the old one. Truncating it in place is not: reading a page past the new end raises SIGBUS, which would kill the
+// process. The header, read_bytes and tensor_copy read under a SIGBUS guard and throw std::runtime_error naming the
+// file instead; check_unchanged() also catches a truncation inside the last page (read as zeros) or a rewrite in
+// place. tensor()'s zero-copy views are not guarded: callers reading inputs another program may be writing (the
+// merge tool) use read_bytes / tensor_copy.
 class SafetensorsFile {
  public:
   static SafetensorsFile open(const std::string& path);
@@ -76,8 +82,17 @@ class SafetensorsFile {
   bool contains(const std::string& name) const { return index_.count(name) != 0; }
   const SafetensorsEntry& entry(const std::string& name) const;   // throws naming the file and the name
 
-  // The tensor's bytes as stored (little-endian, row-major), inside the mapping.
+  // The tensor's bytes as stored (little-endian, row-major), inside the mapping (unguarded, see above).
   std::span<const std::byte> raw_bytes(const std::string& name) const;
+  // Copies `bytes` bytes of `entry`'s data, from `offset` bytes into it, to `out`: a read of pages the file no
+  // longer has throws std::runtime_error naming the file and the tensor.
+  void read_bytes(const SafetensorsEntry& entry, uint64_t offset, size_t bytes, void* out) const;
+  // The tensor as tensor() gives it, but always a copy, read with read_bytes.
+  Tensor tensor_copy(const std::string& name) const;
+  // Throws std::runtime_error if the file at path() is the one that was mapped but has since been truncated,
+  // extended or rewritten (another size or modification time). A file renamed over path() is no change to the
+  // mapping and passes.
+  void check_unchanged() const;
 
   // The tensor as a linfuse tensor:
   //   F32, F64, I64: a zero-copy view into the mapping when its address is aligned, else a copy;

@@ -1,5 +1,10 @@
+#include <sys/wait.h>
+
 #include <catch2/catch.hpp>
+#include <cstdio>
+#include <filesystem>
 #include <set>
+#include <string>
 
 #include "autodiff/gradcheck.h"
 #include "autodiff/ops.h"
@@ -72,4 +77,47 @@ TEST_CASE("the gradient check catches rules that are not each other's transpose"
   GradcheckResult r = run_gradcheck(c);
   CHECK_FALSE(r.passed);
   CHECK(r.adjoint_error > 1e-3);
+}
+
+namespace {
+
+struct GradcheckRun {
+  int exit_code = -1;
+  std::string output;   // stdout and stderr
+};
+
+// Runs the built `linfuse gradcheck ARGS` (next to this test binary).
+GradcheckRun run_gradcheck_cli(const std::string& args) {
+  std::string binary = (std::filesystem::read_symlink("/proc/self/exe").parent_path() / "linfuse").string();
+  REQUIRE(std::filesystem::exists(binary));
+  GradcheckRun run;
+  FILE* pipe = popen((binary + " gradcheck " + args + " 2>&1").c_str(), "r");
+  REQUIRE(pipe);
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) run.output.append(buffer, n);
+  int status = pclose(pipe);
+  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return run;
+}
+
+}  // namespace
+
+// Regression (issue 18, findings 3 and 13): --threads 0 and -1 aborted on an uncaught std::invalid_argument (exit
+// 134); a --filter matching nothing reported "0 checks" and exited 0.
+TEST_CASE("linfuse gradcheck takes --threads 0 as all cores, refuses a negative count and a filter that matches nothing",
+          "[autodiff][gradcheck][cli]") {
+  GradcheckRun all_cores = run_gradcheck_cli("--threads 0 --filter matmul");
+  INFO(all_cores.output);
+  CHECK(all_cores.exit_code == 0);
+  CHECK(all_cores.output.find("0 failed") != std::string::npos);
+  GradcheckRun negative = run_gradcheck_cli("--threads -1 --filter matmul");
+  INFO(negative.output);
+  CHECK(negative.exit_code == 2);
+  CHECK(negative.output.find("--threads must be 0 (all cores) or a positive count, got -1") != std::string::npos);
+  GradcheckRun nothing = run_gradcheck_cli("--filter nonexistent");
+  INFO(nothing.output);
+  CHECK(nothing.exit_code == 2);
+  CHECK(nothing.output.find("--filter 'nonexistent' matches no check; the checks are: ") != std::string::npos);
+  CHECK(nothing.output.find("matmul") != std::string::npos);
 }

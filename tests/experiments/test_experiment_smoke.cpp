@@ -47,6 +47,27 @@ void check_cross_task(const nlohmann::json& suite) {
   }
 }
 
+// Every mode has a tasks x tasks first-order leakage matrix (experiments/leakage.h): finite ratios of norms,
+// so at least 0, with 1 on the diagonal (each task vector against its own task).
+void check_leakage(const nlohmann::json& suite) {
+  const size_t tasks = suite["tasks"].size();
+  REQUIRE(suite["leakage"].size() == suite["modes"].size());
+  for (const auto& mode : suite["modes"]) {
+    INFO("leakage of " << mode.get<std::string>());
+    const auto& matrix = suite["leakage"][mode.get<std::string>()]["matrix"];
+    REQUIRE(matrix.size() == tasks);
+    for (size_t t = 0; t < tasks; ++t) {
+      REQUIRE(matrix[t].size() == tasks);
+      for (size_t s = 0; s < tasks; ++s) {
+        const double value = matrix[t][s].get<double>();
+        CHECK(std::isfinite(value));
+        CHECK(value >= 0);
+      }
+      CHECK(matrix[t][t].get<double>() == Approx(1.0));
+    }
+  }
+}
+
 // Normalized scores exist exactly for the tasks every mode learned (single-task score above the task's
 // learned threshold), their averages are finite, and every subset of the sweep holds one of them.
 void check_normalization(const nlohmann::json& suite) {
@@ -127,6 +148,21 @@ TEST_CASE("the smoke preset runs the study end to end and writes a complete repo
   CHECK(v["disentanglement"].size() == 2);       // lora and l-lora
   for (const auto& [mode, sim] : v["cosine_similarity"].items()) CHECK(sim["matrix"].size() == 3);
   check_cross_task(v);
+  check_leakage(v);
+  // the pretrained features' diagnostics: a linear probe per task, the tasks' domain similarity (cosines, 1 on
+  // the diagonal) and per mode its rank correlation with the cross-task damage
+  REQUIRE(v["linear_probe"].size() == 3);
+  for (const auto& [task, score] : v["linear_probe"].items()) check_score(score, "linear_probe." + task);
+  const auto& similarity = v["domain_similarity"]["matrix"];
+  REQUIRE(similarity.size() == 3);
+  for (size_t t = 0; t < 3; ++t) {
+    REQUIRE(similarity[t].size() == 3);
+    for (size_t s = 0; s < 3; ++s) check_score(similarity[t][s], "domain_similarity.matrix");
+    CHECK(similarity[t][t].get<double>() == Approx(1.0));
+  }
+  REQUIRE(v["domain_similarity"]["damage_correlation"].size() == 5);
+  for (const auto& [mode, rho] : v["domain_similarity"]["damage_correlation"].items())
+    check_score(rho, "domain_similarity.damage_correlation." + mode);
   // manifest and report
   nlohmann::json manifest = nlohmann::json::parse(slurp(fs::path(dir) / "manifest.json"));
   CHECK(manifest["seed"] == 0);
@@ -134,7 +170,8 @@ TEST_CASE("the smoke preset runs the study end to end and writes a complete repo
   CHECK(manifest["stage_seconds"].contains("vision/pretrain"));
   std::string report = slurp(fs::path(dir) / "report.md");
   for (const char* section : {"single-task scores", "Merged models", "number of merged tasks", "Cosine similarity",
-                              "Weight disentanglement", "Claims of the paper", "Time per stage"}) {
+                              "Weight disentanglement", "Claims of the paper", "Time per stage", "Cross-task leakage",
+                              "Linear probe of the pretrained features", "Domain similarity and cross-task damage"}) {
     INFO("report section containing '" << section << "'");
     CHECK(report.find(section) != std::string::npos);
   }
@@ -204,6 +241,8 @@ TEST_CASE("the text suite runs end to end on a tiny config, in range and determi
   CHECK(t["disentanglement"].size() == 1);
   for (const auto& [mode, sim] : t["cosine_similarity"].items()) CHECK(sim["matrix"].size() == 2);
   check_cross_task(t);
+  check_leakage(t);
+  CHECK_FALSE(t.contains("linear_probe"));   // a diagnostic of image features: vision only
   // the same seed and thread count from scratch: the same results.json, byte for byte
   o.cache_dir = (root / "cache2").string();
   o.out_dir = (root / "out2").string();

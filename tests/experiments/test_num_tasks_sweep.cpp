@@ -51,6 +51,8 @@ class SyntheticTarget : public MergeTarget {
   Tensor entropy(const StateDict&, int, int64_t, int64_t) override { return Tensor::scalar(0); }
   StateDict fisher(int, int64_t) override { return {}; }
   StateDict grams(int, int64_t) override { return {}; }
+  Tensor outputs(const StateDict&, int, int64_t) override { return {}; }
+  Tensor output_jvp(const StateDict&, int, int64_t) override { return {}; }
 
  private:
   int n_;

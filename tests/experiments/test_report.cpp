@@ -374,6 +374,9 @@ TEST_CASE("missing sections are skipped with a note, never a crash", "[report][r
     CHECK(report.find("No number-of-tasks sweep") != std::string::npos);
     CHECK(report.find("No cosine similarities") != std::string::npos);
     CHECK(report.find("No weight-disentanglement grids") != std::string::npos);
+    CHECK(report.find("No leakage matrices in results.json") != std::string::npos);
+    CHECK(report.find("### Linear probe") == std::string::npos);   // vision diagnostics: no section when absent
+    CHECK(report.find("### Domain similarity") == std::string::npos);
     CHECK(report.find("**not measured** (normalized score), **not measured** (retained gain G): (a) Network-level") !=
           std::string::npos);
     CHECK(line_count(read_text(dir.path / "merged.csv")) == 1);
@@ -522,6 +525,62 @@ TEST_CASE("the report warns when one task's fine-tuning lowers the other tasks i
   CHECK(cross_row[3] == "6 of 6");
 }
 
+TEST_CASE("the diagnostics sections show the leakage, the linear probe and the damage correlation", "[report][report_writer]") {
+  TempDir dir("diagnostics");
+  json results = sample_results();
+  json& vision = results["suites"]["vision"];   // tasks mnist, fashion_mnist, shapes, glyphs
+  // linear-full: off-diagonal entries summing to 4.8 over 12 pairs (mean 0.40); lora: 1.2 everywhere off it
+  vision["leakage"]["linear-full"]["matrix"] = {{1.0, 0.2, 0.4, 0.6}, {0.3, 1.0, 0.5, 0.7}, {0.1, 0.3, 1.0, 0.3}, {0.4, 0.4, 0.6, 1.0}};
+  vision["leakage"]["lora"]["matrix"] = {{1.0, 1.2, 1.2, 1.2}, {1.2, 1.0, 1.2, 1.2}, {1.2, 1.2, 1.0, 1.2}, {1.2, 1.2, 1.2, 1.0}};
+  vision["linear_probe"] = {{"mnist", 0.98}, {"fashion_mnist", 0.90}, {"shapes", 0.97}, {"glyphs", 0.95}};
+  vision["linear_probe_l2"] = {{"mnist", 0.001}, {"fashion_mnist", 0.0001}, {"shapes", 0.01}, {"glyphs", 0.001}};
+  vision["domain_similarity"]["matrix"] = {{1.0, 0.5, 0.1, 0.2}, {0.5, 1.0, 0.3, 0.4}, {0.1, 0.3, 1.0, 0.6}, {0.2, 0.4, 0.6, 1.0}};
+  for (const auto& mode : vision["modes"]) vision["domain_similarity"]["damage_correlation"][mode.get<std::string>()] = 0.45;
+  std::string report = report_without_plots(dir, results);
+  const std::string at_vision = report.substr(report.find("## Vision suite"));
+
+  auto leakage = table_row(at_vision, "### Cross-task leakage", "linear-full");
+  CHECK(leakage[1] == "0.40");
+  CHECK(leakage[2] == "shapes -> mnist 0.10");
+  CHECK(leakage[3] == "fashion_mnist -> glyphs 0.70");
+  CHECK(table_row(at_vision, "### Cross-task leakage", "lora")[1] == "1.20");
+  CHECK(table_row(at_vision, "The whole matrix for linear-full", "shapes") == std::vector<std::string>{"shapes", "0.10", "0.30", "1.00", "0.30"});
+  CHECK(at_vision.find("moves the other tasks' logits 0.40 times as far as its own on average: less than half as far") != std::string::npos);
+  // the text suite has no leakage in the sample: a note, and no vision-only sections
+  const std::string at_text = report.substr(report.find("## Text suite"));
+  CHECK(at_text.find("No leakage matrices in results.json") != std::string::npos);
+  CHECK(at_text.find("### Linear probe") == std::string::npos);
+
+  auto mnist = table_row(at_vision, "### Linear probe", "mnist");
+  CHECK(mnist[1] == percent_of(0.312));   // zero-shot
+  CHECK(mnist[2] == "98.0");
+  CHECK(mnist[3] == percent_of(0.991));   // full fine-tuning
+  CHECK(mnist[4] == "-1.1");
+  CHECK(mnist[5] == "0.0010");
+  CHECK(table_row(at_vision, "### Linear probe", "average")[2] == "95.0");
+  CHECK(at_vision.find("within 3 points, CLIP's regime: fine-tuning re-uses the pretrained features") != std::string::npos);
+
+  // the mean damage of full, computed here from the fixture: zero-shot minus cross-task, over the 12 pairs
+  const std::vector<std::string> tasks = vision["tasks"];
+  double damage = 0;
+  for (size_t t = 0; t < tasks.size(); ++t)
+    for (size_t s = 0; s < tasks.size(); ++s)
+      if (s != t) damage += 100 * (vision["zero_shot"][tasks[s]].get<double>() - vision["cross_task"]["full"]["matrix"][t][s].get<double>()) / 12;
+  auto full = table_row(at_vision, "### Domain similarity", "full");
+  CHECK(full[1] == "+0.45");
+  CHECK(full[2] == report::signed_fixed(damage, 1));
+  CHECK(at_vision.find("The mean similarity of two different tasks is 0.35.") != std::string::npos);
+  CHECK(at_vision.find("In every mode the damage rises with the similarity") != std::string::npos);
+
+  SECTION("a probe far below fine-tuning is not CLIP's regime; damage unrelated to similarity says so") {
+    vision["linear_probe"] = {{"mnist", 0.5}, {"fashion_mnist", 0.5}, {"shapes", 0.5}, {"glyphs", 0.5}};
+    for (const auto& mode : vision["modes"]) vision["domain_similarity"]["damage_correlation"][mode.get<std::string>()] = 0.1;
+    std::string other = report_without_plots(dir, results);
+    CHECK(other.find("more than 3 points below, not CLIP's regime") != std::string::npos);
+    CHECK(other.find("In no mode does the damage follow the similarity") != std::string::npos);
+  }
+}
+
 TEST_CASE("a malformed results.json is an error naming the file and the problem", "[report][report_writer]") {
   TempDir dir("malformed");
   std::string path = (dir.path / "results.json").string();
@@ -554,6 +613,22 @@ TEST_CASE("a malformed results.json is an error naming the file and the problem"
     write_text(path, results.dump());
     CHECK_THROWS_WITH(write_report(dir.str()), Catch::Contains("suites.vision.cross_task.l-lora.matrix[2]") &&
                                                    Catch::Contains("should have 4 entries but has 3"));
+  }
+  SECTION("a leakage matrix of the wrong size, a damage correlation that is not a number") {
+    json results = sample_results();
+    results["suites"]["vision"]["leakage"]["lora"]["matrix"] = {{1.0, 0.5}, {0.5, 1.0}};
+    write_text(path, results.dump());
+    CHECK_THROWS_WITH(write_report(dir.str()), Catch::Contains("suites.vision.leakage.lora.matrix") &&
+                                                   Catch::Contains("should have 4 rows but has 2"));
+    results["suites"]["vision"].erase("leakage");
+    results["suites"]["vision"]["domain_similarity"] = {{"matrix", json::array()}};
+    write_text(path, results.dump());
+    CHECK_THROWS_WITH(write_report(dir.str()), Catch::Contains("suites.vision.domain_similarity.matrix"));
+    results["suites"]["vision"]["domain_similarity"] = {
+        {"matrix", {{1, 0, 0, 0}, {0, 1, 0, 0}, {0, 0, 1, 0}, {0, 0, 0, 1}}}, {"damage_correlation", {{"full", "high"}}}};
+    write_text(path, results.dump());
+    CHECK_THROWS_WITH(write_report(dir.str()), Catch::Contains("suites.vision.domain_similarity.damage_correlation.full") &&
+                                                   Catch::Contains("should be a number"));
   }
   SECTION("a task that is not in the suite") {
     json results = sample_results();

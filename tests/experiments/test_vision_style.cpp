@@ -167,5 +167,28 @@ TEST_CASE("every styled task stays learnable from raw pixels", "[vision][style]"
 }
 
 TEST_CASE("a strength outside [0, 1] is refused", "[vision][style][errors]") {
-  CHECK_THROWS_WITH(styled_task("mnist", 1.5), Catch::Contains("style_strength must be in [0, 1]"));
+  CHECK_THROWS_WITH(styled_task("mnist", 1.5), Catch::Contains("style strengths must be in [0, 1]"));
+}
+
+TEST_CASE("pretrain_style_strength styles only the pretrain split at its own strength", "[vision][style]") {
+  // A shift between pretraining and task images: the train/validation/test splits are those of style_strength,
+  // the pretrain split is that of pretrain_style_strength (here the gray look in three channels, strength 0).
+  data::VisionOptions options;
+  options.train = 50, options.validation = 10, options.test = 10, options.pretrain = 50;
+  options.data_dir = test_data_dir();
+  options.style_strength = 1.0;
+  data::ImageTask full = data::load_vision_task("shapes", options);
+  options.pretrain_style_strength = 0.0;
+  data::ImageTask shifted = data::load_vision_task("shapes", options);
+  options.style_strength = 0.0, options.pretrain_style_strength = -1;
+  data::ImageTask gray = data::load_vision_task("shapes", options);
+  CHECK(shifted.train.pixels == full.train.pixels);
+  CHECK(shifted.test.pixels == full.test.pixels);
+  CHECK(shifted.pretrain.pixels == gray.pretrain.pixels);
+  CHECK(shifted.pretrain.pixels != full.pretrain.pixels);
+
+  options.style_strength = -1, options.pretrain_style_strength = 0.5;
+  CHECK_THROWS_WITH(data::load_vision_task("shapes", options), Catch::Contains("pretrain_style_strength needs a style_strength"));
+  options.style_strength = 1.0, options.pretrain_style_strength = 2.0;
+  CHECK_THROWS_WITH(data::load_vision_task("shapes", options), Catch::Contains("style strengths must be in [0, 1]"));
 }

@@ -118,7 +118,7 @@ TEST_CASE("A failure in the middle of writing leaves no file behind and an exist
   StateDict base = layout({{"w", {50}}, {"v", {50}}});
   StateDict broken = base;
   std::vector<double> values = base.at("v").to_vector<double>();
-  values[7] = NAN;   // found by TIES while writing (keep = 1 needs no selection pass)
+  values[7] = NAN;   // found while reading the input, in the write pass (keep = 1 needs no selection pass)
   broken.at("v") = kernels::cast(Tensor::from_vector(values, {50}), DType::F32);
   save_safetensors(folder / "base.safetensors", base);
   save_safetensors(folder / "a.safetensors", broken);
@@ -133,6 +133,75 @@ TEST_CASE("A failure in the middle of writing leaves no file behind and an exist
   std::ifstream old(folder / "merged.safetensors");
   std::string content((std::istreambuf_iterator<char>(old)), std::istreambuf_iterator<char>());
   CHECK(content == "old content");
+}
+
+// Regression (issue 18, finding 8): NaN/Inf inputs passed through task arithmetic and DARE (TIES refused them, and
+// blamed a model for a NaN in the base: finding 14); --lambda 1e39 and float16 overflow wrote infinities, exit 0.
+TEST_CASE("Non-finite inputs and outputs are refused by every method, naming the file or the tensor; nothing is written",
+          "[merge_tool]") {
+  TempFolder folder;
+  StateDict base = layout({{"w", {6}}, {"v", {5}}});
+  save_safetensors(folder / "base.safetensors", base);
+  Generator generator(1);
+  save_safetensors(folder / "a.safetensors", linfuse::testing::perturbed(base, generator, 0.1));
+  auto with_value = [&](const std::string& name, size_t index, double value) {
+    StateDict edited = linfuse::testing::perturbed(base, generator, 0.1);
+    std::vector<double> values = edited.at(name).to_vector<double>();
+    values[index] = value;
+    edited.at(name) = kernels::cast(Tensor::from_vector(values, edited.at(name).shape()), DType::F32);
+    return edited;
+  };
+  save_safetensors(folder / "nan.safetensors", with_value("v", 3, NAN));
+  save_safetensors(folder / "inf.safetensors", with_value("w", 0, -INFINITY));
+  save_safetensors(folder / "inf_base.safetensors", with_value("v", 1, INFINITY));
+  std::vector<std::string> before = folder.listing();
+  auto error = [&](json config) {
+    config["output"] = "merged.safetensors";
+    return error_of([&] { run_tool(config, folder.path()); });
+  };
+  const std::string nan_model = folder / "nan.safetensors", inf_model = folder / "inf.safetensors";
+  const std::vector<json> methods = {
+      {{"method", "task_arithmetic"}, {"base", "base.safetensors"}},
+      {{"method", "dare"}, {"base", "base.safetensors"}, {"hyperparameters", {{"drop", 0.5}}}},
+      {{"method", "ties"}, {"base", "base.safetensors"}},
+      {{"method", "simple_average"}},
+  };
+  for (json config : methods) {
+    INFO(config.dump());
+    config["models"] = {"a.safetensors", "nan.safetensors"};
+    std::string e = error(config);
+    CHECK(contains(e, nan_model + ": tensor 'v' holds a non-finite value (nan at element 3)"));
+    config["models"] = {"inf.safetensors", "a.safetensors"};
+    CHECK(contains(error(config), inf_model + ": tensor 'w' holds a non-finite value (-inf at element 0)"));
+  }
+  // a NaN in the base is the base's, not a model's
+  std::string e = error({{"method", "ties"}, {"base", "inf_base.safetensors"}, {"models", {"a.safetensors"}}});
+  CHECK(contains(e, folder / "inf_base.safetensors" + ": tensor 'v' holds a non-finite value (inf at element 1)"));
+  // finite inputs, infinite output: tau = 1 everywhere, lambda 1e39 beyond float32's 3.4e38
+  StateDict shifted;
+  for (const auto& [name, tensor] : base) {
+    std::vector<double> values = tensor.to_vector<double>();
+    for (double& v : values) v += 1.0;
+    shifted.insert(name, kernels::cast(Tensor::from_vector(values, tensor.shape()), DType::F32));
+  }
+  save_safetensors(folder / "shifted.safetensors", shifted);
+  before = folder.listing();
+  e = error({{"method", "task_arithmetic"}, {"base", "base.safetensors"}, {"models", {"shifted.safetensors"}},
+             {"hyperparameters", {{"lambda", 1e39}}}});
+  CHECK(contains(e, "the merged tensor 'w' is not finite (inf at element 0)"));
+  CHECK(contains(e, "--lambda"));
+  CHECK(folder.listing() == before);
+
+  // float16 output that overflows: 2 x 40000 > 65504
+  StateDict large;
+  large.insert("w", Tensor::full({3}, 40000.0));
+  save_safetensors(folder / "large.safetensors", large);
+  e = error({{"method", "weighted_average"}, {"models", {{{"path", "large.safetensors"}, {"weight", 1.0}},
+                                                          {{"path", "large.safetensors"}, {"weight", 1.0}}}},
+             {"dtype", "float16"}});
+  CHECK(contains(e, "the merged tensor 'w' holds 80000.000000 at element 0, beyond the range of F16"));
+  CHECK(contains(e, "--dtype float32"));
+  CHECK_FALSE(fs::exists(folder / "merged.safetensors"));
 }
 
 TEST_CASE("linfuse merge on the command line: --help, flags, --config, and errors that write nothing", "[merge_tool][cli]") {
@@ -198,4 +267,20 @@ TEST_CASE("linfuse merge on the command line: --help, flags, --config, and error
   std::vector<std::string> after = out.listing();
   after.erase(std::remove(after.begin(), after.end(), "broken.json"), after.end());
   CHECK(after == before);
+}
+
+// Regression (issue 18, finding 14): "--models" with no value said "cannot read the model : cannot open".
+TEST_CASE("linfuse merge says that a list option given no value needs one", "[merge_tool][cli]") {
+  std::string binary = linfuse::testing::linfuse_binary();
+  TempFolder out;
+  for (const std::string& arguments : {std::string("--method ties --base b.safetensors --out ") + (out / "m.safetensors") + " --models",
+                                       std::string("--method ties --models --base b.safetensors --out ") + (out / "m.safetensors"),
+                                       std::string("--method weighted_average --models a b --weights --out ") + (out / "m.safetensors")}) {
+    auto run = linfuse::testing::run_command(binary + " merge " + arguments);
+    INFO(arguments << "\n" << run.output);
+    CHECK(run.exit_code == 2);
+    CHECK(contains(run.output, "needs a value: give one"));
+    CHECK_FALSE(contains(run.output, "cannot open"));
+  }
+  CHECK(out.listing().empty());
 }

@@ -247,3 +247,49 @@ TEST_CASE("Adapters that do not match are rejected with every difference listed,
         std::string::npos);
   CHECK(in.folder.listing() == before);
 }
+
+// Regression (issue 18, finding 1): the output was compared with the adapter folders only, so a file output inside an
+// input adapter (its adapter_model.safetensors) was written over it. The shared check (nn/file_checks.h) also follows
+// hard links.
+TEST_CASE("An output that is a file of an input adapter, or a hard link to an input, is refused", "[merge_tool][peft]") {
+  LoraInputs in;
+  const std::string adapter_file = in.folder / "lora_a/adapter_model.safetensors";
+  auto bytes_of = [](const std::string& path) {
+    std::ifstream file(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(file), {});
+  };
+  const std::string before = bytes_of(adapter_file);
+  json config = {{"method", "task_arithmetic"}, {"space", "weight"},          {"base", "lora_base.safetensors"},
+                 {"models", {"lora_a", "lora_b"}}, {"output", adapter_file}};
+  std::string error = error_of([&] { run_tool(config, in.folder.path()); });
+  CHECK(error.find("is the input " + in.folder / "lora_a/adapter_model.safetensors") != std::string::npos);
+  CHECK(error.find("write the merge elsewhere") != std::string::npos);
+  CHECK(bytes_of(adapter_file) == before);
+
+  fs::create_hard_link(in.folder / "lora_base.safetensors", in.folder / "base_link.safetensors");
+  config["output"] = in.folder / "base_link.safetensors";
+  CHECK(error_of([&] { run_tool(config, in.folder.path()); }).find("is the input " + in.folder / "lora_base.safetensors") !=
+        std::string::npos);
+}
+
+// Regression (issue 18, finding 14): adapters with different r or lora_alpha were refused, different target_modules
+// merged silently. The order of the list does not matter.
+TEST_CASE("Adapters with different target_modules are refused, naming both lists", "[merge_tool][peft]") {
+  LoraInputs in;
+  json config = {{"method", "task_arithmetic"}, {"models", {"lora_a", "lora_b"}}, {"output", "merged_lora"}};
+  const std::string config_path = in.folder / "lora_b/adapter_config.json";
+  json b_config = json::parse(std::ifstream(config_path));
+  b_config["target_modules"] = {"layers.0.fc1", "layers.0.q_proj", "layers.0.v_proj"};   // the same, reordered
+  std::ofstream(config_path) << b_config.dump();
+  CHECK(error_of([&] { run_tool(config, in.folder.path()); }).empty());
+  fs::remove_all(in.folder / "merged_lora");
+  b_config["target_modules"] = {"layers.0.q_proj", "layers.0.k_proj", "layers.0.fc1"};
+  std::ofstream(config_path) << b_config.dump();
+  std::vector<std::string> before = in.folder.listing();
+  std::string error = error_of([&] { run_tool(config, in.folder.path()); });
+  INFO(error);
+  CHECK(error.find("target_modules [\"layers.0.fc1\",\"layers.0.q_proj\",\"layers.0.v_proj\"] (" + in.folder / "lora_a" +
+                   ") vs [\"layers.0.fc1\",\"layers.0.k_proj\",\"layers.0.q_proj\"] (" + in.folder / "lora_b" + ")") !=
+        std::string::npos);
+  CHECK(in.folder.listing() == before);
+}

@@ -1,7 +1,9 @@
 // `linfuse forward`, run as the built binary (a subprocess next to this test binary), against PyTorch's outputs,
 // gradients and JVPs (tools/make_forward_fixture.py -> tests/fixtures/forward_cli/), and on bad files and
 // options: a non-zero exit, a message naming the problem, and no output file. Prints the largest relative errors.
+#include <sys/resource.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <catch2/catch.hpp>
@@ -387,6 +389,128 @@ TEST_CASE("linfuse forward rejects bad weights, inputs, tangents, configs and op
     CHECK(linfuse::testing::read_bytes(out) == "previous contents");
     CHECK(dir.listing() == std::vector<std::string>{"out.safetensors", "w.safetensors"});   // no temporary left behind
   }
+}
+
+// Regression (issue 18, finding 1): --out naming an input replaced that input and exited 0. The inputs here are
+// copies, so that the fixtures survive a build without the check.
+TEST_CASE("linfuse forward refuses an --out that is one of its inputs, also through a symlink or a hard link",
+          "[forward_cli]") {
+  ScratchDir dir("forward_cli_same");
+  for (const char* name : {"clip.json", "clip_weights.safetensors", "clip_inputs.safetensors", "clip_tangents.safetensors"})
+    std::filesystem::copy_file(fixture(name), dir.file(name));
+  const std::string config = dir.file("clip.json"), weights = dir.file("clip_weights.safetensors"),
+                    inputs = dir.file("clip_inputs.safetensors"), tangents = dir.file("clip_tangents.safetensors");
+  std::filesystem::create_symlink(inputs, dir.file("inputs_link.safetensors"));
+  std::filesystem::create_hard_link(config, dir.file("config_link.json"));
+  const std::vector<std::pair<std::string, std::string>> cases = {{weights, "--weights"},
+                                                                  {dir.file("inputs_link.safetensors"), "--inputs"},
+                                                                  {dir.file("config_link.json"), "--config"},
+                                                                  {tangents, "--tangents"}};
+  for (const auto& [out, flag] : cases) {
+    INFO("--out " << out);
+    const std::string before = linfuse::testing::read_bytes(out);
+    CliRun run = run_forward({"--config", config, "--weights", weights, "--inputs", inputs, "--tangents", tangents, "--out", out});
+    INFO(run.err);
+    CHECK(run.exit_code == 2);
+    CHECK(run.err.find("is the file of " + flag) != std::string::npos);
+    CHECK(run.err.find("write the output elsewhere") != std::string::npos);
+    CHECK(linfuse::testing::read_bytes(out) == before);
+  }
+}
+
+// Regression (issue 18, finding 5): transformers saves the position_ids buffers as I64; the dtype check ran before
+// the documented skip and refused such checkpoints.
+TEST_CASE("linfuse forward skips I64 position_ids buffers as transformers saves them", "[forward_cli]") {
+  ScratchDir dir("forward_cli_position_ids");
+  auto weights = edited(dir, "clip_weights.safetensors", "w.safetensors", [](StateDict& t) {
+    t.insert("text_model.embeddings.position_ids", Tensor::from_vector<int64_t>({0, 1, 2, 3, 4, 5, 6, 7}, {1, 8}));
+    t.insert("vision_model.embeddings.position_ids", Tensor::from_vector<int64_t>({0, 1, 2, 3, 4}, {1, 5}));
+  });
+  const std::string out = dir.file("out.safetensors");
+  std::vector<std::string> args = clip_args(fixture("clip_inputs.safetensors"), out);
+  args[3] = weights;
+  CliRun run = run_forward(args);
+  INFO(run.err);
+  REQUIRE(run.exit_code == 0);
+  CHECK(run.err.find("skipped text_model.embeddings.position_ids") != std::string::npos);
+  CHECK(run.err.find("skipped vision_model.embeddings.position_ids") != std::string::npos);
+  StateDict actual = load_safetensors(out), expected = load_safetensors(fixture("clip_expected_f32.safetensors"));
+  CHECK(linfuse::testing::max_abs_diff(actual.at("logits_per_text"), expected.at("logits_per_text")) <
+        1e-4 * max_abs(expected.at("logits_per_text")));
+}
+
+// Regression (issue 18, finding 10): the model was built (and its placeholder weights drawn) before the weights were
+// checked -- 1.6 GB and 22 s for a 25M vocabulary before "wrong shape"; a vocabulary of 10^12 printed only
+// "std::bad_alloc". Memory is measured, not time: the child's peak resident set (wait4's ru_maxrss).
+TEST_CASE("linfuse forward checks the weights against the config before it allocates the model", "[forward_cli]") {
+  ScratchDir dir("forward_cli_sizes");
+  json config = read_json(fixture("clip.json"));
+  const std::string out = dir.file("out.safetensors");
+  auto run_with_vocabulary = [&](int64_t vocab_size, double& peak_rss_mb) {
+    config["text_config"]["vocab_size"] = vocab_size;
+    write_json(dir.file("config.json"), config);
+    std::vector<std::string> args = {linfuse_binary(), "forward"};
+    for (const auto& a : clip_args(fixture("clip_inputs.safetensors"), out)) args.push_back(a);
+    args[3] = dir.file("config.json");
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    int pipe_fds[2];
+    REQUIRE(::pipe(pipe_fds) == 0);
+    pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+      ::dup2(pipe_fds[1], 2);
+      ::close(pipe_fds[0]);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    ::close(pipe_fds[1]);
+    std::string err;
+    char buffer[4096];
+    for (ssize_t n; (n = ::read(pipe_fds[0], buffer, sizeof buffer)) > 0;) err.append(buffer, size_t(n));
+    ::close(pipe_fds[0]);
+    int status = 0;
+    struct rusage usage {};
+    ::wait4(child, &status, 0, &usage);
+    peak_rss_mb = double(usage.ru_maxrss) / 1024.0;
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 1);
+    return err;
+  };
+  double peak_mb = 0;
+  // 25M x 8 float32 = 800 MB of token embedding: the file's (16, 8) is refused without building it.
+  std::string err = run_with_vocabulary(25000000, peak_mb);
+  INFO(err);
+  CHECK(err.find("text_model.embeddings.token_embedding.weight is (16,8) in the file, (25000000,8) for the config") !=
+        std::string::npos);
+  CHECK(peak_mb < 400);   // about 20 MB here; the model alone would take 800 MB
+  // 10^12 x 8: more than any machine's memory, named as such.
+  err = run_with_vocabulary(1000000000000LL, peak_mb);
+  INFO(err);
+  CHECK(err.find("more than this machine's memory") != std::string::npos);
+  CHECK(err.find("text_model.embeddings.token_embedding.weight (1000000000000,8)") != std::string::npos);
+  CHECK(err.find("bad_alloc") == std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(out));
+}
+
+// Regression (issue 18, finding 11): with every label -100 the loss was written as 0.0; PyTorch's mean cross-entropy
+// over no token is NaN, and the reference follows it (with a warning; the gradient is 0, as PyTorch's backward).
+TEST_CASE("linfuse forward gives T5's loss as NaN, as PyTorch, when every label is -100", "[forward_cli]") {
+  ScratchDir dir("forward_cli_ignored");
+  std::string inputs = edited(dir, "t5_inputs.safetensors", "inputs.safetensors", [](StateDict& t) {
+    t.set("labels", Tensor::full(t.at("labels").shape(), -100.0, DType::I64));
+  });
+  const std::string out = dir.file("out.safetensors");
+  CliRun run = run_forward({"--config", fixture("t5.json"), "--weights", fixture("t5_weights.safetensors"), "--inputs", inputs,
+                            "--out", out, "--loss", "cross_entropy", "--grads"});
+  INFO(run.err);
+  REQUIRE(run.exit_code == 0);
+  CHECK(run.err.find("every label is -100") != std::string::npos);
+  StateDict result = load_safetensors(out);
+  CHECK(std::isnan(result.at("loss").item()));
+  CHECK(max_abs(result.at("grad.shared.weight")) == 0.0);
+  CHECK(std::isfinite(max_abs(result.at("logits"))));
 }
 
 TEST_CASE("linfuse forward --help lists every model, input, output and loss name", "[forward_cli]") {

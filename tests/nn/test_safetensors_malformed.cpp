@@ -1,6 +1,12 @@
 // Malformed safetensors files: one test per validation rule (with the message a user sees), then a fuzz
 // test over hundreds of corrupted variants of valid files.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <future>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -205,7 +211,7 @@ TEST_CASE("safetensors open errors name the file and the fix", "[safetensors][ma
   ScratchDir dir("st_open");
   std::string missing = dir.file("missing.safetensors");
   CHECK(rejection(missing) == missing + ": cannot open: No such file or directory (check the path)");
-  CHECK_THAT(rejection(dir.path().string()), Catch::Contains("is not a regular file"));
+  CHECK_THAT(rejection(dir.path().string()), Catch::Contains("is a folder, not a regular file"));
 
   std::string path = dir.file("m.safetensors");
   StateDict one;
@@ -382,4 +388,22 @@ TEST_CASE("safetensors fuzz: corrupted files are rejected with the file's name o
                             << " loaded");
   CHECK(tally.files > 2000);
   CHECK(tally.accepted > 3 * 50);   // data-only bit flips at least; the valid files themselves
+}
+
+// Regression (issue 18, finding 12): open(2) on a FIFO blocks until some process opens it for writing, so a FIFO
+// given as a merge input hung the merge forever. The open runs on another thread here; if it is still blocked after
+// 20 s the test fails and opens the FIFO for writing itself, which releases it.
+TEST_CASE("safetensors refuses a FIFO without opening it, so it cannot block", "[safetensors][malformed]") {
+  ScratchDir dir("st_fifo");
+  const std::string fifo = dir.file("model.safetensors");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  auto opening = std::async(std::launch::async, [&] { return rejection(fifo); });
+  if (opening.wait_for(std::chrono::seconds(20)) != std::future_status::ready) {
+    int writer = ::open(fifo.c_str(), O_WRONLY);   // unblocks the reader, which then sees an empty stream
+    opening.wait();
+    if (writer >= 0) ::close(writer);
+    FAIL("opening a FIFO blocked");
+  }
+  CHECK(opening.get() == fifo + ": is a FIFO, not a regular file (give the path of a .safetensors file: linfuse reads only "
+                               "regular files)");
 }
