@@ -117,11 +117,15 @@ std::string run_experiment(const ExperimentOptions& options) {
   bool quiet = options.quiet;
   SuiteContext ctx{cache, [quiet](const std::string& line) { if (!quiet) std::cout << line << std::endl; }, stage_seconds};
   if (!options.write_base.empty()) {
-    if (options.suites != std::vector<std::string>{"text"})
-      throw std::invalid_argument("[experiment] --write-base writes one suite's base model and exists for the text suite so far: "
-                                  "pass --suite text");
-    TextSuite suite(config["text"], options.seed, ctx);
-    suite.write_base(options.write_base, options.preset, options.command);
+    if (options.suites.size() != 1)
+      throw std::invalid_argument("[experiment] --write-base writes one suite's base model: pass --suite vision or --suite text");
+    if (options.suites[0] == "text") {
+      TextSuite suite(config["text"], options.seed, ctx);
+      suite.write_base(options.write_base, options.preset, options.command);
+    } else {
+      VisionSuite suite(config["vision"], options.seed, ctx);
+      suite.write_base(options.write_base, options.preset, options.command);
+    }
     return options.write_base;
   }
   std::string suites_label;

@@ -358,7 +358,7 @@ void VisionSuite::finetune(peft::FinetuneMode mode, nlohmann::json& results) {
 nlohmann::json VisionSuite::prepare() {
   nlohmann::json results;
   load_data();
-  pretrain();
+  if (!load_base_checkpoint(results)) pretrain();   // the pretrained CLIP, shipped or made here
   zero_shot(results);
   for (peft::FinetuneMode mode : modes()) finetune(mode, results);
   results["tasks"] = config_["tasks"];

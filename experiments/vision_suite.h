@@ -57,11 +57,18 @@ class VisionSuite {
   // The cache key of the pretrained CLIP (seed, tasks, data, model, tokenizer, pretraining): stages that read
   // only the pretrained model key on it.
   nlohmann::json pretrain_key() const;
+  // Runs the pretrain stage (cached) whatever vision.base_checkpoint says and writes its CLIP as a base
+  // checkpoint to `folder` (base_checkpoint.h); `command` is the exact command line, for the manifest.
+  void write_base(const std::filesystem::path& folder, const std::string& preset, const std::string& command);
 
  private:
   void load_data();
   void standardize();
   void pretrain();
+  // The folder of vision.base_checkpoint, "" when null or absent; loading it (vision_base_checkpoint.cpp)
+  // replaces the pretrain stage and records the checkpoint in results["base_checkpoint"].
+  std::string base_checkpoint_folder() const;
+  bool load_base_checkpoint(nlohmann::json& results);
   void zero_shot(nlohmann::json& results);
   void finetune(peft::FinetuneMode mode, nlohmann::json& results);
 

@@ -183,3 +183,75 @@ TEST_CASE("the text suite's base checkpoint is reproducible, and loading it give
                  Catch::Contains("text.base_checkpoint=null"));
   fs::remove_all(root);
 }
+
+TEST_CASE("the vision suite's base checkpoint is reproducible, and loading it gives the results of pretraining", "[base_checkpoint][vision_suite][smoke]") {
+  fs::path root = temp_folder("vision");
+  // A smoke-size vision study in the styled look (three channels): two tasks, a few steps.
+  const nlohmann::json overrides = {
+      {"vision",
+       {{"tasks", {"mnist", "shapes"}},
+        {"modes", {"lora"}},
+        {"data", {{"train", 64}, {"validation", 16}, {"test", 16}, {"pretrain", 64}, {"style_strength", 1.0}, {"pretrain_style_strength", 0.5}}},
+        {"pretrain", {{"steps", 4}, {"batch_size", 16}}},
+        {"finetune", {{"steps", 4}}},
+        {"evaluation", {{"validation_examples", 16}, {"test_examples", 16}, {"batch_size", 16}}},
+        {"merge", {{"methods", {"task_arithmetic"}}}},
+        {"sweep", {{"methods", nlohmann::json::array()}}},
+        {"disentanglement", {{"pairs", nlohmann::json::array()}}}}}};
+  ExperimentOptions write;
+  write.preset = "smoke";
+  write.suites = {"vision"};
+  write.threads = 2;
+  write.quiet = true;
+  write.overrides = overrides;
+  write.cache_dir = (root / "cache_write").string();
+  write.write_base = (root / "vision-smoke").string();
+  write.command = "linfuse experiment --suite vision --preset smoke --write-base vision-smoke";
+  run_experiment(write);
+  BaseCheckpointManifest manifest =
+      BaseCheckpointManifest::from_json(nlohmann::json::parse(slurp(root / "vision-smoke" / "manifest.json")));
+  CHECK(manifest.suite == "vision");
+  CHECK(manifest.command == write.command);
+  CHECK(manifest.config["pretrain"]["steps"] == 4);
+  CHECK(manifest.metrics["pretrain"]["steps"] == 4);
+  CHECK(manifest.files.size() == 3);
+
+  // Writing again from an empty cache gives the same files, bit for bit.
+  ExperimentOptions again = write;
+  again.cache_dir = (root / "cache_again").string();
+  again.write_base = (root / "vision-smoke-again").string();
+  run_experiment(again);
+  CHECK(BaseCheckpointManifest::from_json(nlohmann::json::parse(slurp(root / "vision-smoke-again" / "manifest.json"))).files ==
+        manifest.files);
+
+  // The study with the checkpoint (and no pretraining stage in its cache) against the study that pretrains.
+  ExperimentOptions loaded = write;
+  loaded.write_base.clear();
+  loaded.report = false;
+  loaded.cache_dir = (root / "cache_loaded").string();
+  loaded.out_dir = (root / "loaded").string();
+  loaded.overrides["vision"]["base_checkpoint"] = (root / "vision-smoke").string();
+  run_experiment(loaded);
+  CHECK_FALSE(fs::exists(root / "cache_loaded" / "vision" / "pretrain"));
+  ExperimentOptions scratch = loaded;
+  scratch.cache_dir = (root / "cache_scratch").string();
+  scratch.out_dir = (root / "scratch").string();
+  scratch.overrides["vision"]["base_checkpoint"] = nullptr;
+  run_experiment(scratch);
+  nlohmann::json a = nlohmann::json::parse(slurp(root / "loaded" / "results.json"));
+  nlohmann::json b = nlohmann::json::parse(slurp(root / "scratch" / "results.json"));
+  CHECK(a["suites"]["vision"]["base_checkpoint"]["files"] == manifest.to_json()["files"]);
+  for (nlohmann::json* r : {&a, &b}) {
+    (*r)["suites"]["vision"].erase("base_checkpoint");
+    (*r)["manifest"].erase("config");
+  }
+  CHECK(a == b);
+
+  // Another pretraining configuration refuses the folder, naming the field and both fixes.
+  ExperimentOptions changed = loaded;
+  changed.overrides["vision"]["data"]["pretrain_style_strength"] = 0.7;
+  CHECK_THAT(error_of([&] { run_experiment(changed); }),
+             Catch::Contains("data.pretrain_style_strength: 0.5 (checkpoint) vs 0.7 (this run)") &&
+                 Catch::Contains("--write-base") && Catch::Contains("vision.base_checkpoint=null"));
+  fs::remove_all(root);
+}
