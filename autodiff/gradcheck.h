@@ -3,7 +3,8 @@
 //   VJP      reverse mode against central differences of <u, f(x)> with a random Gaussian cotangent u
 //            (never sum(f): softmax would pass with a zero gradient), and the recorded (create_graph)
 //            VJP against the plain one;
-//   JVP      forward mode, and linearize, against the directional difference (f(x+hv) - f(x-hv)) / 2h;
+//   JVP      forward mode (recorded, and without recording, where rules may run fused kernels) and linearize,
+//            against the directional difference (f(x+hv) - f(x-hv)) / 2h;
 //   adjoint  <u, J v> = <J^T u, v> between the two modes, normalised by |u||Jv| + |J^T u||v|.
 // The registry holds cases for every registered primitive; a test checks none is missing.
 #include <functional>

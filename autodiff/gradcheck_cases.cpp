@@ -213,6 +213,34 @@ std::vector<GradcheckCase> build_cases() {
                  Tensor scores = add(mul(matmul(x[0], transpose(x[1], -1, -2)), 1.0 / std::sqrt(3.0)), mask);
                  return matmul(softmax(scores, -1), x[2]);
                }});
+  // The fused primitive: q, k (B, H, Tq|Tk, D), v (B, H, Tk, Dv); the mask is a constant built inside the function.
+  // D = 4 and Dv = 8 are whole float64 vectors (read in place), D = 3 and Dv = 5 are not (padded copies).
+  auto qkv = [](Shape q, Shape k, Shape v) {
+    return [q, k, v](Generator& g) { return Tensors{normal(g, q), normal(g, k), normal(g, v)}; };
+  };
+  c.push_back({"fused_attention", qkv({2, 3, 5, 4}, {2, 3, 6, 4}, {2, 3, 6, 8}),
+               [](const Tensors& x) { return fused_attention(x[0], x[1], x[2], Tensor(), 0.5); }});
+  c.push_back({"fused_attention[odd head dims, scale 1]", qkv({1, 2, 7, 3}, {1, 2, 4, 3}, {1, 2, 4, 5}),
+               [](const Tensors& x) { return fused_attention(x[0], x[1], x[2], Tensor(), 1.0); }});
+  // CLIP text's mask: causal plus padding per batch item, (B, 1, T, T); item 1 pads keys 0..3, so its rows 0..3
+  // are masked entirely (zeros out, zero gradient).
+  c.push_back({"fused_attention[causal and padding mask, masked rows]", qkv({2, 2, 5, 4}, {2, 2, 5, 4}, {2, 2, 5, 3}),
+               [](const Tensors& x) {
+                 Tensor mask = Tensor::zeros({2, 1, 5, 5}, F64);
+                 double* m = mask.data<double>();
+                 for (int b = 0; b < 2; ++b)
+                   for (int i = 0; i < 5; ++i)
+                     for (int j = 0; j < 5; ++j)
+                       if (j > i || (b == 1 && j < 4)) m[(b * 5 + i) * 5 + j] = -kInf;
+                 return fused_attention(x[0], x[1], x[2], mask, 1.0 / std::sqrt(4.0));
+               }});
+  c.push_back({"fused_attention[inputs of one projection, heads split]",
+               [](Generator& g) { return Tensors{normal(g, {2, 6, 3 * 8})}; },
+               [](const Tensors& x) {   // q, k, v as strided head views of one (B, T, 3 * H * D) tensor
+                 Tensor heads = transpose(reshape(x[0], {2, 6, 3, 2, 4}), 1, 3);   // (B, H, 3, T, D)
+                 Tensor q = select(heads, 2, 0), k = select(heads, 2, 1), v = select(heads, 2, 2);
+                 return fused_attention(q, k, v, Tensor(), 0.7);
+               }});
   c.push_back({"mlp[layer_norm, linear, gelu]",
                [](Generator& g) {
                  return Tensors{normal(g, {2, 4}), normal(g, {4}), normal(g, {4}), normal(g, {6, 4}), normal(g, {6}),

@@ -13,6 +13,21 @@ namespace linfuse::bench {
 
 constexpr int64_t kWidth = 128, kLayers = 4, kHeads = 4, kPatch = 4, kImage = 28, kClasses = 10;
 
+// How the blocks compute attention: the fused primitive (what nn::scaled_dot_product_attention runs), the composed
+// ops it replaced, or none (context = q + k + v: two elementwise adds, so every projection still gets its gradient),
+// a measuring device only: the step time without attention, which the other two are compared against to isolate
+// attention's share of a step (train_step_bench --attention).
+enum class AttentionPath { Fused, Composed, None };
+inline AttentionPath attention_path = AttentionPath::Fused;
+
+inline Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale) {
+  switch (attention_path) {
+    case AttentionPath::Composed: return nn::composed_attention(q, k, v, Tensor(), scale);
+    case AttentionPath::None: return add(add(q, k), v);
+    default: return nn::scaled_dot_product_attention(q, k, v, Tensor(), scale);
+  }
+}
+
 struct ReferenceBlock : nn::Module {
   std::shared_ptr<nn::LayerNorm> ln1, ln2;
   std::shared_ptr<nn::Linear> q, k, v, o, fc1, fc2;
@@ -30,7 +45,7 @@ struct ReferenceBlock : nn::Module {
     Tensor h = ln1->forward(x);
     Tensor qh = nn::split_heads(q->forward(h), kHeads), kh = nn::split_heads(k->forward(h), kHeads),
            vh = nn::split_heads(v->forward(h), kHeads);
-    Tensor a = nn::scaled_dot_product_attention(qh, kh, vh, Tensor(), 1.0 / std::sqrt(double(kWidth / kHeads)));
+    Tensor a = attention(qh, kh, vh, 1.0 / std::sqrt(double(kWidth / kHeads)));
     Tensor x1 = add(x, o->forward(nn::merge_heads(a)));
     return add(x1, fc2->forward(gelu_erf(fc1->forward(ln2->forward(x1)))));
   }

@@ -15,6 +15,8 @@
 //
 //   train_step_bench [--threads 1,2] [--steps 12] [--rounds 3] [--torch PATH] [--markdown FILE]   the table
 //   train_step_bench --profile MODE [--threads 1] [--steps 12]                       one mode in-process
+// --attention composed runs either with the composed attention ops the fused primitive replaced (the step before
+// it), --attention none with none (context = q + k + v), to isolate attention's share of the step.
 // A --profile or --child run prints the step's median wall time (step_s) and median process CPU time (cpu_s);
 // on cores shared with other jobs the CPU time is the steadier of the two for A/B comparisons at 1 thread.
 #include <sys/utsname.h>
@@ -237,8 +239,11 @@ StepResult torch_mode(const std::string& torch_ref, const std::string& torch_eva
   return r;
 }
 
+std::string attention_option = "fused";   // --attention, handed to every child
+
 StepResult linfuse_mode(const std::string& mode, int threads, int steps) {
-  auto f = fields(run_capture({self_exe(), "--child", mode, "--threads", std::to_string(threads), "--steps", std::to_string(steps)}));
+  auto f = fields(run_capture({self_exe(), "--child", mode, "--threads", std::to_string(threads), "--steps",
+                               std::to_string(steps), "--attention", attention_option}));
   if (!f.count("step_s")) throw std::runtime_error("benchmark child for mode " + mode + " failed");
   return StepResult{f["step_s"], f["flops"], long(f["hwm_kb"]), f["cpu_s"]};
 }
@@ -313,6 +318,8 @@ int main(int argc, char** argv) {
       "sgemm-size", "size of the square sgemm", cxxopts::value<int>()->default_value("2048"))(
       "markdown", "also write the table as Markdown to this file", cxxopts::value<std::string>()->default_value(""))(
       "profile", "run one mode in this process only (for perf/callgrind)", cxxopts::value<std::string>()->default_value(""))(
+      "attention", "how the model computes attention: fused (default), composed (the separate ops it replaced) or none "
+      "(context = q + k + v, to isolate attention's share of the step)", cxxopts::value<std::string>()->default_value("fused"))(
       "child", "internal: run one mode and print its result", cxxopts::value<std::string>()->default_value(""))(
       "sgemm-child", "internal: time the sgemm and print its rate")("h,help", "help");
   auto args = options.parse(argc, argv);
@@ -321,6 +328,12 @@ int main(int argc, char** argv) {
     return 0;
   }
   int steps = std::max(3, args["steps"].as<int>());
+  attention_option = args["attention"].as<std::string>();
+  if (attention_option != "fused" && attention_option != "composed" && attention_option != "none")
+    throw std::invalid_argument("--attention must be fused, composed or none, got '" + attention_option + "'");
+  bench::attention_path = attention_option == "composed" ? bench::AttentionPath::Composed
+                          : attention_option == "none"   ? bench::AttentionPath::None
+                                                         : bench::AttentionPath::Fused;
   int rounds = std::max(1, args["rounds"].as<int>());
   auto thread_counts = args["threads"].as<std::vector<int>>();
   for (const char* opt : {"profile", "child"}) {
@@ -348,7 +361,8 @@ int main(int argc, char** argv) {
   std::string machine = cpu_model() + ", " + std::to_string(sysconf(_SC_NPROCESSORS_ONLN)) + " cores";
   std::string load_start = load_average();
   std::printf("%s\n", build_summary().c_str());
-  std::printf("reference workload: ViT 28x28/4, width 128, 4 layers, 4 heads, MLP 512, batch 64, LoRA r=8 on q,k,v,o,fc1,fc2, AdamW\n");
+  std::printf("reference workload: ViT 28x28/4, width 128, 4 layers, 4 heads, MLP 512, batch 64, LoRA r=8 on q,k,v,o,fc1,fc2, AdamW; "
+              "attention %s\n", attention_option.c_str());
   std::printf("%s; %s; load average at start %s; median of %d steps after 2 warm-up; %d round(s), medians\n", date,
               machine.c_str(), load_start.c_str(), steps - 2, rounds);
 
@@ -462,7 +476,7 @@ int main(int argc, char** argv) {
        << " at start; 2 or more means another job shared the cores); median of " << steps - 2
        << " steps after 2 warm-up; each mode in its own process; " << rounds
        << " round(s) of each linfuse / PyTorch pair, back to back: times are medians over the rounds, a ratio is the median of the rounds' ratios. "
-       << "Build: " << build_summary() << ".\n\n";
+       << "Build: " << build_summary() << "; attention " << attention_option << ".\n\n";
     md << "| mode | threads | linfuse s | PyTorch s | ratio | GFLOP/step | GFLOP/s | % of sgemm | peak RSS MB | PyTorch MB |\n";
     md << "|---|---|---|---|---|---|---|---|---|---|\n";
     for (const auto& row : rows) {

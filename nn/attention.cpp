@@ -5,8 +5,17 @@
 #include <stdexcept>
 
 #include "autodiff/ops.h"
+#include "autodiff/tape.h"
 
 namespace linfuse::nn {
+
+namespace {
+void check_attention_operands(const Tensor& q, const Tensor& k, const Tensor& v) {
+  if (q.dim() != 4 || k.dim() != 4 || v.dim() != 4 || q.size(-1) != k.size(-1) || k.size(-2) != v.size(-2))
+    throw std::invalid_argument("[attention] expected q (B,H,Tq,D), k (B,H,Tk,D), v (B,H,Tk,Dv); got " + q.describe() +
+                                ", " + k.describe() + ", " + v.describe());
+}
+}  // namespace
 
 Tensor split_heads(const Tensor& x, int64_t num_heads) {
   if (x.dim() != 3 || x.size(2) % num_heads != 0)
@@ -21,9 +30,15 @@ Tensor merge_heads(const Tensor& x) {
 }
 
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& bias, double scale) {
-  if (q.dim() != 4 || k.dim() != 4 || v.dim() != 4 || q.size(-1) != k.size(-1) || k.size(-2) != v.size(-2))
-    throw std::invalid_argument("[attention] expected q (B,H,Tq,D), k (B,H,Tk,D), v (B,H,Tk,Dv); got " + q.describe() +
-                                ", " + k.describe() + ", " + v.describe());
+  check_attention_operands(q, k, v);
+  bool constant_bias = !bias.defined() || (!bias.requires_grad() && !(DualLevel::active() && tangent_of(bias).defined()));
+  bool same_batch = q.size(0) == k.size(0) && q.size(1) == k.size(1) && k.size(0) == v.size(0) && k.size(1) == v.size(1);
+  if (constant_bias && same_batch) return fused_attention(q, k, v, bias, scale);
+  return composed_attention(q, k, v, bias, scale);
+}
+
+Tensor composed_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& bias, double scale) {
+  check_attention_operands(q, k, v);
   Tensor scores = matmul(q, transpose(k, -1, -2));   // (B, H, Tq, Tk)
   if (scale != 1.0) scores = mul(scores, scale);
   if (bias.defined()) scores = add(scores, bias);

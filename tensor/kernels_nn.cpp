@@ -6,6 +6,7 @@
 #include "tensor/fast_math.h"
 #include "tensor/kernels.h"
 #include "tensor/kernels_norm_grad.h"
+#include "tensor/softmax_rows.h"
 #include "tensor/threading.h"
 
 namespace linfuse::kernels {
@@ -20,16 +21,7 @@ void for_rows(int64_t rows, int64_t n, Fn fn) {
   });
 }
 
-// Sum in double with four interleaved accumulators: a fixed order, independent of threads.
-template <class T>
-double sum_in_order(const T* x, int64_t n) {
-  double acc[4] = {0, 0, 0, 0};
-  int64_t i = 0;
-  for (; i + 4 <= n; i += 4)
-    for (int k = 0; k < 4; ++k) acc[k] += double(x[i + k]);
-  for (; i < n; ++i) acc[0] += double(x[i]);
-  return (acc[0] + acc[1]) + (acc[2] + acc[3]);
-}
+using row_kernels::sum_in_order;
 
 void require_last_axis(const Tensor& a, const char* op) {
   if (a.dim() == 0) throw std::invalid_argument(std::string("[") + op + "] needs a tensor of rank >= 1");
@@ -46,19 +38,7 @@ Tensor softmax_last(const Tensor& a_in) {
     int64_t n = a.size(-1), rows = n ? a.numel() / n : 0;
     const T* x = a.template data<T>();
     T* y = out.template data<T>();
-    for_rows(rows, n, [&](int64_t r) {
-      const T* xr = x + r * n;
-      T* yr = y + r * n;
-      T m = -std::numeric_limits<T>::infinity();
-      for (int64_t i = 0; i < n; ++i) m = std::max(m, xr[i]);
-      if (m == -std::numeric_limits<T>::infinity()) {   // fully masked row: no mass anywhere
-        for (int64_t i = 0; i < n; ++i) yr[i] = 0;
-        return;
-      }
-      for (int64_t i = 0; i < n; ++i) yr[i] = fast::exp_of(xr[i] - m);   // vectorised
-      T inv = T(1.0 / sum_in_order(yr, n));
-      for (int64_t i = 0; i < n; ++i) yr[i] *= inv;
-    });
+    for_rows(rows, n, [&](int64_t r) { row_kernels::softmax(x + r * n, y + r * n, n); });
     return out;
   });
 }
@@ -177,14 +157,7 @@ Tensor softmax_rule_last(const Tensor& y_in, const Tensor& v_in) {
     const T* yp = y.template data<T>();
     const T* vp = v.template data<T>();
     T* op = out.template data<T>();
-    for_rows(rows, n, [&](int64_t r) {
-      const T* yr = yp + r * n;
-      const T* vr = vp + r * n;
-      T* o = op + r * n;
-      for (int64_t i = 0; i < n; ++i) o[i] = vr[i] * yr[i];
-      T dot = T(sum_in_order(o, n));
-      for (int64_t i = 0; i < n; ++i) o[i] = yr[i] * (vr[i] - dot);
-    });
+    for_rows(rows, n, [&](int64_t r) { row_kernels::softmax_rule(yp + r * n, vp + r * n, op + r * n, n); });
     return out;
   });
 }

@@ -33,17 +33,26 @@ double rel_error(const Tensor& a, const Tensor& b) {
   return d / s;
 }
 
-Tensor attention(const Tensors& x) {
-  const Tensor &q = x[0], &k = x[1], &v = x[2];
+// The fixture's mask: causal, and batch item 1 pads its last key.
+Tensor attention_mask(const Tensor& q) {
   int64_t t = q.size(-2);
   std::vector<double> m(2 * t * t, 0.0);
   for (int b = 0; b < 2; ++b)
     for (int i = 0; i < t; ++i)
       for (int j = 0; j < t; ++j)
         if (j > i || (b == 1 && j == t - 1)) m[(b * t + i) * t + j] = -std::numeric_limits<double>::infinity();
-  Tensor mask = cast(Tensor::from_vector(m, {2, 1, t, t}), q.dtype());
-  Tensor scores = add(mul(matmul(q, transpose(k, -1, -2)), 1.0 / std::sqrt(double(q.size(-1)))), mask);
+  return cast(Tensor::from_vector(m, {2, 1, t, t}), q.dtype());
+}
+
+Tensor attention(const Tensors& x) {
+  const Tensor &q = x[0], &k = x[1], &v = x[2];
+  Tensor scores = add(mul(matmul(q, transpose(k, -1, -2)), 1.0 / std::sqrt(double(q.size(-1)))), attention_mask(q));
   return matmul(softmax(scores, -1), v);
+}
+
+// The same attention as one fused primitive.
+Tensor attention_fused(const Tensors& x) {
+  return fused_attention(x[0], x[1], x[2], attention_mask(x[0]), 1.0 / std::sqrt(double(x[0].size(-1))));
 }
 
 Tensor mlp_block(const Tensors& x, bool tanh_gelu) {
@@ -64,7 +73,7 @@ Tensor ce(const Tensors& x) {
 
 }  // namespace
 
-TEST_CASE("outputs, gradients and JVPs match PyTorch on attention, MLP blocks, T5 FFN and cross entropy",
+TEST_CASE("outputs, gradients and JVPs match PyTorch on attention (composed and fused), MLP blocks, T5 FFN and cross entropy",
           "[autodiff][parity]") {
   std::ifstream in(linfuse::testing::source_path("tests/fixtures/autodiff_parity.json"));
   REQUIRE(in.good());
@@ -81,26 +90,30 @@ TEST_CASE("outputs, gradients and JVPs match PyTorch on attention, MLP blocks, T
     std::string name = c["name"], dt = c["dtype"];
     DType dtype = dt == "float64" ? DType::F64 : DType::F32;
     double tol = dtype == DType::F64 ? 1e-12 : 2e-5;
-    DYNAMIC_SECTION(name << " " << dt) {
-      REQUIRE(functions.count(name));
-      Function f = functions[name];
-      Tensors inputs, tangents;
-      for (const json& t : c["inputs"]) inputs.push_back(from_json(t, dtype).set_requires_grad(true));
-      for (const json& t : c["tangents"]) tangents.push_back(from_json(t, dtype));
-      Tensor out = f(inputs);
-      double out_err = rel_error(out, from_json(c["output"], dtype));
-      Tensors grads = grad({out}, inputs, {from_json(c["cotangent"], dtype)});
-      double grad_err = 0;
-      for (size_t i = 0; i < grads.size(); ++i)
-        grad_err = std::max(grad_err, rel_error(grads[i], from_json(c["grads"][i], dtype)));
-      Tensors primals;
-      for (const Tensor& t : inputs) primals.push_back(t.detach());
-      auto [y, jv] = jvp(f, primals, tangents);
-      double jvp_err = rel_error(jv, from_json(c["jvp"], dtype));
-      INFO("output " << out_err << " grads " << grad_err << " jvp " << jvp_err);
-      CHECK(out_err < tol);
-      CHECK(grad_err < tol);
-      CHECK(jvp_err < tol);
+    REQUIRE(functions.count(name));
+    // The fixture's attention is also checked through the fused primitive (fused_attention).
+    std::vector<std::pair<std::string, Function>> variants{{name, functions[name]}};
+    if (name == "attention") variants.push_back({"attention (fused primitive)", attention_fused});
+    for (const auto& [label, f] : variants) {
+      DYNAMIC_SECTION(label << " " << dt) {
+        Tensors inputs, tangents;
+        for (const json& t : c["inputs"]) inputs.push_back(from_json(t, dtype).set_requires_grad(true));
+        for (const json& t : c["tangents"]) tangents.push_back(from_json(t, dtype));
+        Tensor out = f(inputs);
+        double out_err = rel_error(out, from_json(c["output"], dtype));
+        Tensors grads = grad({out}, inputs, {from_json(c["cotangent"], dtype)});
+        double grad_err = 0;
+        for (size_t i = 0; i < grads.size(); ++i)
+          grad_err = std::max(grad_err, rel_error(grads[i], from_json(c["grads"][i], dtype)));
+        Tensors primals;
+        for (const Tensor& t : inputs) primals.push_back(t.detach());
+        auto [y, jv] = jvp(f, primals, tangents);
+        double jvp_err = rel_error(jv, from_json(c["jvp"], dtype));
+        INFO("output " << out_err << " grads " << grad_err << " jvp " << jvp_err);
+        CHECK(out_err < tol);
+        CHECK(grad_err < tol);
+        CHECK(jvp_err < tol);
+      }
     }
   }
 }

@@ -1,0 +1,147 @@
+// The fused attention primitive against the composed ops it replaces, on float32 (the SIMD path the models run;
+// the float64 path is gradient-checked in autodiff/gradcheck_cases.cpp), and its determinism across thread counts.
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <limits>
+
+#include "../helpers.h"
+#include "autodiff/functional.h"
+#include "autodiff/ops.h"
+#include "autodiff/tape.h"
+#include "tensor/random.h"
+#include "tensor/threading.h"
+
+using namespace linfuse;
+using linfuse::testing::bit_equal;
+using linfuse::testing::relative_error;
+
+namespace {
+
+// The reference: separate ops, each a node of the tape (nn::composed_attention, which this library cannot see).
+Tensor composed(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, double scale) {
+  Tensor scores = mul(matmul(q, transpose(k, -1, -2)), scale);
+  return matmul(softmax(mask.defined() ? add(scores, mask) : scores, -1), v);
+}
+
+// CLIP text's additive mask (B, 1, T, T): causal, and batch item b pads its last b keys.
+Tensor causal_padding_mask(int64_t batch, int64_t length) {
+  Tensor mask = Tensor::zeros({batch, 1, length, length}, DType::F32);
+  float* m = mask.data<float>();
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t i = 0; i < length; ++i)
+      for (int64_t j = 0; j < length; ++j)
+        if (j > i || j >= length - b) m[(b * length + i) * length + j] = -std::numeric_limits<float>::infinity();
+  return mask;
+}
+
+struct Shapes {
+  int64_t batch, heads, length, head_dim;
+};
+
+// q, k, v as split_heads views of (B, T, H*D) projections, as the models pass them.
+Tensors heads_of_projections(const Shapes& s, uint64_t seed) {
+  Generator g(seed);
+  Tensors out;
+  for (int i = 0; i < 3; ++i) {
+    Tensor x = g.normal({s.batch, s.length, s.heads * s.head_dim});
+    out.push_back(transpose(reshape(x, {s.batch, s.length, s.heads, s.head_dim}), 1, 2));
+  }
+  return out;
+}
+
+struct Results {
+  Tensor out, dq, dk, dv, tangent;
+};
+
+Results run(const Tensors& qkv, const Tensor& mask, double scale, bool fused, uint64_t seed) {
+  auto f = [&](const Tensors& x) {
+    return fused ? fused_attention(x[0], x[1], x[2], mask, scale) : composed(x[0], x[1], x[2], mask, scale);
+  };
+  Tensors leaves;
+  for (const Tensor& t : qkv) leaves.push_back(t.detach().set_requires_grad(true));
+  Results r;
+  r.out = f(leaves);
+  Generator g(seed);
+  Tensors grads = grad({r.out}, leaves, {g.normal(r.out.shape())});
+  r.dq = grads[0], r.dk = grads[1], r.dv = grads[2];
+  Tensors tangents;
+  for (const Tensor& t : qkv) tangents.push_back(g.normal(t.shape()));
+  // Without gradient recording, as the linearized models' training runs it: the fused rule's own kernel.
+  NoGradGuard no_grad;
+  r.tangent = jvp(f, {qkv[0].detach(), qkv[1].detach(), qkv[2].detach()}, tangents).second;
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("fused attention equals the composed ops in float32: output, VJP and JVP", "[autodiff][attention]") {
+  struct Case {
+    const char* name;
+    Shapes shapes;
+    bool masked;
+  };
+  for (const Case& c : {Case{"reference workload heads (50 x 32)", {3, 4, 50, 32}, false},
+                        Case{"CLIP text: causal and padding mask", {3, 2, 16, 32}, true},
+                        Case{"head dim not a multiple of 8, odd length", {2, 3, 17, 12}, true}}) {
+    DYNAMIC_SECTION(c.name) {
+      Tensors qkv = heads_of_projections(c.shapes, 7);
+      Tensor mask = c.masked ? causal_padding_mask(c.shapes.batch, c.shapes.length) : Tensor();
+      double scale = 1.0 / std::sqrt(double(c.shapes.head_dim));
+      Results fused = run(qkv, mask, scale, true, 11), reference = run(qkv, mask, scale, false, 11);
+      INFO("out " << relative_error(fused.out, reference.out) << " dq " << relative_error(fused.dq, reference.dq)
+                  << " dk " << relative_error(fused.dk, reference.dk) << " dv " << relative_error(fused.dv, reference.dv)
+                  << " jvp " << relative_error(fused.tangent, reference.tangent));
+      // float32 sums of 12 to 50 terms in another order than OpenBLAS's: a few units in the last place.
+      CHECK(relative_error(fused.out, reference.out) < 2e-6);
+      CHECK(relative_error(fused.dq, reference.dq) < 2e-6);
+      CHECK(relative_error(fused.dk, reference.dk) < 2e-6);
+      CHECK(relative_error(fused.dv, reference.dv) < 2e-6);
+      CHECK(relative_error(fused.tangent, reference.tangent) < 2e-6);
+    }
+  }
+}
+
+TEST_CASE("fused attention's float32 VJP and JVP are each other's transpose (adjoint identity)", "[autodiff][attention]") {
+  Tensors qkv = heads_of_projections({2, 4, 50, 32}, 3);
+  Tensor mask = causal_padding_mask(2, 50);
+  Results r = run(qkv, mask, 0.25, true, 5);
+  // run() drew the cotangent u first, then the tangents v, from Generator(5): draw them again.
+  Generator g(5);
+  Tensor u = g.normal(r.out.shape());
+  Tensors v;
+  for (const Tensor& t : qkv) v.push_back(g.normal(t.shape()));
+  auto dot = [](const Tensor& a, const Tensor& b) { return sum(mul(cast(a, DType::F64), cast(b, DType::F64))).item(); };
+  double u_jv = dot(u, r.tangent), jtu_v = dot(r.dq, v[0]) + dot(r.dk, v[1]) + dot(r.dv, v[2]);
+  INFO("<u, J v> = " << u_jv << ", <J^T u, v> = " << jtu_v);
+  CHECK(std::abs(u_jv - jtu_v) < 1e-5 * (std::abs(u_jv) + std::abs(jtu_v)));
+}
+
+TEST_CASE("fused attention gives the same bits with 1 and 2 threads", "[autodiff][attention][threads]") {
+  Tensors qkv = heads_of_projections({4, 4, 50, 32}, 9);
+  Tensor mask = causal_padding_mask(4, 50);
+  int before = num_threads();
+  set_num_threads(1);
+  Results one = run(qkv, mask, 0.2, true, 13);
+  set_num_threads(2);
+  Results two = run(qkv, mask, 0.2, true, 13);
+  set_num_threads(before);
+  CHECK(bit_equal(one.out, two.out));
+  CHECK(bit_equal(one.dq, two.dq));
+  CHECK(bit_equal(one.dk, two.dk));
+  CHECK(bit_equal(one.dv, two.dv));
+  CHECK(bit_equal(one.tangent, two.tangent));
+}
+
+TEST_CASE("fused attention lays 4-D results out as split_heads does, so merging heads is a view",
+          "[autodiff][attention]") {
+  Tensors qkv = heads_of_projections({2, 4, 10, 8}, 1);
+  Tensor out = fused_attention(qkv[0], qkv[1], qkv[2], Tensor(), 0.5);
+  CHECK(out.shape() == Shape{2, 4, 10, 8});
+  CHECK(transpose(out, 1, 2).is_contiguous());   // (B, T, H, D) in memory
+}
+
+TEST_CASE("fused attention refuses a mask that carries a gradient", "[autodiff][attention]") {
+  Tensors qkv = heads_of_projections({1, 2, 4, 8}, 1);
+  Tensor bias = Tensor::zeros({1, 2, 4, 4}).set_requires_grad(true);
+  CHECK_THROWS_WITH(fused_attention(qkv[0], qkv[1], qkv[2], bias, 1.0), Catch::Contains("composed_attention"));
+}
