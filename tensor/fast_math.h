@@ -30,6 +30,27 @@ inline float exp(float x_in) {
   return x_in > 88.7f ? INFINITY : y;
 }
 
+// exp(x) for x <= 0, -inf included (gives 0): softmax's exp(x - max). exp's reduction and polynomial above with
+// fused multiply-adds and no overflow branch, about half its instructions; within 1 ulp as well (tested).
+inline float exp_nonpositive(float x_in) {
+  float x = x_in < -87.3f ? -87.3f : x_in;
+  float n = std::nearbyint(x * 1.44269504088896341f);
+  float r = std::fma(n, -0.693359375f, x);   // exact: n * 0.693359375 needs few bits
+  r = std::fma(n, 2.12194440e-4f, r);
+  float p = 1.9875691500e-4f;
+  p = std::fma(p, r, 1.3981999507e-3f);
+  p = std::fma(p, r, 8.3334519073e-3f);
+  p = std::fma(p, r, 4.1665795894e-2f);
+  p = std::fma(p, r, 1.6666665459e-1f);
+  p = std::fma(p, r, 5.0000001201e-1f);
+  float er = std::fma(p * r, r, r) + 1.0f;
+  int32_t bits = (int32_t(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  float y = er * scale;
+  return x_in < -87.3f ? 0.0f : y;   // below the smallest normal
+}
+
 // erf: for |x| < 0.5 the odd Taylor series to x^11 (relative error < 1e-7), above it Abramowitz & Stegun
 // 7.1.26, erf(|x|) = 1 - t P(t) exp(-x^2) with t = 1 / (1 + p |x|) (absolute error < 5e-7). Both are
 // computed and one selected, so the loop stays branch-free.
@@ -64,6 +85,8 @@ inline float tanh(float x) {
 // Dispatch: the fast versions for float, libm for double.
 inline float exp_of(float x) { return fast::exp(x); }
 inline double exp_of(double x) { return std::exp(x); }
+inline float exp_nonpositive_of(float x) { return fast::exp_nonpositive(x); }
+inline double exp_nonpositive_of(double x) { return std::exp(x); }
 inline float erf_of(float x) { return fast::erf(x); }
 inline double erf_of(double x) { return std::erf(x); }
 inline float tanh_of(float x) { return fast::tanh(x); }

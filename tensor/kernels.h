@@ -37,8 +37,10 @@ Tensor var(const Tensor& a, const std::vector<int64_t>& axes, bool keepdims, int
 // (a permute of the last two dims) become BLAS transpose flags instead of copies.
 Tensor matmul(const Tensor& a, const Tensor& b);
 // Floating-point operations (2 m n k per product, summed over the batch) of every matmul above since the
-// process started: an exact count, for benchmarks (relaxed atomic; one add per call).
+// process started: an exact count, for benchmarks (relaxed atomic; one add per call). Kernels with products of
+// their own (the fused attention) add theirs with count_flops.
 uint64_t matmul_flops();
+void count_flops(uint64_t flops);
 // c + alpha a @ b for 2-D a (M, K), b (K, N) (transposed views are fine) and c broadcastable to (M, N): one
 // GEMM that accumulates onto a copy of c (BLAS beta = 1), e.g. a linear layer's bias or a LoRA update added
 // to the base output, without the separate elementwise passes.

@@ -6,9 +6,11 @@
 #include <algorithm>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "tensor/attention_kernel.h"
+#include "tensor/fast_math.h"
 #include "tensor/kernels.h"
 #include "tensor/simd.h"
 #include "tensor/softmax_rows.h"
@@ -36,40 +38,51 @@ V load(const T* p) {
 
 int64_t round_up(int64_t n, int64_t multiple) { return (n + multiple - 1) / multiple * multiple; }
 
-// One register tile: C (Rows x Vecs vectors) = alpha A B (+ C when accumulate), A (Rows x k) with entry (i, p) at
-// a[i * a_row + p * a_col], B (k x Vecs vectors) with row p at b + p * ldb.
-template <class T, int Rows, int Vecs>
-void tile(int64_t k, const T* a, int64_t a_row, int64_t a_col, const T* b, int64_t ldb, T* c, int64_t ldc, T alpha,
-          bool accumulate) {
+// One register tile: C (Rows x Vecs vectors) = alpha A B (+ C when Accumulate), A (Rows x k) with entry (i, p) at
+// a[i * a_row + p * a_col], B (k x Vecs vectors) with row p at b + p * ldb. Inlined into its caller: a product of
+// the reference workload is some 20 tiles of 32 or 50 steps, where a call's own cost would show.
+template <class T, int Rows, int Vecs, bool Accumulate>
+[[gnu::always_inline]] inline void tile(int64_t k, const T* a, int64_t a_row, int64_t a_col, const T* b, int64_t ldb, T* c,
+                                        int64_t ldc, T alpha) {
   using V = typename Simd<T>::Vec;
   constexpr int64_t L = Simd<T>::lanes;
-  V acc[Rows][Vecs] = {};
+  V acc[Rows][Vecs];
+#pragma GCC unroll 8
+  for (int r = 0; r < Rows; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < Vecs; ++v) acc[r][v] = V{};
   for (int64_t p = 0; p < k; ++p) {
     V bv[Vecs];
+#pragma GCC unroll 4
     for (int v = 0; v < Vecs; ++v) bv[v] = load<V>(b + p * ldb + v * L);
+#pragma GCC unroll 8
     for (int r = 0; r < Rows; ++r) {
       V ar = simd::splat(a[r * a_row + p * a_col]);
+#pragma GCC unroll 4
       for (int v = 0; v < Vecs; ++v) acc[r][v] = simd::multiply_add(ar, bv[v], acc[r][v]);
     }
   }
+  const V scale = simd::splat(alpha);
+#pragma GCC unroll 8
   for (int r = 0; r < Rows; ++r)
+#pragma GCC unroll 4
     for (int v = 0; v < Vecs; ++v) {
-      V out = acc[r][v] * alpha;
-      if (accumulate) out += load<V>(c + r * ldc + v * L);
+      V out = acc[r][v] * scale;
+      if constexpr (Accumulate) out += load<V>(c + r * ldc + v * L);
       __builtin_memcpy(c + r * ldc + v * L, &out, sizeof out);
     }
 }
 
-template <class T, int Vecs>
+template <class T, int Vecs, bool Accumulate>
 void tile_of_rows(int64_t rows, int64_t k, const T* a, int64_t a_row, int64_t a_col, const T* b, int64_t ldb, T* c,
-                  int64_t ldc, T alpha, bool accumulate) {
+                  int64_t ldc, T alpha) {
   switch (rows) {
-    case 6: return tile<T, 6, Vecs>(k, a, a_row, a_col, b, ldb, c, ldc, alpha, accumulate);
-    case 5: return tile<T, 5, Vecs>(k, a, a_row, a_col, b, ldb, c, ldc, alpha, accumulate);
-    case 4: return tile<T, 4, Vecs>(k, a, a_row, a_col, b, ldb, c, ldc, alpha, accumulate);
-    case 3: return tile<T, 3, Vecs>(k, a, a_row, a_col, b, ldb, c, ldc, alpha, accumulate);
-    case 2: return tile<T, 2, Vecs>(k, a, a_row, a_col, b, ldb, c, ldc, alpha, accumulate);
-    default: return tile<T, 1, Vecs>(k, a, a_row, a_col, b, ldb, c, ldc, alpha, accumulate);
+    case 6: return tile<T, 6, Vecs, Accumulate>(k, a, a_row, a_col, b, ldb, c, ldc, alpha);
+    case 5: return tile<T, 5, Vecs, Accumulate>(k, a, a_row, a_col, b, ldb, c, ldc, alpha);
+    case 4: return tile<T, 4, Vecs, Accumulate>(k, a, a_row, a_col, b, ldb, c, ldc, alpha);
+    case 3: return tile<T, 3, Vecs, Accumulate>(k, a, a_row, a_col, b, ldb, c, ldc, alpha);
+    case 2: return tile<T, 2, Vecs, Accumulate>(k, a, a_row, a_col, b, ldb, c, ldc, alpha);
+    default: return tile<T, 1, Vecs, Accumulate>(k, a, a_row, a_col, b, ldb, c, ldc, alpha);
   }
 }
 
@@ -78,9 +91,9 @@ void tile_of_rows(int64_t rows, int64_t k, const T* a, int64_t a_row, int64_t a_
 // first block of an odd number of vectors (50 keys: 7 vectors = 3 + 2 + 2). The rows are split into tiles of
 // near-equal height (50 = 6 x 6 + 3 x 5 rather than 8 x 6 + 2): a short tile has too few independent sums to
 // keep the multiply-add units busy.
-template <class T>
-void small_gemm(int64_t m, int64_t n, int64_t k, const T* a, int64_t a_row, int64_t a_col, const T* b, int64_t ldb, T* c,
-                int64_t ldc, T alpha, bool accumulate) {
+template <class T, bool Accumulate>
+void small_gemm_tiles(int64_t m, int64_t n, int64_t k, const T* a, int64_t a_row, int64_t a_col, const T* b,
+                      int64_t ldb, T* c, int64_t ldc, T alpha) {
   constexpr int64_t L = Simd<T>::lanes;
   const int64_t vecs = n / L;
   for (int64_t j = 0; j < vecs;) {
@@ -91,13 +104,20 @@ void small_gemm(int64_t m, int64_t n, int64_t k, const T* a, int64_t a_row, int6
       const T* at = a + i * a_row;
       const T* bt = b + j * L;
       T* ct = c + i * ldc + j * L;
-      if (width == 3) tile_of_rows<T, 3>(rows, k, at, a_row, a_col, bt, ldb, ct, ldc, alpha, accumulate);
-      else if (width == 2) tile_of_rows<T, 2>(rows, k, at, a_row, a_col, bt, ldb, ct, ldc, alpha, accumulate);
-      else tile_of_rows<T, 1>(rows, k, at, a_row, a_col, bt, ldb, ct, ldc, alpha, accumulate);
+      if (width == 3) tile_of_rows<T, 3, Accumulate>(rows, k, at, a_row, a_col, bt, ldb, ct, ldc, alpha);
+      else if (width == 2) tile_of_rows<T, 2, Accumulate>(rows, k, at, a_row, a_col, bt, ldb, ct, ldc, alpha);
+      else tile_of_rows<T, 1, Accumulate>(rows, k, at, a_row, a_col, bt, ldb, ct, ldc, alpha);
       i += rows;
     }
     j += width;
   }
+}
+
+template <class T>
+void small_gemm(int64_t m, int64_t n, int64_t k, const T* a, int64_t a_row, int64_t a_col, const T* b, int64_t ldb, T* c,
+                int64_t ldc, T alpha, bool accumulate) {
+  if (accumulate) small_gemm_tiles<T, true>(m, n, k, a, a_row, a_col, b, ldb, c, ldc, alpha);
+  else small_gemm_tiles<T, false>(m, n, k, a, a_row, a_col, b, ldb, c, ldc, alpha);
 }
 
 // The (rows x cols) matrices of a (..., rows, cols) tensor, one per batch item (batch dims flattened row-major).
@@ -142,14 +162,45 @@ Operand<T> rows_of(const T* src, int64_t rows, int64_t cols, int64_t stride, std
   return {buffer.data(), ld};
 }
 
-// The transpose of a (rows x cols) matrix as a B operand (cols x rows, zero-padded to whole vectors).
+#if defined(__AVX__) && defined(__FMA__)
+// dst (8 x 8, row stride dst_stride) = the transpose of src (8 x 8, row stride src_stride), through registers.
+inline void transpose_8x8(const float* src, int64_t src_stride, float* dst, int64_t dst_stride) {
+  __m256 r[8], t[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * src_stride);
+  for (int i = 0; i < 8; i += 2) {   // interleave row pairs
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {   // then pairs of pairs
+    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int i = 0; i < 4; ++i) {   // then the 128-bit halves
+    _mm256_storeu_ps(dst + i * dst_stride, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
+    _mm256_storeu_ps(dst + (i + 4) * dst_stride, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
+  }
+}
+#endif
+
+// The transpose of a (rows x cols) matrix as a B operand (cols x rows, zero-padded to whole vectors). float32
+// moves 8 x 8 blocks through registers, element by element a few times slower.
 template <class T>
 Operand<T> transpose_of(const T* src, int64_t rows, int64_t cols, int64_t stride, std::vector<T>& buffer) {
   int64_t ld = round_up(rows, Simd<T>::lanes);
   buffer.resize(size_t(cols * ld));
   T* out = buffer.data();
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) out[c * ld + r] = src[r * stride + c];
+  int64_t r0 = 0, c0 = 0;
+#if defined(__AVX__) && defined(__FMA__)
+  if constexpr (std::is_same_v<T, float>) {
+    c0 = cols / 8 * 8;
+    for (; r0 + 8 <= rows; r0 += 8)
+      for (int64_t c = 0; c < c0; c += 8) transpose_8x8(src + r0 * stride + c, stride, out + c * ld + r0, ld);
+  }
+#endif
+  for (int64_t r = 0; r < rows; ++r)   // what the blocks left: the last rows, and the last columns of the rest
+    for (int64_t c = r < r0 ? c0 : 0; c < cols; ++c) out[c * ld + r] = src[r * stride + c];
   for (int64_t c = 0; c < cols; ++c) std::fill(out + c * ld + rows, out + (c + 1) * ld, T(0));
   return {out, ld};
 }
@@ -231,6 +282,7 @@ Tensor attention_forward(const Tensor& q_in, const Tensor& k_in, const Tensor& v
     mask = broadcast_to(mask_in, with_last_two(q, tq, tk));
   }
   Tensor out = empty_in_heads_layout(with_last_two(q, tq, dv), q.dtype());
+  count_flops(uint64_t(2 * items * tq * tk * (d + dv)));   // S and O
   if (probabilities) *probabilities = Tensor::empty(with_last_two(q, tq, tk), q.dtype());
   dispatch_float(q.dtype(), "attention_forward", [&](auto tag) {
     using T = decltype(tag);
@@ -253,7 +305,7 @@ Tensor attention_forward(const Tensor& q_in, const Tensor& k_in, const Tensor& v
             const T* m = M.item(item) + i * M.row_stride;
             for (int64_t j = 0; j < tk; ++j) row[j] += m[j * M.col_stride];
           }
-          row_kernels::softmax(row, row, tk);
+          row_kernels::softmax(row, row, tk, tkp, [](T x) { return fast::exp_nonpositive_of(x); });
           if (saved) std::copy(row, row + tk, saved + (item * tq + i) * tk);
         }
         // O = P V
@@ -275,6 +327,7 @@ void attention_backward(const Tensor& q_in, const Tensor& k_in, const Tensor& v_
   if (g.shape() != with_last_two(q, tq, dv) || probabilities.shape() != with_last_two(q, tq, tk) || !probabilities.is_contiguous())
     throw std::invalid_argument("[attention_backward] cotangent " + g.describe() + " or probabilities " +
                                 probabilities.describe() + " do not match q " + q.describe() + ", v " + v.describe());
+  count_flops(uint64_t(2 * items * tq * tk * ((dv_out ? dv : 0) + (dq || dk ? dv : 0) + (dq ? d : 0) + (dk ? d : 0))));
   if (dq) *dq = empty_in_heads_layout(q.shape(), q.dtype());
   if (dk) *dk = empty_in_heads_layout(k.shape(), q.dtype());
   if (dv_out) *dv_out = empty_in_heads_layout(v.shape(), q.dtype());
@@ -305,8 +358,7 @@ void attention_backward(const Tensor& q_in, const Tensor& k_in, const Tensor& v_
         small_gemm<T>(tq, tkp, dv, G.item(item), G.row_stride, 1, vt.data, vt.ld, ds, tkp, T(1), false);
         for (int64_t i = 0; i < tq; ++i) {
           T* row = ds + i * tkp;
-          row_kernels::softmax_rule(p + i * tk, row, row, tk);
-          for (int64_t j = 0; j < tk; ++j) row[j] *= T(scale);
+          row_kernels::softmax_rule(p + i * tk, row, row, tk, T(scale));
         }
         if (dq) {   // dQ = dS K
           Operand<T> kb = rows_of(K.item(item), tk, d, K.row_stride, w.operand2);
@@ -340,6 +392,8 @@ Tensor attention_tangent(const Tensor& q_in, const Tensor& k_in, const Tensor& v
   if (!t_q.defined() && !t_k.defined() && !t_v.defined())
     throw std::invalid_argument("[attention_tangent] needs at least one tangent (an undefined one means zero)");
   Tensor out = empty_in_heads_layout(with_last_two(q, tq, dv), q.dtype());
+  count_flops(uint64_t(2 * items * tq * tk * ((t_q.defined() ? d : 0) + (t_k.defined() ? d : 0) +
+                                              (t_q.defined() || t_k.defined() ? dv : 0) + (t_v.defined() ? dv : 0))));
   dispatch_float(q.dtype(), "attention_tangent", [&](auto tag) {
     using T = decltype(tag);
     constexpr int64_t L = Simd<T>::lanes;

@@ -147,6 +147,7 @@ void accumulate_product(T* out, const Tensor& a_in, const Tensor& b_in, double a
 }  // namespace
 
 uint64_t matmul_flops() { return flop_counter.load(std::memory_order_relaxed); }
+void count_flops(uint64_t flops) { flop_counter.fetch_add(flops, std::memory_order_relaxed); }
 
 Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   if (a_in.dim() < 2 || b_in.dim() < 2)

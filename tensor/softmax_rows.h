@@ -8,13 +8,28 @@
 
 namespace linfuse::kernels::row_kernels {
 
-// Sum of x[0..n) in double with four interleaved accumulators: a fixed order, independent of threads.
+// Four values of T as one vector (four doubles: the accumulators below, one AVX register).
+typedef float FourFloats __attribute__((vector_size(16)));
+typedef double FourDoubles __attribute__((vector_size(32)));
+inline FourFloats load_four(const float* p) {
+  FourFloats v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+inline FourDoubles load_four(const double* p) {
+  FourDoubles v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// Sum of x[0..n) in double with four interleaved accumulators (lane k sums x[k], x[k + 4], ...; the last n % 4
+// entries go to lane 0): a fixed order, independent of threads. Written on vectors of four, which computes the
+// same lanes in the same order as the scalar loop would.
 template <class T>
 double sum_in_order(const T* x, int64_t n) {
-  double acc[4] = {0, 0, 0, 0};
+  FourDoubles acc = {0, 0, 0, 0};
   int64_t i = 0;
-  for (; i + 4 <= n; i += 4)
-    for (int k = 0; k < 4; ++k) acc[k] += double(x[i + k]);
+  for (; i + 4 <= n; i += 4) acc += __builtin_convertvector(load_four(x + i), FourDoubles);
   for (; i < n; ++i) acc[0] += double(x[i]);
   return (acc[0] + acc[1]) + (acc[2] + acc[3]);
 }
@@ -22,10 +37,9 @@ double sum_in_order(const T* x, int64_t n) {
 // <a, b> as sum_in_order of the products a[i] b[i] rounded to T (the bits of storing them and summing).
 template <class T>
 double dot_in_order(const T* a, const T* b, int64_t n) {
-  double acc[4] = {0, 0, 0, 0};
+  FourDoubles acc = {0, 0, 0, 0};
   int64_t i = 0;
-  for (; i + 4 <= n; i += 4)
-    for (int k = 0; k < 4; ++k) acc[k] += double(T(a[i + k] * b[i + k]));
+  for (; i + 4 <= n; i += 4) acc += __builtin_convertvector(load_four(a + i) * load_four(b + i), FourDoubles);
   for (; i < n; ++i) acc[0] += double(T(a[i] * b[i]));
   return (acc[0] + acc[1]) + (acc[2] + acc[3]);
 }
@@ -45,24 +59,33 @@ T max_of(const T* x, int64_t n) {
   return m;
 }
 
-// y = softmax(x) over n entries, max-subtracted; y may be x. A fully masked row (all -inf) gives zeros.
-template <class T>
-void softmax(const T* x, T* y, int64_t n) {
+// y = softmax(x) over n entries, max-subtracted, exp(x) computed by exp_of(x); y may be x. A fully masked row (all
+// -inf) gives zeros. `padded` >= n: y[n..padded) are set to 0 and the elementwise loops run over whole vectors
+// (exp's scalar tail costs as much as a vector step); the entries < n come out as for padded = n.
+template <class T, class Exp>
+void softmax(const T* x, T* y, int64_t n, int64_t padded, Exp exp_of) {
   T m = max_of(x, n);
   if (m == -std::numeric_limits<T>::infinity()) {   // no mass anywhere
-    for (int64_t i = 0; i < n; ++i) y[i] = 0;
+    for (int64_t i = 0; i < padded; ++i) y[i] = 0;
     return;
   }
-  for (int64_t i = 0; i < n; ++i) y[i] = fast::exp_of(x[i] - m);   // vectorised
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] - m;
+  for (int64_t i = n; i < padded; ++i) y[i] = -std::numeric_limits<T>::infinity();   // exp gives 0
+  for (int64_t i = 0; i < padded; ++i) y[i] = exp_of(y[i]);   // vectorised
   T inv = T(1.0 / sum_in_order(y, n));
-  for (int64_t i = 0; i < n; ++i) y[i] *= inv;
+  for (int64_t i = 0; i < padded; ++i) y[i] *= inv;
+}
+template <class T>
+void softmax(const T* x, T* y, int64_t n) {
+  softmax(x, y, n, n, [](T v) { return fast::exp_of(v); });
 }
 
-// Softmax's VJP / JVP rule on one row: out = y (v - <v, y>); out may be v.
+// Softmax's VJP / JVP rule on one row, times `scale`: out = (y (v - <v, y>)) scale; out may be v. (A scale of 1
+// changes no bit.)
 template <class T>
-void softmax_rule(const T* y, const T* v, T* out, int64_t n) {
+void softmax_rule(const T* y, const T* v, T* out, int64_t n, T scale = T(1)) {
   T dot = T(dot_in_order(v, y, n));
-  for (int64_t i = 0; i < n; ++i) out[i] = y[i] * (v[i] - dot);
+  for (int64_t i = 0; i < n; ++i) out[i] = T(y[i] * (v[i] - dot)) * scale;
 }
 
 }  // namespace linfuse::kernels::row_kernels

@@ -5,6 +5,21 @@
 
 using namespace linfuse;
 
+TEST_CASE("fast float32 exp for x <= 0 (softmax's) stays within 1 ulp, and gives 0 for -inf", "[tensor][fast_math]") {
+  double ulps = 0;
+  for (int i = -1746000; i <= 0; ++i) {
+    float x = float(i) * 5e-5f;   // [-87.3, 0]; below, 0 (as fast::exp gives)
+    double e = std::exp(double(x));
+    double ulp = std::nextafter(float(e), INFINITY) - float(e);
+    ulps = std::max(ulps, std::abs(double(fast::exp_nonpositive(x)) - e) / ulp);
+  }
+  INFO("exp_nonpositive " << ulps << " ulp");
+  CHECK(ulps <= 1);
+  CHECK(fast::exp_nonpositive(0.0f) == 1.0f);
+  CHECK(fast::exp_nonpositive(-100.0f) == 0.0f);
+  CHECK(fast::exp_nonpositive(-INFINITY) == 0.0f);
+}
+
 TEST_CASE("fast float32 exp, erf and tanh stay within their documented error", "[tensor][fast_math]") {
   double exp_ulps = 0, erf_abs = 0, erf_rel_small = 0, tanh_abs = 0;
   for (int i = -400000; i <= 400000; ++i) {
