@@ -299,15 +299,14 @@ Tensor attention_forward(const Tensor& q_in, const Tensor& k_in, const Tensor& v
         // S = scale Q K^T (+ mask), then P = softmax(S) row by row
         Operand<T> kt = transpose_of(K.item(item), tk, d, K.row_stride, w.transposed);
         small_gemm<T>(tq, tkp, d, Q.item(item), Q.row_stride, 1, kt.data, kt.ld, s, tkp, T(scale), false);
-        for (int64_t i = 0; i < tq; ++i) {
-          T* row = s + i * tkp;
-          if (M.data) {
+        if (M.data)
+          for (int64_t i = 0; i < tq; ++i) {
             const T* m = M.item(item) + i * M.row_stride;
-            for (int64_t j = 0; j < tk; ++j) row[j] += m[j * M.col_stride];
+            for (int64_t j = 0; j < tk; ++j) s[i * tkp + j] += m[j * M.col_stride];
           }
-          row_kernels::softmax(row, row, tk, tkp, [](T x) { return fast::exp_nonpositive_of(x); });
-          if (saved) std::copy(row, row + tk, saved + (item * tq + i) * tk);
-        }
+        row_kernels::softmax_rows(s, s, tq, tk, tkp, [](T x) { return fast::exp_nonpositive_of(x); });
+        if (saved)
+          for (int64_t i = 0; i < tq; ++i) std::copy(s + i * tkp, s + i * tkp + tk, saved + (item * tq + i) * tk);
         // O = P V
         Operand<T> vb = rows_of(V.item(item), tk, dv, V.row_stride, w.operand);
         Output<T> o(O.item(item), tq, dv, O.row_stride, w.output);
@@ -356,10 +355,7 @@ void attention_backward(const Tensor& q_in, const Tensor& k_in, const Tensor& v_
         // dP = dO V^T; dS = scale P (dP - rowsum(dP P))
         Operand<T> vt = transpose_of(V.item(item), tk, dv, V.row_stride, w.transposed);
         small_gemm<T>(tq, tkp, dv, G.item(item), G.row_stride, 1, vt.data, vt.ld, ds, tkp, T(1), false);
-        for (int64_t i = 0; i < tq; ++i) {
-          T* row = ds + i * tkp;
-          row_kernels::softmax_rule(p + i * tk, row, row, tk, T(scale));
-        }
+        row_kernels::softmax_rule_rows(p, tk, ds, ds, tkp, tq, tk, T(scale));
         if (dq) {   // dQ = dS K
           Operand<T> kb = rows_of(K.item(item), tk, d, K.row_stride, w.operand2);
           Output<T> o(DQ.item(item), tq, d, DQ.row_stride, w.output);
@@ -418,8 +414,7 @@ Tensor attention_tangent(const Tensor& q_in, const Tensor& k_in, const Tensor& v
           Operand<T> tkt = transpose_of(TK.item(item), tk, d, TK.row_stride, w.transposed);
           small_gemm<T>(tq, tkp, d, Q.item(item), Q.row_stride, 1, tkt.data, tkt.ld, ts, tkp, T(scale), TQ.data != nullptr);
         }
-        if (score_tangent)   // tP = P (tS - rowsum(tS P))
-          for (int64_t i = 0; i < tq; ++i) row_kernels::softmax_rule(p + i * tk, ts + i * tkp, ts + i * tkp, tk);
+        if (score_tangent) row_kernels::softmax_rule_rows(p, tk, ts, ts, tkp, tq, tk);   // tP = P (tS - rowsum(tS P))
         Output<T> o(O.item(item), tq, dv, O.row_stride, w.output);
         if (score_tangent) {   // tO = tP V
           Operand<T> vb = rows_of(V.item(item), tk, dv, V.row_stride, w.operand);
