@@ -7,6 +7,10 @@
 
 #include "tensor/fast_math.h"
 
+// As in simd.h: without AVX (the x86-64 baseline build) the 32-byte vectors below have another ABI, which GCC
+// warns about; harmless, every function taking or returning them is inline.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
 namespace linfuse::kernels::row_kernels {
 
 // Four values of T as one vector (four doubles: the accumulators below, one AVX register).

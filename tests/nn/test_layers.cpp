@@ -1,8 +1,11 @@
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 
 #include "../helpers.h"
+#include "autodiff/functional.h"
 #include "autodiff/ops.h"
+#include "autodiff/primitive.h"
 #include "nn/attention.h"
 #include "nn/layers.h"
 #include "t5_buckets_reference.h"
@@ -99,6 +102,31 @@ TEST_CASE("attention with a causal mask ignores the future, and a fully masked q
   Tensor all_masked = padding_mask(Tensor::zeros({1, 4}), DType::F64);
   Tensor z = scaled_dot_product_attention(q, k, v, all_masked, 1.0);
   for (double e : z.to_vector<double>()) CHECK(e == 0.0);
+}
+
+TEST_CASE("attention runs the fused primitive for a mask and the composed ops for a learned bias, which gets its gradient",
+          "[nn][attention]") {
+  Generator g(5);
+  Tensor q = g.normal({2, 2, 4, 3}, 0, 1, DType::F64), k = g.normal({2, 2, 4, 3}, 0, 1, DType::F64),
+         v = g.normal({2, 2, 4, 3}, 0, 1, DType::F64);
+  Tensor bias = g.normal({1, 2, 4, 4}, 0, 1, DType::F64);
+  {
+    PrimitiveTrace trace;
+    scaled_dot_product_attention(q, k, v, bias, 0.5);   // a constant bias: one fused primitive
+    CHECK(trace.names() == std::vector<std::string>{"fused_attention"});
+  }
+  Tensor learned = bias.detach().set_requires_grad(true);
+  Tensor out;
+  {
+    PrimitiveTrace trace;
+    out = scaled_dot_product_attention(q, k, v, learned, 0.5);
+    CHECK(std::count(trace.names().begin(), trace.names().end(), "fused_attention") == 0);
+  }
+  CHECK(max_abs_diff(out, composed_attention(q, k, v, bias, 0.5)) == 0);
+  CHECK(max_abs_diff(out, scaled_dot_product_attention(q, k, v, bias, 0.5)) < 1e-14);
+  Tensor dbias = grad({out}, {learned}, {g.normal(out.shape(), 0, 1, DType::F64)})[0];
+  CHECK(dbias.shape() == learned.shape());
+  CHECK(max_abs_diff(dbias, Tensor::zeros(learned.shape(), DType::F64)) > 0);
 }
 
 TEST_CASE("split_heads and merge_heads are inverse", "[nn][attention]") {
