@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc)
 BUILD ?= build
 CMAKE_FLAGS ?=
 
-.PHONY: setup build build-linfuse run test asan bench gradcheck clean
+.PHONY: setup build build-linfuse run test asan bench gradcheck vision-base clean
 
 setup:
 	@bash scripts/setup.sh
@@ -53,6 +53,14 @@ bench: build
 	@if [ -x $(BUILD)/micro_bench ]; then LINFUSE_THREADS=1 $(BUILD)/micro_bench --benchmark_min_time=0.1; \
 	 else echo "micro_bench not built (libbenchmark-dev missing)"; fi
 	@$(BUILD)/train_step_bench --threads 1,2 --steps $(BENCH_STEPS) --rounds $(BENCH_ROUNDS) --torch "$(filter-out none,$(TORCH_REF))" --markdown $(BUILD)/bench.md
+
+# The small preset's shipped pretrained CLIP (checkpoints/vision-small, experiments/base_checkpoint.h): its
+# pretraining is longer than `make run` affords. Regenerates the folder bit for bit (at any thread count) from an
+# empty stage cache: cache keys hold the configuration, not the code, so a cached pretraining of older code would
+# be copied as it is.
+vision-base: build-linfuse
+	@rm -rf $(BUILD)/vision-base-cache
+	@$(BUILD)/linfuse experiment --preset small --suite vision --threads 2 --seed 0 --cache $(BUILD)/vision-base-cache --write-base checkpoints/vision-small
 
 gradcheck: build
 	@$(BUILD)/linfuse gradcheck

@@ -12,7 +12,10 @@ int experiment_main(int argc, char** argv) {
       "linfuse experiment",
       "Runs the study of Tang et al. (ICLR 2024) at small scale, end to end, and writes a report.\n\n"
       "Stages (each cached on disk under a key of its config, skipped when already done):\n"
-      "  1. pretrain: a tiny CLIP contrastively on captions over all vision domains (+ its tokenizer);\n"
+      "  1. pretrain: a tiny CLIP contrastively on captions over all vision domains (+ its tokenizer), on\n"
+      "     images styled at vision.data.pretrain_style_strength (a shift from the tasks' own look);\n"
+      "     the small preset's vision.base_checkpoint names the shipped folder holding it (make vision-base\n"
+      "     writes it); --set vision.base_checkpoint=null pretrains from scratch;\n"
       "     text: a tiny T5 with span corruption on the fortune corpus (+ its tokenizer), then instruction-\n"
       "     tuned on a mixture of the tasks, as Flan-T5 (text.instruct; steps 0: skipped): each task's\n"
       "     instruct split (text.data.instruct examples from sentences fine-tuning and evaluation never see,\n"
@@ -52,7 +55,9 @@ int experiment_main(int argc, char** argv) {
       "run only the suite's pretraining stages (cached; --suite text) and write its base model to this folder as a base "
       "checkpoint: model.safetensors, config.json, spiece.model (Hugging Face's names) and manifest.json (this command, "
       "the stages' config, commit, seed, SHA-256 of each file); a preset's text.base_checkpoint names the folder the "
-      "study then loads instead of pretraining (null: pretrain from scratch)",
+      "study then loads instead of pretraining (null: pretrain from scratch). The stages come from the --cache when "
+      "it holds them; its keys hold the configuration, not the code, so pass an empty --cache to regenerate a "
+      "checkpoint after the code changed",
       cxxopts::value<std::string>())(
       "no-report", "skip report.md and the plots")("h,help", "show this help");
   cxxopts::ParseResult args;
