@@ -8,6 +8,7 @@
 
 #include "experiments/sha256.h"
 #include "nn/atomic_file.h"
+#include "tensor/build_info.h"
 
 namespace linfuse::experiments {
 
@@ -31,6 +32,27 @@ BaseCheckpointManifest BaseCheckpointManifest::from_json(const nlohmann::json& j
   m.metrics = j.value("metrics", nlohmann::json::object());
   m.notes = j.value("notes", std::string());
   return m;
+}
+
+std::string base_checkpoint_folder(const nlohmann::json& suite_config, const std::string& suite) {
+  if (!suite_config.contains("base_checkpoint") || suite_config["base_checkpoint"].is_null()) return "";
+  if (!suite_config["base_checkpoint"].is_string())
+    throw std::invalid_argument("[" + suite + "] " + suite + ".base_checkpoint must be a folder (a string) or null, got " +
+                                suite_config["base_checkpoint"].dump());
+  return suite_config["base_checkpoint"].get<std::string>();
+}
+
+BaseCheckpointManifest new_manifest(const std::string& suite, const std::string& preset, const std::string& command,
+                                    uint64_t seed, const nlohmann::json& config) {
+  BaseCheckpointManifest manifest;
+  manifest.suite = suite;
+  manifest.preset = preset;
+  manifest.command = command;
+  manifest.commit = build_info().commit;
+  manifest.dirty = build_info().dirty;
+  manifest.seed = seed;
+  manifest.config = config;
+  return manifest;
 }
 
 void write_base_checkpoint(const fs::path& folder, const std::map<std::string, fs::path>& files, BaseCheckpointManifest manifest) {

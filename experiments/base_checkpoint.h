@@ -50,6 +50,14 @@ BaseCheckpointManifest open_base_checkpoint(const std::filesystem::path& folder,
 // most `limit` of them; empty when equal.
 std::vector<std::string> config_differences(const nlohmann::json& checkpoint, const nlohmann::json& run, size_t limit = 4);
 
+// The folder a suite's config names in "base_checkpoint": "" when the field is null or absent. Throws
+// std::invalid_argument naming "<suite>.base_checkpoint" when it is neither a string nor null.
+std::string base_checkpoint_folder(const nlohmann::json& suite_config, const std::string& suite);
+
+// A manifest for `suite` written now: this build's commit and dirty flag, and the given fields.
+BaseCheckpointManifest new_manifest(const std::string& suite, const std::string& preset, const std::string& command,
+                                    uint64_t seed, const nlohmann::json& config);
+
 // The command line a program was started with, quoted for a shell where needed (for manifests).
 std::string shell_command(int argc, const char* const* argv);
 

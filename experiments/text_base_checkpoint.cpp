@@ -10,21 +10,13 @@
 #include "experiments/base_checkpoint.h"
 #include "experiments/text_suite.h"
 #include "nn/safetensors.h"
-#include "tensor/build_info.h"
 
 namespace linfuse::experiments {
 
 namespace fs = std::filesystem;
 
-std::string TextSuite::base_checkpoint_folder() const {
-  if (!config_.contains("base_checkpoint") || config_["base_checkpoint"].is_null()) return "";
-  if (!config_["base_checkpoint"].is_string())
-    throw std::invalid_argument("[text] text.base_checkpoint must be a folder (a string) or null, got " + config_["base_checkpoint"].dump());
-  return config_["base_checkpoint"].get<std::string>();
-}
-
 bool TextSuite::load_base_checkpoint(nlohmann::json& results) {
-  const std::string folder = base_checkpoint_folder();
+  const std::string folder = experiments::base_checkpoint_folder(config_, "text");
   if (folder.empty()) return false;
   StageTimer timer(ctx_, "text/base_checkpoint");
   const std::string fix =
@@ -55,14 +47,7 @@ void TextSuite::write_base(const fs::path& folder, const std::string& preset, co
   const fs::path pretrain_dir = ctx_.cache.folder("text/pretrain", pretrain_key());
   const fs::path weights = ctx_.cache.folder("text/base_checkpoint", base_model_key()) / "model.safetensors";
   save_safetensors(weights.string(), pretrained_, {{"format", "pt"}}, FloatFormat::F32);
-  BaseCheckpointManifest manifest;
-  manifest.suite = "text";
-  manifest.preset = preset;
-  manifest.command = command;
-  manifest.commit = build_info().commit;
-  manifest.dirty = build_info().dirty;
-  manifest.seed = seed_;
-  manifest.config = base_model_key();
+  BaseCheckpointManifest manifest = new_manifest("text", preset, command, seed_, base_model_key());
   manifest.metrics = {{"pretrain", results["pretrain"]}};
   if (results.contains("instruct")) manifest.metrics["instruct"] = results["instruct"];
   manifest.notes = "The T5 of the text suite after span-corruption pretraining and instruction tuning (experiments/text_suite.h); "

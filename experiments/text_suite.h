@@ -107,9 +107,7 @@ class TextSuite {
   void load_data();
   void pretrain(nlohmann::json& results);
   void instruction_tune(nlohmann::json& results);   // text_instruct.cpp
-  // The folder of text.base_checkpoint, "" when null or absent; loading it (text_base_checkpoint.cpp)
-  // returns false when there is none.
-  std::string base_checkpoint_folder() const;
+  // Loads the folder of text.base_checkpoint when it names one (text_base_checkpoint.cpp).
   bool load_base_checkpoint(nlohmann::json& results);
   void zero_shot(nlohmann::json& results);
   void feature_baseline(nlohmann::json& results);

@@ -10,22 +10,13 @@
 #include "experiments/base_checkpoint.h"
 #include "experiments/vision_suite.h"
 #include "nn/clip.h"
-#include "tensor/build_info.h"
 
 namespace linfuse::experiments {
 
 namespace fs = std::filesystem;
 
-std::string VisionSuite::base_checkpoint_folder() const {
-  if (!config_.contains("base_checkpoint") || config_["base_checkpoint"].is_null()) return "";
-  if (!config_["base_checkpoint"].is_string())
-    throw std::invalid_argument("[vision] vision.base_checkpoint must be a folder (a string) or null, got " +
-                                config_["base_checkpoint"].dump());
-  return config_["base_checkpoint"].get<std::string>();
-}
-
 bool VisionSuite::load_base_checkpoint(nlohmann::json& results) {
-  const std::string folder = base_checkpoint_folder();
+  const std::string folder = experiments::base_checkpoint_folder(config_, "vision");
   if (folder.empty()) return false;
   StageTimer timer(ctx_, "vision/base_checkpoint");
   const std::string fix =
@@ -50,14 +41,7 @@ void VisionSuite::write_base(const fs::path& folder, const std::string& preset, 
   load_data();
   pretrain();   // stage-cached; its folder holds model.safetensors, config.json, spiece.model, pretrain_metrics.json
   const fs::path dir = ctx_.cache.folder("vision/pretrain", pretrain_key());
-  BaseCheckpointManifest manifest;
-  manifest.suite = "vision";
-  manifest.preset = preset;
-  manifest.command = command;
-  manifest.commit = build_info().commit;
-  manifest.dirty = build_info().dirty;
-  manifest.seed = seed_;
-  manifest.config = pretrain_key();
+  BaseCheckpointManifest manifest = new_manifest("vision", preset, command, seed_, pretrain_key());
   manifest.metrics = {{"pretrain", read_json(dir / "pretrain_metrics.json")}};
   manifest.notes = "The tiny CLIP of the vision suite after contrastive pretraining (experiments/vision_suite.h); "
                    "Hugging Face CLIPModel layout, float32. Regenerate with the command above; the files come out bit for bit.";

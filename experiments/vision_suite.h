@@ -65,9 +65,7 @@ class VisionSuite {
   void load_data();
   void standardize();
   void pretrain();
-  // The folder of vision.base_checkpoint, "" when null or absent; loading it (vision_base_checkpoint.cpp)
-  // replaces the pretrain stage and records the checkpoint in results["base_checkpoint"].
-  std::string base_checkpoint_folder() const;
+  // Loads the folder of vision.base_checkpoint when it names one (vision_base_checkpoint.cpp).
   bool load_base_checkpoint(nlohmann::json& results);
   void zero_shot(nlohmann::json& results);
   void finetune(peft::FinetuneMode mode, nlohmann::json& results);

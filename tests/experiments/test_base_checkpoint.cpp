@@ -115,6 +115,35 @@ TEST_CASE("config differences name each differing field, absent ones included, a
   CHECK(shell_command(5, argv) == "experiment --set 'text.modes=[\"full\", \"lora\"]' --seed 1");
 }
 
+// Runs the study of `write` (the options that wrote the checkpoint folder root/<folder>) twice, loading the
+// checkpoint and pretraining from scratch, and checks that only the pretrain stage was skipped and that both give
+// the same results.json (but for the record of the checkpoint). Returns the options of the loading run.
+static ExperimentOptions check_loading_equals_pretraining(const fs::path& root, const ExperimentOptions& write, const std::string& suite,
+                                                          const std::string& folder, const BaseCheckpointManifest& manifest) {
+  ExperimentOptions loaded = write;
+  loaded.write_base.clear();
+  loaded.report = false;
+  loaded.cache_dir = (root / "cache_loaded").string();
+  loaded.out_dir = (root / "loaded").string();
+  loaded.overrides[suite]["base_checkpoint"] = (root / folder).string();
+  run_experiment(loaded);
+  CHECK_FALSE(fs::exists(root / "cache_loaded" / suite / "pretrain"));
+  ExperimentOptions scratch = loaded;
+  scratch.cache_dir = (root / "cache_scratch").string();
+  scratch.out_dir = (root / "scratch").string();
+  scratch.overrides[suite]["base_checkpoint"] = nullptr;
+  run_experiment(scratch);
+  nlohmann::json a = nlohmann::json::parse(slurp(root / "loaded" / "results.json"));
+  nlohmann::json b = nlohmann::json::parse(slurp(root / "scratch" / "results.json"));
+  CHECK(a["suites"][suite]["base_checkpoint"]["files"] == manifest.to_json()["files"]);
+  for (nlohmann::json* r : {&a, &b}) {
+    (*r)["suites"][suite].erase("base_checkpoint");
+    (*r)["manifest"].erase("config");   // the base_checkpoint field itself
+  }
+  CHECK(a == b);
+  return loaded;
+}
+
 TEST_CASE("the text suite's base checkpoint is reproducible, and loading it gives the results of pretraining", "[base_checkpoint][text_suite][smoke]") {
   fs::path root = temp_folder("text");
   // A smoke-size text study: the smoke preset with two tasks and a few steps.
@@ -153,27 +182,7 @@ TEST_CASE("the text suite's base checkpoint is reproducible, and loading it give
   CHECK(manifest.files.at("model.safetensors") == "1394f34ff4f78bb6413401f9ecb9a60c5224b4f23e95e026b09f676ce3e03a86");
 
   // The study with the checkpoint (and no pretraining stage in its cache) against the study that pretrains.
-  ExperimentOptions loaded = write;
-  loaded.write_base.clear();
-  loaded.report = false;
-  loaded.cache_dir = (root / "cache_loaded").string();
-  loaded.out_dir = (root / "loaded").string();
-  loaded.overrides["text"]["base_checkpoint"] = (root / "text-smoke").string();
-  run_experiment(loaded);
-  CHECK_FALSE(fs::exists(root / "cache_loaded" / "text" / "pretrain"));
-  ExperimentOptions scratch = loaded;
-  scratch.cache_dir = (root / "cache_scratch").string();
-  scratch.out_dir = (root / "scratch").string();
-  scratch.overrides["text"]["base_checkpoint"] = nullptr;
-  run_experiment(scratch);
-  nlohmann::json a = nlohmann::json::parse(slurp(root / "loaded" / "results.json"));
-  nlohmann::json b = nlohmann::json::parse(slurp(root / "scratch" / "results.json"));
-  CHECK(a["suites"]["text"]["base_checkpoint"]["files"] == manifest.to_json()["files"]);
-  for (nlohmann::json* r : {&a, &b}) {
-    (*r)["suites"]["text"].erase("base_checkpoint");
-    (*r)["manifest"].erase("config");   // the base_checkpoint field itself
-  }
-  CHECK(a == b);
+  ExperimentOptions loaded = check_loading_equals_pretraining(root, write, "text", "text-smoke", manifest);
 
   // Another configuration refuses the folder and says how to regenerate it or pretrain instead.
   ExperimentOptions changed = loaded;
@@ -230,27 +239,7 @@ TEST_CASE("the vision suite's base checkpoint is reproducible, and loading it gi
         manifest.files);
 
   // The study with the checkpoint (and no pretraining stage in its cache) against the study that pretrains.
-  ExperimentOptions loaded = write;
-  loaded.write_base.clear();
-  loaded.report = false;
-  loaded.cache_dir = (root / "cache_loaded").string();
-  loaded.out_dir = (root / "loaded").string();
-  loaded.overrides["vision"]["base_checkpoint"] = (root / "vision-smoke").string();
-  run_experiment(loaded);
-  CHECK_FALSE(fs::exists(root / "cache_loaded" / "vision" / "pretrain"));
-  ExperimentOptions scratch = loaded;
-  scratch.cache_dir = (root / "cache_scratch").string();
-  scratch.out_dir = (root / "scratch").string();
-  scratch.overrides["vision"]["base_checkpoint"] = nullptr;
-  run_experiment(scratch);
-  nlohmann::json a = nlohmann::json::parse(slurp(root / "loaded" / "results.json"));
-  nlohmann::json b = nlohmann::json::parse(slurp(root / "scratch" / "results.json"));
-  CHECK(a["suites"]["vision"]["base_checkpoint"]["files"] == manifest.to_json()["files"]);
-  for (nlohmann::json* r : {&a, &b}) {
-    (*r)["suites"]["vision"].erase("base_checkpoint");
-    (*r)["manifest"].erase("config");
-  }
-  CHECK(a == b);
+  ExperimentOptions loaded = check_loading_equals_pretraining(root, write, "vision", "vision-smoke", manifest);
 
   // Another pretraining configuration refuses the folder, naming the field and both fixes.
   ExperimentOptions changed = loaded;
