@@ -12,6 +12,7 @@
 #include "experiments/experiment.h"
 #include "experiments/leakage.h"
 #include "experiments/vision_suite.h"
+#include "tests/experiments/stub_merge_target.h"
 #include "merge/task_vector.h"
 #include "tensor/random.h"
 
@@ -23,7 +24,7 @@ namespace {
 // A linear model f(x) = W x (W: K x D) read on each task's inputs X_s (N x D). The state is {"w": W}; task t's
 // fine-tuned state is W0 + tau_t. Its Jacobian is known in closed form: J f(x) tau = tau x, so the JVP rows
 // are X_s tau^T, and change(tau, s) = mean_i || tau x_i ||.
-class LinearTarget : public MergeTarget {
+class LinearTarget : public testing::StubMergeTarget {
  public:
   LinearTarget(std::vector<Tensor> inputs, const std::vector<Tensor>& task_vectors) : inputs_(std::move(inputs)) {
     initial_.insert("w", Tensor::full(task_vectors[0].shape(), 0.5));   // f is linear: W0 plays no part
@@ -44,14 +45,6 @@ class LinearTarget : public MergeTarget {
   Tensor output_jvp(const StateDict& direction, int task, int64_t examples) override {
     return matmul(first(task, examples), transpose(direction.at("w"), 0, 1));
   }
-  double score(const StateDict&, int, Split) override { return 0; }
-  double score_weight_space(const StateDict&, int, Split) override { return 0; }
-  double lora_scaling() const override { return 0; }
-  std::vector<int64_t> predict(const StateDict&, int, int64_t) override { return {}; }
-  double few_shot_loss(const StateDict&, int, int64_t) override { return 0; }
-  Tensor entropy(const StateDict&, int, int64_t, int64_t) override { return Tensor::scalar(0); }
-  StateDict fisher(int, int64_t) override { return {}; }
-  StateDict grams(int, int64_t) override { return {}; }
 
  private:
   Tensor first(int task, int64_t examples) const {

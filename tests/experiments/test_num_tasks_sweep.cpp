@@ -7,6 +7,7 @@
 #include <set>
 
 #include "experiments/merge_study.h"
+#include "tests/experiments/stub_merge_target.h"
 
 using namespace linfuse;
 using namespace linfuse::experiments;
@@ -16,7 +17,7 @@ namespace {
 // n tasks; a state is one tensor "w" of n entries. Task t's fine-tuned state is the unit vector e_t, and the
 // score of a state on task t is 0.5 + 0.4 w[t] - 0.1 sum_{j != t} |w[j]|: its own direction helps, every
 // other task's hurts (interference), the same on both splits.
-class SyntheticTarget : public MergeTarget {
+class SyntheticTarget : public testing::StubMergeTarget {
  public:
   explicit SyntheticTarget(int n) : n_(n) {
     initial_.insert("w", Tensor::zeros({n}));
@@ -44,15 +45,6 @@ class SyntheticTarget : public MergeTarget {
       if (j != task) s -= 0.1 * std::fabs(w[j]);
     return s;
   }
-  double score_weight_space(const StateDict&, int, Split) override { return 0; }
-  double lora_scaling() const override { return 0; }
-  std::vector<int64_t> predict(const StateDict&, int, int64_t) override { return {}; }
-  double few_shot_loss(const StateDict&, int, int64_t) override { return 0; }
-  Tensor entropy(const StateDict&, int, int64_t, int64_t) override { return Tensor::scalar(0); }
-  StateDict fisher(int, int64_t) override { return {}; }
-  StateDict grams(int, int64_t) override { return {}; }
-  Tensor outputs(const StateDict&, int, int64_t) override { return {}; }
-  Tensor output_jvp(const StateDict&, int, int64_t) override { return {}; }
 
  private:
   int n_;
