@@ -115,6 +115,21 @@ TEST_CASE("config differences name each differing field, absent ones included, a
   CHECK(shell_command(5, argv) == "experiment --set 'text.modes=[\"full\", \"lora\"]' --seed 1");
 }
 
+// The options that write a smoke-size base checkpoint of `suite` to root/<suite>-smoke (stages cached in
+// root/cache_write), as `linfuse experiment --suite <suite> --preset smoke --write-base <suite>-smoke` would.
+static ExperimentOptions write_base_options(const fs::path& root, const std::string& suite, const nlohmann::json& overrides) {
+  ExperimentOptions write;
+  write.preset = "smoke";
+  write.suites = {suite};
+  write.threads = 2;
+  write.quiet = true;
+  write.overrides = overrides;
+  write.cache_dir = (root / "cache_write").string();
+  write.write_base = (root / (suite + "-smoke")).string();
+  write.command = "linfuse experiment --suite " + suite + " --preset smoke --write-base " + suite + "-smoke";
+  return write;
+}
+
 // Runs the study of `write` (the options that wrote the checkpoint folder root/<folder>) twice, loading the
 // checkpoint and pretraining from scratch, and checks that only the pretrain stage was skipped and that both give
 // the same results.json (but for the record of the checkpoint). Returns the options of the loading run.
@@ -159,15 +174,7 @@ TEST_CASE("the text suite's base checkpoint is reproducible, and loading it give
         {"merge", {{"methods", {"task_arithmetic"}}}},
         {"sweep", {{"methods", nlohmann::json::array()}}},
         {"disentanglement", {{"pairs", nlohmann::json::array()}}}}}};
-  ExperimentOptions write;
-  write.preset = "smoke";
-  write.suites = {"text"};
-  write.threads = 2;
-  write.quiet = true;
-  write.overrides = overrides;
-  write.cache_dir = (root / "cache_write").string();
-  write.write_base = (root / "text-smoke").string();
-  write.command = "linfuse experiment --suite text --preset smoke --write-base text-smoke";
+  ExperimentOptions write = write_base_options(root, "text", overrides);
   run_experiment(write);
   BaseCheckpointManifest manifest = BaseCheckpointManifest::from_json(nlohmann::json::parse(slurp(root / "text-smoke" / "manifest.json")));
   CHECK(manifest.suite == "text");
@@ -207,15 +214,7 @@ TEST_CASE("the vision suite's base checkpoint is reproducible, and loading it gi
         {"merge", {{"methods", {"task_arithmetic"}}}},
         {"sweep", {{"methods", nlohmann::json::array()}}},
         {"disentanglement", {{"pairs", nlohmann::json::array()}}}}}};
-  ExperimentOptions write;
-  write.preset = "smoke";
-  write.suites = {"vision"};
-  write.threads = 2;
-  write.quiet = true;
-  write.overrides = overrides;
-  write.cache_dir = (root / "cache_write").string();
-  write.write_base = (root / "vision-smoke").string();
-  write.command = "linfuse experiment --suite vision --preset smoke --write-base vision-smoke";
+  ExperimentOptions write = write_base_options(root, "vision", overrides);
   run_experiment(write);
   BaseCheckpointManifest manifest =
       BaseCheckpointManifest::from_json(nlohmann::json::parse(slurp(root / "vision-smoke" / "manifest.json")));
