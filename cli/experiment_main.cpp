@@ -35,8 +35,9 @@ int experiment_main(int argc, char** argv) {
       "  5. analyses: normalized score vs number of tasks, cosine similarity of task vectors, cross-task\n"
       "     scores (each task's fine-tuned model on every task, against zero-shot), weight-disentanglement\n"
       "     error maps; diagnostics: first-order cross-task leakage of the task vectors (forward mode at the\n"
-      "     pretrained state; diagnostics.leakage_examples, 0: skipped) and, for vision, a linear probe of the\n"
-      "     pretrained features and the tasks' domain similarity against the cross-task damage\n"
+      "     pretrained state; diagnostics.leakage_examples, 0: skipped), each task vector alone scaled by\n"
+      "     lambda on its own task (diagnostics.scaling_lambdas, []: skipped) and, for vision, a linear probe\n"
+      "     of the pretrained features and the tasks' domain similarity against the cross-task damage\n"
       "  6. report: results.json, manifest.json (config, seed, threads, commit, time per stage), report.md,\n"
       "     CSV tables and gnuplot plots in the results folder\n");
   options.add_options()("suite", "vision, text or all", cxxopts::value<std::string>()->default_value("all"))(

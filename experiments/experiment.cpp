@@ -42,6 +42,9 @@ void merging_study(Suite& suite, const nlohmann::json& config, nlohmann::json& r
   // First-order cross-task leakage of the task vectors (leakage.h) on this many validation inputs a task; 0 skips it.
   const int64_t leakage_examples =
       config.value("diagnostics", nlohmann::json::object()).value("leakage_examples", int64_t(32));
+  // The own-task scaling curve of every task vector (task_vector_scaling) at these lambdas; empty skips it.
+  const std::vector<double> scaling_lambdas =
+      config.value("diagnostics", nlohmann::json::object()).value("scaling_lambdas", std::vector<double>{});
   results["merged"] = nlohmann::json::array();
   results["num_tasks_sweep"] = nlohmann::json::array();
   results["disentanglement"] = nlohmann::json::array();
@@ -78,6 +81,10 @@ void merging_study(Suite& suite, const nlohmann::json& config, nlohmann::json& r
     {
       StageTimer timer(ctx, name + "/cross_task");
       results["cross_task"][mode_name] = cross_task_scores(*target);
+    }
+    if (!scaling_lambdas.empty()) {
+      StageTimer timer(ctx, name + "/scaling");
+      results["task_vector_scaling"][mode_name] = task_vector_scaling(*target, scaling_lambdas);
     }
     if (leakage_examples > 0) {
       StageTimer timer(ctx, name + "/leakage");

@@ -3,6 +3,7 @@
 // preset's own JSON, so a field added to the presets needs no registration here; a typo is refused, naming the
 // closest valid path, instead of running the study with the preset's value.
 #include <algorithm>
+#include <cmath>
 #include <set>
 #include <stdexcept>
 
@@ -284,6 +285,14 @@ void validate_config(const json& config, const std::vector<std::string>& suites,
       finetune_config(suite["finetune"], peft::mode_from_name(mode), seed);
     if (suite.contains("diagnostics") && suite["diagnostics"].contains("linear_probe"))
       LinearProbeConfig::from_json(suite["diagnostics"]["linear_probe"]).validate();
+    if (suite.contains("diagnostics") && suite["diagnostics"].contains("scaling_lambdas")) {
+      const json& lambdas = suite["diagnostics"]["scaling_lambdas"];
+      bool numbers = lambdas.is_array();
+      for (const json& l : lambdas) numbers = numbers && l.is_number() && std::isfinite(l.get<double>());
+      if (!numbers)
+        throw std::invalid_argument("[config] " + suite_name + ".diagnostics.scaling_lambdas must be a list of finite numbers " +
+                                    "(an empty list skips the scaling curve), got " + lambdas.dump());
+    }
     if (suite.contains("merge")) {
       const json& merge = suite["merge"];
       if (merge.contains("methods")) check_names(merge["methods"], suite_name + ".merge.methods", merge_method_names(), "method");

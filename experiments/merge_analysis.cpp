@@ -179,6 +179,17 @@ nlohmann::json cross_task_scores(MergeTarget& target) {
   return {{"matrix", matrix}};
 }
 
+nlohmann::json task_vector_scaling(MergeTarget& target, const std::vector<double>& lambdas) {
+  const int n = target.num_tasks();
+  std::vector<std::vector<double>> matrix(static_cast<size_t>(n));
+  for (int t = 0; t < n; ++t) {
+    const TaskVector tau = TaskVector::between(target.finetuned_state(t), target.initial_state());
+    for (double lambda : lambdas)
+      matrix[size_t(t)].push_back(target.score(merge::apply(target.initial_state(), lambda * tau), t, Split::Test));
+  }
+  return {{"lambdas", lambdas}, {"matrix", matrix}};
+}
+
 DisentanglementConfig DisentanglementConfig::from_json(const nlohmann::json& j) {
   DisentanglementConfig c;
   if (j.contains("pairs"))

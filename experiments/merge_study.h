@@ -80,6 +80,12 @@ nlohmann::json task_vector_similarity(MergeTarget& target);
 // merge of the task vectors starts from (Ilharco et al.'s "control task" accuracy, for every pair).
 nlohmann::json cross_task_scores(MergeTarget& target);
 
+// How much of its own gain one task vector keeps when scaled: {"lambdas": l, "matrix": m} with m[t][i] = test
+// score on task t of theta0 + l[i] tau_t. Task arithmetic over all tasks adds every tau at one lambda, so its
+// retained gain is this curve at that lambda minus what the other tasks' vectors cost: the curve separates the
+// two (a gain linear in lambda keeps only lambda of itself before any interference).
+nlohmann::json task_vector_scaling(MergeTarget& target, const std::vector<double>& lambdas);
+
 struct DisentanglementConfig {
   std::vector<std::pair<std::string, std::string>> pairs;
   double coefficient_range = 2.0;

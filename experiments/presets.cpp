@@ -117,7 +117,10 @@ json vision_small() {
   // Why merging keeps or loses the fine-tuning gains: the first-order leakage of each task vector onto the other
   // tasks' outputs (leakage.h, on this many validation images a task), and a linear probe of the pretrained
   // features (linear_probe.h: full-batch Adam, the L2 penalty chosen on validation from the grid).
+  // task_vector_scaling (merge_study.h): each task vector alone, scaled, on its own task; the grid of task
+  // arithmetic's usual choices, to read task arithmetic's retained gain against it.
   v["diagnostics"] = {{"leakage_examples", 32},
+                      {"scaling_lambdas", {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8}},
                       {"linear_probe", {{"steps", 300}, {"learning_rate", 0.05}, {"l2_grid", {1e-4, 1e-3, 1e-2}}}}};
   return v;
 }
@@ -199,7 +202,8 @@ json text_small() {
   t["sweep"] = sweep({"task_arithmetic"}, 1, {0.4, 0.8});
   t["disentanglement"] = {{"pairs", json::array({json::array({"sst2", "mnli"})})}, {"steps", 5}, {"coefficient_range", 2.0},
                           {"examples", 50}, {"modes", {"lora", "l-lora", "l-lora-local"}}};
-  t["diagnostics"] = {{"leakage_examples", 16}};   // leakage.h, on this many validation inputs a task
+  // leakage.h on this many validation inputs a task; the own-task scaling curve as the vision suite's.
+  t["diagnostics"] = {{"leakage_examples", 16}, {"scaling_lambdas", {0.2, 0.4, 0.6, 0.8}}};
   return t;
 }
 
@@ -235,6 +239,7 @@ json text_smoke() {
   t["merge"]["lorahub_budget"] = 5;
   t["merge"]["lorahub_examples"] = 4;
   t["sweep"] = sweep({"task_arithmetic"}, 1, {1.0});
+  t["diagnostics"]["scaling_lambdas"] = {0.5};
   t["disentanglement"] = {{"pairs", json::array({json::array({"sst2", "rte"})})}, {"steps", 3}, {"coefficient_range", 1.0},
                           {"examples", 16}, {"modes", {"l-lora"}}};
   return t;
@@ -310,6 +315,7 @@ json preset_config(const std::string& preset) {
     v["merge"]["lorahub_budget"] = 8;
     v["merge"]["lorahub_examples"] = 8;
     v["sweep"] = sweep({"task_arithmetic"}, 2, {0.5, 1.0});
+    v["diagnostics"]["scaling_lambdas"] = {0.5};
     v["disentanglement"] = {{"pairs", json::array({json::array({"mnist", "shapes"})})}, {"steps", 3}, {"coefficient_range", 1.0}, {"examples", 32},
                             {"modes", {"lora", "l-lora"}}};
     c["vision"] = v;

@@ -205,7 +205,7 @@ std::string write_report(const std::string& results_dir, const ReportOptions& op
   if (results.suites.empty()) markdown += "_No suite in results.json: nothing was run._\n\n";
   for (const auto& suite : results.suites)
     markdown += suite_overview_section(suite) + merged_section(suite) + num_tasks_section(suite, plots) +
-                cosine_section(suite, plots) + cross_task_section(suite, plots) + leakage_section(suite) +
+                cosine_section(suite, plots) + cross_task_section(suite, plots) + scaling_section(suite) + leakage_section(suite) +
                 linear_probe_section(suite) + domain_similarity_section(suite) + disentanglement_section(suite, plots);
   markdown += claims_section(report::evaluate_claims(results), fine_tuning_caveats(results));
 

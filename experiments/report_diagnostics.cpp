@@ -3,14 +3,23 @@
 // the domain similarity of the tasks against their cross-task damage (domain_similarity.h).
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "experiments/report_format.h"
+#include "experiments/report_gain.h"
 #include "experiments/report_sections.h"
 
 namespace linfuse::experiments::report {
 namespace {
 
 std::string note(const std::string& text) { return "_" + text + "_\n\n"; }
+
+// A grid value as written in a config: 0.3 -> "0.3", 0.05 -> "0.05".
+std::string grid_value(double value) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%g", value);
+  return buffer;
+}
 
 // "Within a few points" of fine-tuning, for the linear probe's verdict: about two standard errors of a
 // difference of two accuracies near 70% on 500 test examples each (2 sqrt(2 * 0.7 * 0.3 / 500) = 5.8 points
@@ -84,6 +93,57 @@ std::string leakage_section(const SuiteResults& suite) {
     text += "\n\n";
   }
   return text;
+}
+
+// Task arithmetic's retained gain G at its lambda, split in two: r, what each task vector alone keeps of its own
+// gain when scaled by that lambda, and r - G, what adding the other tasks' vectors costs on top.
+std::string scaling_section(const SuiteResults& suite) {
+  if (!suite.task_vector_scaling || suite.task_vector_scaling->empty()) return "";
+  const std::vector<double>& lambdas = suite.task_vector_scaling->begin()->second.lambdas;
+  std::string text = "### One task vector, scaled\n\n";
+  text += "r(lambda): the retained gain G of theta0 + lambda tau_t on task t alone, over the same tasks and averages as "
+          "the headline's G (each task vector scored on its own task's test split, no other vector added). A gain "
+          "linear in lambda gives r(lambda) = lambda. Task arithmetic over all tasks adds every vector at one lambda, "
+          "so its G is r at that lambda minus what the other vectors cost (r - G, the interference).\n\n";
+  std::vector<std::string> header = {"mode"};
+  for (double lambda : lambdas) header.push_back("r(" + grid_value(lambda) + ")");
+  for (const char* column : {"task arithmetic lambda", "G", "r at that lambda", "interference r - G"}) header.push_back(column);
+  MarkdownTable table(header);
+  for (const auto& mode : suite.modes) {
+    auto found = suite.task_vector_scaling->find(mode);
+    if (found == suite.task_vector_scaling->end() || found->second.lambdas != lambdas) continue;
+    const ScalingCurve& curve = found->second;
+    std::vector<std::string> row = {mode};
+    std::vector<std::optional<double>> r;
+    for (size_t i = 0; i < lambdas.size(); ++i) {
+      MergedResult scaled;   // the curve's point as a "merge" of one vector, for retained_gain
+      scaled.method = "scaled_task_vector", scaled.mode = mode, scaled.space = "parameter";
+      for (size_t t = 0; t < suite.tasks.size(); ++t) scaled.test[suite.tasks[t]] = curve.matrix[t][i];
+      RetainedGain g = retained_gain(suite, scaled);
+      r.push_back(g.gain ? std::optional<double>(g.gain->value) : std::nullopt);
+      row.push_back(r.back() ? fixed(*r.back(), 2) : kMissing);
+    }
+    const MergedResult* arithmetic = find_merged(suite, "task_arithmetic", mode, "parameter");
+    std::optional<double> lambda, gain, r_at_lambda;
+    if (arithmetic)
+      for (const auto& [name, value] : arithmetic->hyperparameters)
+        if (name == "lambda") lambda = std::stod(value);
+    if (arithmetic) {
+      RetainedGain g = retained_gain(suite, *arithmetic);
+      if (g.gain) gain = g.gain->value;
+    }
+    if (lambda)
+      for (size_t i = 0; i < lambdas.size(); ++i)
+        if (std::fabs(lambdas[i] - *lambda) < 1e-9) r_at_lambda = r[i];
+    if (lambda && *lambda == 0) r_at_lambda = 0.0;   // the pretrained model keeps nothing
+    row.push_back(lambda ? grid_value(*lambda) : kMissing);
+    row.push_back(gain ? fixed(*gain, 2) : kMissing);
+    row.push_back(r_at_lambda ? fixed(*r_at_lambda, 2) : kMissing);
+    row.push_back(r_at_lambda && gain ? fixed(*r_at_lambda - *gain, 2) : kMissing);
+    table.add_row(row);
+  }
+  return text + table.str() + "\n" +
+         note("A lambda outside the curve's grid (diagnostics.scaling_lambdas) leaves its r column empty.");
 }
 
 std::string linear_probe_section(const SuiteResults& suite) {

@@ -310,6 +310,20 @@ SuiteResults parse_suite(const Checker& check, const std::string& name, const Js
   }
   if (auto* v = member(value, "cross_task")) suite.cross_task = parse_mode_matrices(check, *v, path + ".cross_task", suite);
   if (auto* v = member(value, "leakage")) suite.leakage = parse_mode_matrices(check, *v, path + ".leakage", suite);
+  if (auto* v = member(value, "task_vector_scaling")) {
+    suite.task_vector_scaling.emplace();
+    for (const auto& [mode, entry] : check.object(*v, path + ".task_vector_scaling").items()) {
+      const std::string at = path + ".task_vector_scaling." + mode;
+      check.object(entry, at);
+      check.expect(member(entry, "lambdas") != nullptr && member(entry, "matrix") != nullptr, at,
+                   "needs \"lambdas\" and \"matrix\"");
+      ScalingCurve curve;
+      curve.lambdas = check.numbers(entry["lambdas"], at + ".lambdas");
+      curve.matrix = check.matrix(entry["matrix"], at + ".matrix", suite.tasks.size(), curve.lambdas.size());
+      (*suite.task_vector_scaling)[mode] = curve;
+      note_mode(suite, mode);
+    }
+  }
   if (auto* v = member(value, "linear_probe")) suite.linear_probe = check.scores(*v, path + ".linear_probe", suite.tasks);
   if (auto* v = member(value, "linear_probe_l2")) suite.linear_probe_l2 = check.scores(*v, path + ".linear_probe_l2", suite.tasks);
   if (auto* v = member(value, "domain_similarity")) {

@@ -77,6 +77,13 @@ struct DomainSimilarity {
   std::map<std::string, double> damage_correlation;   // mode -> rho
 };
 
+// Each task vector alone, scaled, on its own task (merge_study.h, task_vector_scaling): matrix[t][i] = test score
+// on task t of theta0 + lambdas[i] tau_t (tasks x lambdas).
+struct ScalingCurve {
+  std::vector<double> lambdas;
+  Matrix matrix;
+};
+
 struct SuiteResults {
   std::string name, model;
   std::vector<std::string> tasks;                // never empty
@@ -100,6 +107,7 @@ struct SuiteResults {
   // mode -> L[t][s]: first-order leakage of task t's task vector onto task s's outputs, relative to its own
   // task's (experiments/leakage.h; tasks x tasks, diagonal 1)
   std::optional<std::map<std::string, Matrix>> leakage;
+  std::optional<std::map<std::string, ScalingCurve>> task_vector_scaling;   // mode -> curve
   // vision: test accuracy of a linear probe on the pretrained features, and its L2 penalty (linear_probe.h)
   std::optional<ScoreByTask> linear_probe, linear_probe_l2;
   std::optional<DomainSimilarity> domain_similarity;

@@ -25,6 +25,7 @@ std::string disentanglement_section(const SuiteResults& suite, const PlotSet& pl
 // note when absent); the linear probe of the pretrained features and the domain similarity against the
 // cross-task damage (vision; "" when absent).
 std::string leakage_section(const SuiteResults& suite);
+std::string scaling_section(const SuiteResults& suite);
 std::string linear_probe_section(const SuiteResults& suite);
 std::string domain_similarity_section(const SuiteResults& suite);
 

@@ -90,6 +90,8 @@ TEST_CASE("an out-of-range fine-tuning setting stops the experiment before its f
       {{{"vision", {{"tasks", json::array({"mnist"})}}}}, "vision.tasks must list at least 2 tasks"},
       {{{"vision", {{"modes", json::array()}}}}, "vision.modes must list at least one fine-tuning mode"},
       {{{"vision", {{"diagnostics", {{"leakage_examples", -1}}}}}}, "vision.diagnostics.leakage_examples must be an integer >= 0"},
+      {{{"vision", {{"diagnostics", {{"scaling_lambdas", json::array({0.3, "half"})}}}}}},
+       "vision.diagnostics.scaling_lambdas must be a list of finite numbers"},
       {{{"vision", {{"diagnostics", {{"linear_probe", {{"l2_grid", json::array()}}}}}}}},
        "diagnostics.linear_probe.l2_grid must list at least one L2 penalty"},
   };

@@ -129,3 +129,17 @@ TEST_CASE("the number-of-tasks sweep normalizes over the learned tasks and merge
     CHECK(run_num_tasks_sweep(target, config, {nan, nan, nan, nan}, kQuiet).empty());
   }
 }
+
+TEST_CASE("the scaling curve scores each task vector alone, scaled, on its own task", "[experiment][scaling]") {
+  // Own score 0.5 + 0.4 lambda: no other vector is added, so no interference term.
+  SyntheticTarget target(3);
+  const std::vector<double> lambdas = {0.0, 0.25, 1.0, 2.0};
+  nlohmann::json curve = task_vector_scaling(target, lambdas);
+  CHECK(curve["lambdas"].get<std::vector<double>>() == lambdas);
+  REQUIRE(curve["matrix"].size() == 3);
+  for (int t = 0; t < 3; ++t) {
+    REQUIRE(curve["matrix"][size_t(t)].size() == lambdas.size());
+    for (size_t i = 0; i < lambdas.size(); ++i)
+      CHECK(curve["matrix"][size_t(t)][i].get<double>() == Approx(0.5 + 0.4 * lambdas[i]));
+  }
+}

@@ -525,6 +525,41 @@ TEST_CASE("the report warns when one task's fine-tuning lowers the other tasks i
   CHECK(cross_row[3] == "6 of 6");
 }
 
+TEST_CASE("the scaling section splits task arithmetic's retained gain into one vector's share and interference", "[report][report_writer]") {
+  TempDir dir("scaling");
+  json results = sample_results();
+  json& vision = results["suites"]["vision"];   // task arithmetic: lambda 0.3 (full), 0.4 (l-lora)
+  const std::vector<std::string> tasks = vision["tasks"];
+  const std::vector<double> lambdas = {0.1, 0.3, 0.5};
+  const std::vector<double> kept = {0.1, 0.3, 0.6};   // each task keeps this share of its own gain
+  for (const char* mode : {"full", "l-lora"}) {
+    json matrix = json::array();
+    for (const auto& task : tasks) {
+      const double zero_shot = vision["zero_shot"][task].get<double>(), single = vision["single_task"][mode][task].get<double>();
+      json row = json::array();
+      for (double share : kept) row.push_back(zero_shot + share * (single - zero_shot));
+      matrix.push_back(row);
+    }
+    vision["task_vector_scaling"][mode] = {{"lambdas", lambdas}, {"matrix", matrix}};
+  }
+  std::string report = report_without_plots(dir, results);
+  const std::string at_vision = report.substr(report.find("## Vision suite"));
+  auto full = table_row(at_vision, "### One task vector, scaled", "full");
+  REQUIRE(full.size() == 8);
+  CHECK(std::vector<std::string>(full.begin() + 1, full.begin() + 5) == std::vector<std::string>{"0.10", "0.30", "0.60", "0.3"});
+  CHECK(full[6] == "0.30");   // r at task arithmetic's lambda
+  CHECK(full[7] == report::fixed(0.30 - std::stod(full[5]), 2));
+  auto l_lora = table_row(at_vision, "### One task vector, scaled", "l-lora");
+  CHECK(l_lora[4] == "0.4");
+  CHECK(l_lora[6] == "–");    // 0.4 is not on the curve's grid
+  CHECK(l_lora[7] == "–");
+  // modes without a curve have no row; a suite without curves has no section
+  const size_t section = at_vision.find("### One task vector, scaled");
+  const std::string scaling = at_vision.substr(section, at_vision.find("### ", section + 4) - section);
+  CHECK(scaling.find("| lora ") == std::string::npos);
+  CHECK(report.substr(report.find("## Text suite")).find("### One task vector, scaled") == std::string::npos);
+}
+
 TEST_CASE("the diagnostics sections show the leakage, the linear probe and the damage correlation", "[report][report_writer]") {
   TempDir dir("diagnostics");
   json results = sample_results();
