@@ -1,5 +1,6 @@
 #include "experiments/experiment.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -70,9 +71,21 @@ void merging_study(Suite& suite, const nlohmann::json& config, nlohmann::json& r
     std::vector<double> single = suite.single_task_test(mode);
     for (size_t t = 0; t < single.size(); ++t)
       if (!learned[t]) single[t] = std::numeric_limits<double>::quiet_NaN();
+    std::vector<double> mode_scaling_lambdas = scaling_lambdas;
     {
       StageTimer timer(ctx, name + "/merge/" + mode_name);
-      for (auto& e : run_merging_methods(*target, merge_config, single, ctx.log)) results["merged"].push_back(e);
+      for (auto& e : run_merging_methods(*target, merge_config, single, ctx.log)) {
+        // The scaling curve also at task arithmetic's chosen lambda, so that the report reads r there exactly.
+        if (!scaling_lambdas.empty() && e["method"] == "task_arithmetic" && e["space"] == "parameter" &&
+            e["hyperparameters"].contains("lambda")) {
+          const double chosen = e["hyperparameters"]["lambda"].get<double>();
+          if (std::find(scaling_lambdas.begin(), scaling_lambdas.end(), chosen) == scaling_lambdas.end()) {
+            mode_scaling_lambdas.push_back(chosen);
+            std::sort(mode_scaling_lambdas.begin(), mode_scaling_lambdas.end());
+          }
+        }
+        results["merged"].push_back(e);
+      }
     }
     {
       StageTimer timer(ctx, name + "/similarity");
@@ -82,9 +95,9 @@ void merging_study(Suite& suite, const nlohmann::json& config, nlohmann::json& r
       StageTimer timer(ctx, name + "/cross_task");
       results["cross_task"][mode_name] = cross_task_scores(*target);
     }
-    if (!scaling_lambdas.empty()) {
+    if (!mode_scaling_lambdas.empty()) {
       StageTimer timer(ctx, name + "/scaling");
-      results["task_vector_scaling"][mode_name] = task_vector_scaling(*target, scaling_lambdas);
+      results["task_vector_scaling"][mode_name] = task_vector_scaling(*target, mode_scaling_lambdas);
     }
     if (leakage_examples > 0) {
       StageTimer timer(ctx, name + "/leakage");

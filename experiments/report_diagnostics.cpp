@@ -99,7 +99,12 @@ std::string leakage_section(const SuiteResults& suite) {
 // gain when scaled by that lambda, and r - G, what adding the other tasks' vectors costs on top.
 std::string scaling_section(const SuiteResults& suite) {
   if (!suite.task_vector_scaling || suite.task_vector_scaling->empty()) return "";
-  const std::vector<double>& lambdas = suite.task_vector_scaling->begin()->second.lambdas;
+  // Columns: the lambdas every mode's curve has (the config's grid; each mode adds its task arithmetic lambda).
+  std::vector<double> lambdas = suite.task_vector_scaling->begin()->second.lambdas;
+  for (const auto& [mode, curve] : *suite.task_vector_scaling)
+    lambdas.erase(std::remove_if(lambdas.begin(), lambdas.end(),
+                                 [&](double l) { return std::find(curve.lambdas.begin(), curve.lambdas.end(), l) == curve.lambdas.end(); }),
+                  lambdas.end());
   std::string text = "### One task vector, scaled\n\n";
   text += "r(lambda): the retained gain G of theta0 + lambda tau_t on task t alone, over the same tasks and averages as "
           "the headline's G (each task vector scored on its own task's test split, no other vector added). A gain "
@@ -111,17 +116,20 @@ std::string scaling_section(const SuiteResults& suite) {
   MarkdownTable table(header);
   for (const auto& mode : suite.modes) {
     auto found = suite.task_vector_scaling->find(mode);
-    if (found == suite.task_vector_scaling->end() || found->second.lambdas != lambdas) continue;
+    if (found == suite.task_vector_scaling->end()) continue;
     const ScalingCurve& curve = found->second;
     std::vector<std::string> row = {mode};
-    std::vector<std::optional<double>> r;
-    for (size_t i = 0; i < lambdas.size(); ++i) {
+    std::vector<std::optional<double>> r;   // at each of curve.lambdas
+    for (size_t i = 0; i < curve.lambdas.size(); ++i) {
       MergedResult scaled;   // the curve's point as a "merge" of one vector, for retained_gain
       scaled.method = "scaled_task_vector", scaled.mode = mode, scaled.space = "parameter";
       for (size_t t = 0; t < suite.tasks.size(); ++t) scaled.test[suite.tasks[t]] = curve.matrix[t][i];
       RetainedGain g = retained_gain(suite, scaled);
       r.push_back(g.gain ? std::optional<double>(g.gain->value) : std::nullopt);
-      row.push_back(r.back() ? fixed(*r.back(), 2) : kMissing);
+    }
+    for (double lambda : lambdas) {
+      const size_t i = size_t(std::find(curve.lambdas.begin(), curve.lambdas.end(), lambda) - curve.lambdas.begin());
+      row.push_back(r[i] ? fixed(*r[i], 2) : kMissing);
     }
     const MergedResult* arithmetic = find_merged(suite, "task_arithmetic", mode, "parameter");
     std::optional<double> lambda, gain, r_at_lambda;
@@ -133,8 +141,8 @@ std::string scaling_section(const SuiteResults& suite) {
       if (g.gain) gain = g.gain->value;
     }
     if (lambda)
-      for (size_t i = 0; i < lambdas.size(); ++i)
-        if (std::fabs(lambdas[i] - *lambda) < 1e-9) r_at_lambda = r[i];
+      for (size_t i = 0; i < curve.lambdas.size(); ++i)
+        if (std::fabs(curve.lambdas[i] - *lambda) < 1e-9) r_at_lambda = r[i];
     if (lambda && *lambda == 0) r_at_lambda = 0.0;   // the pretrained model keeps nothing
     row.push_back(lambda ? grid_value(*lambda) : kMissing);
     row.push_back(gain ? fixed(*gain, 2) : kMissing);
@@ -143,7 +151,8 @@ std::string scaling_section(const SuiteResults& suite) {
     table.add_row(row);
   }
   return text + table.str() + "\n" +
-         note("A lambda outside the curve's grid (diagnostics.scaling_lambdas) leaves its r column empty.");
+         note("The columns are diagnostics.scaling_lambdas; the study also scores each mode's curve at its task "
+              "arithmetic lambda (parameter space). A curve written without it leaves \"r at that lambda\" empty.");
 }
 
 std::string linear_probe_section(const SuiteResults& suite) {

@@ -1,6 +1,8 @@
 // The whole study on the smoke preset: every stage runs, the report has its sections, the numbers are finite
 // and in range, and a second run from scratch with the same seed writes the same results.json.
 #include <catch2/catch.hpp>
+
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -64,6 +66,27 @@ void check_leakage(const nlohmann::json& suite) {
         CHECK(value >= 0);
       }
       CHECK(matrix[t][t].get<double>() == Approx(1.0));
+    }
+  }
+}
+
+// Every mode has a scaling curve (task_vector_scaling) on the preset's grid plus task arithmetic's chosen lambda
+// (parameter space), sorted; its scores are scores, and at lambda 1 it would be the single-task score.
+void check_scaling(const nlohmann::json& suite, const std::vector<double>& grid) {
+  REQUIRE(suite["task_vector_scaling"].size() == suite["modes"].size());
+  for (const auto& mode : suite["modes"]) {
+    INFO("scaling curve of " << mode.get<std::string>());
+    const auto& curve = suite["task_vector_scaling"][mode.get<std::string>()];
+    const std::vector<double> lambdas = curve["lambdas"];
+    CHECK(std::is_sorted(lambdas.begin(), lambdas.end()));
+    for (double l : grid) CHECK(std::count(lambdas.begin(), lambdas.end(), l) == 1);
+    for (const auto& merged : suite["merged"])
+      if (merged["method"] == "task_arithmetic" && merged["mode"] == mode && merged["space"] == "parameter")
+        CHECK(std::count(lambdas.begin(), lambdas.end(), merged["hyperparameters"]["lambda"].get<double>()) == 1);
+    REQUIRE(curve["matrix"].size() == suite["tasks"].size());
+    for (const auto& row : curve["matrix"]) {
+      REQUIRE(row.size() == lambdas.size());
+      for (const auto& score : row) check_score(score, "task_vector_scaling." + mode.get<std::string>());
     }
   }
 }
@@ -149,6 +172,7 @@ TEST_CASE("the smoke preset runs the study end to end and writes a complete repo
   for (const auto& [mode, sim] : v["cosine_similarity"].items()) CHECK(sim["matrix"].size() == 3);
   check_cross_task(v);
   check_leakage(v);
+  check_scaling(v, {0.5});
   // the pretrained features' diagnostics: a linear probe per task, the tasks' domain similarity (cosines, 1 on
   // the diagonal) and per mode its rank correlation with the cross-task damage
   REQUIRE(v["linear_probe"].size() == 3);

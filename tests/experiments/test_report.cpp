@@ -530,9 +530,8 @@ TEST_CASE("the scaling section splits task arithmetic's retained gain into one v
   json results = sample_results();
   json& vision = results["suites"]["vision"];   // task arithmetic: lambda 0.3 (full), 0.4 (l-lora)
   const std::vector<std::string> tasks = vision["tasks"];
-  const std::vector<double> lambdas = {0.1, 0.3, 0.5};
-  const std::vector<double> kept = {0.1, 0.3, 0.6};   // each task keeps this share of its own gain
-  for (const char* mode : {"full", "l-lora"}) {
+  // each task keeps this share of its own gain at each lambda; l-lora's curve also has its lambda, 0.4
+  auto set_curve = [&](const std::string& mode, const std::vector<double>& lambdas, const std::vector<double>& kept) {
     json matrix = json::array();
     for (const auto& task : tasks) {
       const double zero_shot = vision["zero_shot"][task].get<double>(), single = vision["single_task"][mode][task].get<double>();
@@ -541,23 +540,34 @@ TEST_CASE("the scaling section splits task arithmetic's retained gain into one v
       matrix.push_back(row);
     }
     vision["task_vector_scaling"][mode] = {{"lambdas", lambdas}, {"matrix", matrix}};
+  };
+  set_curve("full", {0.1, 0.3, 0.5}, {0.1, 0.3, 0.6});
+  SECTION("r at the chosen lambda is read from the mode's own curve; the columns are the lambdas all curves share") {
+    set_curve("l-lora", {0.1, 0.3, 0.4, 0.5}, {0.1, 0.3, 0.45, 0.6});
+    std::string report = report_without_plots(dir, results);
+    const std::string at_vision = report.substr(report.find("## Vision suite"));
+    auto full = table_row(at_vision, "### One task vector, scaled", "full");
+    REQUIRE(full.size() == 8);
+    CHECK(std::vector<std::string>(full.begin() + 1, full.begin() + 5) == std::vector<std::string>{"0.10", "0.30", "0.60", "0.3"});
+    CHECK(full[6] == "0.30");   // r at task arithmetic's lambda
+    CHECK(full[7] == report::fixed(0.30 - std::stod(full[5]), 2));
+    auto l_lora = table_row(at_vision, "### One task vector, scaled", "l-lora");
+    CHECK(std::vector<std::string>(l_lora.begin() + 1, l_lora.begin() + 5) == std::vector<std::string>{"0.10", "0.30", "0.60", "0.4"});
+    CHECK(l_lora[6] == "0.45");
+    // modes without a curve have no row; a suite without curves has no section
+    const size_t section = at_vision.find("### One task vector, scaled");
+    const std::string scaling = at_vision.substr(section, at_vision.find("### ", section + 4) - section);
+    CHECK(scaling.find("| lora ") == std::string::npos);
+    CHECK(report.substr(report.find("## Text suite")).find("### One task vector, scaled") == std::string::npos);
   }
-  std::string report = report_without_plots(dir, results);
-  const std::string at_vision = report.substr(report.find("## Vision suite"));
-  auto full = table_row(at_vision, "### One task vector, scaled", "full");
-  REQUIRE(full.size() == 8);
-  CHECK(std::vector<std::string>(full.begin() + 1, full.begin() + 5) == std::vector<std::string>{"0.10", "0.30", "0.60", "0.3"});
-  CHECK(full[6] == "0.30");   // r at task arithmetic's lambda
-  CHECK(full[7] == report::fixed(0.30 - std::stod(full[5]), 2));
-  auto l_lora = table_row(at_vision, "### One task vector, scaled", "l-lora");
-  CHECK(l_lora[4] == "0.4");
-  CHECK(l_lora[6] == "–");    // 0.4 is not on the curve's grid
-  CHECK(l_lora[7] == "–");
-  // modes without a curve have no row; a suite without curves has no section
-  const size_t section = at_vision.find("### One task vector, scaled");
-  const std::string scaling = at_vision.substr(section, at_vision.find("### ", section + 4) - section);
-  CHECK(scaling.find("| lora ") == std::string::npos);
-  CHECK(report.substr(report.find("## Text suite")).find("### One task vector, scaled") == std::string::npos);
+  SECTION("a curve without the chosen lambda leaves r there empty") {
+    set_curve("l-lora", {0.1, 0.3, 0.5}, {0.1, 0.3, 0.6});
+    std::string report = report_without_plots(dir, results);
+    auto l_lora = table_row(report.substr(report.find("## Vision suite")), "### One task vector, scaled", "l-lora");
+    CHECK(l_lora[4] == "0.4");
+    CHECK(l_lora[6] == "–");
+    CHECK(l_lora[7] == "–");
+  }
 }
 
 TEST_CASE("the diagnostics sections show the leakage, the linear probe and the damage correlation", "[report][report_writer]") {
