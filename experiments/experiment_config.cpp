@@ -285,6 +285,18 @@ void validate_config(const json& config, const std::vector<std::string>& suites,
       finetune_config(suite["finetune"], peft::mode_from_name(mode), seed);
     if (suite.contains("diagnostics") && suite["diagnostics"].contains("linear_probe"))
       LinearProbeConfig::from_json(suite["diagnostics"]["linear_probe"]).validate();
+    if (suite.contains("data") && suite["data"].contains("pretrain_style_strength_per_task") &&
+        !suite["data"]["pretrain_style_strength_per_task"].is_null()) {
+      const json& per_task = suite["data"]["pretrain_style_strength_per_task"];
+      const std::string path = suite_name + ".data.pretrain_style_strength_per_task";
+      if (!per_task.is_object())
+        throw std::invalid_argument("[config] " + path + " must be an object {task: strength}, got " + per_task.dump());
+      for (const auto& [task, strength] : per_task.items()) {
+        check_names(json::array({task}), path, task_names, "task");
+        if (!strength.is_number() || strength.get<double>() < 0 || strength.get<double>() > 1)
+          throw std::invalid_argument("[config] " + path + "." + task + " must be a style strength in [0, 1], got " + strength.dump());
+      }
+    }
     if (suite.contains("diagnostics") && suite["diagnostics"].contains("scaling_lambdas")) {
       const json& lambdas = suite["diagnostics"]["scaling_lambdas"];
       bool numbers = lambdas.is_array();

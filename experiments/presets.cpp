@@ -68,8 +68,10 @@ json vision_small() {
   // between CLIP's web images and MNIST or EuroSAT. It is what brought the suite into the paper's regime
   // (docs/findings-vision.md): zero-shot about 50, fine-tuning +28 points (full), task arithmetic keeping a third
   // of that gain at lambda 0.35, where the shared gray look (style_strength null) kept none. standardize: inputs
-  // as (x - mean) / std of the pretraining pool.
-  v["data"] = {{"train", 2000}, {"validation", 500}, {"test", 1000}, {"pretrain", 2000}, {"style_strength", 1.0}, {"pretrain_style_strength", 0.5}, {"standardize", true}};
+  // as (x - mean) / std of the pretraining pool. pretrain_style_strength_per_task ({task: strength}) overrides the
+  // strength for the tasks it names (null: none).
+  v["data"] = {{"train", 2000}, {"validation", 500}, {"test", 1000}, {"pretrain", 2000}, {"style_strength", 1.0}, {"pretrain_style_strength", 0.5},
+               {"pretrain_style_strength_per_task", nullptr}, {"standardize", true}};
   // Patch 7 (16 patches + the class token): a third of the tokens of patch 4, which the 20-minute budget
   // needs; width 64, 3 layers, 4 heads.
   // The pretrained CLIP shipped in the repository (experiments/base_checkpoint.h), written by

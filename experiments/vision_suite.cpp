@@ -77,6 +77,12 @@ const StateDict& VisionSuite::finetuned_state(peft::FinetuneMode mode, int task)
   return finetuned_.at(peft::mode_name(mode)).at(task);
 }
 
+data::VisionOptions vision_task_options(const data::VisionOptions& base, const nlohmann::json& per_task, const std::string& task) {
+  data::VisionOptions options = base;
+  if (per_task.is_object() && per_task.contains(task)) options.pretrain_style_strength = per_task[task].get<double>();
+  return options;
+}
+
 void VisionSuite::load_data() {
   StageTimer timer(ctx_, "vision/data");
   data::VisionOptions o;
@@ -89,9 +95,11 @@ void VisionSuite::load_data() {
   if (d.contains("style_strength") && d["style_strength"].is_number()) o.style_strength = d["style_strength"].get<double>();
   if (d.contains("pretrain_style_strength") && d["pretrain_style_strength"].is_number())
     o.pretrain_style_strength = d["pretrain_style_strength"].get<double>();
+  // A task named in pretrain_style_strength_per_task is shown to pretraining at its own strength (a shift per task).
+  const nlohmann::json per_task = d.value("pretrain_style_strength_per_task", nlohmann::json());
   for (const auto& name : config_["tasks"]) {
     VisionTaskTensors t;
-    t.task = data::load_vision_task(name.get<std::string>(), o);
+    t.task = data::load_vision_task(name.get<std::string>(), vision_task_options(o, per_task, name.get<std::string>()));
     tasks_.push_back(std::move(t));
   }
   if (d.value("standardize", false)) standardize();

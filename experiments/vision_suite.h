@@ -27,6 +27,10 @@ struct VisionTaskTensors {
   Tensor head;                              // (C, P) zero-shot head of the pretrained CLIP
 };
 
+// The data options of one task: `base`, with the pretraining style strength that `per_task`
+// (data.pretrain_style_strength_per_task: {task: strength}, or null) names for `task`, if it names one.
+data::VisionOptions vision_task_options(const data::VisionOptions& base, const nlohmann::json& per_task, const std::string& task);
+
 class VisionSuite {
  public:
   VisionSuite(nlohmann::json config, uint64_t seed, SuiteContext context);

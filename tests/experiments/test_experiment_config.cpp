@@ -92,6 +92,10 @@ TEST_CASE("an out-of-range fine-tuning setting stops the experiment before its f
       {{{"vision", {{"diagnostics", {{"leakage_examples", -1}}}}}}, "vision.diagnostics.leakage_examples must be an integer >= 0"},
       {{{"vision", {{"diagnostics", {{"scaling_lambdas", json::array({0.3, "half"})}}}}}},
        "vision.diagnostics.scaling_lambdas must be a list of finite numbers"},
+      {{{"vision", {{"data", {{"pretrain_style_strength_per_task", {{"mnst", 0.7}}}}}}}},
+       "vision.data.pretrain_style_strength_per_task: unknown task 'mnst' (the closest is 'mnist'"},
+      {{{"vision", {{"data", {{"pretrain_style_strength_per_task", {{"mnist", 1.5}}}}}}}},
+       "vision.data.pretrain_style_strength_per_task.mnist must be a style strength in [0, 1], got 1.5"},
       {{{"vision", {{"diagnostics", {{"linear_probe", {{"l2_grid", json::array()}}}}}}}},
        "diagnostics.linear_probe.l2_grid must list at least one L2 penalty"},
   };

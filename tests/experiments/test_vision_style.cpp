@@ -8,6 +8,7 @@
 #include <map>
 
 #include "experiments/vision_style.h"
+#include "experiments/vision_suite.h"
 #include "experiments/vision_tasks.h"
 #include "tests/experiments/vision_checks.h"
 #include "tests/helpers.h"
@@ -191,4 +192,15 @@ TEST_CASE("pretrain_style_strength styles only the pretrain split at its own str
   CHECK_THROWS_WITH(data::load_vision_task("shapes", options), Catch::Contains("pretrain_style_strength needs a style_strength"));
   options.style_strength = 1.0, options.pretrain_style_strength = 2.0;
   CHECK_THROWS_WITH(data::load_vision_task("shapes", options), Catch::Contains("style strengths must be in [0, 1]"));
+}
+
+TEST_CASE("pretrain_style_strength_per_task gives the tasks it names their own pretraining strength", "[vision][style]") {
+  data::VisionOptions base;
+  base.style_strength = 1.0, base.pretrain_style_strength = 0.5;
+  const nlohmann::json per_task = {{"mnist", 0.7}, {"glyphs", 0.0}};
+  CHECK(experiments::vision_task_options(base, per_task, "mnist").pretrain_style_strength == 0.7);
+  CHECK(experiments::vision_task_options(base, per_task, "glyphs").pretrain_style_strength == 0.0);
+  CHECK(experiments::vision_task_options(base, per_task, "shapes").pretrain_style_strength == 0.5);
+  CHECK(experiments::vision_task_options(base, nullptr, "mnist").pretrain_style_strength == 0.5);   // the preset's null
+  CHECK(experiments::vision_task_options(base, per_task, "mnist").style_strength == 1.0);   // the tasks' own look stays
 }
