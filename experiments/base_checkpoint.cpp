@@ -4,7 +4,6 @@
 
 #include <fstream>
 #include <iterator>
-#include <limits>
 #include <stdexcept>
 
 #include "experiments/sha256.h"
@@ -128,10 +127,11 @@ BaseCheckpointManifest open_base_checkpoint(const fs::path& folder, const std::s
     throw std::runtime_error(where + "a checkpoint of the " + manifest.suite + " suite, not of the " + suite + " suite; " + how_to_fix);
   // Compared field by field, an absent field equal to null: a field added after the checkpoint was written, whose
   // null default leaves the pretraining as it was, does not invalidate it.
-  if (!config_differences(manifest.config, expected_config, std::numeric_limits<size_t>::max()).empty()) {
-    std::string differences;
-    for (const std::string& line : config_differences(manifest.config, expected_config)) differences += "\n  " + line;
-    throw std::runtime_error(where + "made for another configuration than this run's:" + differences + "\n" + how_to_fix);
+  const std::vector<std::string> differences = config_differences(manifest.config, expected_config);
+  if (!differences.empty()) {
+    std::string listed;
+    for (const std::string& line : differences) listed += "\n  " + line;
+    throw std::runtime_error(where + "made for another configuration than this run's:" + listed + "\n" + how_to_fix);
   }
   for (const auto& [name, expected] : manifest.files) {
     const fs::path file = folder / name;

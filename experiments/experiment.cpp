@@ -31,6 +31,19 @@ std::string utc_now() {
   return buf;
 }
 
+// The scaling curve's lambdas for one mode: the configured grid plus task arithmetic's chosen lambda (parameter
+// space), sorted, so that the report reads r there exactly. An empty grid stays empty (the curve is skipped).
+std::vector<double> with_chosen_lambda(std::vector<double> grid, const nlohmann::json& merged) {
+  if (grid.empty()) return grid;
+  for (const auto& e : merged)
+    if (e["method"] == "task_arithmetic" && e["space"] == "parameter" && e["hyperparameters"].contains("lambda")) {
+      const double chosen = e["hyperparameters"]["lambda"].get<double>();
+      if (std::find(grid.begin(), grid.end(), chosen) == grid.end()) grid.push_back(chosen);
+    }
+  std::sort(grid.begin(), grid.end());
+  return grid;
+}
+
 // Runs the merging study of one suite over its modes and adds the entries to `results`.
 template <class Suite>
 void merging_study(Suite& suite, const nlohmann::json& config, nlohmann::json& results, SuiteContext& ctx,
@@ -71,22 +84,13 @@ void merging_study(Suite& suite, const nlohmann::json& config, nlohmann::json& r
     std::vector<double> single = suite.single_task_test(mode);
     for (size_t t = 0; t < single.size(); ++t)
       if (!learned[t]) single[t] = std::numeric_limits<double>::quiet_NaN();
-    std::vector<double> mode_scaling_lambdas = scaling_lambdas;
+    nlohmann::json merged;
     {
       StageTimer timer(ctx, name + "/merge/" + mode_name);
-      for (auto& e : run_merging_methods(*target, merge_config, single, ctx.log)) {
-        // The scaling curve also at task arithmetic's chosen lambda, so that the report reads r there exactly.
-        if (!scaling_lambdas.empty() && e["method"] == "task_arithmetic" && e["space"] == "parameter" &&
-            e["hyperparameters"].contains("lambda")) {
-          const double chosen = e["hyperparameters"]["lambda"].get<double>();
-          if (std::find(scaling_lambdas.begin(), scaling_lambdas.end(), chosen) == scaling_lambdas.end()) {
-            mode_scaling_lambdas.push_back(chosen);
-            std::sort(mode_scaling_lambdas.begin(), mode_scaling_lambdas.end());
-          }
-        }
-        results["merged"].push_back(e);
-      }
+      merged = run_merging_methods(*target, merge_config, single, ctx.log);
+      for (auto& e : merged) results["merged"].push_back(e);
     }
+    const std::vector<double> mode_scaling_lambdas = with_chosen_lambda(scaling_lambdas, merged);
     {
       StageTimer timer(ctx, name + "/similarity");
       results["cosine_similarity"][mode_name] = task_vector_similarity(*target);

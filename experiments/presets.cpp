@@ -65,9 +65,9 @@ json vision_small() {
   v["modes"] = {"full", "linear-full", "lora", "l-lora", "l-lora-local"};
   // Each task in its own look (RGB, experiments/vision_style.h: style_strength 1), while the pretraining images
   // show it at half strength (pretrain_style_strength 0.5): a shift between pretraining and the tasks' data, as
-  // between CLIP's web images and MNIST or EuroSAT. It is what brought the suite into the paper's regime
-  // (docs/findings-vision.md): zero-shot about 50, fine-tuning +28 points (full), task arithmetic keeping a third
-  // of that gain at lambda 0.35, where the shared gray look (style_strength null) kept none. standardize: inputs
+  // between CLIP's web images and MNIST or EuroSAT. With every task at 0.5 (docs/findings-vision.md): zero-shot
+  // about 50, fine-tuning +28 points (full), task arithmetic keeping a third of that gain at lambda 0.35, where
+  // the shared gray look (style_strength null) kept none. standardize: inputs
   // as (x - mean) / std of the pretraining pool. pretrain_style_strength_per_task ({task: strength}) overrides the
   // strength for the tasks it names: mnist and glyphs, whose zero-shot at 0.5 is near chance (16-19%), at 0.7.
   // A task vector keeps a share of its gain that grows with its task's zero-shot (a partly right pretrained model

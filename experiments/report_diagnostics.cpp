@@ -133,10 +133,8 @@ std::string scaling_section(const SuiteResults& suite) {
     }
     const MergedResult* arithmetic = find_merged(suite, "task_arithmetic", mode, "parameter");
     std::optional<double> lambda, gain, r_at_lambda;
-    if (arithmetic)
-      for (const auto& [name, value] : arithmetic->hyperparameters)
-        if (name == "lambda") lambda = std::stod(value);
     if (arithmetic) {
+      lambda = chosen_lambda(*arithmetic);
       RetainedGain g = retained_gain(suite, *arithmetic);
       if (g.gain) gain = g.gain->value;
     }

@@ -20,16 +20,21 @@ std::optional<Estimate> gain_from_averages(const Estimate& merged, const Estimat
   return gain;
 }
 
-bool merged_is_pretrained(const MergedResult& merged) {
+std::optional<double> chosen_lambda(const MergedResult& merged) {
   for (const auto& [name, value] : merged.hyperparameters) {
     if (name != "lambda") continue;
     try {
-      return std::stod(value) == 0.0;
+      return std::stod(value);
     } catch (const std::exception&) {
-      return false;  // not a number: not a scale of the task vectors
+      return std::nullopt;  // not a number: not a scale of the task vectors
     }
   }
-  return false;
+  return std::nullopt;
+}
+
+bool merged_is_pretrained(const MergedResult& merged) {
+  const std::optional<double> lambda = chosen_lambda(merged);
+  return lambda && *lambda == 0.0;
 }
 
 RetainedGain retained_gain(const SuiteResults& suite, const MergedResult& merged) {

@@ -20,6 +20,9 @@ namespace linfuse::experiments::report {
 // Empty when single_task <= zero_shot: fine-tuning gained nothing to retain.
 std::optional<Estimate> gain_from_averages(const Estimate& merged, const Estimate& zero_shot, const Estimate& single_task);
 
+// The lambda a merge chose (task arithmetic, TIES, DARE); empty when it has none or it is not a number.
+std::optional<double> chosen_lambda(const MergedResult& merged);
+
 // True when the merge chose lambda = 0 (task arithmetic, TIES, DARE): the merged model is then the
 // pretrained model itself, whatever the task vectors.
 bool merged_is_pretrained(const MergedResult& merged);
