@@ -9,39 +9,55 @@
 
 namespace linfuse::experiments {
 
-double first_order_change(MergeTarget& target, const StateDict& direction, int task, int64_t examples) {
+OutputChange first_order_change(MergeTarget& target, const StateDict& direction, int task, int64_t examples) {
   Tensor change = target.output_jvp(direction, task, examples);   // (N, K)
+  Tensor score_change = target.score_jvp(direction, task, examples);   // (N, C), or undefined: the outputs are the scores
   NoGradGuard no_grad;
-  Tensor per_input = sqrt(mean(square(cast(change, DType::F64)), {1}));   // (N): rms over the K logits of J f(x) tau
-  return mean(per_input).item();
+  Tensor change64 = cast(change, DType::F64);
+  Tensor scores64 = score_change.defined() ? cast(score_change, DType::F64) : change64;
+  Tensor centered = sub(scores64, mean(scores64, {1}, true));   // (N, C): each input's common move taken out
+  // rms over each row (an input's K logits or C scores), then the mean over the inputs
+  auto mean_rms = [](const Tensor& moves) { return mean(sqrt(mean(square(moves), {1}))).item(); };
+  return {mean_rms(change64), mean_rms(centered)};
 }
 
 nlohmann::json leakage_matrix(MergeTarget& target, int64_t examples, const StudyLog& log) {
   const int n = target.num_tasks();
   const size_t tasks = static_cast<size_t>(n);
-  std::vector<std::vector<double>> matrix(tasks, std::vector<double>(tasks));
+  std::vector<std::vector<double>> matrix(tasks, std::vector<double>(tasks)), centered(matrix);
+  bool has_centered = true;
   for (int t = 0; t < n; ++t) {
     StateDict tau = merge::TaskVector::between(target.finetuned_state(t), target.initial_state()).tensors();
-    std::vector<double> change(tasks);
+    std::vector<OutputChange> change(tasks);
     for (int s = 0; s < n; ++s) change[size_t(s)] = first_order_change(target, tau, s, examples);
-    const double own = change[size_t(t)];
+    const OutputChange own = change[size_t(t)];
     bool finite = true;
-    for (double c : change) finite = finite && std::isfinite(c);
-    if (!finite || !(own > 0)) {
+    for (const OutputChange& c : change) finite = finite && std::isfinite(c.rms) && std::isfinite(c.centered_rms);
+    if (!finite || !(own.rms > 0)) {
       log(peft::mode_name(target.mode()) + " leakage skipped: the task vector of " + target.task_name(t) +
-          " moves its own task's outputs by " + std::to_string(own) +
+          " moves its own task's outputs by " + std::to_string(own.rms) +
           " to first order: no ratio to take (a non-finite change elsewhere is skipped too)");
       return nlohmann::json::object();
     }
-    for (int s = 0; s < n; ++s) matrix[size_t(t)][size_t(s)] = change[size_t(s)] / own;
+    has_centered = has_centered && own.centered_rms > 0;
+    for (int s = 0; s < n; ++s) {
+      matrix[size_t(t)][size_t(s)] = change[size_t(s)].rms / own.rms;
+      if (has_centered) centered[size_t(t)][size_t(s)] = change[size_t(s)].centered_rms / own.centered_rms;
+    }
   }
-  double others = 0;
-  for (int t = 0; t < n; ++t)
-    for (int s = 0; s < n; ++s)
-      if (s != t) others += matrix[size_t(t)][size_t(s)] / double(n * (n - 1));
-  log(peft::mode_name(target.mode()) + " leakage: a task vector moves the other tasks' outputs " +
-      std::to_string(others).substr(0, 4) + " times as far as its own (first order, mean over pairs)");
-  return {{"matrix", matrix}};
+  auto mean_off_diagonal = [n](const std::vector<std::vector<double>>& m) {
+    double sum = 0;
+    for (int t = 0; t < n; ++t)
+      for (int s = 0; s < n; ++s)
+        if (s != t) sum += m[size_t(t)][size_t(s)] / double(n * (n - 1));
+    return std::to_string(sum).substr(0, 4);
+  };
+  log(peft::mode_name(target.mode()) + " leakage: a task vector moves the other tasks' outputs " + mean_off_diagonal(matrix) +
+      " times as far as its own (first order, mean over pairs)" +
+      (has_centered ? "; " + mean_off_diagonal(centered) + " on the scores its predictions compare, their common move taken out (centered)" : ""));
+  nlohmann::json out = {{"matrix", matrix}};
+  if (has_centered) out["centered"] = centered;
+  return out;
 }
 
 }  // namespace linfuse::experiments

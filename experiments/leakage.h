@@ -17,6 +17,16 @@
 // B0 being 0).
 // L[t][s] near 0: the tangent kernel separates the tasks, and adding tau_t to a merge leaves task s alone;
 // near 1: tau_t moves task s's outputs as far as its own, interference a merge of the vectors inherits.
+//
+// Centered: the same ratio on the C numbers the prediction compares, g_s(x) (vision: the head's logits, g = f;
+// text: the candidates' scores log p(answer | x), MergeTarget::score_jvp), with each input's mean over them
+// taken out first,
+//
+//   centered(tau, s) = mean over x of rms(J g_s(x) tau - mean_c (J g_s(x) tau)_c),
+//
+// because a prediction (the arg max, or a softmax expectation as stsb's, over g_s) does not change when all of
+// them move alike: a task vector that lifts every score of task s together leaks in L but not in the centered
+// L, which counts only the part of the move that can change a decision.
 #include <cstdint>
 #include <nlohmann/json.hpp>
 
@@ -25,12 +35,17 @@
 
 namespace linfuse::experiments {
 
-// change(direction, task) above, on the first `examples` validation inputs of `task`.
-double first_order_change(MergeTarget& target, const StateDict& direction, int task, int64_t examples);
+// change(direction, task) above, and its centered form, on the first `examples` validation inputs of `task`.
+struct OutputChange {
+  double rms = 0;            // change(direction, task)
+  double centered_rms = 0;   // centered(direction, task)
+};
+OutputChange first_order_change(MergeTarget& target, const StateDict& direction, int task, int64_t examples);
 
-// {"matrix": L} (tasks x tasks in task order; the diagonal is 1). A task vector that does not move its own
-// task's outputs (change 0) leaves nothing to divide by, and a non-finite change no number to write: then the
-// result is an empty object, with a log line.
+// {"matrix": L, "centered": centered L} (tasks x tasks in task order; the diagonal is 1). A task vector that does
+// not move its own task's outputs (change 0) leaves nothing to divide by, and a non-finite change no number to
+// write: then the result is an empty object, with a log line. "centered" alone is left out when a task vector
+// moves its own task's logits only all alike (a centered change of 0).
 nlohmann::json leakage_matrix(MergeTarget& target, int64_t examples, const StudyLog& log);
 
 }  // namespace linfuse::experiments

@@ -50,6 +50,13 @@ class MergeTarget {
   // through the mode's forward (for the linearized modes f_lin is linear in phi, so this is f_lin's change).
   // `direction` is state-shaped (a task vector).
   virtual Tensor output_jvp(const StateDict& direction, int task, int64_t examples) = 0;
+  // The numbers a prediction is the arg max (or a softmax expectation) of, (N, C), for the centered leakage
+  // (leakage.h): the outputs above by default, as a vision head's class logits are; text, the candidates' scores
+  // (text_scoring.h, candidate_scores: C = the task's answers) rather than the vocabulary's logits.
+  virtual Tensor scores(const StateDict& state, int task, int64_t examples) { return outputs(state, task, examples); }
+  // Their derivative at the initial state as output_jvp; undefined (the default) when the scores are the outputs,
+  // whose JVP the caller has already.
+  virtual Tensor score_jvp(const StateDict& /*direction*/, int /*task*/, int64_t /*examples*/) { return Tensor(); }
   // RegMean: the Gram matrices X^T X of the inputs of every Linear layer whose weight is in the state
   // (module name -> (in, in)), on `examples` training inputs of `task` with the fine-tuned model of `task`.
   virtual StateDict grams(int task, int64_t examples) = 0;

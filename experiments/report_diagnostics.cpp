@@ -46,8 +46,12 @@ std::string leakage_section(const SuiteResults& suite) {
           "square compares the move per logit between tasks that read different numbers of logits). 0: the tangent "
           "kernel keeps the tasks apart and adding tau_t to a merge leaves task s alone; 1: tau_t moves task s's "
           "logits as far as its own. For linear-full (and l-lora) the model is linear in its state, so the ratio "
-          "is exact; for the others it is the first-order part of the move.\n\n";
-  MarkdownTable table({"mode", "mean over s != t", "smallest (t -> s)", "largest (t -> s)"});
+          "is exact; for the others it is the first-order part of the move. \"Centered\": the same ratio on the numbers "
+          "the prediction compares (" +
+          std::string(suite.name == "text" ? "the candidate answers' scores log p(answer | x)" : "the head's logits") +
+          "), with each input's mean over them taken out first, because a prediction does not change when all of "
+          "them move alike: it counts only the move that can change a decision.\n\n";
+  MarkdownTable table({"mode", "mean over s != t", "centered mean", "smallest (t -> s)", "largest (t -> s)"});
   for (const auto& mode : suite.modes) {
     auto found = suite.leakage->find(mode);
     if (found == suite.leakage->end()) continue;
@@ -62,7 +66,10 @@ std::string leakage_section(const SuiteResults& suite) {
         if (L[t][s] > high) high = L[t][s], largest = pair;
       }
     auto mean = mean_off_diagonal(L);
-    table.add_row({mode, mean ? fixed(*mean, 2) : kMissing, smallest, largest});
+    auto centered = suite.leakage_centered.find(mode);
+    std::optional<double> centered_mean;
+    if (centered != suite.leakage_centered.end()) centered_mean = mean_off_diagonal(centered->second);
+    table.add_row({mode, mean ? fixed(*mean, 2) : kMissing, centered_mean ? fixed(*centered_mean, 2) : kMissing, smallest, largest});
   }
   text += table.str() + "\n";
   auto exact = suite.leakage->find(kExactMode);

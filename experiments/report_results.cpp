@@ -309,7 +309,12 @@ SuiteResults parse_suite(const Checker& check, const std::string& name, const Js
     }
   }
   if (auto* v = member(value, "cross_task")) suite.cross_task = parse_mode_matrices(check, *v, path + ".cross_task", suite);
-  if (auto* v = member(value, "leakage")) suite.leakage = parse_mode_matrices(check, *v, path + ".leakage", suite);
+  if (auto* v = member(value, "leakage")) {
+    suite.leakage = parse_mode_matrices(check, *v, path + ".leakage", suite);
+    for (const auto& [mode, entry] : v->items())
+      if (auto* centered = member(entry, "centered"))
+        suite.leakage_centered[mode] = check.matrix(*centered, path + ".leakage." + mode + ".centered", suite.tasks.size(), suite.tasks.size());
+  }
   if (auto* v = member(value, "task_vector_scaling")) {
     suite.task_vector_scaling.emplace();
     for (const auto& [mode, entry] : check.object(*v, path + ".task_vector_scaling").items()) {

@@ -107,6 +107,9 @@ struct SuiteResults {
   // mode -> L[t][s]: first-order leakage of task t's task vector onto task s's outputs, relative to its own
   // task's (experiments/leakage.h; tasks x tasks, diagonal 1)
   std::optional<std::map<std::string, Matrix>> leakage;
+  // mode -> the same with each input's common move of its logits taken out (leakage.h's "centered"; modes whose
+  // results.json has it)
+  std::map<std::string, Matrix> leakage_centered;
   std::optional<std::map<std::string, ScalingCurve>> task_vector_scaling;   // mode -> curve
   // vision: test accuracy of a linear probe on the pretrained features, and its L2 penalty (linear_probe.h)
   std::optional<ScoreByTask> linear_probe, linear_probe_l2;

@@ -67,6 +67,14 @@ void check_leakage(const nlohmann::json& suite) {
       }
       CHECK(matrix[t][t].get<double>() == Approx(1.0));
     }
+    // the centered form (each input's common move taken out): a fine-tuned task vector moves its own task's
+    // logits apart, not only all alike, so it is there: finite ratios, at least 0, 1 on the diagonal
+    const auto& centered = suite["leakage"][mode.get<std::string>()]["centered"];
+    REQUIRE(centered.size() == tasks);
+    for (size_t t = 0; t < tasks; ++t) {
+      for (size_t s = 0; s < tasks; ++s) CHECK((std::isfinite(centered[t][s].get<double>()) && centered[t][s].get<double>() >= 0));
+      CHECK(centered[t][t].get<double>() == Approx(1.0));
+    }
   }
 }
 

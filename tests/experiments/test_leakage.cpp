@@ -57,10 +57,10 @@ class LinearTarget : public testing::StubMergeTarget {
 
 const StudyLog kQuiet = [](const std::string&) {};
 
-std::vector<std::vector<double>> leakage_of(LinearTarget& target, int64_t examples = 100) {
+std::vector<std::vector<double>> leakage_of(LinearTarget& target, int64_t examples = 100, const std::string& key = "matrix") {
   nlohmann::json j = leakage_matrix(target, examples, kQuiet);
-  REQUIRE(j.contains("matrix"));
-  return j["matrix"].get<std::vector<std::vector<double>>>();
+  REQUIRE(j.contains(key));
+  return j[key].get<std::vector<std::vector<double>>>();
 }
 
 // u v^T for vectors u (K) and v (D).
@@ -104,6 +104,34 @@ TEST_CASE("leakage is 1 between tasks with identical inputs, whatever the task v
   LinearTarget target({shared, shared, shared}, task_vectors);
   for (const auto& row : leakage_of(target))
     for (double value : row) CHECK(value == Approx(1.0).epsilon(1e-6));
+  for (const auto& row : leakage_of(target, 100, "centered"))
+    for (double value : row) CHECK(value == Approx(1.0).epsilon(1e-6));
+}
+
+TEST_CASE("a task vector that moves another task's logits all alike leaks in L but not in the centered L", "[experiment][leakage]") {
+  // Two tasks in R^2 with K = 2 logits: task 0's inputs on e_0, task 1's on e_1. tau_0 = u e_0^T + (1, 1) e_1^T
+  // moves task 0's logits by u x_0 and task 1's by (1, 1) x_1, the same for both logits: a move no prediction of
+  // task 1 sees. tau_1 = (1, -1) e_1^T moves only its own task's logits, apart.
+  Tensor x0 = Tensor::from_vector(std::vector<float>{1, 0, 2, 0}, {2, 2});
+  Tensor x1 = Tensor::from_vector(std::vector<float>{0, 1, 0, -3}, {2, 2});
+  Tensor tau0 = add(outer({2.0f, -1.0f}, {1.0f, 0.0f}), outer({1.0f, 1.0f}, {0.0f, 1.0f}));
+  Tensor tau1 = outer({1.0f, -1.0f}, {0.0f, 1.0f});
+  LinearTarget target({x0, x1}, {tau0, tau1});
+  auto L = leakage_of(target), centered = leakage_of(target, 100, "centered");
+  // rms of (2, -1) a is |a| sqrt(5/2); of (1, 1) b is |b|: L[0][1] = mean(1, 3) / (mean(1, 2) sqrt(5/2))
+  CHECK(L[0][1] == Approx(2.0 / (1.5 * std::sqrt(2.5))).epsilon(1e-6));
+  CHECK(centered[0][1] == Approx(0.0).margin(1e-12));
+  CHECK(L[1][0] == Approx(0.0).margin(1e-12));
+  CHECK(centered[1][0] == Approx(0.0).margin(1e-12));
+  CHECK(centered[0][0] == Approx(1.0));
+}
+
+TEST_CASE("a task vector that moves its own task's logits only all alike gives no centered matrix", "[experiment][leakage]") {
+  Tensor x = Tensor::from_vector(std::vector<float>{1, 0}, {1, 2}), y = Tensor::from_vector(std::vector<float>{0, 1}, {1, 2});
+  LinearTarget target({x, y}, {outer({1.0f, 1.0f}, {1.0f, 0.0f}), outer({1.0f, -1.0f}, {0.0f, 1.0f})});
+  nlohmann::json j = leakage_matrix(target, 1, kQuiet);
+  CHECK(j.contains("matrix"));
+  CHECK_FALSE(j.contains("centered"));
 }
 
 TEST_CASE("leakage between single inputs at an angle is the cosine of the angle", "[experiment][leakage]") {

@@ -187,6 +187,14 @@ TEST_CASE("the text merge target scores fine-tuned states in range, with a lower
         CHECK(jvp.size(0) == 4);
         CHECK(testing::max_abs_diff(jvp, zeros_like(jvp)) > 1e-4);
         CHECK(testing::relative_error(div(sub(plus, minus), 2 * eps), jvp) < 1e-2);
+        // the same for the candidates' scores the centered leakage reads (sst2: 2 answers, stsb: 11)
+        Tensor score_jvp = m->score_jvp(tau.tensors(), task, 4);
+        Tensor score_plus = m->scores(merge::apply(m->initial_state(), eps * tau), task, 4);
+        Tensor score_minus = m->scores(merge::apply(m->initial_state(), -eps * tau), task, 4);
+        REQUIRE(score_jvp.shape() == score_plus.shape());
+        CHECK(score_jvp.size(1) == (task == sst2 ? 2 : 11));
+        CHECK(testing::max_abs_diff(score_jvp, zeros_like(score_jvp)) > 1e-4);
+        CHECK(testing::relative_error(div(sub(score_plus, score_minus), 2 * eps), score_jvp) < 1e-2);
       }
     }
   }
