@@ -5,6 +5,7 @@
 
 #include "autodiff/ops.h"
 #include "autodiff/tape.h"
+#include "merge/analysis.h"
 #include "merge/task_vector.h"
 
 namespace linfuse::experiments {
@@ -45,16 +46,10 @@ nlohmann::json leakage_matrix(MergeTarget& target, int64_t examples, const Study
       if (has_centered) centered[size_t(t)][size_t(s)] = change[size_t(s)].centered_rms / own.centered_rms;
     }
   }
-  auto mean_off_diagonal = [n](const std::vector<std::vector<double>>& m) {
-    double sum = 0;
-    for (int t = 0; t < n; ++t)
-      for (int s = 0; s < n; ++s)
-        if (s != t) sum += m[size_t(t)][size_t(s)] / double(n * (n - 1));
-    return std::to_string(sum).substr(0, 4);
-  };
-  log(peft::mode_name(target.mode()) + " leakage: a task vector moves the other tasks' outputs " + mean_off_diagonal(matrix) +
+  auto mean_others = [](const std::vector<std::vector<double>>& m) { return std::to_string(merge::mean_off_diagonal(m)).substr(0, 4); };
+  log(peft::mode_name(target.mode()) + " leakage: a task vector moves the other tasks' outputs " + mean_others(matrix) +
       " times as far as its own (first order, mean over pairs)" +
-      (has_centered ? "; " + mean_off_diagonal(centered) + " on the scores its predictions compare, their common move taken out (centered)" : ""));
+      (has_centered ? "; " + mean_others(centered) + " on the scores its predictions compare, their common move taken out (centered)" : ""));
   nlohmann::json out = {{"matrix", matrix}};
   if (has_centered) out["centered"] = centered;
   return out;

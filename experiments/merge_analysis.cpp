@@ -152,23 +152,12 @@ nlohmann::json task_vector_similarity(MergeTarget& target) {
   std::vector<TaskVector> tvs;
   for (int t = 0; t < target.num_tasks(); ++t)
     tvs.push_back(TaskVector::between(target.finetuned_state(t), target.initial_state()));
-  auto mean_off_diagonal = [](const merge::SimilarityMatrix& m) {
-    double s = 0;
-    int count = 0;
-    for (size_t i = 0; i < m.size(); ++i)
-      for (size_t j = 0; j < m.size(); ++j)
-        if (i != j) {
-          s += m[i][j];
-          ++count;
-        }
-    return count ? s / count : 0.0;
-  };
   merge::SimilarityMatrix flat = merge::cosine_similarity_matrix(tvs);
   merge::SimilarityMatrix layered = merge::layer_averaged_cosine_similarity(tvs, merge::LayerGrouping::per_module);
   return {{"matrix", flat},
-          {"mean_off_diagonal", mean_off_diagonal(flat)},
+          {"mean_off_diagonal", merge::mean_off_diagonal(flat)},
           {"layer_averaged_matrix", layered},
-          {"layer_averaged_mean_off_diagonal", mean_off_diagonal(layered)}};
+          {"layer_averaged_mean_off_diagonal", merge::mean_off_diagonal(layered)}};
 }
 
 nlohmann::json cross_task_scores(MergeTarget& target) {

@@ -57,6 +57,15 @@ bool all_digits(const std::string& part) {
 
 }  // namespace
 
+double mean_off_diagonal(const SimilarityMatrix& matrix) {
+  double sum = 0;
+  int count = 0;
+  for (size_t i = 0; i < matrix.size(); ++i)
+    for (size_t j = 0; j < matrix[i].size(); ++j)
+      if (i != j) sum += matrix[i][j], ++count;
+  return count ? sum / count : 0.0;
+}
+
 SimilarityMatrix cosine_similarity_matrix(const std::vector<TaskVector>& task_vectors) {
   return cosine_from_dots(pairwise_dots(task_vectors), [](size_t) { return true; });
 }

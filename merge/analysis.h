@@ -16,6 +16,10 @@ using SimilarityMatrix = std::vector<std::vector<double>>;   // [i][j], symmetri
 // cos(tau_i, tau_j) over the whole flattened vectors.
 SimilarityMatrix cosine_similarity_matrix(const std::vector<TaskVector>& task_vectors);
 
+// The mean of the entries off the diagonal of a square matrix (how alike, or how entangled, different tasks
+// are); 0 for a matrix of fewer than two rows.
+double mean_off_diagonal(const SimilarityMatrix& matrix);
+
 // How parameter names are grouped into "layers" for per-layer similarities.
 enum class LayerGrouping {
   per_tensor,   // every tensor is its own layer

@@ -117,3 +117,9 @@ TEST_CASE("weight disentanglement error is zero for disentangled tasks and exact
   };
   CHECK_THROWS_WITH(weight_disentanglement_error(pretrained, tau_1, tau_2, ragged), Catch::Contains("same non-empty"));
 }
+
+TEST_CASE("mean_off_diagonal averages the entries between different tasks", "[merge][analysis]") {
+  CHECK(mean_off_diagonal({{1.0, 0.2, 0.4}, {0.6, 1.0, 0.8}, {0.0, 1.0, 1.0}}) == Approx((0.2 + 0.4 + 0.6 + 0.8 + 0.0 + 1.0) / 6));
+  CHECK(mean_off_diagonal({{1.0}}) == 0.0);   // one task: no pair
+  CHECK(mean_off_diagonal({}) == 0.0);
+}
