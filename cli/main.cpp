@@ -1,9 +1,11 @@
 // linfuse: the command line. Subcommands: experiment, forward, gradcheck, merge.
 #include <cstdio>
+#include <exception>
 #include <string>
 
 #include "tensor/blas_kernel.h"
 #include "tensor/build_info.h"
+#include "tensor/kernel_isa.h"
 
 int gradcheck_main(int argc, char** argv);
 int experiment_main(int argc, char** argv);
@@ -13,6 +15,14 @@ int merge_main(int argc, char** argv);
 int main(int argc, char** argv) {
   // The same bits on every machine: OpenBLAS on the kernel every AVX2 machine has (tensor/blas_kernel.h).
   linfuse::pin_blas_core(argv);
+  // The vector width of linfuse's own kernels (tensor/kernel_isa.h), checked here so that a bad
+  // LINFUSE_KERNEL_ISA is an error before any work rather than inside the first product.
+  try {
+    linfuse::kernels::kernel_isa();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "linfuse: %s\n", e.what());
+    return 2;
+  }
   std::string cmd = argc > 1 ? argv[1] : "";
   if (cmd == "--version" || cmd == "version") {
     std::printf("%s\n", linfuse::build_summary().c_str());

@@ -17,6 +17,7 @@
 #include "experiments/vision_pretrained_features.h"
 #include "experiments/vision_suite.h"
 #include "tensor/blas_kernel.h"
+#include "tensor/kernel_isa.h"
 #include "tensor/build_info.h"
 #include "tensor/threading.h"
 
@@ -194,7 +195,8 @@ std::string run_experiment(const ExperimentOptions& options) {
   // How the binary was built and which BLAS kernel it ran on: the same results.json is expected from every
   // build of one commit for the default instruction set (docs/design.md), and these say which build this was.
   manifest["build"] = {{"compiler", build.compiler}, {"target_isa", build.target_isa}, {"build_type", build.build_type},
-                       {"blas", blas_version()}, {"blas_core", blas_core_name()}};
+                       {"blas", blas_version()}, {"blas_core", blas_core_name()},
+                       {"kernel_isa", kernels::kernel_isa_name(kernels::kernel_isa())}};
   manifest["stage_seconds"] = stage_seconds;
   manifest["total_seconds"] = total;
   manifest["suite_seconds"] = suite_times;

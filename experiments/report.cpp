@@ -40,6 +40,7 @@ std::string header_section(const ReportResults& results) {
       facts.push_back("commit `" + m.commit + "`" + (m.dirty.value_or(false) ? " (dirty: with uncommitted changes)" : ""));
     if (!m.compiler.empty()) facts.push_back("built by " + m.compiler + " for -march=" + m.target_isa);
     if (!m.blas.empty()) facts.push_back(m.blas + " on its " + m.blas_core + " kernel");
+    if (!m.kernel_isa.empty()) facts.push_back("linfuse's own kernels on " + m.kernel_isa);
     if (!m.started.empty()) facts.push_back("started " + m.started);
     if (!m.stage_seconds.empty()) facts.push_back("total time " + duration_text(total) + ", the sum of the stages");
     for (size_t i = 0; i < facts.size(); ++i) text += (i ? "; " : "") + (i ? facts[i] : capitalized(facts[i]));

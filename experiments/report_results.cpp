@@ -116,7 +116,8 @@ Manifest parse_manifest(const Checker& check, const Json& value) {
   if (auto* v = member(value, "build")) {
     const Json& build = check.object(*v, path + ".build");
     std::pair<const char*, std::string*> fields[] = {{"compiler", &manifest.compiler}, {"target_isa", &manifest.target_isa},
-                                                     {"blas", &manifest.blas}, {"blas_core", &manifest.blas_core}};
+                                                     {"blas", &manifest.blas}, {"blas_core", &manifest.blas_core},
+                                                     {"kernel_isa", &manifest.kernel_isa}};
     for (auto& [key, field] : fields)
       if (auto* f = member(build, key)) *field = check.string(*f, path + ".build." + key);
   }

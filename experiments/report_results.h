@@ -26,7 +26,7 @@ struct Manifest {
   std::optional<bool> dirty;
   std::vector<std::pair<std::string, double>> stage_seconds;  // in file order, which is pipeline order
   // How the binary was built (manifest.json's "build"): compiler, target instruction set, BLAS and its kernel.
-  std::string compiler, target_isa, blas, blas_core;
+  std::string compiler, target_isa, blas, blas_core, kernel_isa;
 };
 
 // The pretraining of a suite's model, or the text suite's instruction tuning (`examples`: the mixture's size).

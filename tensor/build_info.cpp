@@ -2,6 +2,7 @@
 
 #include "linfuse_build_commit.h"   // written at build time (cmake/write_build_commit.cmake)
 #include "tensor/blas_kernel.h"
+#include "tensor/kernel_isa.h"
 
 namespace linfuse {
 
@@ -20,7 +21,7 @@ std::string build_commit_label() {
 std::string build_summary() {
   const BuildInfo& b = build_info();
   return "linfuse " + build_commit_label() + " (" + b.compiler + ", " + b.build_type + ", -march=" + b.target_isa +
-         "; " + blas_description() + ")";
+         "; " + blas_description() + "; own kernels on " + kernels::kernel_isa_name(kernels::kernel_isa()) + ")";
 }
 
 }  // namespace linfuse

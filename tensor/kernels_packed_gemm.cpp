@@ -2,7 +2,9 @@
 // kNR = 16 columns (k rows each, zero past n); C is cut into tiles (a function of the shape) run in parallel;
 // inside a tile, for each block of at most kMaxDepth steps of k, each group of 6 rows of op(A) (in L1) sweeps the
 // tile's panels (in L2) with a register tile of 6 x 16 (12 accumulators), broadcasting op(A) where it lies (a
-// transposed A is first copied into 6-wide rows), and C is written straight from the registers.
+// transposed A is first copied into 6-wide rows), and C is written straight from the registers. On AVX-512 CPUs
+// (kernel_isa.h) the register tile is 12 (or 6) x 32, two panels at once: each element of C sees the same
+// operations, so the same bits.
 #include "tensor/packed_gemm.h"
 
 #include <algorithm>
@@ -10,8 +12,13 @@
 #include <memory>
 #include <new>
 
+#include "tensor/kernel_isa.h"
 #include "tensor/simd.h"
 #include "tensor/threading.h"
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#endif
 
 namespace linfuse::kernels {
 namespace {
@@ -154,6 +161,92 @@ void register_tile_rows(int64_t rows, const float* a, int64_t lda, const float* 
   }
 }
 
+#if defined(__AVX2__) && defined(__FMA__)
+// The same register tile on AVX-512 (kernel_isa.h): MR rows x Panels adjacent packed panels, one 16-float register
+// per panel row, so MR x 32 columns with two panels (up to 12 x 2 accumulators of the 32 registers). Every element
+// of C gets exactly register_tile's operations (zero, one multiply-add per step of k in order, times alpha unless
+// alpha is 1, plus C when accumulating), so the two paths give the same bits. Only this function and its
+// dispatcher are compiled for AVX-512 (the target attribute), and only called where the CPU has it.
+template <int MR, int Panels, bool TransposedA>
+[[gnu::target("avx512f")]] void register_tile_wide(const float* a, int64_t lda, const float* panel, int64_t panel_stride,
+                                                   int64_t depth, float* c, int64_t ldc, int64_t cols, float alpha,
+                                                   bool accumulate) {
+  constexpr int64_t kWide = 16;   // floats per AVX-512 register, = kNR: one panel row
+  __m512 acc[MR][Panels];
+#pragma GCC unroll 12
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 2
+    for (int q = 0; q < Panels; ++q) acc[r][q] = _mm512_setzero_ps();
+  const float* rows[MR];
+  for (int r = 0; r < MR; ++r) rows[r] = TransposedA ? a + r : a + r * lda;
+  const int64_t step = TransposedA ? lda : 1;
+  for (int64_t p = 0; p < depth; ++p) {
+    __m512 b[Panels];
+#pragma GCC unroll 2
+    for (int q = 0; q < Panels; ++q) b[q] = _mm512_loadu_ps(panel + q * panel_stride + p * kWide);
+#pragma GCC unroll 12
+    for (int r = 0; r < MR; ++r) {
+      const __m512 av = _mm512_set1_ps(rows[r][p * step]);
+#pragma GCC unroll 2
+      for (int q = 0; q < Panels; ++q) acc[r][q] = _mm512_fmadd_ps(av, b[q], acc[r][q]);
+    }
+  }
+  const __m512 scale = _mm512_set1_ps(alpha);
+  for (int r = 0; r < MR; ++r)
+    for (int q = 0; q < Panels; ++q) {
+      float* out = c + r * ldc + q * kWide;
+      const int64_t width = std::min(kWide, cols - q * kWide);
+      __m512 v = alpha == 1.0f ? acc[r][q] : _mm512_mul_ps(scale, acc[r][q]);
+      if (width == kWide) {
+        if (accumulate) v = _mm512_add_ps(_mm512_loadu_ps(out), v);
+        _mm512_storeu_ps(out, v);
+      } else {   // the last panel: the same sums, stored one by one
+        alignas(64) float sums[kWide];
+        _mm512_store_ps(sums, v);
+        for (int64_t j = 0; j < width; ++j) out[j] = accumulate ? out[j] + sums[j] : sums[j];
+      }
+    }
+}
+
+// register_tile_wide for the `rows` (1 to 12; 1 to kMR when TransposedA, whose rows come from a kMR-wide copy) rows
+// left and `panels` (1 or 2) panels.
+template <bool TransposedA, int Panels>
+[[gnu::target("avx512f")]] void register_tile_wide_rows(int64_t rows, const float* a, int64_t lda, const float* panel,
+                                                        int64_t panel_stride, int64_t depth, float* c, int64_t ldc,
+                                                        int64_t cols, float alpha, bool accumulate) {
+#define LINFUSE_WIDE_TILE(R) \
+  return register_tile_wide<R, Panels, TransposedA>(a, lda, panel, panel_stride, depth, c, ldc, cols, alpha, accumulate)
+  if constexpr (!TransposedA) {
+    switch (rows) {
+      case 12: LINFUSE_WIDE_TILE(12);
+      case 11: LINFUSE_WIDE_TILE(11);
+      case 10: LINFUSE_WIDE_TILE(10);
+      case 9: LINFUSE_WIDE_TILE(9);
+      case 8: LINFUSE_WIDE_TILE(8);
+      case 7: LINFUSE_WIDE_TILE(7);
+      default: break;
+    }
+  }
+  switch (rows) {
+    case 6: LINFUSE_WIDE_TILE(6);
+    case 5: LINFUSE_WIDE_TILE(5);
+    case 4: LINFUSE_WIDE_TILE(4);
+    case 3: LINFUSE_WIDE_TILE(3);
+    case 2: LINFUSE_WIDE_TILE(2);
+    default: LINFUSE_WIDE_TILE(1);
+  }
+#undef LINFUSE_WIDE_TILE
+}
+constexpr int64_t kWideMR = 12;   // rows of a wide register tile (op(A) not transposed)
+constexpr bool kHaveWide = true;
+#else
+constexpr int64_t kWideMR = 6;
+constexpr bool kHaveWide = false;
+template <bool TransposedA, int Panels>
+void register_tile_wide_rows(int64_t, const float*, int64_t, const float*, int64_t, int64_t, float*, int64_t, int64_t, float,
+                             bool) {}
+#endif
+
 // Tiles of C: about 96 rows by up to 256 columns, split further (rows first, down to 24, then columns, down to
 // 32) until there are 4 to share between threads (96 or 192 rows, 256 or 512 steps of k: the same speed within
 // noise on the workload's shapes). Multiples of the register tile; a function of the shape alone.
@@ -178,6 +271,9 @@ void packed_tiles(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, 
   const int64_t depth_blocks = ceil_div(k, kMaxDepth), block_depth = ceil_div(k, depth_blocks);
   choose_packed_tiles(m, n, k, tile_rows, tile_cols);
   const int64_t col_tiles = ceil_div(n, tile_cols), tiles = ceil_div(m, tile_rows) * col_tiles;
+  // The AVX-512 path (kernel_isa.h): the same sums in wider registers, 12-row groups where op(A) is read in place.
+  const bool wide = kHaveWide && kernel_isa() == KernelIsa::avx512;
+  const int64_t group_rows = wide && !TransposedA ? kWideMR : kMR;
   parallel_for(tiles, 1, [&](int64_t t0, int64_t t1) {
     alignas(64) float group[kMR * kMaxDepth + kLanes];   // + kLanes: pack's last vector store
     for (int64_t t = t0; t < t1; ++t) {
@@ -186,8 +282,8 @@ void packed_tiles(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, 
       for (int64_t p0 = 0; p0 < k; p0 += block_depth) {
         const int64_t depth = std::min(block_depth, k - p0);
         const bool accumulate = p0 > 0 || beta != 0.0f;
-        for (int64_t i = i0; i < i1; i += kMR) {
-          const int64_t rows = std::min(kMR, i1 - i);
+        for (int64_t i = i0; i < i1; i += group_rows) {
+          const int64_t rows = std::min(group_rows, i1 - i);
           const float* rows_a = a + i * lda + p0;
           if (TransposedA) {   // op(A)(i + r, p0 + p) = a[(p0 + p) lda + i + r] into group[p kMR + r]
             const float* src = a + p0 * lda + i;
@@ -198,9 +294,22 @@ void packed_tiles(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, 
                 for (int64_t r = 0; r < rows; ++r) group[p * kMR + r] = src[p * lda + r];
             rows_a = group;
           }
+          const int64_t a_stride = TransposedA ? kMR : lda;
+          if (wide) {   // two panels at a time, the tile's last one alone
+            for (int64_t j = j0; j < j1; j += 2 * kNR) {
+              const float* panel = packed + ((j / kNR) * k + p0) * kNR;
+              if (j + kNR < j1)
+                register_tile_wide_rows<TransposedA, 2>(rows, rows_a, a_stride, panel, k * kNR, depth, c + i * ldc + j, ldc,
+                                                        std::min(2 * kNR, j1 - j), alpha, accumulate);
+              else
+                register_tile_wide_rows<TransposedA, 1>(rows, rows_a, a_stride, panel, k * kNR, depth, c + i * ldc + j, ldc,
+                                                        j1 - j, alpha, accumulate);
+            }
+            continue;
+          }
           for (int64_t j = j0; j < j1; j += kNR) {
             const float* panel = packed + ((j / kNR) * k + p0) * kNR;
-            register_tile_rows<TransposedA>(rows, rows_a, TransposedA ? kMR : lda, panel, depth, c + i * ldc + j,
+            register_tile_rows<TransposedA>(rows, rows_a, a_stride, panel, depth, c + i * ldc + j,
                                             ldc, std::min(kNR, n - j), alpha, accumulate);
           }
         }

@@ -3,7 +3,7 @@
 // 3200 token rows; LoRA's rank-8 products, k = 8) and attention's 32-wide batched products, where OpenBLAS spends
 // a third of its time packing and zeroes every fresh C in a separate pass. This one packs op(B) once per product
 // into panels 16 columns wide, reads op(A) in place (a transposed A is copied 6 rows at a time), and writes C
-// straight from 6 x 16 register tiles. The weight gradients (g^T x, k = 3200) stay on OpenBLAS: there it only
+// straight from 6 x 16 register tiles (12 x 32 on CPUs with AVX-512, tensor/kernel_isa.h: the same bits). The weight gradients (g^T x, k = 3200) stay on OpenBLAS: there it only
 // ties (see use_packed_sgemm). Internal to tensor/ (kernels_matmul.cpp decides, from the shape and the layout
 // alone).
 #include <cstdint>

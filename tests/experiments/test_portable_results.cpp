@@ -11,6 +11,7 @@
 #include <string>
 
 #include "tensor/build_info.h"
+#include "tensor/kernel_isa.h"
 #include "../merge/merge_tool_helpers.h"
 
 namespace fs = std::filesystem;
@@ -24,6 +25,17 @@ std::string slurp(const fs::path& p) {
   std::stringstream s;
   s << in.rdbuf();
   return s.str();
+}
+
+// Runs the smoke study with `environment` (VAR=value ...) and `sets` (--set arguments) into root/name; returns
+// its results folder.
+fs::path smoke_study(const fs::path& root, const std::string& name, const std::string& environment, const std::string& sets) {
+  fs::path out = root / name;
+  auto run = run_command(environment + " '" + linfuse_binary() + "' experiment --preset smoke --threads 1 --no-report " +
+                         sets + " --out '" + (out / "results").string() + "' --cache '" + (out / "cache").string() + "'");
+  INFO(run.output);
+  REQUIRE(run.exit_code == 0);
+  return out / "results";
 }
 
 }  // namespace
@@ -40,18 +52,37 @@ TEST_CASE("the smoke study's results.json is the same whichever kernel OpenBLAS 
   fs::path root = fs::temp_directory_path() / ("linfuse_portable_" + std::to_string(::getpid()));
   fs::remove_all(root);
   auto study = [&](const std::string& core) {
-    fs::path out = root / core;
-    auto run = run_command("OPENBLAS_CORETYPE=" + core + " '" + linfuse_binary() +
-                           "' experiment --preset smoke --suite vision --threads 1 --no-report --set "
-                           "'vision.modes=[\"full\",\"lora\"]' --out '" + (out / "results").string() + "' --cache '" +
-                           (out / "cache").string() + "'");
-    INFO(run.output);
-    REQUIRE(run.exit_code == 0);
-    return out / "results";
+    return smoke_study(root, core, "OPENBLAS_CORETYPE=" + core, "--suite vision --set 'vision.modes=[\"full\",\"lora\"]'");
   };
   fs::path haswell = study("Haswell"), sandybridge = study("Sandybridge");
   CHECK(slurp(haswell / "results.json") == slurp(sandybridge / "results.json"));
   CHECK(slurp(haswell / "manifest.json").find("\"blas_core\": \"Haswell\"") != std::string::npos);
   CHECK(slurp(sandybridge / "manifest.json").find("\"blas_core\": \"Haswell\"") != std::string::npos);
+  fs::remove_all(root);
+}
+
+TEST_CASE("the smoke study's results.json is the same on the AVX2 and the AVX-512 paths of linfuse's own kernels", "[portable][smoke][isa]") {
+  // A bad value is refused before any work, naming the variable and the fix.
+  auto bad = run_command("LINFUSE_KERNEL_ISA=sse2 '" + linfuse_binary() + "' --version");
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.output.find("LINFUSE_KERNEL_ISA='sse2' is not avx2 or avx512") != std::string::npos);
+  if (!linfuse::kernels::cpu_has_avx512()) {
+    auto refused = run_command("LINFUSE_KERNEL_ISA=avx512 '" + linfuse_binary() + "' --version");
+    CHECK(refused.exit_code == 2);
+    CHECK(refused.output.find("this CPU has no AVX-512") != std::string::npos);
+    WARN("this CPU has no AVX-512: the study on the AVX-512 path was not compared with the AVX2 path here");
+    return;
+  }
+  fs::path root = fs::temp_directory_path() / ("linfuse_isa_" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  // Both suites: the vision tower's linear layers and attention, and the T5's, on each path.
+  auto study = [&](const std::string& isa) {
+    return smoke_study(root, isa, "LINFUSE_KERNEL_ISA=" + isa,
+                       "--set 'vision.modes=[\"full\",\"lora\",\"l-lora\"]' --set 'text.modes=[\"full\",\"l-lora\"]'");
+  };
+  fs::path narrow = study("avx2"), wide = study("avx512");
+  CHECK(slurp(narrow / "results.json") == slurp(wide / "results.json"));
+  CHECK(slurp(narrow / "manifest.json").find("\"kernel_isa\": \"avx2\"") != std::string::npos);
+  CHECK(slurp(wide / "manifest.json").find("\"kernel_isa\": \"avx512\"") != std::string::npos);
   fs::remove_all(root);
 }

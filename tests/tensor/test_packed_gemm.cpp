@@ -8,6 +8,7 @@
 
 #include "../helpers.h"
 #include "tensor/kernels.h"
+#include "tensor/kernel_isa.h"
 #include "tensor/packed_gemm.h"
 #include "tensor/random.h"
 #include "tensor/threading.h"
@@ -173,4 +174,38 @@ TEST_CASE("attention's batched products (C 32 wide) match float64 and give the s
     CHECK(relative_error(one, kernels::matmul(f64(a), f64(v))) < 1e-5);
     CHECK(bit_equal(one, two));
   }
+}
+
+TEST_CASE("the packed GEMM's AVX-512 path gives the AVX2 path's bits on every shape and layout", "[tensor][matmul][isa]") {
+  const kernels::KernelIsa chosen = kernels::kernel_isa();
+  if (!kernels::cpu_has_avx512()) {
+    // Nothing to compare on this CPU; what can be checked is that the wide path is refused, not run.
+    CHECK_THROWS_WITH(kernels::set_kernel_isa(kernels::KernelIsa::avx512), Catch::Contains("no AVX-512"));
+    CHECK(kernels::kernel_isa() == kernels::KernelIsa::avx2);
+    WARN("this CPU has no AVX-512: the AVX-512 path was not compared with the AVX2 path here");
+    return;
+  }
+  Generator gen(43);
+  // Odd sizes around both register tiles (6 x 16 and 12 x 32), one and two panels left in a tile, k across the
+  // depth blocks, strided leading dimensions, and the workload's shapes.
+  std::vector<Product> products;
+  for (bool ta : {false, true})
+    for (bool tb : {false, true})
+      for (auto [m, n, k] : {std::tuple{1, 1, 1}, std::tuple{13, 17, 5}, std::tuple{25, 33, 7}, std::tuple{97, 45, 300},
+                             std::tuple{200, 130, 513}, std::tuple{320, 128, 128}, std::tuple{128, 64, 700},
+                             std::tuple{3200, 128, 8}, std::tuple{600, 512, 128}, std::tuple{50, 32, 50}})
+        for (int64_t pad : {0, 3}) products.push_back({m, n, k, ta, tb, pad});
+  for (const Product& pr : products) {
+    CAPTURE(pr.m, pr.n, pr.k, pr.ta, pr.tb, pr.pad);
+    Operands o = random_operands(pr, gen);
+    for (auto [alpha, beta] : {std::pair{1.0f, 0.0f}, std::pair{-0.5f, 1.0f}}) {
+      CAPTURE(alpha, beta);
+      kernels::set_kernel_isa(kernels::KernelIsa::avx2);
+      std::vector<float> narrow = run_packed(pr, o, alpha, beta);
+      kernels::set_kernel_isa(kernels::KernelIsa::avx512);
+      std::vector<float> wide = run_packed(pr, o, alpha, beta);
+      CHECK(narrow == wide);   // exact, padding included
+    }
+  }
+  kernels::set_kernel_isa(chosen);
 }

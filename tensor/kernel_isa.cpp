@@ -1,0 +1,47 @@
+#include "tensor/kernel_isa.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+
+namespace linfuse::kernels {
+namespace {
+
+// From the environment at first use. A bad value or a path the CPU lacks is an error, not a silent fallback:
+// whoever sets the variable is comparing paths and must know which one ran.
+KernelIsa initial_isa() {
+  const char* env = std::getenv("LINFUSE_KERNEL_ISA");
+  if (env == nullptr || *env == '\0') return cpu_has_avx512() ? KernelIsa::avx512 : KernelIsa::avx2;
+  if (std::strcmp(env, "avx2") == 0) return KernelIsa::avx2;
+  if (std::strcmp(env, "avx512") == 0) {
+    if (!cpu_has_avx512())
+      throw std::runtime_error("LINFUSE_KERNEL_ISA=avx512, but this CPU has no AVX-512: unset it or set it to avx2");
+    return KernelIsa::avx512;
+  }
+  throw std::runtime_error(std::string("LINFUSE_KERNEL_ISA='") + env + "' is not avx2 or avx512: unset it to let the CPU decide");
+}
+
+std::atomic<int>& current() {
+  static std::atomic<int> isa{int(initial_isa())};
+  return isa;
+}
+
+}  // namespace
+
+bool cpu_has_avx512() {
+  // The default build cannot be older than x86-64-v3; the wide kernels use AVX-512F only.
+  return __builtin_cpu_supports("avx512f");
+}
+
+KernelIsa kernel_isa() { return KernelIsa(current().load(std::memory_order_relaxed)); }
+
+void set_kernel_isa(KernelIsa isa) {
+  if (isa == KernelIsa::avx512 && !cpu_has_avx512())
+    throw std::runtime_error("the AVX-512 kernels were asked for, but this CPU has no AVX-512F");
+  current().store(int(isa), std::memory_order_relaxed);
+}
+
+std::string kernel_isa_name(KernelIsa isa) { return isa == KernelIsa::avx512 ? "avx512" : "avx2"; }
+
+}  // namespace linfuse::kernels
