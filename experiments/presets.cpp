@@ -188,7 +188,7 @@ json text_small() {
   // from 6-16 to 0.2-1.4 per token, so the L-LoRA modes train (their loss had stayed at 2-7 without it; now
   // 0.2-1.1 like LoRA's); it did not raise zero-shot or single-task accuracy, which the tiny T5's grasp of
   // the tasks limits (zero-shot 41.5 with it, 41.6 without).
-  t["instruct"] = {{"steps", 150}, {"batch_size", 32}, {"learning_rate", 1e-3}, {"source", "instruct"}, {"label_word_share", 0.25},
+  t["instruct"] = {{"steps", 150}, {"batch_size", 32}, {"learning_rate", 1e-3}, {"source", "instruct"}, {"label_word_share", 0.25}, {"prefix_share", 0.0},
                    {"examples_per_task", 300}, {"weight_decay", 0.0}, {"warmup_fraction", 0.1}, {"max_grad_norm", 1.0},
                    {"max_input_tokens", nullptr}};   // null: text.max_input_tokens
   // LoRA on the attention q and v projections (self- and cross-attention), as the paper's Flan-T5 config

@@ -23,7 +23,10 @@
 // scoring, fine-tuning and merging: "zero-shot" then means what it means for Flan-T5 in the paper (no
 // task-specific fine-tuning).
 //
-// Config section "instruct": {"steps", "batch_size", "learning_rate", "source", "label_word_share",
+//   A share "prefix_share" (default 0) of the instruct split stays in the task-prefix form instead, answered by
+//     the label word: the model then sees the form it will be fine-tuned and evaluated in, on other sentences
+//     (Flan-T5's mixture holds GLUE's own training sets; docs/findings-text.md measures what it changes).
+// Config section "instruct": {"steps", "batch_size", "learning_rate", "source", "label_word_share", "prefix_share",
 // "examples_per_task" (source "train" only), "max_input_tokens" (default: text.max_input_tokens; an
 // instruction is 6-8 tokens longer than the prefix form of its example), "weight_decay", "warmup_fraction",
 // "max_grad_norm"}; absent or steps 0: the stage is skipped.

@@ -132,7 +132,9 @@ void TextSuite::load_data() {
   o.validation = d.value("validation", o.validation);
   o.test = d.value("test", o.test);
   o.instruct = d.value("instruct", o.instruct);
-  o.instruct_label_word_share = config_.value("instruct", nlohmann::json::object()).value("label_word_share", o.instruct_label_word_share);
+  const nlohmann::json instruct = config_.value("instruct", nlohmann::json::object());
+  o.instruct_label_word_share = instruct.value("label_word_share", o.instruct_label_word_share);
+  o.instruct_prefix_share = instruct.value("prefix_share", o.instruct_prefix_share);
   for (const auto& name : config_["tasks"]) {
     TextTaskData t;
     t.task = data::load_text_task(name.get<std::string>(), o);

@@ -138,8 +138,11 @@ TextTask load_text_task(const std::string& name, const TextOptions& options) {
   for (size_t split = 0; split < splits; ++split)
     *outputs[split] = build_split(rule, parts[split], counts[split], task_gen.fork(split), split_names[split]);
   // The instruct split in its own surface form, each template drawn by a generator of the example.
-  const Generator template_gens = task_gen.fork(200);
+  const Generator template_gens = task_gen.fork(200), form_gens = task_gen.fork(201);
   for (size_t i = 0; i < task.instruct.size(); ++i) {
+    // A generator of its own decides the form, so that a share of 0 leaves every template draw as it was.
+    if (options.instruct_prefix_share > 0.0 && form_gens.fork(uint64_t(i)).next_uniform() < options.instruct_prefix_share)
+      continue;   // stays in the prefix form, answered by its label word
     Generator gen = template_gens.fork(uint64_t(i));
     task.instruct[i] = instruction_form(rule.name, task.instruct[i], rule.label_words, options.instruct_label_word_share, gen);
   }

@@ -44,6 +44,12 @@ struct TextOptions {
   // The share of instruct examples whose instruction offers the task's own label words as the answers
   // ("... acceptable or unacceptable?"); the others are answered "yes" / "no" ("maybe" for mnli's neutral).
   double instruct_label_word_share = 0.0;
+  // The share of instruct examples left in the task-prefix form (the form fine-tuning and evaluation use, on
+  // sentences they never see), the rest in the instruction form. Why: a T5 instruction-tuned on instructions alone
+  // answers every prefix-form example of a task alike (zero-shot exactly at chance, one label for all), so a
+  // task vector must first overcome that answer's margin, and scaled down (task arithmetic) it no longer does;
+  // Flan-T5's mixture holds GLUE's own training sets. docs/findings-text.md measures it.
+  double instruct_prefix_share = 0.0;
   // Debian's text sources (overridable for tests).
   std::string fortunes_dir = "/usr/share/games/fortunes";          // package fortunes
   std::string words_file = "/usr/share/dict/american-english";     // package wamerican

@@ -353,6 +353,35 @@ TEST_CASE("instruct answers are yes / no, or the task's label words at the confi
   }
 }
 
+TEST_CASE("a prefix share of the instruct split stays in the task-prefix form, and share 0 changes no instruction", "[text]") {
+  for (const std::string& name : data::text_task_names()) {
+    INFO("task " << name);
+    const data::TextTask plain = data::load_text_task(name, with_instruct(400, 0.25));
+    for (double share : {0.0, 0.5}) {
+      INFO("prefix_share " << share);
+      data::TextOptions options = with_instruct(400, 0.25);
+      options.instruct_prefix_share = share;
+      const data::TextTask task = data::load_text_task(name, options);
+      REQUIRE(task.instruct.size() == plain.instruct.size());
+      int64_t prefix_form = 0;
+      for (size_t i = 0; i < task.instruct.size(); ++i) {
+        const data::TextExample& example = task.instruct[i];
+        INFO(example.input << " -> " << example.target);
+        if (example.input == data::task_prefix_form(name, example.fields)) {
+          ++prefix_form;   // answered as fine-tuning is: the label word (stsb: its score)
+          if (name == "stsb") CHECK(std::abs(std::stod(example.target) - example.score) < 0.05 + 1e-9);
+          else CHECK(example.target == task.label_words.at(size_t(example.label)));
+        } else {
+          // an instruction, the same one the build without a prefix share made
+          CHECK(example.input == plain.instruct[i].input);
+          CHECK(example.target == plain.instruct[i].target);
+        }
+      }
+      CHECK(std::abs(double(prefix_form) / double(task.instruct.size()) - share) < 0.08);
+    }
+  }
+}
+
 TEST_CASE("instruct labels follow the task rules, as the other splits' do", "[text]") {
   data::TextTask cola = data::load_text_task("cola", with_instruct(300, 0.0));
   for (const auto& example : cola.instruct) {
