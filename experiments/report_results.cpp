@@ -8,6 +8,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "merge/analysis.h"
+
 namespace linfuse::experiments::report {
 namespace {
 
@@ -463,26 +465,17 @@ std::optional<Matrix> cross_task_change(const SuiteResults& suite, const Matrix&
   return change;
 }
 
-namespace {
-// Mean of value(m[i][j]) over i != j; empty for a matrix smaller than 2 x 2.
-template <class Value>
-std::optional<double> mean_off_diagonal_of(const Matrix& matrix, Value value) {
-  if (matrix.size() < 2) return std::nullopt;
-  double sum = 0;
-  size_t count = 0;
-  for (size_t i = 0; i < matrix.size(); ++i)
-    for (size_t j = 0; j < matrix[i].size(); ++j)
-      if (i != j) sum += value(matrix[i][j]), ++count;
-  return sum / double(count);
-}
-}  // namespace
-
+// The mean over i != j (merge/analysis.h); empty for a matrix smaller than 2 x 2, where there is no such entry.
 std::optional<double> mean_off_diagonal(const Matrix& matrix) {
-  return mean_off_diagonal_of(matrix, [](double v) { return v; });
+  if (matrix.size() < 2) return std::nullopt;
+  return merge::mean_off_diagonal(matrix);
 }
 
 std::optional<double> mean_abs_off_diagonal(const Matrix& matrix) {
-  return mean_off_diagonal_of(matrix, [](double v) { return std::abs(v); });
+  Matrix magnitudes = matrix;
+  for (auto& row : magnitudes)
+    for (double& v : row) v = std::abs(v);
+  return mean_off_diagonal(magnitudes);
 }
 
 std::optional<double> mean_disentanglement_error(const DisentanglementGrid& grid, double limit) {

@@ -98,16 +98,19 @@ class TextMergeTarget : public PreparedMergeTarget<TextSuite, PreparedT5> {
     });
   }
 
-  // read(inputs) on the first `examples` validation inputs of task t, batch by batch, the rows concatenated
-  // (no graph is recorded: the derivatives of these are taken in forward mode).
-  template <typename Read>
-  Tensor over_validation(int t, int64_t examples, Read read) {
+  // read(logits, inputs, candidates, regression) (scored_logits or candidate_scores) under `state` on the first
+  // `examples` validation inputs of task t, batch by batch, the rows concatenated (no graph is recorded: the
+  // derivatives of these are taken in forward mode).
+  using ValidationRead = Tensor (*)(const T5Logits&, const TokenBatch&, const Candidates&, bool);
+  Tensor over_validation(const StateDict& state, int t, int64_t examples, ValidationRead read) {
     const TextTaskData& task = suite_.tasks()[size_t(t)];
     int64_t n = std::min<int64_t>(examples, int64_t(task.validation.inputs.size()));
     NoGradGuard no_grad;
+    const T5Logits logits = model_.logits_with(state);
     std::vector<Tensor> batches;
     for (int64_t b = 0; b < n; b += suite_.eval_batch())
-      batches.push_back(read(suite_.input_batch(task.validation, b, std::min(n, b + suite_.eval_batch()))));
+      batches.push_back(read(logits, suite_.input_batch(task.validation, b, std::min(n, b + suite_.eval_batch())),
+                             task.candidates, task.regression));
     return concat(batches, 0);
   }
 
@@ -115,10 +118,7 @@ class TextMergeTarget : public PreparedMergeTarget<TextSuite, PreparedT5> {
   // first tokens, every candidate's teacher-forced steps otherwise and for stsb, whose expected score reads the
   // whole answers), one row per validation input.
   Tensor outputs(const StateDict& state, int t, int64_t examples) override {
-    const TextTaskData& task = suite_.tasks()[size_t(t)];
-    return over_validation(t, examples, [&](const TokenBatch& inputs) {
-      return scored_logits(model_.logits_with(state), inputs, task.candidates, task.regression);
-    });
+    return over_validation(state, t, examples, scored_logits);
   }
 
   Tensor output_jvp(const StateDict& direction, int t, int64_t examples) override {
@@ -128,10 +128,7 @@ class TextMergeTarget : public PreparedMergeTarget<TextSuite, PreparedT5> {
   // The candidates' scores (log p of each answer: its first token's, or the whole sequence's for stsb and for
   // label words that share a first token), one row per validation input: what the prediction compares.
   Tensor scores(const StateDict& state, int t, int64_t examples) override {
-    const TextTaskData& task = suite_.tasks()[size_t(t)];
-    return over_validation(t, examples, [&](const TokenBatch& inputs) {
-      return candidate_scores(model_.logits_with(state), inputs, task.candidates, task.regression);
-    });
+    return over_validation(state, t, examples, candidate_scores);
   }
 
   Tensor score_jvp(const StateDict& direction, int t, int64_t examples) override {
