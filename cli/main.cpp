@@ -40,6 +40,7 @@ int main(int argc, char** argv) {
                "  gradcheck   check every primitive's VJP, JVP and adjoint identity in float64\n"
                "  merge       merge safetensors checkpoints or PEFT adapters (task arithmetic, TIES, DARE, ...)\n\n"
                "Run 'linfuse <command> --help' for the options of a command; 'linfuse --version' says which commit,\n"
-               "compiler, instruction set and OpenBLAS kernel this build runs on.\n");
+               "compiler, instruction set and OpenBLAS kernel this build runs on, and which path its own kernels take\n"
+               "(AVX-512 where the CPU has it; LINFUSE_KERNEL_ISA=avx2 forces AVX2; the results are the same bits).\n");
   return cmd.empty() || cmd == "--help" || cmd == "-h" ? 0 : 2;
 }
