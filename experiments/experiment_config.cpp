@@ -11,6 +11,7 @@
 #include "experiments/linear_probe.h"
 #include "experiments/merge_study.h"
 #include "experiments/suite_common.h"
+#include "experiments/text_suite.h"
 #include "experiments/text_tasks.h"
 #include "experiments/vision_tasks.h"
 
@@ -28,6 +29,8 @@ const std::vector<std::pair<std::string, json>>& optional_fields() {
       // writing its default into the presets would make every cached fine-tuning run be recomputed
       {"vision.finetune.lora.use_rslora", false},
       {"text.finetune.lora.use_rslora", false},
+      // the fine-tuning loss (text_suite.h); absent means "sequence", and the cache keys of runs without it stay
+      {"text.finetune.objective", "sequence"},
       // where this machine keeps the text sources; the defaults (Debian's paths) live in data::TextOptions
       {"text.fortunes_dir", ""},
       {"text.words_file", ""},
@@ -266,6 +269,7 @@ void validate_config(const json& config, const std::vector<std::string>& suites,
         throw std::invalid_argument("[config] " + suite_name + "." + p.section + "." + p.field + " must be an integer >= " +
                                     std::to_string(p.least) + ", got " + v.dump());
     }
+    if (suite_name == "text" && suite.contains("finetune")) finetune_objective(suite["finetune"]);
     if (suite.contains("instruct") && suite["instruct"].contains("source")) {
       const json& source = suite["instruct"]["source"];
       if (source != "instruct" && source != "train")

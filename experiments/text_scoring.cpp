@@ -142,6 +142,12 @@ Tensor scored_logits(const T5Logits& logits, const TokenBatch& inputs, const Can
   return reshape(kept, {batch, -1});   // (B, S * V)
 }
 
+Tensor answers_loss(const T5Logits& logits, const TokenBatch& inputs, const Candidates& candidates,
+                    const std::vector<int64_t>& labels) {
+  Tensor scores = candidate_scores(logits, inputs, candidates);   // (B, C)
+  return cross_entropy(scores, Tensor::from_vector(labels, {int64_t(labels.size())}));
+}
+
 std::vector<int64_t> classify(const T5Logits& logits, const TokenBatch& inputs, const Candidates& candidates) {
   NoGradGuard no_grad;
   std::vector<double> scores = candidate_scores(logits, inputs, candidates).to_vector<double>();

@@ -58,6 +58,12 @@ Tensor candidate_scores(const T5Logits& logits, const TokenBatch& inputs, const 
 // candidate's end are left out). Differentiable through `logits`.
 Tensor scored_logits(const T5Logits& logits, const TokenBatch& inputs, const Candidates& candidates,
                      bool full_sequence = false);
+// The rank-classification loss ("answers" fine-tuning objective, text_suite.h): the mean over examples of
+// -log softmax_c(candidate_scores)[label], labels (B) indices into the candidates. With distinct first tokens the
+// scores are log p(first token), whose common log-normaliser cancels in the softmax over the candidates: only
+// the candidates' logits are trained, every other word's logit gets no gradient.
+Tensor answers_loss(const T5Logits& logits, const TokenBatch& inputs, const Candidates& candidates,
+                    const std::vector<int64_t>& labels);
 // argmax over the candidates of candidate_scores (the first on ties): (B) class indices.
 std::vector<int64_t> classify(const T5Logits& logits, const TokenBatch& inputs, const Candidates& candidates);
 

@@ -61,6 +61,14 @@ data::TextOptions TextSuite::text_options() const {
   return o;
 }
 
+FinetuneObjective finetune_objective(const nlohmann::json& finetune_section) {
+  const std::string name = finetune_section.value("objective", std::string("sequence"));
+  if (name == "sequence") return FinetuneObjective::sequence;
+  if (name == "answers") return FinetuneObjective::answers;
+  throw std::invalid_argument("[config] text.finetune.objective must be \"sequence\" (token cross-entropy of the answer) or "
+                              "\"answers\" (cross-entropy over the task's own answers), got \"" + name + "\"");
+}
+
 TextSuite::TextSuite(nlohmann::json config, uint64_t seed, SuiteContext context)
     : config_(std::move(config)), seed_(seed), ctx_(std::move(context)) {}
 
@@ -235,6 +243,7 @@ void TextSuite::finetune(peft::FinetuneMode mode, nlohmann::json& results) {
   StageTimer timer(ctx_, "text/finetune/" + mode_name);
   peft::FinetuneConfig fc = finetune_config_for(mode);
   int64_t batch = config_["finetune"]["batch_size"].get<int64_t>();
+  const FinetuneObjective objective = finetune_objective(config_["finetune"]);
   std::vector<std::string> names;
   for (const auto& task : tasks_) names.push_back(task.task.name);
   auto key_of = [&](size_t t) -> nlohmann::json {
@@ -259,6 +268,12 @@ void TextSuite::finetune(peft::FinetuneMode mode, nlohmann::json& results) {
     EpochOrder order(Generator(seed_ + 17).fork(uint64_t(t)), int64_t(task.train.inputs.size()));
     peft::FinetuneResult r = peft::finetune(prepared, config, [&](int64_t step) {
       std::vector<int64_t> rows = order.batch_rows(step, batch);
+      if (objective == FinetuneObjective::answers) {
+        // -log softmax over the task's own answers of their scores: only the answers' differences count.
+        std::vector<int64_t> labels;
+        for (int64_t row : rows) labels.push_back(task.train.labels[size_t(row)]);
+        return answers_loss(logits, input_batch(task.train, rows), task.candidates, labels);
+      }
       return teacher_forced_loss(logits, input_batch(task.train, rows), target_batch(task.train, rows),
                                  model_config_.decoder_start_token_id);
     });

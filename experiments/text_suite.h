@@ -56,6 +56,16 @@ std::string stsb_answer(double score);
 // (softmax of their whole-sequence log-likelihoods), a continuous number that Spearman's rho ranks.
 std::vector<double> expected_scores(const T5Logits& logits, const TokenBatch& inputs, const Candidates& candidates);
 
+// What text fine-tuning minimises (text.finetune.objective; optional, "sequence" when absent):
+//   sequence: the answer's teacher-forced token cross-entropy over the whole vocabulary (the paper's T5 loss);
+//   answers:  -log softmax over the task's own candidate answers of their scores (candidate_scores), the
+//             rank-classification loss of T-Few and PET, the text analogue of the vision suite's loss over the
+//             task's own classes. Only the differences between the task's answers are trained, so a task vector
+//             is not taught to push every other word (other tasks' answers among them) down for every input.
+enum class FinetuneObjective { sequence, answers };
+// Throws std::invalid_argument naming the field and both values for anything else.
+FinetuneObjective finetune_objective(const nlohmann::json& finetune_section);
+
 class TextSuite {
  public:
   TextSuite(nlohmann::json config, uint64_t seed, SuiteContext context);

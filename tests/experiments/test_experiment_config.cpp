@@ -113,6 +113,7 @@ TEST_CASE("an out-of-range fine-tuning setting stops the experiment before its f
   const std::pair<json, const char*> text_refused[] = {
       {{{"text", {{"instruct", {{"source", "validation"}}}}}}, "text.instruct.source must be \"instruct\""},
       {{{"text", {{"data", {{"instruct", -1}}}}}}, "text.data.instruct must be an integer >= 0, got -1"},
+      {{{"text", {{"finetune", {{"objective", "labels"}}}}}}, "text.finetune.objective must be \"sequence\""},
   };
   for (const auto& [overrides, message] : text_refused) {
     json config = preset_config("smoke");
@@ -124,6 +125,11 @@ TEST_CASE("an out-of-range fine-tuning setting stops the experiment before its f
       CHECK_THAT(std::string(e.what()), Catch::Contains(message));
     }
   }
+  // the optional fine-tuning objective is a field --set knows
+  json with_answers = preset_config("smoke");
+  apply_setting(with_answers, "text.finetune.objective=answers");
+  CHECK(with_answers["text"]["finetune"]["objective"] == "answers");
+  CHECK_NOTHROW(validate_config(with_answers, {"text"}, 0));
   CHECK_FALSE(std::filesystem::exists(o.out_dir));
 }
 

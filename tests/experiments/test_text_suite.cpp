@@ -8,6 +8,7 @@
 #include <iostream>
 #include <unistd.h>
 
+#include "autodiff/functional.h"
 #include "autodiff/ops.h"
 #include "autodiff/tape.h"
 #include "experiments/experiment.h"
@@ -114,6 +115,59 @@ TEST_CASE("label scores through the linearized forward at phi0 equal the plain m
     }
     CHECK(classify(linearized, inputs, distinct) == classify(plain, inputs, distinct));
   }
+}
+
+TEST_CASE("the answers objective trains the candidates' logits only; the sequence loss pushes every word", "[text_scoring]") {
+  Generator data(5);
+  TokenBatch inputs{data.randint({4, 6}, 2, 40), Tensor::full({4, 6}, 1, DType::I64)};
+  Candidates candidates = Candidates::from({{5, 9, 1}, {6, 1}, {7, 1}}, 0, 1);   // first tokens 5, 6, 7
+  const std::vector<int64_t> labels = {0, 2, 1, 2};
+  Generator init(8);
+  nn::T5ForConditionalGeneration model(tiny_config(), init);
+  model.eval();
+  T5Logits logits = t5_logits(model);
+  auto lm_head_grad = [&]() -> Tensor {
+    for (auto& p : model.named_parameters())
+      if (p.name == "lm_head.weight") return p.tensor->grad();
+    FAIL("the tiny T5 has no lm_head.weight");
+    return {};
+  };
+  auto row_max = [](const Tensor& grad, int64_t row) {
+    std::vector<float> g = grad.to_vector<float>();
+    const int64_t width = grad.shape()[1];
+    double m = 0;
+    for (int64_t j = 0; j < width; ++j) m = std::max(m, double(std::fabs(g[size_t(row * width + j)])));
+    return m;
+  };
+  // the loss itself: -mean log softmax over the candidates of their scores
+  Tensor loss = answers_loss(logits, inputs, candidates, labels);
+  {
+    NoGradGuard no_grad;
+    std::vector<double> s = candidate_scores(logits, inputs, candidates).to_vector<double>();
+    double expected = 0;
+    for (size_t b = 0; b < labels.size(); ++b) {
+      double top = std::max({s[3 * b], s[3 * b + 1], s[3 * b + 2]}), z = 0;
+      for (size_t c = 0; c < 3; ++c) z += std::exp(s[3 * b + c] - top);
+      expected += -(s[3 * b + size_t(labels[b])] - top - std::log(z)) / double(labels.size());
+    }
+    CHECK(loss.item() == Approx(expected).epsilon(1e-5));
+  }
+  backward(loss);
+  Tensor answers_grad = lm_head_grad();
+  const double candidate_rows = std::max({row_max(answers_grad, 5), row_max(answers_grad, 6), row_max(answers_grad, 7)});
+  REQUIRE(candidate_rows > 1e-4);
+  for (int64_t word : {2, 9, 20, 39}) {   // 9: a later token of candidate 0, never scored with distinct first tokens
+    INFO("word " << word);
+    CHECK(row_max(answers_grad, word) < 1e-6 * candidate_rows);
+  }
+  // the sequence loss on the same answers moves other words' rows too (they are pushed down)
+  for (auto& p : model.named_parameters()) p.tensor->zero_grad();
+  std::vector<std::vector<int64_t>> answers;
+  for (int64_t label : labels) answers.push_back(candidates.sequences[size_t(label)]);
+  std::vector<const std::vector<int64_t>*> rows;
+  for (const auto& a : answers) rows.push_back(&a);
+  backward(teacher_forced_loss(logits, inputs, pad_batch(rows, 0), 0));
+  CHECK(row_max(lm_head_grad(), 20) > 1e-4 * candidate_rows);   // about 7e-4 of it here
 }
 
 TEST_CASE("the text merge target scores fine-tuned states in range, with a lower loss than the pretrained one", "[text_suite]") {
