@@ -31,6 +31,8 @@ const std::vector<std::pair<std::string, json>>& optional_fields() {
       {"text.finetune.lora.use_rslora", false},
       // the fine-tuning loss (text_suite.h); absent means "sequence", and the cache keys of runs without it stay
       {"text.finetune.objective", "sequence"},
+      // how answer scores become decisions (text_suite.h); absent means "none"
+      {"text.evaluation.calibration", "none"},
       // where this machine keeps the text sources; the defaults (Debian's paths) live in data::TextOptions
       {"text.fortunes_dir", ""},
       {"text.words_file", ""},
@@ -270,6 +272,7 @@ void validate_config(const json& config, const std::vector<std::string>& suites,
                                     std::to_string(p.least) + ", got " + v.dump());
     }
     if (suite_name == "text" && suite.contains("finetune")) finetune_objective(suite["finetune"]);
+    if (suite_name == "text" && suite.contains("evaluation")) evaluation_calibration(suite["evaluation"]);
     if (suite.contains("instruct") && suite["instruct"].contains("source")) {
       const json& source = suite["instruct"]["source"];
       if (source != "instruct" && source != "train")

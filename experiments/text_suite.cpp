@@ -69,6 +69,15 @@ FinetuneObjective finetune_objective(const nlohmann::json& finetune_section) {
                               "\"answers\" (cross-entropy over the task's own answers), got \"" + name + "\"");
 }
 
+Calibration evaluation_calibration(const nlohmann::json& evaluation_section) {
+  const std::string name = evaluation_section.value("calibration", std::string("none"));
+  if (name == "none") return Calibration::none;
+  if (name == "validation_mean") return Calibration::validation_mean;
+  throw std::invalid_argument("[config] text.evaluation.calibration must be \"none\" (the most likely answer) or "
+                              "\"validation_mean\" (answer log-probabilities less their mean over validation inputs), got \"" +
+                              name + "\"");
+}
+
 TextSuite::TextSuite(nlohmann::json config, uint64_t seed, SuiteContext context)
     : config_(std::move(config)), seed_(seed), ctx_(std::move(context)) {}
 
@@ -189,16 +198,50 @@ void TextSuite::tokenize_tasks() {
   }
 }
 
+std::vector<double> TextSuite::calibrated_log_probs(const T5Logits& logits, int t, const TokenizedSplit& split, int64_t begin,
+                                                   int64_t end, const std::vector<double>& prior) const {
+  const TextTaskData& task = tasks_[size_t(t)];
+  NoGradGuard no_grad;
+  // stsb's answers share first tokens: scored as whole sequences, as expected_scores and classify do
+  Tensor scores = candidate_scores(logits, input_batch(split, begin, end), task.candidates, task.regression);
+  std::vector<double> out = log_softmax(scores, -1).to_vector<double>();   // (B, C) row-major
+  const size_t count = task.candidates.sequences.size();
+  for (size_t i = 0; i < out.size(); ++i) out[i] -= prior.empty() ? 0.0 : prior[i % count];
+  return out;
+}
+
+std::vector<double> TextSuite::answer_prior(const T5Logits& logits, int t) const {
+  const TokenizedSplit& validation = tasks_[size_t(t)].validation;
+  const int64_t n = std::min<int64_t>(eval_examples(Split::Validation), int64_t(validation.inputs.size()));
+  const size_t count = tasks_[size_t(t)].candidates.sequences.size();
+  std::vector<double> prior(count, 0.0);
+  for (int64_t b = 0; b < n; b += eval_batch()) {
+    std::vector<double> lp = calibrated_log_probs(logits, t, validation, b, std::min(n, b + eval_batch()), {});
+    for (size_t i = 0; i < lp.size(); ++i) prior[i % count] += lp[i] / double(n);
+  }
+  return prior;
+}
+
 std::vector<int64_t> TextSuite::predict(const T5Logits& logits, int t, const TokenizedSplit& split, int64_t examples) const {
   const TextTaskData& task = tasks_[size_t(t)];
   int64_t n = std::min<int64_t>(examples, int64_t(split.inputs.size()));
+  const bool calibrated = evaluation_calibration(config_["evaluation"]) == Calibration::validation_mean;
+  const std::vector<double> prior = calibrated ? answer_prior(logits, t) : std::vector<double>{};
+  const size_t count = task.candidates.sequences.size();
   std::vector<int64_t> out;
   NoGradGuard no_grad;
   for (int64_t b = 0; b < n; b += eval_batch()) {
-    TokenBatch inputs = input_batch(split, b, std::min(n, b + eval_batch()));
-    // the most likely answer (stsb: the class of the most likely score)
-    std::vector<int64_t> p = classify(logits, inputs, task.candidates);
-    out.insert(out.end(), p.begin(), p.end());
+    const int64_t end = std::min(n, b + eval_batch());
+    if (!calibrated) {   // the most likely answer (stsb: the class of the most likely score)
+      std::vector<int64_t> p = classify(logits, input_batch(split, b, end), task.candidates);
+      out.insert(out.end(), p.begin(), p.end());
+      continue;
+    }
+    std::vector<double> lp = calibrated_log_probs(logits, t, split, b, end, prior);
+    for (size_t row = 0; row < lp.size() / count; ++row) {
+      auto first = lp.begin() + long(row * count);
+      out.push_back(int64_t(std::max_element(first, first + long(count)) - first));   // the first on ties
+    }
   }
   return out;
 }
@@ -209,11 +252,28 @@ double TextSuite::evaluate(const T5Logits& logits, int t, Split which) const {
   int64_t n = std::min<int64_t>(eval_examples(which), int64_t(split.inputs.size()));
   NoGradGuard no_grad;
   if (task.regression) {
+    const bool calibrated = evaluation_calibration(config_["evaluation"]) == Calibration::validation_mean;
+    const std::vector<double> prior = calibrated ? answer_prior(logits, t) : std::vector<double>{};
+    const size_t count = task.candidates.sequences.size();
     std::vector<double> predicted;
     for (int64_t b = 0; b < n; b += eval_batch()) {
-      TokenBatch inputs = input_batch(split, b, std::min(n, b + eval_batch()));
-      std::vector<double> p = expected_scores(logits, inputs, task.candidates);
-      predicted.insert(predicted.end(), p.begin(), p.end());
+      const int64_t end = std::min(n, b + eval_batch());
+      if (!calibrated) {
+        std::vector<double> p = expected_scores(logits, input_batch(split, b, end), task.candidates);
+        predicted.insert(predicted.end(), p.begin(), p.end());
+        continue;
+      }
+      // the expected score under the calibrated distribution over the answers 0.0, 0.5, ..., 5.0
+      std::vector<double> lp = calibrated_log_probs(logits, t, split, b, end, prior);
+      for (size_t row = 0; row < lp.size() / count; ++row) {
+        double top = *std::max_element(lp.begin() + long(row * count), lp.begin() + long((row + 1) * count)), z = 0, e = 0;
+        for (size_t c = 0; c < count; ++c) {
+          double w = std::exp(lp[row * count + c] - top);
+          z += w;
+          e += w * (kStsbHigh - kStsbLow) * double(c) / double(count - 1);
+        }
+        predicted.push_back(e / z);
+      }
     }
     return spearman_correlation(predicted, std::vector<double>(split.scores.begin(), split.scores.begin() + n));
   }

@@ -66,6 +66,17 @@ enum class FinetuneObjective { sequence, answers };
 // Throws std::invalid_argument naming the field and both values for anything else.
 FinetuneObjective finetune_objective(const nlohmann::json& finetune_section);
 
+// How a model's answer scores become a decision (text.evaluation.calibration; optional, "none" when absent):
+//   none:            the most likely answer (stsb: the expected score under the answers' probabilities);
+//   validation_mean: first each answer's log-probability (renormalised over the task's answers) less its mean
+//                    over the task's first evaluation.validation_examples validation inputs, scored by the same
+//                    model: the label-prior correction of contextual calibration (Zhao et al., 2021), estimated
+//                    on unlabeled inputs of the task ("batch calibration", Zhou et al., 2024) instead of a
+//                    content-free one. It removes the input-independent part of a model's preference, and only
+//                    that: a model whose scores do not depend on the input still scores chance.
+enum class Calibration { none, validation_mean };
+Calibration evaluation_calibration(const nlohmann::json& evaluation_section);   // throws for other values
+
 class TextSuite {
  public:
   TextSuite(nlohmann::json config, uint64_t seed, SuiteContext context);
@@ -113,6 +124,12 @@ class TextSuite {
   std::vector<int64_t> predict(const T5Logits& logits, int task, const TokenizedSplit& split, int64_t examples) const;
 
  private:
+  // validation_mean calibration: the log-probabilities of the task's answers (renormalised over them) on its
+  // first eval_examples(Validation) validation inputs, averaged over the inputs: (C).
+  std::vector<double> answer_prior(const T5Logits& logits, int task) const;
+  // The calibrated answer log-probabilities of examples [begin, end) of a split, row-major (B x C).
+  std::vector<double> calibrated_log_probs(const T5Logits& logits, int task, const TokenizedSplit& split, int64_t begin,
+                                           int64_t end, const std::vector<double>& prior) const;
   data::TextOptions text_options() const;
   void load_data();
   void pretrain(nlohmann::json& results);

@@ -114,6 +114,7 @@ TEST_CASE("an out-of-range fine-tuning setting stops the experiment before its f
       {{{"text", {{"instruct", {{"source", "validation"}}}}}}, "text.instruct.source must be \"instruct\""},
       {{{"text", {{"data", {{"instruct", -1}}}}}}, "text.data.instruct must be an integer >= 0, got -1"},
       {{{"text", {{"finetune", {{"objective", "labels"}}}}}}, "text.finetune.objective must be \"sequence\""},
+      {{{"text", {{"evaluation", {{"calibration", "content_free"}}}}}}, "text.evaluation.calibration must be \"none\""},
   };
   for (const auto& [overrides, message] : text_refused) {
     json config = preset_config("smoke");
@@ -128,6 +129,7 @@ TEST_CASE("an out-of-range fine-tuning setting stops the experiment before its f
   // the optional fine-tuning objective is a field --set knows
   json with_answers = preset_config("smoke");
   apply_setting(with_answers, "text.finetune.objective=answers");
+  apply_setting(with_answers, "text.evaluation.calibration=validation_mean");
   CHECK(with_answers["text"]["finetune"]["objective"] == "answers");
   CHECK_NOTHROW(validate_config(with_answers, {"text"}, 0));
   CHECK_FALSE(std::filesystem::exists(o.out_dir));

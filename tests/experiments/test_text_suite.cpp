@@ -255,6 +255,56 @@ TEST_CASE("the text merge target scores fine-tuned states in range, with a lower
   std::filesystem::remove_all(cache_dir);
 }
 
+TEST_CASE("validation-mean calibration ignores an input-independent preference; without it the preference decides", "[text_suite]") {
+  nlohmann::json config = preset_config("smoke")["text"];
+  config["tasks"] = {"sst2", "stsb"};
+  config["modes"] = {"lora"};
+  config["data"] = {{"train", 64}, {"validation", 48}, {"test", 64}, {"instruct", 32}};
+  config["pretrain"]["steps"] = 10;
+  config["finetune"]["steps"] = 2;
+  config["evaluation"] = {{"validation_examples", 48}, {"test_examples", 64}, {"batch_size", 32}};
+  nlohmann::json calibrated_config = config;
+  calibrated_config["evaluation"]["calibration"] = "validation_mean";
+  auto cache_dir = std::filesystem::temp_directory_path() / ("linfuse_text_calibration_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(cache_dir);
+  {
+    StageCache cache(cache_dir);
+    std::map<std::string, double> seconds;
+    TextSuite plain(config, 0, SuiteContext{cache, [](const std::string&) {}, seconds});
+    TextSuite calibrated(calibrated_config, 0, SuiteContext{cache, [](const std::string&) {}, seconds});
+    plain.prepare();
+    calibrated.prepare();
+    const int sst2 = 0, stsb = 1;
+    auto model = plain.pretrained_copy();
+    T5Logits logits = t5_logits(*model);
+    // +20 on the logit of sst2's first answer's first token, at every step and for every input
+    const TextTaskData& task = plain.tasks()[size_t(sst2)];
+    REQUIRE(task.candidates.first_tokens_distinct);
+    std::vector<float> bias(size_t(plain.model_config().vocab_size), 0.0f);
+    bias[size_t(task.candidates.sequences[0][0])] = 20.0f;
+    Tensor bias_row = Tensor::from_vector(bias, {int64_t(bias.size())});
+    T5Logits preferring_first = [&](const Tensor& ids, const Tensor& mask, const Tensor& decoder_ids, const Tensor& rows) {
+      return add(logits(ids, mask, decoder_ids, rows), bias_row);
+    };
+    // without calibration the preference answers every balanced test example with the first label: chance
+    for (int64_t c : plain.predict(preferring_first, sst2, task.test, 64)) CHECK(c == 0);
+    CHECK(plain.evaluate(preferring_first, sst2, Split::Test) == Approx(0.5).margin(1e-12));
+    // calibrated, the log-normaliser over the answers and the answer's prior cancel: the same decisions
+    // (mathematically; float32 rounding may flip a near tie, hence one example of slack)
+    const double one_example = 1.0 / 64 + 1e-12;
+    CHECK(calibrated.evaluate(preferring_first, sst2, Split::Test) ==
+          Approx(calibrated.evaluate(logits, sst2, Split::Test)).margin(one_example));
+    // calibration subtracts a per-answer constant: decisions on the validation inputs it was estimated on spread
+    // over both answers unless the model's scores ignore the input
+    std::vector<int64_t> decided = calibrated.predict(logits, sst2, task.validation, 48);
+    CHECK(std::count(decided.begin(), decided.end(), 0) > 0);
+    CHECK(std::count(decided.begin(), decided.end(), 1) > 0);
+    double rho = calibrated.evaluate(logits, stsb, Split::Test);
+    CHECK((std::isfinite(rho) && rho >= -1 && rho <= 1));
+  }
+  std::filesystem::remove_all(cache_dir);
+}
+
 TEST_CASE("a missing data set is an error naming the Debian package, not a crash", "[text_suite]") {
   auto cache_dir = std::filesystem::temp_directory_path() / ("linfuse_text_missing_" + std::to_string(::getpid()));
   StageCache cache(cache_dir);
