@@ -31,8 +31,6 @@ const std::vector<std::pair<std::string, json>>& optional_fields() {
       {"text.finetune.lora.use_rslora", false},
       // the fine-tuning loss (text_suite.h); absent means "sequence", and the cache keys of runs without it stay
       {"text.finetune.objective", "sequence"},
-      // how answer scores become decisions (text_suite.h); absent means "none"
-      {"text.evaluation.calibration", "none"},
       // where this machine keeps the text sources; the defaults (Debian's paths) live in data::TextOptions
       {"text.fortunes_dir", ""},
       {"text.words_file", ""},

@@ -238,6 +238,7 @@ SuiteResults parse_suite(const Checker& check, const std::string& name, const Js
   suite.tasks = check.strings(*tasks, path + ".tasks");
   check.expect(!suite.tasks.empty(), path + ".tasks", "is empty");
   if (auto* v = member(value, "model")) suite.model = check.string(*v, path + ".model");
+  if (auto* v = member(value, "scoring")) suite.scoring = check.string(*v, path + ".scoring");
   if (auto* v = member(value, "modes")) suite.modes = check.strings(*v, path + ".modes");
   if (auto* v = member(value, "metric"))
     for (const auto& [task, metric] : check.object(*v, path + ".metric").items())

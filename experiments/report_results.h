@@ -86,6 +86,7 @@ struct ScalingCurve {
 
 struct SuiteResults {
   std::string name, model;
+  std::string scoring;   // how answers become decisions (text suite; empty when results.json does not say)
   std::vector<std::string> tasks;                // never empty
   std::vector<std::string> modes;                // "modes", then any mode met elsewhere, in order met
   std::map<std::string, std::string> metric;     // task -> "accuracy" | "spearman" | ...

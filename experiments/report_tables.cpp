@@ -162,6 +162,7 @@ std::string suite_overview_section(const SuiteResults& suite) {
   text += std::to_string(suite.tasks.size()) + " tasks: ";
   text += comma_list(suite.tasks);
   text += ".  \nScores: " + metric_description(suite) + ", on the test split.  \n";
+  if (!suite.scoring.empty()) text += "Answers: " + suite.scoring + ".  \n";
   auto stage_line = [&](const std::optional<PretrainSummary>& stage, const std::string& label) {
     if (!stage) return;
     text += label + ":";

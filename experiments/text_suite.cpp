@@ -198,50 +198,53 @@ void TextSuite::tokenize_tasks() {
   }
 }
 
-std::vector<double> TextSuite::calibrated_log_probs(const T5Logits& logits, int t, const TokenizedSplit& split, int64_t begin,
-                                                   int64_t end, const std::vector<double>& prior) const {
+std::vector<double> TextSuite::answer_log_probs(const T5Logits& logits, int t, const TokenizedSplit& split, int64_t examples) const {
   const TextTaskData& task = tasks_[size_t(t)];
+  const int64_t n = std::min<int64_t>(examples, int64_t(split.inputs.size()));
   NoGradGuard no_grad;
-  // stsb's answers share first tokens: scored as whole sequences, as expected_scores and classify do
-  Tensor scores = candidate_scores(logits, input_batch(split, begin, end), task.candidates, task.regression);
-  std::vector<double> out = log_softmax(scores, -1).to_vector<double>();   // (B, C) row-major
-  const size_t count = task.candidates.sequences.size();
-  for (size_t i = 0; i < out.size(); ++i) out[i] -= prior.empty() ? 0.0 : prior[i % count];
+  std::vector<double> out;
+  for (int64_t b = 0; b < n; b += eval_batch()) {
+    // stsb's answers share first tokens: scored as whole sequences, as expected_scores and classify do
+    Tensor scores = candidate_scores(logits, input_batch(split, b, std::min(n, b + eval_batch())), task.candidates, task.regression);
+    std::vector<double> lp = log_softmax(scores, -1).to_vector<double>();   // (B, C) row-major
+    out.insert(out.end(), lp.begin(), lp.end());
+  }
   return out;
 }
 
-std::vector<double> TextSuite::answer_prior(const T5Logits& logits, int t) const {
-  const TokenizedSplit& validation = tasks_[size_t(t)].validation;
-  const int64_t n = std::min<int64_t>(eval_examples(Split::Validation), int64_t(validation.inputs.size()));
-  const size_t count = tasks_[size_t(t)].candidates.sequences.size();
+std::vector<double> TextSuite::calibrated_log_probs(const T5Logits& logits, int t, const TokenizedSplit& split,
+                                                    int64_t examples) const {
+  const TextTaskData& task = tasks_[size_t(t)];
+  const size_t count = task.candidates.sequences.size();
+  const int64_t prior_examples = std::min<int64_t>(eval_examples(Split::Validation), int64_t(task.validation.inputs.size()));
+  std::vector<double> lp = answer_log_probs(logits, t, split, examples);
+  // the prior's inputs: the rows just scored when they are the validation inputs it reads, else a pass of their own
+  const bool same_rows = &split == &task.validation && int64_t(lp.size() / count) >= prior_examples;
+  const std::vector<double> validation = same_rows ? lp : answer_log_probs(logits, t, task.validation, prior_examples);
   std::vector<double> prior(count, 0.0);
-  for (int64_t b = 0; b < n; b += eval_batch()) {
-    std::vector<double> lp = calibrated_log_probs(logits, t, validation, b, std::min(n, b + eval_batch()), {});
-    for (size_t i = 0; i < lp.size(); ++i) prior[i % count] += lp[i] / double(n);
-  }
-  return prior;
+  for (size_t i = 0; i < size_t(prior_examples) * count; ++i) prior[i % count] += validation[i] / double(prior_examples);
+  for (size_t i = 0; i < lp.size(); ++i) lp[i] -= prior[i % count];
+  return lp;
 }
 
 std::vector<int64_t> TextSuite::predict(const T5Logits& logits, int t, const TokenizedSplit& split, int64_t examples) const {
   const TextTaskData& task = tasks_[size_t(t)];
   int64_t n = std::min<int64_t>(examples, int64_t(split.inputs.size()));
-  const bool calibrated = evaluation_calibration(config_["evaluation"]) == Calibration::validation_mean;
-  const std::vector<double> prior = calibrated ? answer_prior(logits, t) : std::vector<double>{};
-  const size_t count = task.candidates.sequences.size();
   std::vector<int64_t> out;
-  NoGradGuard no_grad;
-  for (int64_t b = 0; b < n; b += eval_batch()) {
-    const int64_t end = std::min(n, b + eval_batch());
-    if (!calibrated) {   // the most likely answer (stsb: the class of the most likely score)
-      std::vector<int64_t> p = classify(logits, input_batch(split, b, end), task.candidates);
-      out.insert(out.end(), p.begin(), p.end());
-      continue;
-    }
-    std::vector<double> lp = calibrated_log_probs(logits, t, split, b, end, prior);
+  if (evaluation_calibration(config_["evaluation"]) == Calibration::validation_mean) {
+    const size_t count = task.candidates.sequences.size();
+    std::vector<double> lp = calibrated_log_probs(logits, t, split, n);
     for (size_t row = 0; row < lp.size() / count; ++row) {
       auto first = lp.begin() + long(row * count);
       out.push_back(int64_t(std::max_element(first, first + long(count)) - first));   // the first on ties
     }
+    return out;
+  }
+  NoGradGuard no_grad;
+  for (int64_t b = 0; b < n; b += eval_batch()) {
+    // the most likely answer (stsb: the class of the most likely score)
+    std::vector<int64_t> p = classify(logits, input_batch(split, b, std::min(n, b + eval_batch())), task.candidates);
+    out.insert(out.end(), p.begin(), p.end());
   }
   return out;
 }
@@ -252,27 +255,26 @@ double TextSuite::evaluate(const T5Logits& logits, int t, Split which) const {
   int64_t n = std::min<int64_t>(eval_examples(which), int64_t(split.inputs.size()));
   NoGradGuard no_grad;
   if (task.regression) {
-    const bool calibrated = evaluation_calibration(config_["evaluation"]) == Calibration::validation_mean;
-    const std::vector<double> prior = calibrated ? answer_prior(logits, t) : std::vector<double>{};
-    const size_t count = task.candidates.sequences.size();
     std::vector<double> predicted;
-    for (int64_t b = 0; b < n; b += eval_batch()) {
-      const int64_t end = std::min(n, b + eval_batch());
-      if (!calibrated) {
-        std::vector<double> p = expected_scores(logits, input_batch(split, b, end), task.candidates);
-        predicted.insert(predicted.end(), p.begin(), p.end());
-        continue;
-      }
+    if (evaluation_calibration(config_["evaluation"]) == Calibration::validation_mean) {
       // the expected score under the calibrated distribution over the answers 0.0, 0.5, ..., 5.0
-      std::vector<double> lp = calibrated_log_probs(logits, t, split, b, end, prior);
+      const size_t count = task.candidates.sequences.size();
+      std::vector<double> lp = calibrated_log_probs(logits, t, split, n);
       for (size_t row = 0; row < lp.size() / count; ++row) {
-        double top = *std::max_element(lp.begin() + long(row * count), lp.begin() + long((row + 1) * count)), z = 0, e = 0;
+        const auto first = lp.begin() + long(row * count);
+        const double top = *std::max_element(first, first + long(count));
+        double z = 0, e = 0;
         for (size_t c = 0; c < count; ++c) {
-          double w = std::exp(lp[row * count + c] - top);
+          const double w = std::exp(first[long(c)] - top);
           z += w;
           e += w * (kStsbHigh - kStsbLow) * double(c) / double(count - 1);
         }
         predicted.push_back(e / z);
+      }
+    } else {
+      for (int64_t b = 0; b < n; b += eval_batch()) {
+        std::vector<double> p = expected_scores(logits, input_batch(split, b, std::min(n, b + eval_batch())), task.candidates);
+        predicted.insert(predicted.end(), p.begin(), p.end());
       }
     }
     return spearman_correlation(predicted, std::vector<double>(split.scores.begin(), split.scores.begin() + n));
@@ -374,6 +376,14 @@ nlohmann::json TextSuite::prepare() {
   for (peft::FinetuneMode mode : modes()) finetune(mode, results);
   results["tasks"] = config_["tasks"];
   results["modes"] = config_["modes"];
+  results["scoring"] =
+      evaluation_calibration(config_["evaluation"]) == Calibration::validation_mean
+          ? "each answer's log-probability (renormalised over the task's answers) less its mean over the task's first " +
+                std::to_string(eval_examples(Split::Validation)) +
+                " validation inputs, under the same model (calibration: text.evaluation.calibration); the highest wins "
+                "(stsb: the expected score under the calibrated probabilities)"
+          : std::string("the most likely of the task's answers under the model (stsb: the expected score under their "
+                        "probabilities)");
   for (const auto& t : tasks_) results["metric"][t.task.name] = t.task.metric;
   std::vector<int64_t> examples = test_examples();
   for (size_t t = 0; t < tasks_.size(); ++t) results["test_examples"][tasks_[t].task.name] = examples[t];

@@ -66,7 +66,7 @@ enum class FinetuneObjective { sequence, answers };
 // Throws std::invalid_argument naming the field and both values for anything else.
 FinetuneObjective finetune_objective(const nlohmann::json& finetune_section);
 
-// How a model's answer scores become a decision (text.evaluation.calibration; optional, "none" when absent):
+// How a model's answer scores become a decision (text.evaluation.calibration; "none" when absent):
 //   none:            the most likely answer (stsb: the expected score under the answers' probabilities);
 //   validation_mean: first each answer's log-probability (renormalised over the task's answers) less its mean
 //                    over the task's first evaluation.validation_examples validation inputs, scored by the same
@@ -124,12 +124,12 @@ class TextSuite {
   std::vector<int64_t> predict(const T5Logits& logits, int task, const TokenizedSplit& split, int64_t examples) const;
 
  private:
-  // validation_mean calibration: the log-probabilities of the task's answers (renormalised over them) on its
-  // first eval_examples(Validation) validation inputs, averaged over the inputs: (C).
-  std::vector<double> answer_prior(const T5Logits& logits, int task) const;
-  // The calibrated answer log-probabilities of examples [begin, end) of a split, row-major (B x C).
-  std::vector<double> calibrated_log_probs(const T5Logits& logits, int task, const TokenizedSplit& split, int64_t begin,
-                                           int64_t end, const std::vector<double>& prior) const;
+  // The log-probabilities of the task's answers, renormalised over them, on the first `examples` examples of a
+  // split: row-major (B x C).
+  std::vector<double> answer_log_probs(const T5Logits& logits, int task, const TokenizedSplit& split, int64_t examples) const;
+  // The same less each answer's mean over the task's first eval_examples(Validation) validation inputs
+  // (validation_mean calibration; the validation rows are scored once when they are the split itself).
+  std::vector<double> calibrated_log_probs(const T5Logits& logits, int task, const TokenizedSplit& split, int64_t examples) const;
   data::TextOptions text_options() const;
   void load_data();
   void pretrain(nlohmann::json& results);

@@ -485,6 +485,20 @@ TEST_CASE("the text suite's word-feature baseline is a row of the single-task ta
                     "fine-tuned model") != std::string::npos);
 }
 
+TEST_CASE("the text suite's overview says how answers became decisions when results.json says it", "[report][report_writer]") {
+  TempDir dir("scoring");
+  json results = sample_results();
+  std::string report = report_without_plots(dir, results);
+  CHECK(report.find("Answers: ") == std::string::npos);
+  results["suites"]["text"]["scoring"] = "each answer's log-probability less its mean over 100 validation inputs";
+  report = report_without_plots(dir, results);
+  const size_t text_suite = report.find("## Text suite"), answers = report.find("Answers: each answer's log-probability less its mean");
+  REQUIRE(text_suite != std::string::npos);
+  CHECK((answers != std::string::npos && answers > text_suite));
+  results["suites"]["text"]["scoring"] = 3;
+  CHECK_THROWS_WITH(report_without_plots(dir, results), Catch::Contains("suites.text.scoring"));
+}
+
 TEST_CASE("the report warns when task arithmetic chose lambda 0, the pretrained model", "[report][report_writer]") {
   TempDir dir("lambda0");
   json results = sample_results();

@@ -262,7 +262,7 @@ TEST_CASE("validation-mean calibration ignores an input-independent preference; 
   config["data"] = {{"train", 64}, {"validation", 48}, {"test", 64}, {"instruct", 32}};
   config["pretrain"]["steps"] = 10;
   config["finetune"]["steps"] = 2;
-  config["evaluation"] = {{"validation_examples", 48}, {"test_examples", 64}, {"batch_size", 32}};
+  config["evaluation"] = {{"validation_examples", 48}, {"test_examples", 64}, {"batch_size", 32}, {"calibration", "none"}};
   nlohmann::json calibrated_config = config;
   calibrated_config["evaluation"]["calibration"] = "validation_mean";
   auto cache_dir = std::filesystem::temp_directory_path() / ("linfuse_text_calibration_" + std::to_string(::getpid()));
