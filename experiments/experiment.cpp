@@ -134,6 +134,7 @@ void move_times(nlohmann::json& suite_results, nlohmann::json& times) {
 
 std::string run_experiment(const ExperimentOptions& options) {
   auto start = std::chrono::steady_clock::now();
+  const std::string started = utc_now();   // the manifest's start time (written at the end)
   if (options.threads > 0) set_num_threads(options.threads);
   nlohmann::json config = experiment_config(options);
   validate_config(config, options.suites, options.seed);
@@ -191,7 +192,7 @@ std::string run_experiment(const ExperimentOptions& options) {
                          {"threads", num_threads()}, {"commit", build.commit}, {"dirty", build.dirty}, {"config", config}};
   write_json(out / "results.json", results);
   nlohmann::json manifest = results["manifest"];
-  manifest["started"] = utc_now();
+  manifest["started"] = started;
   // How the binary was built and which BLAS kernel it ran on: the same results.json is expected from every
   // build of one commit for the default instruction set (docs/design.md), and these say which build this was.
   manifest["build"] = {{"compiler", build.compiler}, {"target_isa", build.target_isa}, {"build_type", build.build_type},

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -152,6 +153,12 @@ TEST_CASE("the smoke preset runs the study end to end and writes a complete repo
   o.overrides = {{"vision", {{"merge", {{"learned_margin_se", -3.0}}}}}};
   o.cache_dir = (root / "cache1").string();
   o.out_dir = (root / "out1").string();
+  auto utc = [](std::time_t t) {
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+    return std::string(buf);
+  };
+  const std::string before = utc(std::time(nullptr)), one_second_later = utc(std::time(nullptr) + 1);
   std::string dir = experiments::run_experiment(o);
   nlohmann::json r = nlohmann::json::parse(slurp(fs::path(dir) / "results.json"));
   const auto& v = r["suites"]["vision"];
@@ -199,6 +206,9 @@ TEST_CASE("the smoke preset runs the study end to end and writes a complete repo
   nlohmann::json manifest = nlohmann::json::parse(slurp(fs::path(dir) / "manifest.json"));
   CHECK(manifest["seed"] == 0);
   CHECK(manifest["threads"] == 2);
+  // "started" is when the study began, not when its manifest was written
+  CHECK(manifest["started"].get<std::string>() >= before);
+  CHECK(manifest["started"].get<std::string>() <= one_second_later);
   CHECK(manifest["stage_seconds"].contains("vision/pretrain"));
   std::string report = slurp(fs::path(dir) / "report.md");
   for (const char* section : {"single-task scores", "Merged models", "number of merged tasks", "Cosine similarity",
