@@ -214,8 +214,8 @@ json text_small() {
   // models on 4 to 6 of 6 classification tasks), because its preference between a task's answers holds a large
   // input-independent part that every task vector shifts; the calibration takes that part out and nothing else.
   // Measured on this preset (docs/findings-text.md, seeds 0-2, full / lora / l-lora): task arithmetic's G 0.52 / 0.01
-  // / 0.12, 0.21 / 0.03 / -0.14, 0.32 / 0.31 / 0.00 calibrated, against 0.22 / -0.03 / -0.07 and -0.05 / 0.00 / -0.13
-  // by likelihood (seeds 0, 1); constant answers of the merged models 0-1 of 6 tasks instead of 4-6.
+  // / 0.12, 0.21 / 0.03 / -0.14, 0.32 / 0.31 / 0.00 calibrated, against 0.22 / -0.03 / -0.07, -0.05 / 0.00 / -0.13 and
+  // 0 / 0.07 / 0 by likelihood; constant answers of the merged models 0-1 of 6 tasks instead of 4-6.
   t["evaluation"] = {{"validation_examples", 100}, {"test_examples", 300}, {"batch_size", 100}, {"calibration", "validation_mean"}};
   // lambda 0 (the pretrained model) is a candidate: "task arithmetic picks lambda > 0" must be a choice.
   t["merge"] = {{"task_arithmetic_lambdas", grid(0.0, 1.0, 0.2)},
