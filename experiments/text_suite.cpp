@@ -93,6 +93,9 @@ int64_t TextSuite::eval_examples(Split split) const {
 }
 int64_t TextSuite::eval_batch() const { return config_["evaluation"].value("batch_size", int64_t(100)); }
 int64_t TextSuite::max_input_tokens() const { return config_.value("max_input_tokens", int64_t(64)); }
+bool TextSuite::calibrated() const {
+  return evaluation_calibration(config_["evaluation"]) == Calibration::validation_mean;
+}
 
 peft::FinetuneConfig TextSuite::finetune_config_for(peft::FinetuneMode mode) const {
   return finetune_config(config_["finetune"], mode, seed_);
@@ -231,7 +234,7 @@ std::vector<int64_t> TextSuite::predict(const T5Logits& logits, int t, const Tok
   const TextTaskData& task = tasks_[size_t(t)];
   int64_t n = std::min<int64_t>(examples, int64_t(split.inputs.size()));
   std::vector<int64_t> out;
-  if (evaluation_calibration(config_["evaluation"]) == Calibration::validation_mean) {
+  if (calibrated()) {
     const size_t count = task.candidates.sequences.size();
     std::vector<double> lp = calibrated_log_probs(logits, t, split, n);
     for (size_t row = 0; row < lp.size() / count; ++row) {
@@ -256,7 +259,7 @@ double TextSuite::evaluate(const T5Logits& logits, int t, Split which) const {
   NoGradGuard no_grad;
   if (task.regression) {
     std::vector<double> predicted;
-    if (evaluation_calibration(config_["evaluation"]) == Calibration::validation_mean) {
+    if (calibrated()) {
       // the expected score under the calibrated distribution over the answers 0.0, 0.5, ..., 5.0
       const size_t count = task.candidates.sequences.size();
       std::vector<double> lp = calibrated_log_probs(logits, t, split, n);
@@ -377,7 +380,7 @@ nlohmann::json TextSuite::prepare() {
   results["tasks"] = config_["tasks"];
   results["modes"] = config_["modes"];
   results["scoring"] =
-      evaluation_calibration(config_["evaluation"]) == Calibration::validation_mean
+      calibrated()
           ? "each answer's log-probability (renormalised over the task's answers) less its mean over the task's first " +
                 std::to_string(eval_examples(Split::Validation)) +
                 " validation inputs, under the same model (calibration: text.evaluation.calibration); the highest wins "

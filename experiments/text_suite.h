@@ -124,6 +124,7 @@ class TextSuite {
   std::vector<int64_t> predict(const T5Logits& logits, int task, const TokenizedSplit& split, int64_t examples) const;
 
  private:
+  bool calibrated() const;   // text.evaluation.calibration is validation_mean
   // The log-probabilities of the task's answers, renormalised over them, on the first `examples` examples of a
   // split: row-major (B x C).
   std::vector<double> answer_log_probs(const T5Logits& logits, int task, const TokenizedSplit& split, int64_t examples) const;
