@@ -216,27 +216,48 @@ std::vector<double> TextSuite::answer_log_probs(const T5Logits& logits, int t, c
 }
 
 std::vector<double> TextSuite::calibrated_log_probs(const T5Logits& logits, int t, const TokenizedSplit& split,
-                                                    int64_t examples) const {
+                                                    int64_t examples, const StateFingerprint* model) const {
   const TextTaskData& task = tasks_[size_t(t)];
   const size_t count = task.candidates.sequences.size();
   const int64_t prior_examples = std::min<int64_t>(eval_examples(Split::Validation), int64_t(task.validation.inputs.size()));
   std::vector<double> lp = answer_log_probs(logits, t, split, examples);
-  // the prior's inputs: the rows just scored when they are the validation inputs it reads, else a pass of their own
-  const bool same_rows = &split == &task.validation && int64_t(lp.size() / count) >= prior_examples;
-  const std::vector<double> validation = same_rows ? lp : answer_log_probs(logits, t, task.validation, prior_examples);
-  std::vector<double> prior(count, 0.0);
-  for (size_t i = 0; i < size_t(prior_examples) * count; ++i) prior[i % count] += validation[i] / double(prior_examples);
+  std::vector<double> prior;
+  if (model) {
+    std::lock_guard<std::mutex> lock(priors_mutex_);
+    if (auto it = priors_.find({*model, t}); it != priors_.end()) {
+      prior = it->second;
+      ++prior_reads_;
+    }
+  }
+  if (prior.empty()) {
+    // the prior's inputs: the rows just scored when they are exactly the validation inputs it reads (the same pass,
+    // batch for batch, so the same bits), else a pass of their own
+    const bool same_rows = &split == &task.validation && int64_t(lp.size() / count) == prior_examples;
+    const std::vector<double> validation = same_rows ? lp : answer_log_probs(logits, t, task.validation, prior_examples);
+    prior.assign(count, 0.0);
+    for (size_t i = 0; i < size_t(prior_examples) * count; ++i) prior[i % count] += validation[i] / double(prior_examples);
+    if (model) {
+      std::lock_guard<std::mutex> lock(priors_mutex_);
+      priors_[{*model, t}] = prior;
+    }
+  }
   for (size_t i = 0; i < lp.size(); ++i) lp[i] -= prior[i % count];
   return lp;
 }
 
-std::vector<int64_t> TextSuite::predict(const T5Logits& logits, int t, const TokenizedSplit& split, int64_t examples) const {
+int64_t TextSuite::remembered_prior_reads() const {
+  std::lock_guard<std::mutex> lock(priors_mutex_);
+  return prior_reads_;
+}
+
+std::vector<int64_t> TextSuite::predict(const T5Logits& logits, int t, const TokenizedSplit& split, int64_t examples,
+                                        const StateFingerprint* model) const {
   const TextTaskData& task = tasks_[size_t(t)];
   int64_t n = std::min<int64_t>(examples, int64_t(split.inputs.size()));
   std::vector<int64_t> out;
   if (calibrated()) {
     const size_t count = task.candidates.sequences.size();
-    std::vector<double> lp = calibrated_log_probs(logits, t, split, n);
+    std::vector<double> lp = calibrated_log_probs(logits, t, split, n, model);
     for (size_t row = 0; row < lp.size() / count; ++row) {
       auto first = lp.begin() + long(row * count);
       out.push_back(int64_t(std::max_element(first, first + long(count)) - first));   // the first on ties
@@ -252,7 +273,7 @@ std::vector<int64_t> TextSuite::predict(const T5Logits& logits, int t, const Tok
   return out;
 }
 
-double TextSuite::evaluate(const T5Logits& logits, int t, Split which) const {
+double TextSuite::evaluate(const T5Logits& logits, int t, Split which, const StateFingerprint* model) const {
   const TextTaskData& task = tasks_[size_t(t)];
   const TokenizedSplit& split = task.split(which);
   int64_t n = std::min<int64_t>(eval_examples(which), int64_t(split.inputs.size()));
@@ -262,7 +283,7 @@ double TextSuite::evaluate(const T5Logits& logits, int t, Split which) const {
     if (calibrated()) {
       // the expected score under the calibrated distribution over the answers 0.0, 0.5, ..., 5.0
       const size_t count = task.candidates.sequences.size();
-      std::vector<double> lp = calibrated_log_probs(logits, t, split, n);
+      std::vector<double> lp = calibrated_log_probs(logits, t, split, n, model);
       for (size_t row = 0; row < lp.size() / count; ++row) {
         const auto first = lp.begin() + long(row * count);
         const double top = *std::max_element(first, first + long(count));
@@ -282,7 +303,7 @@ double TextSuite::evaluate(const T5Logits& logits, int t, Split which) const {
     }
     return spearman_correlation(predicted, std::vector<double>(split.scores.begin(), split.scores.begin() + n));
   }
-  std::vector<int64_t> predicted = predict(logits, t, split, n);
+  std::vector<int64_t> predicted = predict(logits, t, split, n, model);
   int64_t correct = 0;
   for (int64_t i = 0; i < n; ++i) correct += predicted[size_t(i)] == split.labels[size_t(i)];
   return double(correct) / double(n);

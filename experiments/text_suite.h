@@ -14,12 +14,15 @@
 // 0.5 as text) by Spearman's rho of the expected score under the model's distribution over the 11 answers
 // "0.0" .. "5.0" (text_scoring.h). Every stage is cached under a key of its config (stage_cache.h).
 #include <filesystem>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "experiments/merge_target.h"
+#include "experiments/state_fingerprint.h"
 #include "experiments/suite_common.h"
 #include "experiments/text_scoring.h"
 #include "experiments/text_tasks.h"
@@ -119,9 +122,16 @@ class TextSuite {
 
   // The task's metric on its first eval_examples(split) examples, with the model whose logits `logits`
   // computes: accuracy of the most likely label word, or Spearman's rho of the greedily decoded numbers.
-  double evaluate(const T5Logits& logits, int task, Split split) const;
+  // `model`, when given, is the fingerprint of the state those logits run under: a calibrated scoring then
+  // remembers the model's prior on the task, and a later scoring of the same model (a merge's test scoring of the
+  // candidate its validation search chose) reads it instead of passing over the validation inputs again. The
+  // prior read is the one that pass would compute, bit for bit.
+  double evaluate(const T5Logits& logits, int task, Split split, const StateFingerprint* model = nullptr) const;
   // Predicted classes on the first `examples` examples of a split (stsb: the decoded score's class).
-  std::vector<int64_t> predict(const T5Logits& logits, int task, const TokenizedSplit& split, int64_t examples) const;
+  std::vector<int64_t> predict(const T5Logits& logits, int task, const TokenizedSplit& split, int64_t examples,
+                               const StateFingerprint* model = nullptr) const;
+  // How many calibrated scorings read a remembered prior instead of computing it (for tests and the log).
+  int64_t remembered_prior_reads() const;
 
  private:
   bool calibrated() const;   // text.evaluation.calibration is validation_mean
@@ -130,7 +140,8 @@ class TextSuite {
   std::vector<double> answer_log_probs(const T5Logits& logits, int task, const TokenizedSplit& split, int64_t examples) const;
   // The same less each answer's mean over the task's first eval_examples(Validation) validation inputs
   // (validation_mean calibration; the validation rows are scored once when they are the split itself).
-  std::vector<double> calibrated_log_probs(const T5Logits& logits, int task, const TokenizedSplit& split, int64_t examples) const;
+  std::vector<double> calibrated_log_probs(const T5Logits& logits, int task, const TokenizedSplit& split, int64_t examples,
+                                           const StateFingerprint* model) const;
   data::TextOptions text_options() const;
   void load_data();
   void pretrain(nlohmann::json& results);
@@ -161,6 +172,10 @@ class TextSuite {
   StateDict pretrained_;                                            // the pretrained weights
   std::map<std::string, std::vector<StateDict>> finetuned_;        // mode -> per task
   std::map<std::string, std::vector<double>> single_task_test_;    // mode -> per task
+  // Calibration priors by (model fingerprint, task): a few doubles each, kept for the suite's life.
+  mutable std::map<std::pair<StateFingerprint, int>, std::vector<double>> priors_;
+  mutable int64_t prior_reads_ = 0;
+  mutable std::mutex priors_mutex_;
 };
 
 }  // namespace linfuse::experiments

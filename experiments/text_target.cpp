@@ -45,18 +45,23 @@ class TextMergeTarget : public PreparedMergeTarget<TextSuite, PreparedT5> {
  public:
   using PreparedMergeTarget::PreparedMergeTarget;
 
+  // The fingerprints name the scored model, so that a calibrated test scoring reads the prior its validation
+  // scoring measured (TextSuite::evaluate); the salt tells this mode's states from its weight-space deltas.
   double score(const StateDict& state, int t, Split split) override {
     model_.prepared->load_trainable_state(state);
-    return suite_.evaluate(model_.logits(), t, split);
+    const StateFingerprint model = state_fingerprint(state, salt(false));
+    return suite_.evaluate(model_.logits(), t, split, &model);
   }
 
   double score_weight_space(const StateDict& delta, int t, Split split) override {
-    return suite_.evaluate(weight_space_model_with(delta).logits(), t, split);
+    const StateFingerprint model = state_fingerprint(delta, salt(true));
+    return suite_.evaluate(weight_space_model_with(delta).logits(), t, split, &model);
   }
 
   std::vector<int64_t> predict(const StateDict& state, int t, int64_t examples) override {
     model_.prepared->load_trainable_state(state);
-    return suite_.predict(model_.logits(), t, suite_.tasks()[size_t(t)].validation, examples);
+    const StateFingerprint model = state_fingerprint(state, salt(false));
+    return suite_.predict(model_.logits(), t, suite_.tasks()[size_t(t)].validation, examples, &model);
   }
 
   double few_shot_loss(const StateDict& state, int t, int64_t examples) override {
@@ -154,6 +159,8 @@ class TextMergeTarget : public PreparedMergeTarget<TextSuite, PreparedT5> {
 
  private:
   int64_t start_id() const { return suite_.model_config().decoder_start_token_id; }
+  // Every mode has a target of its own over one suite: the same numbers in two modes are two models.
+  uint64_t salt(bool weight_space) const { return 2 * uint64_t(mode_) + (weight_space ? 1 : 0); }
 
   static std::vector<int64_t> first_rows(const TokenizedSplit& split, int64_t examples) {
     std::vector<int64_t> rows;

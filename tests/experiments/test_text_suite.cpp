@@ -301,6 +301,25 @@ TEST_CASE("validation-mean calibration ignores an input-independent preference; 
     CHECK(std::count(decided.begin(), decided.end(), 1) > 0);
     double rho = calibrated.evaluate(logits, stsb, Split::Test);
     CHECK((std::isfinite(rho) && rho >= -1 && rho <= 1));
+
+    // A merge target's test scoring reads the prior its validation scoring of the same state measured, and
+    // scores exactly what a suite that never saw that state scores with a pass of its own.
+    TextSuite fresh(calibrated_config, 0, SuiteContext{cache, [](const std::string&) {}, seconds});
+    fresh.prepare();
+    std::unique_ptr<MergeTarget> remembering = calibrated.merge_target(peft::FinetuneMode::Lora);
+    std::unique_ptr<MergeTarget> recomputing = fresh.merge_target(peft::FinetuneMode::Lora);
+    const int64_t reads_before = calibrated.remembered_prior_reads();
+    for (int t : {sst2, stsb}) {
+      const StateDict& state = remembering->finetuned_state(t);
+      remembering->score(state, t, Split::Validation);
+      CHECK(remembering->score(state, t, Split::Test) == recomputing->score(state, t, Split::Test));
+    }
+    CHECK(calibrated.remembered_prior_reads() == reads_before + 2);
+    CHECK(fresh.remembered_prior_reads() == 0);
+    // another state (the pretrained one) has a prior of its own
+    CHECK(remembering->score(remembering->initial_state(), sst2, Split::Test) ==
+          recomputing->score(recomputing->initial_state(), sst2, Split::Test));
+    CHECK(calibrated.remembered_prior_reads() == reads_before + 2);
   }
   std::filesystem::remove_all(cache_dir);
 }
