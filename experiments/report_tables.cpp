@@ -152,6 +152,49 @@ std::string test_examples_note(const SuiteResults& suite) {
   return text + ".\n\n";
 }
 
+// The regime the scores put the study in, the two conditions a merging study needs (issue 17's targets, checked on
+// any run): a pretrained model that knows something of the tasks (zero-shot above its learned threshold, chance
+// plus merge.learned_margin_se standard errors) and fine-tuning that still adds to it (5 points or more).
+std::string regime_note(const SuiteResults& suite) {
+  constexpr double kClearGain = 0.05;   // 5 points of the metric
+  if (!suite.zero_shot) return "";
+  std::string text = "Regime: ";
+  if (suite.learned_thresholds) {
+    std::vector<std::string> above;
+    for (const auto& task : suite.tasks) {
+      auto score = suite.zero_shot->find(task);
+      auto threshold = suite.learned_thresholds->find(task);
+      if (score != suite.zero_shot->end() && threshold != suite.learned_thresholds->end() && score->second > threshold->second)
+        above.push_back(task);
+    }
+    text += "zero-shot is above chance plus merge.learned_margin_se standard errors (the learned threshold) on " +
+            std::to_string(above.size()) + " of " + std::to_string(suite.tasks.size()) + " tasks" +
+            (above.empty() ? "" : " (" + comma_list(above) + ")") + "; ";
+  }
+  if (!suite.single_task) return text + "no single-task scores.\n\n";
+  std::vector<std::string> counts, modes;
+  for (const auto& mode : suite.modes) {
+    auto scores = suite.single_task->find(mode);
+    if (scores == suite.single_task->end()) continue;
+    int gained = 0;
+    for (const auto& task : suite.tasks) {
+      auto tuned = scores->second.find(task);
+      auto zero = suite.zero_shot->find(task);
+      if (tuned != scores->second.end() && zero != suite.zero_shot->end() && tuned->second - zero->second >= kClearGain - 1e-12)
+        ++gained;
+    }
+    counts.push_back(std::to_string(gained));
+    modes.push_back(mode);
+  }
+  std::string joined_counts, joined_modes;
+  for (size_t i = 0; i < counts.size(); ++i) {
+    joined_counts += (i ? " / " : "") + counts[i];
+    joined_modes += (i ? " / " : "") + modes[i];
+  }
+  return text + "fine-tuning adds 5 points or more to zero-shot on " + joined_counts + " of " +
+         std::to_string(suite.tasks.size()) + " tasks (" + joined_modes + ").\n\n";
+}
+
 std::string cosine_cell(const std::optional<double>& value) { return value ? fixed(*value, 3) : kMissing; }
 
 }  // namespace
@@ -186,7 +229,7 @@ std::string suite_overview_section(const SuiteResults& suite) {
       if (found == suite.single_task->end()) continue;
       scores.add_row(score_cells_with_error(suite, found->second, {mode}));
     }
-  if (scores.rows() > 0) text += scores.str() + "\n" + test_examples_note(suite);
+  if (scores.rows() > 0) text += scores.str() + "\n" + test_examples_note(suite) + regime_note(suite);
   if (suite.baseline) {
     std::map<std::string, std::vector<std::string>> by_features;
     for (const auto& task : suite.tasks)

@@ -429,6 +429,30 @@ TEST_CASE("the report names the tasks normalized scores leave out, with their th
   CHECK(report.find("vision/parameter (normalized over") == std::string::npos);
 }
 
+TEST_CASE("the overview says on how many tasks zero-shot is above chance and fine-tuning adds 5 points", "[report][report_writer]") {
+  TempDir dir("regime");
+  json results = sample_results();
+  json& text = results["suites"]["text"];
+  text["learned_thresholds"] = {{"cola", 0.55}, {"sst2", 0.55}, {"stsb", 0.07}};
+  text["zero_shot"] = {{"cola", 0.56}, {"sst2", 0.50}, {"stsb", 0.08}};
+  // gains over zero-shot: full 0.10 / 0.10 / 0.05 (a gain of exactly 5 points counts), lora 0.049 / 0.3 / 0.2,
+  // l-lora 0.0 / 0.0 / -0.01
+  text["single_task"] = {{"full", {{"cola", 0.66}, {"sst2", 0.60}, {"stsb", 0.13}}},
+                         {"lora", {{"cola", 0.609}, {"sst2", 0.80}, {"stsb", 0.28}}},
+                         {"l-lora", {{"cola", 0.56}, {"sst2", 0.50}, {"stsb", 0.07}}}};
+  std::string report = report_without_plots(dir, results);
+  const size_t text_part = report.find("## Text suite");
+  REQUIRE(text_part != std::string::npos);
+  CHECK(report.find("Regime: zero-shot is above chance plus merge.learned_margin_se standard errors (the learned threshold) "
+                    "on 2 of 3 tasks (cola, stsb); fine-tuning adds 5 points or more to zero-shot on 3 / 2 / 0 of 3 tasks "
+                    "(full / lora / l-lora).", text_part) != std::string::npos);
+  // without thresholds (results written before them) only the fine-tuning half
+  text.erase("learned_thresholds");
+  report = report_without_plots(dir, results);
+  CHECK(report.find("Regime: fine-tuning adds 5 points or more to zero-shot on 3 / 2 / 0 of 3 tasks", report.find("## Text suite")) !=
+        std::string::npos);
+}
+
 TEST_CASE("a sweep normalized over some tasks says over which, and shows the absolute averages", "[report][report_writer]") {
   TempDir dir("sweep_partial");
   json results = sample_results();
