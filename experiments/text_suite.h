@@ -132,9 +132,9 @@ class TextSuite {
                                const StateFingerprint* model = nullptr) const;
   // How many calibrated scorings read a remembered prior instead of computing it (for tests and the log).
   int64_t remembered_prior_reads() const;
+  bool calibrated() const;   // text.evaluation.calibration is validation_mean
 
  private:
-  bool calibrated() const;   // text.evaluation.calibration is validation_mean
   // The log-probabilities of the task's answers, renormalised over them, on the first `examples` examples of a
   // split: row-major (B x C).
   std::vector<double> answer_log_probs(const T5Logits& logits, int task, const TokenizedSplit& split, int64_t examples) const;

@@ -73,7 +73,12 @@ class TextMergeTarget : public PreparedMergeTarget<TextSuite, PreparedT5> {
   }
 
   // Mean entropy of the model's choice among the task's answers (label words; for stsb the scores 0.0 ..
-  // 5.0 at half steps), renormalised over them; the same scores classification ranks by.
+  // 5.0 at half steps), renormalised over them; the same scores classification ranks by. Under validation_mean
+  // calibration the choice is the calibrated one: each answer's log-probability less its mean over the batch
+  // (batch calibration, Zhou et al. 2024, the prior estimated on the inputs at hand), renormalised. Why: the
+  // plain entropy also falls when the merged model prefers one answer for every input, a move the calibrated
+  // predictions do not see; calibrated, only a sharper input-dependent choice lowers it, and the gradient
+  // flows through the prior, so a constant shift of an answer has none.
   Tensor entropy(const StateDict& state, int t, int64_t batch_index, int64_t batch_size) override {
     const TextTaskData& task = suite_.tasks()[size_t(t)];
     int64_t n = std::min<int64_t>(suite_.eval_examples(Split::Validation), int64_t(task.validation.inputs.size()));
@@ -81,6 +86,7 @@ class TextMergeTarget : public PreparedMergeTarget<TextSuite, PreparedT5> {
     for (int64_t i = 0; i < batch_size; ++i) rows.push_back((batch_index * batch_size + i) % n);
     Tensor scores = candidate_scores(model_.logits_with(state), suite_.input_batch(task.validation, rows), task.candidates);
     Tensor log_p = log_softmax(scores, -1);   // (B, C)
+    if (suite_.calibrated()) log_p = log_softmax(sub(log_p, mean(log_p, {0}, true)), -1);
     return neg(mean(sum(mul(exp(log_p), log_p), {-1})));
   }
 

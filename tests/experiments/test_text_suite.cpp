@@ -320,6 +320,43 @@ TEST_CASE("validation-mean calibration ignores an input-independent preference; 
     CHECK(remembering->score(remembering->initial_state(), sst2, Split::Test) ==
           recomputing->score(recomputing->initial_state(), sst2, Split::Test));
     CHECK(calibrated.remembered_prior_reads() == reads_before + 2);
+
+    // AdaMerging's entropy reads the decisions the suite makes: plain, the entropy of the answers' probabilities;
+    // calibrated, of those less their mean over the batch, renormalised, so that a preference for one answer shared
+    // by every input of the batch does not change it. Checked against the candidates' scores on the same rows.
+    std::unique_ptr<MergeTarget> plain_target = plain.merge_target(peft::FinetuneMode::Lora);
+    const StateDict& state = plain_target->finetuned_state(sst2);
+    auto entropy_from_scores = [](const Tensor& scores, bool calibrate, double preference) {
+      std::vector<double> s = scores.to_vector<double>();   // (8, 2) row-major
+      const size_t rows = 8, answers = 2;
+      std::vector<double> lp(s.size());
+      for (size_t r = 0; r < rows; ++r) {
+        s[r * answers] += preference;
+        double z = std::log(std::exp(s[r * answers]) + std::exp(s[r * answers + 1]));
+        for (size_t c = 0; c < answers; ++c) lp[r * answers + c] = s[r * answers + c] - z;
+      }
+      if (calibrate) {
+        for (size_t c = 0; c < answers; ++c) {
+          double prior = 0;
+          for (size_t r = 0; r < rows; ++r) prior += lp[r * answers + c] / double(rows);
+          for (size_t r = 0; r < rows; ++r) lp[r * answers + c] -= prior;
+        }
+        for (size_t r = 0; r < rows; ++r) {
+          double z = std::log(std::exp(lp[r * answers]) + std::exp(lp[r * answers + 1]));
+          for (size_t c = 0; c < answers; ++c) lp[r * answers + c] -= z;
+        }
+      }
+      double h = 0;
+      for (double v : lp) h -= std::exp(v) * v / double(rows);
+      return h;
+    };
+    Tensor scores = plain_target->scores(state, sst2, 8);
+    REQUIRE(scores.shape() == Shape{8, 2});
+    CHECK(plain_target->entropy(state, sst2, 0, 8).item() == Approx(entropy_from_scores(scores, false, 0)).epsilon(1e-4));
+    CHECK(remembering->entropy(state, sst2, 0, 8).item() == Approx(entropy_from_scores(scores, true, 0)).epsilon(1e-4));
+    // the property the calibrated form is for: a shared preference of 3 nats moves the plain entropy, not this one
+    CHECK(entropy_from_scores(scores, true, 3.0) == Approx(entropy_from_scores(scores, true, 0)).epsilon(1e-9));
+    CHECK(std::abs(entropy_from_scores(scores, false, 3.0) - entropy_from_scores(scores, false, 0)) > 1e-3);
   }
   std::filesystem::remove_all(cache_dir);
 }
