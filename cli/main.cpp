@@ -1,4 +1,4 @@
-// linfuse: the command line. Subcommands: experiment, forward, gradcheck, merge.
+// linfuse: the command line. Subcommands: experiment, report, forward, gradcheck, merge.
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -11,6 +11,7 @@ int gradcheck_main(int argc, char** argv);
 int experiment_main(int argc, char** argv);
 int forward_main(int argc, char** argv);
 int merge_main(int argc, char** argv);
+int report_main(int argc, char** argv);
 
 int main(int argc, char** argv) {
   // The same bits on every machine: OpenBLAS on the kernel every AVX2 machine has (tensor/blas_kernel.h).
@@ -32,10 +33,12 @@ int main(int argc, char** argv) {
   if (cmd == "experiment") return experiment_main(argc - 1, argv + 1);
   if (cmd == "forward") return forward_main(argc - 1, argv + 1);
   if (cmd == "merge") return merge_main(argc - 1, argv + 1);
+  if (cmd == "report") return report_main(argc - 1, argv + 1);
   std::fprintf(stderr,
                "usage: linfuse <command> [options]\n\n"
                "commands:\n"
                "  experiment  the study end to end: pretrain, fine-tune in five modes, merge, analyse, report\n"
+               "  report      write a results folder's report.md, tables and plots again from its results.json\n"
                "  forward     run CLIP / T5 as a reference: outputs, gradients and JVPs to a safetensors file\n"
                "  gradcheck   check every primitive's VJP, JVP and adjoint identity in float64\n"
                "  merge       merge safetensors checkpoints or PEFT adapters (task arithmetic, TIES, DARE, ...)\n\n"

@@ -85,7 +85,8 @@ std::string plots_note(const PlotSet& plots) {
     case PlotSet::Status::gnuplot_missing:
       return "**Plots were skipped: `" + plots.gnuplot +
              "` could not be run.** Install gnuplot with `apt-get install gnuplot-nox`, then either write the "
-             "report again or run `gnuplot NAME.gp` in plots/, where the scripts and their data are ready.\n\n";
+             "report again (`linfuse report RESULTS_DIR`) or run `gnuplot NAME.gp` in plots/, where the scripts and "
+             "their data are ready.\n\n";
     case PlotSet::Status::rendered:
       break;
   }

@@ -5,6 +5,7 @@
 // Run with: ./build/test_experiments "[report_writer]". ("[report]" alone also runs the hidden vision data
 // reports of test_vision_report.cpp, tagged "[.report]", which need MNIST; "[report]~[.]" leaves them out.)
 #include <catch2/catch.hpp>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -848,6 +849,47 @@ TEST_CASE("claims on the sample results: the numbers behind each verdict", "[rep
   CHECK(claims.at("(c) local").verdict == "mixed");  // TIES: layer-level L-LoRA's edge over LoRA shrinks with k
   CHECK(claims.at("(d) network").verdict == "held");
   CHECK(claims.at("(d) local").verdict == "held");
+}
+
+TEST_CASE("linfuse report writes a results folder's report again; a missing folder or results.json is a clear error", "[report][report_writer][cli]") {
+  const std::string binary = (fs::read_symlink("/proc/self/exe").parent_path() / "linfuse").string();
+  REQUIRE(fs::exists(binary));
+  auto run = [&](const std::string& arguments, int& status) {
+    std::string output;
+    FILE* pipe = popen((binary + " report " + arguments + " 2>&1").c_str(), "r");
+    REQUIRE(pipe);
+    char buffer[4096];
+    for (size_t n; (n = fread(buffer, 1, sizeof buffer, pipe)) > 0;) output.append(buffer, n);
+    status = WEXITSTATUS(pclose(pipe));
+    return output;
+  };
+  TempDir by_command("cli"), in_process("cli_reference");
+  fs::copy_file(testing::source_path("tests/fixtures/report_results_sample.json"), by_command.path / "results.json");
+  const std::string results_before = read_text(by_command.path / "results.json");
+  int status = -1;
+  std::string output = run(by_command.str() + " --no-plots", status);
+  INFO(output);
+  CHECK(status == 0);
+  CHECK_THAT(output, Catch::Contains("report: " + (by_command.path / "report.md").string()));
+  // the same report the library writes, and results.json untouched
+  fs::copy_file(testing::source_path("tests/fixtures/report_results_sample.json"), in_process.path / "results.json");
+  ReportOptions no_plots;
+  no_plots.plots = false;
+  CHECK(read_text(by_command.path / "report.md") == read_text(write_report(in_process.str(), no_plots)));
+  CHECK(read_text(by_command.path / "results.json") == results_before);
+  CHECK_FALSE(fs::exists(by_command.path / "plots"));
+
+  output = run((by_command.path / "absent").string(), status);
+  CHECK(status == 2);
+  CHECK_THAT(output, Catch::Contains("is not a folder") && Catch::Contains("--out"));
+  output = run("", status);
+  CHECK(status == 2);
+  CHECK_THAT(output, Catch::Contains("name the results folder"));
+  TempDir empty("cli_empty");
+  output = run(empty.str(), status);
+  CHECK(status == 1);
+  CHECK_THAT(output, Catch::StartsWith("linfuse report: ") && Catch::Contains("results.json"));
+  CHECK_FALSE(fs::exists(empty.path / "report.md"));
 }
 
 TEST_CASE("report number formatting: one decimal, no negative zero, thousands, CSV quoting", "[report][report_writer]") {
