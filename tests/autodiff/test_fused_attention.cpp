@@ -8,6 +8,7 @@
 #include "autodiff/functional.h"
 #include "autodiff/ops.h"
 #include "autodiff/tape.h"
+#include "tensor/kernel_isa.h"
 #include "tensor/random.h"
 #include "tensor/threading.h"
 
@@ -130,6 +131,35 @@ TEST_CASE("fused attention gives the same bits with 1 and 2 threads", "[autodiff
   CHECK(bit_equal(one.dk, two.dk));
   CHECK(bit_equal(one.dv, two.dv));
   CHECK(bit_equal(one.tangent, two.tangent));
+}
+
+TEST_CASE("fused attention's AVX-512 path gives the AVX2 path's bits: output, VJP and JVP", "[autodiff][attention][isa]") {
+  const kernels::KernelIsa chosen = kernels::kernel_isa();
+  if (!kernels::cpu_has_avx512()) {
+    CHECK_THROWS_WITH(kernels::set_kernel_isa(kernels::KernelIsa::avx512), Catch::Contains("no AVX-512"));
+    WARN("this CPU has no AVX-512: the attention's AVX-512 path was not compared with the AVX2 path here");
+    return;
+  }
+  // The reference heads (50 keys: 32 columns on wide tiles, 24 on AVX2 ones), fewer keys than one wide block, head
+  // dims of two wide blocks and of one block and a half, with and without CLIP text's mask.
+  for (Shapes shape : {Shapes{4, 4, 50, 32}, Shapes{2, 3, 17, 12}, Shapes{2, 2, 50, 64}, Shapes{1, 2, 40, 48}}) {
+    for (bool masked : {false, true}) {
+      CAPTURE(shape.batch, shape.heads, shape.length, shape.head_dim, masked);
+      Tensors qkv = heads_of_projections(shape, 21);
+      Tensor mask = masked ? causal_padding_mask(shape.batch, shape.length) : Tensor();
+      const double scale = 1.0 / std::sqrt(double(shape.head_dim));
+      kernels::set_kernel_isa(kernels::KernelIsa::avx2);
+      Results narrow = run(qkv, mask, scale, true, 5);
+      kernels::set_kernel_isa(kernels::KernelIsa::avx512);
+      Results wide = run(qkv, mask, scale, true, 5);
+      CHECK(bit_equal(narrow.out, wide.out));
+      CHECK(bit_equal(narrow.dq, wide.dq));
+      CHECK(bit_equal(narrow.dk, wide.dk));
+      CHECK(bit_equal(narrow.dv, wide.dv));
+      CHECK(bit_equal(narrow.tangent, wide.tangent));
+    }
+  }
+  kernels::set_kernel_isa(chosen);
 }
 
 TEST_CASE("fused attention lays 4-D results out as split_heads does, so merging heads is a view",
