@@ -172,7 +172,7 @@ std::string regime_note(const SuiteResults& suite) {
             (above.empty() ? "" : " (" + comma_list(above) + ")") + "; ";
   }
   if (!suite.single_task) return text + "no single-task scores.\n\n";
-  std::vector<std::string> counts, modes;
+  std::string joined_counts, joined_modes;   // "6 / 5 / 4", "full / lora / l-lora"
   for (const auto& mode : suite.modes) {
     auto scores = suite.single_task->find(mode);
     if (scores == suite.single_task->end()) continue;
@@ -183,13 +183,9 @@ std::string regime_note(const SuiteResults& suite) {
       if (tuned != scores->second.end() && zero != suite.zero_shot->end() && tuned->second - zero->second >= kClearGain - 1e-12)
         ++gained;
     }
-    counts.push_back(std::to_string(gained));
-    modes.push_back(mode);
-  }
-  std::string joined_counts, joined_modes;
-  for (size_t i = 0; i < counts.size(); ++i) {
-    joined_counts += (i ? " / " : "") + counts[i];
-    joined_modes += (i ? " / " : "") + modes[i];
+    const char* separator = joined_modes.empty() ? "" : " / ";
+    joined_counts += separator + std::to_string(gained);
+    joined_modes += separator + mode;
   }
   return text + "fine-tuning adds 5 points or more to zero-shot on " + joined_counts + " of " +
          std::to_string(suite.tasks.size()) + " tasks (" + joined_modes + ").\n\n";

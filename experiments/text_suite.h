@@ -130,7 +130,7 @@ class TextSuite {
   // Predicted classes on the first `examples` examples of a split (stsb: the decoded score's class).
   std::vector<int64_t> predict(const T5Logits& logits, int task, const TokenizedSplit& split, int64_t examples,
                                const StateFingerprint* model = nullptr) const;
-  // How many calibrated scorings read a remembered prior instead of computing it (for tests and the log).
+  // How many calibrated scorings read a remembered prior instead of computing it (the tests check the reuse by it).
   int64_t remembered_prior_reads() const;
   bool calibrated() const;   // text.evaluation.calibration is validation_mean
 

@@ -2,6 +2,7 @@
 // Everything reads the model through the mode's forward (PreparedModel::forward / forward_with around a
 // function returning the logits), so the linearized modes are evaluated as f0 + J (phi - phi0).
 #include <cmath>
+#include <optional>
 
 #include "autodiff/functional.h"
 #include "autodiff/ops.h"
@@ -46,22 +47,22 @@ class TextMergeTarget : public PreparedMergeTarget<TextSuite, PreparedT5> {
   using PreparedMergeTarget::PreparedMergeTarget;
 
   // The fingerprints name the scored model, so that a calibrated test scoring reads the prior its validation
-  // scoring measured (TextSuite::evaluate); the salt tells this mode's states from its weight-space deltas.
+  // scoring measured (TextSuite::evaluate).
   double score(const StateDict& state, int t, Split split) override {
     model_.prepared->load_trainable_state(state);
-    const StateFingerprint model = state_fingerprint(state, salt(false));
-    return suite_.evaluate(model_.logits(), t, split, &model);
+    const std::optional<StateFingerprint> model = model_key(state, false);
+    return suite_.evaluate(model_.logits(), t, split, model ? &*model : nullptr);
   }
 
   double score_weight_space(const StateDict& delta, int t, Split split) override {
-    const StateFingerprint model = state_fingerprint(delta, salt(true));
-    return suite_.evaluate(weight_space_model_with(delta).logits(), t, split, &model);
+    const std::optional<StateFingerprint> model = model_key(delta, true);
+    return suite_.evaluate(weight_space_model_with(delta).logits(), t, split, model ? &*model : nullptr);
   }
 
   std::vector<int64_t> predict(const StateDict& state, int t, int64_t examples) override {
     model_.prepared->load_trainable_state(state);
-    const StateFingerprint model = state_fingerprint(state, salt(false));
-    return suite_.predict(model_.logits(), t, suite_.tasks()[size_t(t)].validation, examples, &model);
+    const std::optional<StateFingerprint> model = model_key(state, false);
+    return suite_.predict(model_.logits(), t, suite_.tasks()[size_t(t)].validation, examples, model ? &*model : nullptr);
   }
 
   double few_shot_loss(const StateDict& state, int t, int64_t examples) override {
@@ -165,8 +166,13 @@ class TextMergeTarget : public PreparedMergeTarget<TextSuite, PreparedT5> {
 
  private:
   int64_t start_id() const { return suite_.model_config().decoder_start_token_id; }
-  // Every mode has a target of its own over one suite: the same numbers in two modes are two models.
-  uint64_t salt(bool weight_space) const { return 2 * uint64_t(mode_) + (weight_space ? 1 : 0); }
+  // The fingerprint of the model a state (or a weight-space delta) makes in this mode, when the scoring is calibrated
+  // and so has a prior to reuse; none otherwise (nothing to hash for). The salt tells the modes apart (the same
+  // numbers in two modes are two models) and a mode's states from its weight-space deltas.
+  std::optional<StateFingerprint> model_key(const StateDict& state, bool weight_space) const {
+    if (!suite_.calibrated()) return std::nullopt;
+    return state_fingerprint(state, 2 * uint64_t(mode_) + (weight_space ? 1 : 0));
+  }
 
   static std::vector<int64_t> first_rows(const TokenizedSplit& split, int64_t examples) {
     std::vector<int64_t> rows;
