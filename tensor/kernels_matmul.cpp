@@ -254,9 +254,25 @@ Tensor addmm(const Tensor& c, const Tensor& a_in, const Tensor& b_in, double alp
     throw std::invalid_argument("[addmm] " + c.describe() + " does not broadcast to " + shape_str(out_shape));
   return dispatch_float(a_in.dtype(), "addmm", [&](auto tag) {
     using T = decltype(tag);
-    // out starts as c broadcast to (m, n): a bias row is replicated with memcpy, anything else copied.
+    // out starts as c broadcast to (m, n): a bias row is replicated with memcpy, anything else copied; or,
+    // where the packed GEMM runs the product, the bias is added as its sums are stored (the same bits).
     Tensor out;
-    if (c.dim() == 1 && c.size(0) == n && c.strides()[0] == 1) {
+    const bool bias_row = c.dim() == 1 && c.size(0) == n && c.strides()[0] == 1;
+    if constexpr (std::is_same_v<T, float>) {
+      if (bias_row && k > 0 && m > 0) {
+        MatrixLayout la, lb;
+        Tensor a = blas_ready(a_in, la), b = blas_ready(b_in, lb);
+        if (!use_skinny_sgemm(la.transposed, m, n, k) && use_packed_sgemm(la.transposed, lb.transposed, 1, m, n, k)) {
+          out = Tensor::empty(out_shape, dtype_of<T>());
+          flop_counter.fetch_add(uint64_t(2 * m * n * k), std::memory_order_relaxed);
+          packed_sgemm_bias(la.transposed, lb.transposed, m, n, k, static_cast<const float*>(a.raw_data()), la.ld,
+                            static_cast<const float*>(b.raw_data()), lb.ld, static_cast<const float*>(c.raw_data()),
+                            out.template data<float>(), n, float(alpha));
+          return out;
+        }
+      }
+    }
+    if (bias_row) {
       out = Tensor::empty(out_shape, dtype_of<T>());
       const T* row = static_cast<const T*>(c.raw_data());
       T* o = out.template data<T>();

@@ -30,6 +30,15 @@ constexpr int64_t kNR = 2 * kLanes;   // columns of a register tile and of a pac
 constexpr int64_t kMaxDepth = 512;    // steps of k summed in registers before C is written
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// What a register tile adds its sums to on the way out: nothing (no base), C itself (beta = 1: base = C, ld =
+// ldc), or a bias row on every row (base = the bias, ld = 0), which saves filling C with copies of the bias
+// first. The sum is the same either way: addend + alpha * (sum over k).
+struct Addend {
+  const float* base = nullptr;
+  int64_t ld = 0;
+  const float* row(int64_t r) const { return base ? base + r * ld : nullptr; }
+};
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
 // A buffer for the packed op(B), kept by the calling thread between products (a product of the workload packs
@@ -109,11 +118,11 @@ void pack_b(bool tb, int64_t n, int64_t k, const float* b, int64_t ldb, float* p
   });
 }
 
-// C rows [0, MR) x columns [0, cols) (cols <= kNR) = alpha sum_p op(A)(r, p) panel(p, :) over `depth` steps,
-// added to C when `accumulate`. op(A)(r, p) is a[r lda + p], or a[p lda + r] when TransposedA.
+// C rows [0, MR) x columns [0, cols) (cols <= kNR) = addend + alpha sum_p op(A)(r, p) panel(p, :) over `depth`
+// steps, the addend left out when it has no base. op(A)(r, p) is a[r lda + p], or a[p lda + r] when TransposedA.
 template <int MR, bool TransposedA>
 void register_tile(const float* a, int64_t lda, const float* panel, int64_t depth, float* c,
-                   int64_t ldc, int64_t cols, float alpha, bool accumulate) {
+                   int64_t ldc, int64_t cols, float alpha, Addend addend) {
   Vec acc[MR][2];
   for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = splat(0.0f);
   const float* rows[MR];
@@ -131,10 +140,11 @@ void register_tile(const float* a, int64_t lda, const float* panel, int64_t dept
   for (int r = 0; r < MR; ++r) {
     float* out = c + r * ldc;
     Vec lo = alpha == 1.0f ? acc[r][0] : scale * acc[r][0], hi = alpha == 1.0f ? acc[r][1] : scale * acc[r][1];
+    const float* add = addend.row(r);
     if (cols == kNR) {
-      if (accumulate) {
-        lo = load(out) + lo;
-        hi = load(out + kLanes) + hi;
+      if (add) {
+        lo = load(add) + lo;
+        hi = load(add + kLanes) + hi;
       }
       store(out, lo);
       store(out + kLanes, hi);
@@ -142,7 +152,7 @@ void register_tile(const float* a, int64_t lda, const float* panel, int64_t dept
       float sums[kNR];
       store(sums, lo);
       store(sums + kLanes, hi);
-      for (int64_t j = 0; j < cols; ++j) out[j] = accumulate ? out[j] + sums[j] : sums[j];
+      for (int64_t j = 0; j < cols; ++j) out[j] = add ? add[j] + sums[j] : sums[j];
     }
   }
 }
@@ -150,14 +160,14 @@ void register_tile(const float* a, int64_t lda, const float* panel, int64_t dept
 // register_tile for the `rows` (1 to kMR) rows left.
 template <bool TransposedA>
 void register_tile_rows(int64_t rows, const float* a, int64_t lda, const float* panel, int64_t depth,
-                        float* c, int64_t ldc, int64_t cols, float alpha, bool accumulate) {
+                        float* c, int64_t ldc, int64_t cols, float alpha, Addend addend) {
   switch (rows) {
-    case 6: return register_tile<6, TransposedA>(a, lda, panel, depth, c, ldc, cols, alpha, accumulate);
-    case 5: return register_tile<5, TransposedA>(a, lda, panel, depth, c, ldc, cols, alpha, accumulate);
-    case 4: return register_tile<4, TransposedA>(a, lda, panel, depth, c, ldc, cols, alpha, accumulate);
-    case 3: return register_tile<3, TransposedA>(a, lda, panel, depth, c, ldc, cols, alpha, accumulate);
-    case 2: return register_tile<2, TransposedA>(a, lda, panel, depth, c, ldc, cols, alpha, accumulate);
-    default: return register_tile<1, TransposedA>(a, lda, panel, depth, c, ldc, cols, alpha, accumulate);
+    case 6: return register_tile<6, TransposedA>(a, lda, panel, depth, c, ldc, cols, alpha, addend);
+    case 5: return register_tile<5, TransposedA>(a, lda, panel, depth, c, ldc, cols, alpha, addend);
+    case 4: return register_tile<4, TransposedA>(a, lda, panel, depth, c, ldc, cols, alpha, addend);
+    case 3: return register_tile<3, TransposedA>(a, lda, panel, depth, c, ldc, cols, alpha, addend);
+    case 2: return register_tile<2, TransposedA>(a, lda, panel, depth, c, ldc, cols, alpha, addend);
+    default: return register_tile<1, TransposedA>(a, lda, panel, depth, c, ldc, cols, alpha, addend);
   }
 }
 
@@ -165,12 +175,12 @@ void register_tile_rows(int64_t rows, const float* a, int64_t lda, const float* 
 // The same register tile on AVX-512 (kernel_isa.h): MR rows x Panels adjacent packed panels, one 16-float register
 // per panel row, so MR x 32 columns with two panels (up to 12 x 2 accumulators of the 32 registers). Every element
 // of C gets exactly register_tile's operations (zero, one multiply-add per step of k in order, times alpha unless
-// alpha is 1, plus C when accumulating), so the two paths give the same bits. Only this function and its
+// alpha is 1, plus the addend), so the two paths give the same bits. Only this function and its
 // dispatcher are compiled for AVX-512 (the target attribute), and only called where the CPU has it.
 template <int MR, int Panels, bool TransposedA>
 [[gnu::target("avx512f")]] void register_tile_wide(const float* a, int64_t lda, const float* panel, int64_t panel_stride,
                                                    int64_t depth, float* c, int64_t ldc, int64_t cols, float alpha,
-                                                   bool accumulate) {
+                                                   Addend addend) {
   constexpr int64_t kWide = 16;   // floats per AVX-512 register, = kNR: one panel row
   __m512 acc[MR][Panels];
 #pragma GCC unroll 12
@@ -195,15 +205,16 @@ template <int MR, int Panels, bool TransposedA>
   for (int r = 0; r < MR; ++r)
     for (int q = 0; q < Panels; ++q) {
       float* out = c + r * ldc + q * kWide;
+      const float* add = addend.row(r) ? addend.row(r) + q * kWide : nullptr;
       const int64_t width = std::min(kWide, cols - q * kWide);
       __m512 v = alpha == 1.0f ? acc[r][q] : _mm512_mul_ps(scale, acc[r][q]);
       if (width == kWide) {
-        if (accumulate) v = _mm512_add_ps(_mm512_loadu_ps(out), v);
+        if (add) v = _mm512_add_ps(_mm512_loadu_ps(add), v);
         _mm512_storeu_ps(out, v);
       } else {   // the last panel: the same sums, stored one by one
         alignas(64) float sums[kWide];
         _mm512_store_ps(sums, v);
-        for (int64_t j = 0; j < width; ++j) out[j] = accumulate ? out[j] + sums[j] : sums[j];
+        for (int64_t j = 0; j < width; ++j) out[j] = add ? add[j] + sums[j] : sums[j];
       }
     }
 }
@@ -213,9 +224,9 @@ template <int MR, int Panels, bool TransposedA>
 template <bool TransposedA, int Panels>
 [[gnu::target("avx512f")]] void register_tile_wide_rows(int64_t rows, const float* a, int64_t lda, const float* panel,
                                                         int64_t panel_stride, int64_t depth, float* c, int64_t ldc,
-                                                        int64_t cols, float alpha, bool accumulate) {
+                                                        int64_t cols, float alpha, Addend addend) {
 #define LINFUSE_WIDE_TILE(R) \
-  return register_tile_wide<R, Panels, TransposedA>(a, lda, panel, panel_stride, depth, c, ldc, cols, alpha, accumulate)
+  return register_tile_wide<R, Panels, TransposedA>(a, lda, panel, panel_stride, depth, c, ldc, cols, alpha, addend)
   if constexpr (!TransposedA) {
     switch (rows) {
       case 12: LINFUSE_WIDE_TILE(12);
@@ -244,7 +255,7 @@ constexpr int64_t kWideMR = 6;
 constexpr bool kHaveWide = false;
 template <bool TransposedA, int Panels>
 void register_tile_wide_rows(int64_t, const float*, int64_t, const float*, int64_t, int64_t, float*, int64_t, int64_t, float,
-                             bool) {}
+                             Addend) {}
 #endif
 
 // Tiles of C: about 96 rows by up to 256 columns, split further (rows first, down to 24, then columns, down to
@@ -261,12 +272,12 @@ void choose_packed_tiles(int64_t m, int64_t n, int64_t k, int64_t& tile_rows, in
   tile_cols = round_up(ceil_div(n, col_tiles), kNR);
 }
 
-// C = alpha op(A) op(B) + beta C, tile by tile in parallel. In a tile, for each block of k, each group of kMR rows
+// C = alpha op(A) op(B) + (beta C, or the bias row on every row), tile by tile in parallel. In a tile, for each block of k, each group of kMR rows
 // (a transposed A copied first into kMR-wide rows, in L1) sweeps the tile's panels. (The other order, a panel
 // in L1 swept by the groups, ran at half this speed with A read in place, and no faster with A packed.)
 template <bool TransposedA>
 void packed_tiles(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* packed, float* c, int64_t ldc,
-                  float alpha, float beta) {
+                  float alpha, float beta, const float* bias) {
   int64_t tile_rows, tile_cols;
   const int64_t depth_blocks = ceil_div(k, kMaxDepth), block_depth = ceil_div(k, depth_blocks);
   choose_packed_tiles(m, n, k, tile_rows, tile_cols);
@@ -281,8 +292,13 @@ void packed_tiles(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, 
       const int64_t j0 = (t % col_tiles) * tile_cols, j1 = std::min(n, j0 + tile_cols);
       for (int64_t p0 = 0; p0 < k; p0 += block_depth) {
         const int64_t depth = std::min(block_depth, k - p0);
-        const bool accumulate = p0 > 0 || beta != 0.0f;
         for (int64_t i = i0; i < i1; i += group_rows) {
+          // What the first block of k adds its sums to: C itself (beta = 1), the bias row, or nothing; later
+          // blocks add theirs to C.
+          auto addend_at = [&](int64_t j) {
+            if (p0 > 0 || (beta != 0.0f && !bias)) return Addend{c + i * ldc + j, ldc};
+            return bias ? Addend{bias + j, 0} : Addend{};
+          };
           const int64_t rows = std::min(group_rows, i1 - i);
           const float* rows_a = a + i * lda + p0;
           if (TransposedA) {   // op(A)(i + r, p0 + p) = a[(p0 + p) lda + i + r] into group[p kMR + r]
@@ -300,22 +316,39 @@ void packed_tiles(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, 
               const float* panel = packed + ((j / kNR) * k + p0) * kNR;
               if (j + kNR < j1)
                 register_tile_wide_rows<TransposedA, 2>(rows, rows_a, a_stride, panel, k * kNR, depth, c + i * ldc + j, ldc,
-                                                        std::min(2 * kNR, j1 - j), alpha, accumulate);
+                                                        std::min(2 * kNR, j1 - j), alpha, addend_at(j));
               else
                 register_tile_wide_rows<TransposedA, 1>(rows, rows_a, a_stride, panel, k * kNR, depth, c + i * ldc + j, ldc,
-                                                        j1 - j, alpha, accumulate);
+                                                        j1 - j, alpha, addend_at(j));
             }
             continue;
           }
           for (int64_t j = j0; j < j1; j += kNR) {
             const float* panel = packed + ((j / kNR) * k + p0) * kNR;
             register_tile_rows<TransposedA>(rows, rows_a, a_stride, panel, depth, c + i * ldc + j,
-                                            ldc, std::min(kNR, n - j), alpha, accumulate);
+                                            ldc, std::min(kNR, n - j), alpha, addend_at(j));
           }
         }
       }
     }
   });
+}
+
+// packed_sgemm, with C's initial value either beta C or (when `bias` is given) the bias row on every row.
+void packed_sgemm_impl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+                       int64_t ldb, float* c, int64_t ldc, float alpha, float beta, const float* bias) {
+  assert(beta == 0.0f || beta == 1.0f);
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0) {   // an empty sum
+    for (int64_t i = 0; i < m; ++i)
+      if (bias) std::copy(bias, bias + n, c + i * ldc);
+      else if (beta == 0.0f) std::fill(c + i * ldc, c + i * ldc + n, 0.0f);
+    return;
+  }
+  PackBuffer packed(size_t(ceil_div(n, kNR) * k * kNR));
+  pack_b(tb, n, k, b, ldb, packed.data());
+  if (ta) packed_tiles<true>(m, n, k, a, lda, packed.data(), c, ldc, alpha, beta, bias);
+  else packed_tiles<false>(m, n, k, a, lda, packed.data(), c, ldc, alpha, beta, bias);
 }
 
 }  // namespace
@@ -343,17 +376,12 @@ bool use_packed_sgemm(bool ta, bool tb, int64_t batch, int64_t m, int64_t n, int
 
 void packed_sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
                   int64_t ldb, float* c, int64_t ldc, float alpha, float beta) {
-  assert(beta == 0.0f || beta == 1.0f);
-  if (m <= 0 || n <= 0) return;
-  if (k <= 0) {   // an empty sum
-    if (beta == 0.0f)
-      for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, 0.0f);
-    return;
-  }
-  PackBuffer packed(size_t(ceil_div(n, kNR) * k * kNR));
-  pack_b(tb, n, k, b, ldb, packed.data());
-  if (ta) packed_tiles<true>(m, n, k, a, lda, packed.data(), c, ldc, alpha, beta);
-  else packed_tiles<false>(m, n, k, a, lda, packed.data(), c, ldc, alpha, beta);
+  packed_sgemm_impl(ta, tb, m, n, k, a, lda, b, ldb, c, ldc, alpha, beta, nullptr);
+}
+
+void packed_sgemm_bias(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+                       int64_t ldb, const float* bias, float* c, int64_t ldc, float alpha) {
+  packed_sgemm_impl(ta, tb, m, n, k, a, lda, b, ldb, c, ldc, alpha, 0.0f, bias);
 }
 
 }  // namespace linfuse::kernels

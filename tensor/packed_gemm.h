@@ -21,4 +21,9 @@ bool use_packed_sgemm(bool ta, bool tb, int64_t batch, int64_t m, int64_t n, int
 void packed_sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
                   int64_t ldb, float* c, int64_t ldc, float alpha, float beta);
 
+// C = bias + alpha op(A) op(B), the bias row (n floats) added to every row as the register sums are stored: the
+// same bits as filling C with the bias and calling packed_sgemm with beta = 1, without that pass over C.
+void packed_sgemm_bias(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+                       int64_t ldb, const float* bias, float* c, int64_t ldc, float alpha);
+
 }  // namespace linfuse::kernels

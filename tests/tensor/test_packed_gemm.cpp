@@ -209,3 +209,38 @@ TEST_CASE("the packed GEMM's AVX-512 path gives the AVX2 path's bits on every sh
   }
   kernels::set_kernel_isa(chosen);
 }
+
+TEST_CASE("the packed GEMM's bias on the way out gives the bits of filling C with the bias and adding the product", "[tensor][matmul][isa]") {
+  // packed_sgemm_bias(bias) against C filled with copies of the bias then packed_sgemm with beta = 1 (what addmm
+  // did before the bias was fused), on both paths of the kernel where the CPU has both, and through addmm.
+  Generator gen(47);
+  const kernels::KernelIsa chosen = kernels::kernel_isa();
+  std::vector<kernels::KernelIsa> paths{kernels::KernelIsa::avx2};
+  if (kernels::cpu_has_avx512()) paths.push_back(kernels::KernelIsa::avx512);
+  for (auto [m, n, k] : {std::tuple{1, 1, 1}, std::tuple{13, 17, 5}, std::tuple{25, 33, 7}, std::tuple{97, 45, 300},
+                         std::tuple{200, 130, 513}, std::tuple{3200, 128, 16}, std::tuple{600, 512, 128}})
+    for (bool tb : {false, true})
+      for (int64_t pad : {0, 3}) {
+        Product pr{m, n, k, false, tb, pad};
+        CAPTURE(m, n, k, tb, pad);
+        Operands o = random_operands(pr, gen);
+        std::vector<float> bias = gen.normal({n}).to_vector<float>();
+        for (kernels::KernelIsa isa : paths) {
+          CAPTURE(kernels::kernel_isa_name(isa));
+          kernels::set_kernel_isa(isa);
+          std::vector<float> filled = o.c, fused = o.c;
+          for (int64_t i = 0; i < m; ++i) std::copy(bias.begin(), bias.end(), filled.begin() + i * o.ldc);
+          kernels::packed_sgemm(false, tb, m, n, k, o.a.data(), o.lda, o.b.data(), o.ldb, filled.data(), o.ldc, 0.5f, 1.0f);
+          kernels::packed_sgemm_bias(false, tb, m, n, k, o.a.data(), o.lda, o.b.data(), o.ldb, bias.data(), fused.data(),
+                                     o.ldc, 0.5f);
+          CHECK(filled == fused);   // exact, padding included (left alone by both)
+        }
+      }
+  // Through addmm, on the linear layer's shape where the packed kernel runs the product.
+  Tensor x = gen.normal({3200, 128}), w = gen.normal({512, 128}), b = gen.normal({512});
+  Tensor wt = kernels::permute(w, {1, 0});
+  Tensor filled = kernels::copy(kernels::broadcast_to(b, {3200, 512}));
+  kernels::addmm_into(filled, x, wt, 1.0);
+  CHECK(bit_equal(kernels::addmm(b, x, wt, 1.0), filled));
+  kernels::set_kernel_isa(chosen);
+}
