@@ -203,7 +203,7 @@ T gelu_erf_d1(T x) {
 }
 // float: phi's exp(-x^2 / 2) is the exp(-z^2), z = x / sqrt 2, that erf(z) needs; computed once.
 template <>
-float gelu_erf_d1(float x) {
+inline float gelu_erf_d1(float x) {
   float z = x * float(kInvSqrt2);
   float gauss = fast::exp(-std::fabs(z) * std::fabs(z));
   return 0.5f * (1.0f + fast::erf_given_gauss(z, gauss)) + x * float(kInvSqrt2Pi) * gauss;

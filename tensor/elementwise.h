@@ -6,6 +6,7 @@
 #include <tuple>
 #include <utility>
 
+#include "tensor/kernel_isa.h"
 #include "tensor/tensor.h"
 #include "tensor/threading.h"
 
@@ -29,6 +30,33 @@ void coalesce(Shape& shape, std::vector<Shape>& strides);
 
 constexpr int64_t kElementwiseGrain = 1 << 15;
 
+// The inner loop of map_into where every operand is contiguous: o[i] = f(in[i]...).
+template <class Out, class F, class... In>
+void unit_loop(int64_t count, Out* o, F& f, const In*... in) {
+  for (int64_t i = 0; i < count; ++i) o[i] = f(in[i]...);
+}
+
+// The same loop compiled for AVX-512 (16 floats a register), run where the CPU has it (kernel_isa.h). The bits
+// are the AVX2 loop's: f works on one element at a time, with no sum across elements that a wider register
+// could reorder, and -ffp-contract=off keeps the compiler from fusing a multiply and an add on either path
+// (tests/autodiff/test_elementwise_isa.cpp: every elementwise primitive; only a NaN's sign bit may differ). GCC
+// inlines f into this wider function where f and what it calls are inline (an out-of-line call would run one
+// element at a time).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+constexpr bool kHaveWideElementwise = true;
+template <class Out, class F, class... In>
+[[gnu::target("avx512f,avx512vl,avx512bw,avx512dq,prefer-vector-width=512")]] void unit_loop_wide(int64_t count, Out* o, F& f,
+                                                                                                   const In*... in) {
+  for (int64_t i = 0; i < count; ++i) o[i] = f(in[i]...);
+}
+#else
+constexpr bool kHaveWideElementwise = false;
+template <class Out, class F, class... In>
+void unit_loop_wide(int64_t count, Out* o, F& f, const In*... in) {
+  unit_loop(count, o, f, in...);
+}
+#endif
+
 }  // namespace detail
 
 // Writes f(inputs...) into `out` (any strided, non-overlapping view of the broadcast shape).
@@ -47,6 +75,7 @@ void map_into(Tensor& out, F f, const detail::TensorFor<In>&... inputs) {
   Out* out_base = static_cast<Out*>(out.raw_data());
   std::array<const void*, N> in_base{inputs.raw_data()...};
   int64_t inner = rank ? cshape[rank - 1] : 1;
+  const bool wide = detail::kHaveWideElementwise && kernels::kernel_isa() == kernels::KernelIsa::avx512;
 
   parallel_for(numel, detail::kElementwiseGrain, [&](int64_t begin, int64_t end) {
     // Multi-index of `begin` in the coalesced shape (the last dim is the inner loop).
@@ -70,8 +99,10 @@ void map_into(Tensor& out, F f, const detail::TensorFor<In>&... inputs) {
                                       i0 * (rank ? strides[K + 1][rank - 1] : 0)...};
         std::array<int64_t, N> is{(rank ? strides[K + 1][rank - 1] : 0)...};
         bool unit = os == 1 && ((is[K] == 1) && ... && true);
-        if (unit) {
-          for (int64_t i = 0; i < count; ++i) o[i] = f(std::get<K>(ptrs)[i]...);
+        if (unit && wide) {
+          detail::unit_loop_wide(count, o, f, std::get<K>(ptrs)...);
+        } else if (unit) {
+          detail::unit_loop(count, o, f, std::get<K>(ptrs)...);
         } else {
           for (int64_t i = 0; i < count; ++i) o[i * os] = f(std::get<K>(ptrs)[i * is[K]]...);
         }
