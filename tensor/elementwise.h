@@ -57,6 +57,23 @@ void unit_loop_wide(int64_t count, Out* o, F& f, const In*... in) {
 }
 #endif
 
+// The inner loop where the output is contiguous and each input either contiguous or one value along the loop
+// (stride 0: a scalar, or a per-row value broadcast along a row), bit K of Mask set for the latter: those values
+// are loaded once, so the loop vectorizes like unit_loop (a stride-0 input read through a general stride does not).
+template <unsigned Mask, class Out, class F, class... In, size_t... K>
+void broadcast_loop(int64_t count, Out* o, F& f, std::index_sequence<K...>, const In*... in) {
+  const std::tuple<In...> once{in[0]...};
+  for (int64_t i = 0; i < count; ++i) o[i] = f((((Mask >> K) & 1u) ? std::get<K>(once) : in[i])...);
+}
+
+// broadcast_loop for the mask known at run time (inputs <= 3: up to 8 loops).
+template <class Out, class F, class... In>
+void broadcast_loop_for(unsigned mask, int64_t count, Out* o, F& f, const In*... in) {
+  [&]<unsigned... M>(std::integer_sequence<unsigned, M...>) {
+    (void)((mask == M ? (broadcast_loop<M>(count, o, f, std::index_sequence_for<In...>{}, in...), true) : false) || ...);
+  }(std::make_integer_sequence<unsigned, (1u << sizeof...(In))>{});
+}
+
 }  // namespace detail
 
 // Writes f(inputs...) into `out` (any strided, non-overlapping view of the broadcast shape).
@@ -103,6 +120,8 @@ void map_into(Tensor& out, F f, const detail::TensorFor<In>&... inputs) {
           detail::unit_loop_wide(count, o, f, std::get<K>(ptrs)...);
         } else if (unit) {
           detail::unit_loop(count, o, f, std::get<K>(ptrs)...);
+        } else if (N <= 3 && os == 1 && ((is[K] == 0 || is[K] == 1) && ... && true)) {
+          detail::broadcast_loop_for(((unsigned(is[K] == 0) << K) | ... | 0u), count, o, f, std::get<K>(ptrs)...);
         } else {
           for (int64_t i = 0; i < count; ++i) o[i * os] = f(std::get<K>(ptrs)[i * is[K]]...);
         }

@@ -61,6 +61,30 @@ TEST_CASE("elementwise kernels handle broadcast and transposed operands", "[tens
   CHECK(c.to_vector<double>() == std::vector<double>{10, 23, 11, 24, 12, 25});
 }
 
+TEST_CASE("an input broadcast along the inner loop (a scalar, a value per row) gives what its expanded copy gives", "[tensor]") {
+  // map_into's broadcast loop (one value loaded once) against the contiguous loop over a materialised copy:
+  // the same bits, for each input in each position, with two and three inputs, and a row length off the vectors.
+  Generator gen(61);
+  const int64_t rows = 37, cols = 67;
+  Tensor x = gen.normal({rows, cols}), y = gen.normal({rows, cols});
+  Tensor per_row = gen.normal({rows, 1}), scalar = gen.normal({});
+  auto expanded = [&](const Tensor& t) { return kernels::copy(kernels::broadcast_to(t, {rows, cols})); };
+  auto f2 = [](float a, float b) { return a * b - a / (b + 3.0f); };
+  auto f3 = [](float a, float b, float c) { return a * b + c * (a - b); };
+  for (const Tensor& narrow : {per_row, scalar}) {
+    const Tensor wide = expanded(narrow);
+    CHECK(testing::bit_equal(map<float, float, float>(f2, x, narrow), map<float, float, float>(f2, x, wide)));
+    CHECK(testing::bit_equal(map<float, float, float>(f2, narrow, x), map<float, float, float>(f2, wide, x)));
+    CHECK(testing::bit_equal(map<float, float, float, float>(f3, x, narrow, y), map<float, float, float, float>(f3, x, wide, y)));
+    CHECK(testing::bit_equal(map<float, float, float, float>(f3, narrow, x, narrow),
+                             map<float, float, float, float>(f3, wide, x, wide)));
+  }
+  // Every input broadcast along the rows of the output: one value a row.
+  Tensor out = Tensor::empty({rows, cols}, DType::F32);
+  map_into<float, float, float>(out, f2, per_row, per_row);
+  CHECK(testing::bit_equal(out, map<float, float, float>(f2, expanded(per_row), expanded(per_row))));
+}
+
 TEST_CASE("concat and cast", "[tensor]") {
   Tensor a = Tensor::from_list({1, 2}, {1, 2}), b = Tensor::from_list({3, 4, 5, 6}, {2, 2});
   Tensor c = kernels::concat({a, b}, 0);
