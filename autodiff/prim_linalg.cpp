@@ -65,9 +65,9 @@ class LoraLinear : public Primitive {
  public:
   LoraLinear(double scale, bool has_bias) : scale_(scale), has_bias_(has_bias) {}
   Tensor forward(const Tensors& in) override {
-    Tensor weight_t = kernels::permute(in[1], {1, 0});
-    Tensor y = has_bias_ ? kernels::addmm(in[4], in[0], weight_t, 1.0) : kernels::matmul(in[0], weight_t);
-    ax_ = kernels::matmul(in[0], kernels::permute(in[2], {1, 0}));
+    Tensor y;   // x W^T + b and x A^T from one pass over x where the kernels allow (the same bits as apart)
+    kernels::matmul_pair(in[0], kernels::permute(in[1], {1, 0}), has_bias_ ? in[4] : Tensor(), kernels::permute(in[2], {1, 0}),
+                         y, ax_);
     kernels::addmm_into(y, ax_, kernels::permute(in[3], {1, 0}), scale_);
     return y;
   }
@@ -87,8 +87,10 @@ class LoraLinear : public Primitive {
   }
   Tensors vjp(const Tensors& in, const Tensor&, const Tensor& g, const Wanted& w) override {
     Tensors d(in.size());
-    Tensor gb = (w[0] || w[2]) ? matmul(g, in[3]) : Tensor();   // g B (M, r)
-    if (w[0]) d[0] = accumulate(matmul(g, in[1]), gb, in[2]);   // g W + s (g B) A
+    Tensor gw, gb;   // g W (M, in), g B (M, r): from one pass over g when nothing is recorded
+    if (w[0] && !rules::recording()) kernels::matmul_pair(g, in[1], Tensor(), in[3], gw, gb);
+    else if (w[0] || w[2]) gb = matmul(g, in[3]);
+    if (w[0]) d[0] = accumulate(gw.defined() ? gw : matmul(g, in[1]), gb, in[2]);   // g W + s (g B) A
     if (w[1]) d[1] = matmul(mT(g), in[0]);
     if (w[2]) d[2] = mul(matmul(mT(gb), in[0]), scale_);
     if (w[3]) d[3] = mul(matmul(mT(g), ax(in)), scale_);
@@ -97,7 +99,9 @@ class LoraLinear : public Primitive {
   }
   Tensor jvp(const Tensors& in, const Tensor& out, const Tensors& t) override {
     Tensor y, ax_t;
-    if (t[0].defined()) {
+    if (t[0].defined() && !rules::recording()) {   // x_t W^T and x_t A^T from one pass over x_t
+      kernels::matmul_pair(t[0], kernels::permute(in[1], {1, 0}), Tensor(), kernels::permute(in[2], {1, 0}), y, ax_t);
+    } else if (t[0].defined()) {
       y = matmul(t[0], mT(in[1]));
       ax_t = matmul(t[0], mT(in[2]));
     }

@@ -48,6 +48,11 @@ Tensor addmm(const Tensor& c, const Tensor& a, const Tensor& b, double alpha);
 // out += alpha a @ b in place: out a contiguous (M, N) tensor the caller owns, a (M, K), b (K, N); one GEMM
 // accumulating onto out (for derivative rules that sum products into a fresh buffer).
 void addmm_into(Tensor& out, const Tensor& a, const Tensor& b, double alpha);
+// out1 = a @ b1 (+ bias1, a row, when defined) and out2 = a @ b2 for one a (M, K): a LoRA linear's x W^T and
+// x A^T, or g W and g B. Where linfuse's packed GEMM would run the first product and the skinny kernel the second
+// (a rank-8 or rank-16 adapter), both come from one pass over a, with the bits of the two apart; elsewhere the two
+// are computed apart.
+void matmul_pair(const Tensor& a, const Tensor& b1, const Tensor& bias1, const Tensor& b2, Tensor& out1, Tensor& out2);
 
 // ---- neural-network kernels along the last axis ----
 Tensor softmax_last(const Tensor& a);       // fully -inf rows give zeros

@@ -288,6 +288,34 @@ Tensor addmm(const Tensor& c, const Tensor& a_in, const Tensor& b_in, double alp
   });
 }
 
+void matmul_pair(const Tensor& a_in, const Tensor& b1, const Tensor& bias1, const Tensor& b2, Tensor& out1, Tensor& out2) {
+  if (a_in.dim() != 2 || b1.dim() != 2 || b2.dim() != 2 || b1.size(0) != a_in.size(1) || b2.size(0) != a_in.size(1))
+    throw std::invalid_argument("[matmul_pair] needs (M, K), (K, N1) and (K, N2) operands, got " + a_in.describe() + ", " +
+                                b1.describe() + " and " + b2.describe());
+  const int64_t m = a_in.size(0), k = a_in.size(1), n1 = b1.size(1), n2 = b2.size(1);
+  MatrixLayout la, l1, l2;
+  // The pair where, apart, the packed GEMM would run the first product and the skinny kernel the second: both
+  // sum every element in one multiply-add chain over k, so one pass gives the bits of the two.
+  const bool bias_row = bias1.defined() && bias1.dim() == 1 && bias1.size(0) == n1 && bias1.strides()[0] == 1;
+  if (a_in.dtype() == DType::F32 && b1.dtype() == DType::F32 && b2.dtype() == DType::F32 &&
+      (!bias1.defined() || (bias_row && bias1.dtype() == DType::F32)) && m > 0 && k > 0 &&
+      use_packed_sgemm_pair(m, n1, n2, k) && use_skinny_sgemm(false, m, n2, k)) {
+    Tensor a = blas_ready(a_in, la), first = blas_ready(b1, l1), second = blas_ready(b2, l2);
+    if (!la.transposed && !use_skinny_sgemm(false, m, n1, k)) {
+      out1 = Tensor::empty({m, n1}, DType::F32);
+      out2 = Tensor::empty({m, n2}, DType::F32);
+      flop_counter.fetch_add(uint64_t(2 * m * (n1 + n2) * k), std::memory_order_relaxed);
+      packed_sgemm_pair(m, k, static_cast<const float*>(a.raw_data()), la.ld,
+                        SideProduct{l1.transposed, n1, static_cast<const float*>(first.raw_data()), l1.ld, out1.data<float>(), n1,
+                                    bias1.defined() ? static_cast<const float*>(bias1.raw_data()) : nullptr},
+                        SideProduct{l2.transposed, n2, static_cast<const float*>(second.raw_data()), l2.ld, out2.data<float>(), n2});
+      return;
+    }
+  }
+  out1 = bias1.defined() ? addmm(bias1, a_in, b1, 1.0) : matmul(a_in, b1);
+  out2 = matmul(a_in, b2);
+}
+
 void addmm_into(Tensor& out, const Tensor& a_in, const Tensor& b_in, double alpha) {
   if (a_in.dim() != 2 || b_in.dim() != 2 || out.dim() != 2 || a_in.size(1) != b_in.size(0) || out.size(0) != a_in.size(0) ||
       out.size(1) != b_in.size(1) || !out.is_contiguous())

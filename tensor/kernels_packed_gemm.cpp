@@ -39,6 +39,30 @@ struct Addend {
   int64_t ld = 0;
   const float* row(int64_t r) const { return base ? base + r * ld : nullptr; }
 };
+
+// Where C's columns go: [0, split) to c (row stride ldc; the bias, or beta C, added there), [split, n) to c2 (row
+// stride ldc2, beta 0): two products of one op(A) side by side (packed_sgemm_pair). split = n for one product.
+// split is a multiple of kNR, so that no panel straddles the two.
+struct Destination {
+  float* c;
+  int64_t ldc;
+  float beta;
+  const float* bias;
+  int64_t split;
+  float* c2 = nullptr;
+  int64_t ldc2 = 0;
+
+  float* at(int64_t i, int64_t j) const { return j < split ? c + i * ldc + j : c2 + i * ldc2 + (j - split); }
+  int64_t ld(int64_t j) const { return j < split ? ldc : ldc2; }
+  // What the register sums of rows from i, columns from j, are added to: C itself after the first block of k;
+  // in the first block the bias, C (beta = 1) or nothing in the first product, nothing in the second.
+  Addend addend(int64_t i, int64_t j, bool first_block) const {
+    if (!first_block) return Addend{at(i, j), ld(j)};
+    if (j >= split) return Addend{};
+    if (bias) return Addend{bias + j, 0};
+    return beta != 0.0f ? Addend{at(i, j), ldc} : Addend{};
+  }
+};
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
 // A buffer for the packed op(B), kept by the calling thread between products (a product of the workload packs
@@ -276,8 +300,8 @@ void choose_packed_tiles(int64_t m, int64_t n, int64_t k, int64_t& tile_rows, in
 // (a transposed A copied first into kMR-wide rows, in L1) sweeps the tile's panels. (The other order, a panel
 // in L1 swept by the groups, ran at half this speed with A read in place, and no faster with A packed.)
 template <bool TransposedA>
-void packed_tiles(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* packed, float* c, int64_t ldc,
-                  float alpha, float beta, const float* bias) {
+void packed_tiles(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* packed, const Destination& dest,
+                  float alpha) {
   int64_t tile_rows, tile_cols;
   const int64_t depth_blocks = ceil_div(k, kMaxDepth), block_depth = ceil_div(k, depth_blocks);
   choose_packed_tiles(m, n, k, tile_rows, tile_cols);
@@ -293,12 +317,6 @@ void packed_tiles(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, 
       for (int64_t p0 = 0; p0 < k; p0 += block_depth) {
         const int64_t depth = std::min(block_depth, k - p0);
         for (int64_t i = i0; i < i1; i += group_rows) {
-          // What the first block of k adds its sums to: C itself (beta = 1), the bias row, or nothing; later
-          // blocks add theirs to C.
-          auto addend_at = [&](int64_t j) {
-            if (p0 > 0 || (beta != 0.0f && !bias)) return Addend{c + i * ldc + j, ldc};
-            return bias ? Addend{bias + j, 0} : Addend{};
-          };
           const int64_t rows = std::min(group_rows, i1 - i);
           const float* rows_a = a + i * lda + p0;
           if (TransposedA) {   // op(A)(i + r, p0 + p) = a[(p0 + p) lda + i + r] into group[p kMR + r]
@@ -311,22 +329,24 @@ void packed_tiles(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, 
             rows_a = group;
           }
           const int64_t a_stride = TransposedA ? kMR : lda;
-          if (wide) {   // two panels at a time, the tile's last one alone
-            for (int64_t j = j0; j < j1; j += 2 * kNR) {
+          if (wide) {   // two panels at a time; alone, the tile's last one and one whose neighbour is the other product's
+            for (int64_t j = j0; j < j1;) {
               const float* panel = packed + ((j / kNR) * k + p0) * kNR;
-              if (j + kNR < j1)
-                register_tile_wide_rows<TransposedA, 2>(rows, rows_a, a_stride, panel, k * kNR, depth, c + i * ldc + j, ldc,
-                                                        std::min(2 * kNR, j1 - j), alpha, addend_at(j));
+              const bool pair = j + kNR < j1 && j + kNR != dest.split;
+              if (pair)
+                register_tile_wide_rows<TransposedA, 2>(rows, rows_a, a_stride, panel, k * kNR, depth, dest.at(i, j), dest.ld(j),
+                                                        std::min(2 * kNR, j1 - j), alpha, dest.addend(i, j, p0 == 0));
               else
-                register_tile_wide_rows<TransposedA, 1>(rows, rows_a, a_stride, panel, k * kNR, depth, c + i * ldc + j, ldc,
-                                                        j1 - j, alpha, addend_at(j));
+                register_tile_wide_rows<TransposedA, 1>(rows, rows_a, a_stride, panel, k * kNR, depth, dest.at(i, j), dest.ld(j),
+                                                        std::min(kNR, j1 - j), alpha, dest.addend(i, j, p0 == 0));
+              j += pair ? 2 * kNR : kNR;
             }
             continue;
           }
           for (int64_t j = j0; j < j1; j += kNR) {
             const float* panel = packed + ((j / kNR) * k + p0) * kNR;
-            register_tile_rows<TransposedA>(rows, rows_a, a_stride, panel, depth, c + i * ldc + j,
-                                            ldc, std::min(kNR, n - j), alpha, addend_at(j));
+            register_tile_rows<TransposedA>(rows, rows_a, a_stride, panel, depth, dest.at(i, j), dest.ld(j),
+                                            std::min(kNR, n - j), alpha, dest.addend(i, j, p0 == 0));
           }
         }
       }
@@ -347,8 +367,9 @@ void packed_sgemm_impl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const 
   }
   PackBuffer packed(size_t(ceil_div(n, kNR) * k * kNR));
   pack_b(tb, n, k, b, ldb, packed.data());
-  if (ta) packed_tiles<true>(m, n, k, a, lda, packed.data(), c, ldc, alpha, beta, bias);
-  else packed_tiles<false>(m, n, k, a, lda, packed.data(), c, ldc, alpha, beta, bias);
+  const Destination dest{c, ldc, beta, bias, n};
+  if (ta) packed_tiles<true>(m, n, k, a, lda, packed.data(), dest, alpha);
+  else packed_tiles<false>(m, n, k, a, lda, packed.data(), dest, alpha);
 }
 
 }  // namespace
@@ -362,6 +383,20 @@ void packed_sgemm_impl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const 
 // +0.7%, 4 of 12 pairs faster), and a large square (1024^3) is no faster, so those stay on OpenBLAS. Nor does it
 // help attention's scores Q K^T (op(B) transposed, C 50 wide: the same time per call inside the step). Without
 // AVX2 and FMA (a build without -march=native) it is never chosen.
+bool use_packed_sgemm_pair(int64_t m, int64_t n1, int64_t n2, int64_t k) {
+  return n1 % kNR == 0 && n2 > 0 && k <= kMaxDepth && use_packed_sgemm(false, false, 1, m, n1, k);   // (B's layout: either)
+}
+
+void packed_sgemm_pair(int64_t m, int64_t k, const float* a, int64_t lda, const SideProduct& first, const SideProduct& second) {
+  assert(use_packed_sgemm_pair(m, first.n, second.n, k) && !second.bias);
+  const int64_t n = first.n + second.n;
+  PackBuffer packed(size_t(ceil_div(n, kNR) * k * kNR));
+  pack_b(first.tb, first.n, k, first.b, first.ldb, packed.data());
+  pack_b(second.tb, second.n, k, second.b, second.ldb, packed.data() + (first.n / kNR) * k * kNR);
+  const Destination dest{first.c, first.ldc, 0.0f, first.bias, first.n, second.c, second.ldc};
+  packed_tiles<false>(m, n, k, a, lda, packed.data(), dest, 1.0f);
+}
+
 bool use_packed_sgemm(bool ta, bool tb, int64_t batch, int64_t m, int64_t n, int64_t k) {
 #if defined(__AVX2__) && defined(__FMA__)
   if (n < 2 * kNR || m < 2 * kMR || k > kMaxDepth) return false;

@@ -26,4 +26,23 @@ void packed_sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float
 void packed_sgemm_bias(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
                        int64_t ldb, const float* bias, float* c, int64_t ldc, float alpha);
 
+// One of two products of the same A side by side (packed_sgemm_pair): C (m x n, row stride ldc) = op(B) (k x n;
+// B, row stride ldb, transposed when tb) times A, plus the bias row when given (the first product only).
+struct SideProduct {
+  bool tb;
+  int64_t n;
+  const float* b;
+  int64_t ldb;
+  float* c;
+  int64_t ldc;
+  const float* bias = nullptr;
+};
+// Whether packed_sgemm_pair takes two products of an (m x k) A, n1 and n2 columns wide: the packed GEMM would run
+// the first alone (either layout of its B), its width is a whole number of panels, and k is one block of k.
+bool use_packed_sgemm_pair(int64_t m, int64_t n1, int64_t n2, int64_t k);
+// first.c = A op(first B) (+ bias) and second.c = A op(second B), A (m x k, row stride lda) read once for both:
+// the two B side by side in one packed operand, each register tile stored to the product its columns belong to.
+// Every element is the one multiply-add chain over k that packed_sgemm (and skinny_sgemm) gives it.
+void packed_sgemm_pair(int64_t m, int64_t k, const float* a, int64_t lda, const SideProduct& first, const SideProduct& second);
+
 }  // namespace linfuse::kernels

@@ -244,3 +244,32 @@ TEST_CASE("the packed GEMM's bias on the way out gives the bits of filling C wit
   CHECK(bit_equal(kernels::addmm(b, x, wt, 1.0), filled));
   kernels::set_kernel_isa(chosen);
 }
+
+TEST_CASE("two products of one A side by side (a LoRA linear's x W^T and x A^T) give the bits of the two apart", "[tensor][matmul][isa]") {
+  // kernels::matmul_pair against addmm / matmul apart, on both paths of the kernel where the CPU has both: the
+  // forward's x W^T + b with x A^T (both B transposed views), the backward's g W with g B (both B in place), ranks
+  // 8 and 16, row counts off the register tiles, and a first width off the panels (computed apart, the same).
+  Generator gen(59);
+  const kernels::KernelIsa chosen = kernels::kernel_isa();
+  std::vector<kernels::KernelIsa> paths{kernels::KernelIsa::avx2};
+  if (kernels::cpu_has_avx512()) paths.push_back(kernels::KernelIsa::avx512);
+  for (auto [m, n1, n2, k] : {std::tuple{3200, 128, 8, 128}, std::tuple{3200, 512, 8, 128}, std::tuple{3200, 128, 8, 512},
+                              std::tuple{997, 128, 16, 128}, std::tuple{1001, 144, 8, 96}, std::tuple{640, 100, 8, 128}})
+    for (bool transposed : {true, false})
+      for (bool with_bias : {true, false}) {
+        CAPTURE(m, n1, n2, k, transposed, with_bias);
+        Tensor a = gen.normal({m, k});
+        Tensor b1 = transposed ? kernels::permute(gen.normal({n1, k}), {1, 0}) : gen.normal({k, n1});
+        Tensor b2 = transposed ? kernels::permute(gen.normal({n2, k}), {1, 0}) : gen.normal({k, n2});
+        Tensor bias = with_bias ? gen.normal({n1}) : Tensor();
+        for (kernels::KernelIsa isa : paths) {
+          CAPTURE(kernels::kernel_isa_name(isa));
+          kernels::set_kernel_isa(isa);
+          Tensor out1, out2;
+          kernels::matmul_pair(a, b1, bias, b2, out1, out2);
+          CHECK(bit_equal(out1, with_bias ? kernels::addmm(bias, a, b1, 1.0) : kernels::matmul(a, b1)));
+          CHECK(bit_equal(out2, kernels::matmul(a, b2)));
+        }
+      }
+  kernels::set_kernel_isa(chosen);
+}
