@@ -4,6 +4,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "cli/command_line.h"
 #include "experiments/base_checkpoint.h"
 #include "experiments/experiment.h"
 
@@ -64,17 +65,9 @@ int experiment_main(int argc, char** argv) {
       "checkpoint after the code changed",
       cxxopts::value<std::string>())(
       "no-report", "skip report.md and the plots")("h,help", "show this help");
-  cxxopts::ParseResult args;
-  try {
-    args = options.parse(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "linfuse experiment: %s\n\n%s", e.what(), options.help().c_str());
-    return 2;
-  }
-  if (args.count("help")) {
-    std::printf("%s", options.help().c_str());
-    return 0;
-  }
+  const linfuse::cli::CommandLine line = linfuse::cli::parse_command_line(options, argc, argv, "linfuse experiment", options.help());
+  if (line.exit_code) return *line.exit_code;
+  const cxxopts::ParseResult& args = line.args;
   linfuse::experiments::ExperimentOptions o;
   o.preset = args["preset"].as<std::string>();
   std::string suite = args["suite"].as<std::string>();

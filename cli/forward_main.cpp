@@ -8,6 +8,7 @@
 #include <sstream>
 #include <string>
 
+#include "cli/command_line.h"
 #include "nn/file_checks.h"
 #include "nn/reference_models.h"
 #include "nn/reference_parameters.h"
@@ -114,17 +115,9 @@ int forward_main(int argc, char** argv) {
       "threads", "threads (0: LINFUSE_THREADS, else all cores); results do not depend on it",
       cxxopts::value<int>()->default_value("0"))(
       "list-parameters", "print the parameter names and shapes the config expects, and exit")("h,help", "show this help");
-  cxxopts::ParseResult args;
-  try {
-    args = options.parse(argc, argv);
-  } catch (const std::exception& e) {
-    return usage_error(e.what());
-  }
-  if (args.count("help")) {
-    std::printf("%s", help_text(options).c_str());
-    return 0;
-  }
-  if (!args.unmatched().empty()) return usage_error("unexpected argument '" + args.unmatched().front() + "'");
+  const linfuse::cli::CommandLine line = linfuse::cli::parse_command_line(options, argc, argv, "linfuse forward", help_text(options));
+  if (line.exit_code) return *line.exit_code;
+  const cxxopts::ParseResult& args = line.args;
   auto text = [&](const char* name) { return args.count(name) ? args[name].as<std::string>() : std::string(); };
 
   linfuse::nn::ReferenceRunOptions o;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "autodiff/gradcheck.h"
+#include "cli/command_line.h"
 #include "autodiff/primitive.h"
 #include "tensor/threading.h"
 
@@ -23,17 +24,9 @@ int gradcheck_main(int argc, char** argv) {
       "seed", "random seed for inputs and directions", cxxopts::value<uint64_t>()->default_value("0"))(
       "threads", "threads for TBB and OpenBLAS (0: LINFUSE_THREADS, else all cores)", cxxopts::value<int>()->default_value("1"))(
       "h,help", "show this help");
-  cxxopts::ParseResult args;
-  try {
-    args = options.parse(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "linfuse gradcheck: %s\n%s", e.what(), options.help().c_str());
-    return 2;
-  }
-  if (args.count("help")) {
-    std::printf("%s", options.help().c_str());
-    return 0;
-  }
+  const linfuse::cli::CommandLine line = linfuse::cli::parse_command_line(options, argc, argv, "linfuse gradcheck", options.help());
+  if (line.exit_code) return *line.exit_code;
+  const cxxopts::ParseResult& args = line.args;
   const int threads = args["threads"].as<int>();
   if (threads < 0) {
     std::fprintf(stderr, "linfuse gradcheck: --threads must be 0 (all cores) or a positive count, got %d\n", threads);

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/command_line.h"
 #include "merge/merge_spec.h"
 #include "merge/streaming_merge.h"
 #include "tensor/build_info.h"
@@ -166,24 +167,16 @@ int merge_main(int argc, char** argv) {
   ListArguments lists = split_list_options(argc, argv);
   std::vector<char*> rest;
   for (auto& arg : lists.rest) rest.push_back(arg.data());
-  cxxopts::ParseResult args;
-  try {
-    if (!lists.without_value.empty()) {
-      const std::string& flag = lists.without_value.front();
-      throw std::invalid_argument("--" + flag + " needs a value: give " +
-                                  (flag == "weights" ? std::string("one number per model") : "one path per model") +
-                                  " after it (--" + flag + " a b c)");
-    }
-    args = options.parse(int(rest.size()), rest.data());
-    if (!args.unmatched().empty()) throw std::invalid_argument("unexpected argument '" + args.unmatched()[0] + "'");
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "linfuse merge: %s\nRun 'linfuse merge --help' for the options.\n", e.what());
+  if (!lists.without_value.empty()) {
+    const std::string& flag = lists.without_value.front();
+    std::fprintf(stderr, "linfuse merge: --%s needs a value: give %s after it (--%s a b c) (see 'linfuse merge --help')\n",
+                 flag.c_str(), flag == "weights" ? "one number per model" : "one path per model", flag.c_str());
     return 2;
   }
-  if (args.count("help")) {
-    std::printf("%s\n%s", options.help().c_str(), linfuse::merge::merge_config_help().c_str());
-    return 0;
-  }
+  const linfuse::cli::CommandLine line = linfuse::cli::parse_command_line(
+      options, int(rest.size()), rest.data(), "linfuse merge", options.help() + "\n" + linfuse::merge::merge_config_help());
+  if (line.exit_code) return *line.exit_code;
+  const cxxopts::ParseResult& args = line.args;
 
   linfuse::merge::MergeSpec spec;
   try {

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <string>
 
+#include "cli/command_line.h"
 #include "experiments/report.h"
 
 int report_main(int argc, char** argv) {
@@ -18,17 +19,9 @@ int report_main(int argc, char** argv) {
   options.positional_help("RESULTS_DIR").add_options()("results", "the results folder", cxxopts::value<std::string>())(
       "no-plots", "write no plots/ folder (the report says plots were disabled)")("h,help", "show this help");
   options.parse_positional({"results"});
-  cxxopts::ParseResult args;
-  try {
-    args = options.parse(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "linfuse report: %s\n\n%s", e.what(), options.help().c_str());
-    return 2;
-  }
-  if (args.count("help")) {
-    std::printf("%s", options.help().c_str());
-    return 0;
-  }
+  const linfuse::cli::CommandLine line = linfuse::cli::parse_command_line(options, argc, argv, "linfuse report", options.help());
+  if (line.exit_code) return *line.exit_code;
+  const cxxopts::ParseResult& args = line.args;
   if (!args.count("results")) {
     std::fprintf(stderr, "linfuse report: name the results folder, e.g. 'linfuse report results/small-vision+text-seed0'\n");
     return 2;

@@ -890,6 +890,17 @@ TEST_CASE("linfuse report writes a results folder's report again; a missing fold
   CHECK(status == 1);
   CHECK_THAT(output, Catch::StartsWith("linfuse report: ") && Catch::Contains("results.json"));
   CHECK_FALSE(fs::exists(empty.path / "report.md"));
+  // The options every command reads the same way (cli/command_line.h): an unknown option or a second folder is a
+  // one-line error pointing at --help, --help the help.
+  output = run(empty.str() + " --plots-please", status);
+  CHECK(status == 2);
+  CHECK_THAT(output, Catch::Contains("plots-please") && Catch::Contains("see 'linfuse report --help'"));
+  output = run(empty.str() + " " + by_command.str(), status);
+  CHECK(status == 2);
+  CHECK_THAT(output, Catch::Contains("unexpected argument '" + by_command.str() + "'"));
+  output = run("--help", status);
+  CHECK(status == 0);
+  CHECK_THAT(output, Catch::Contains("RESULTS_DIR") && Catch::Contains("--no-plots"));
 }
 
 TEST_CASE("report number formatting: one decimal, no negative zero, thousands, CSV quoting", "[report][report_writer]") {
