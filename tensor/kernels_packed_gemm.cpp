@@ -30,6 +30,7 @@ constexpr int64_t kNR = 2 * kLanes;   // columns of a register tile and of a pac
 constexpr int64_t kMaxDepth = 512;    // steps of k summed in registers before C is written
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
 // What a register tile adds its sums to on the way out: nothing (no base), C itself (beta = 1: base = C, ld =
 // ldc), or a bias row on every row (base = the bias, ld = 0), which saves filling C with copies of the bias
@@ -63,7 +64,6 @@ struct Destination {
     return beta != 0.0f ? Addend{at(i, j), ldc} : Addend{};
   }
 };
-int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
 // A buffer for the packed op(B), kept by the calling thread between products (a product of the workload packs
 // up to 2 MB, which malloc would map and fault in afresh each time). A nested product on the same thread (TBB
@@ -296,9 +296,10 @@ void choose_packed_tiles(int64_t m, int64_t n, int64_t k, int64_t& tile_rows, in
   tile_cols = round_up(ceil_div(n, col_tiles), kNR);
 }
 
-// C = alpha op(A) op(B) + (beta C, or the bias row on every row), tile by tile in parallel. In a tile, for each block of k, each group of kMR rows
-// (a transposed A copied first into kMR-wide rows, in L1) sweeps the tile's panels. (The other order, a panel
-// in L1 swept by the groups, ran at half this speed with A read in place, and no faster with A packed.)
+// C = alpha op(A) op(B) + (beta C, or the bias row on every row), into `dest` (one product, or two side by side),
+// tile by tile in parallel. In a tile, for each block of k, each group of kMR rows (a transposed A copied first into
+// kMR-wide rows, in L1) sweeps the tile's panels. (The other order, a panel in L1 swept by the groups, ran at half
+// this speed with A read in place, and no faster with A packed.)
 template <bool TransposedA>
 void packed_tiles(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* packed, const Destination& dest,
                   float alpha) {
@@ -329,7 +330,9 @@ void packed_tiles(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, 
             rows_a = group;
           }
           const int64_t a_stride = TransposedA ? kMR : lda;
-          if (wide) {   // two panels at a time; alone, the tile's last one and one whose neighbour is the other product's
+          // AVX-512: two panels at a time; alone, the tile's last panel and one whose neighbour belongs to the
+          // other product of a pair
+          if (wide) {
             for (int64_t j = j0; j < j1;) {
               const float* panel = packed + ((j / kNR) * k + p0) * kNR;
               const bool pair = j + kNR < j1 && j + kNR != dest.split;
@@ -383,10 +386,6 @@ void packed_sgemm_impl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const 
 // +0.7%, 4 of 12 pairs faster), and a large square (1024^3) is no faster, so those stay on OpenBLAS. Nor does it
 // help attention's scores Q K^T (op(B) transposed, C 50 wide: the same time per call inside the step). Without
 // AVX2 and FMA (a build without -march=native) it is never chosen.
-bool use_packed_sgemm_pair(int64_t m, int64_t n1, int64_t n2, int64_t k) {
-  return n1 % kNR == 0 && n2 > 0 && k <= kMaxDepth && use_packed_sgemm(false, false, 1, m, n1, k);   // (B's layout: either)
-}
-
 void packed_sgemm_pair(int64_t m, int64_t k, const float* a, int64_t lda, const SideProduct& first, const SideProduct& second) {
   assert(use_packed_sgemm_pair(m, first.n, second.n, k) && !second.bias);
   const int64_t n = first.n + second.n;
@@ -407,6 +406,12 @@ bool use_packed_sgemm(bool ta, bool tb, int64_t batch, int64_t m, int64_t n, int
   (void)ta, (void)tb, (void)batch, (void)m, (void)n, (void)k;
   return false;
 #endif
+}
+
+// The pair where the packed GEMM would run the first product alone (op(A) in place: B's layout does not matter) in one
+// block of k, and the first product's columns fill whole panels.
+bool use_packed_sgemm_pair(int64_t m, int64_t n1, int64_t n2, int64_t k) {
+  return n1 % kNR == 0 && n2 > 0 && k <= kMaxDepth && use_packed_sgemm(false, false, 1, m, n1, k);
 }
 
 void packed_sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,

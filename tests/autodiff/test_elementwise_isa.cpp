@@ -62,14 +62,20 @@ TEST_CASE("the elementwise engine's AVX-512 loop gives the AVX2 loop's bits", "[
     return;
   }
   using Unary = std::function<Tensor(const Tensor&)>;
-  const std::vector<std::pair<std::string, Unary>> unary{
-      {"exp", [](const Tensor& a) { return exp(a); }}, {"log", [](const Tensor& a) { return log(a); }}, {"sqrt", [](const Tensor& a) { return sqrt(a); }}, {"rsqrt", [](const Tensor& a) { return rsqrt(a); }}, {"tanh", [](const Tensor& a) { return tanh(a); }}, {"sigmoid", [](const Tensor& a) { return sigmoid(a); }},
-      {"relu", [](const Tensor& a) { return relu(a); }}, {"gelu_tanh", [](const Tensor& a) { return gelu_tanh(a); }}, {"gelu_erf", [](const Tensor& a) { return gelu_erf(a); }}, {"quick_gelu", [](const Tensor& a) { return quick_gelu(a); }}, {"erf", [](const Tensor& a) { return erf(a); }},
-      {"abs", [](const Tensor& a) { return abs(a); }}, {"square", [](const Tensor& a) { return square(a); }}, {"gelu_tanh_grad", [](const Tensor& a) { return gelu_tanh_grad(a); }}, {"gelu_erf_grad", [](const Tensor& a) { return gelu_erf_grad(a); }},
-      {"quick_gelu_grad", [](const Tensor& a) { return quick_gelu_grad(a); }}, {"sign", [](const Tensor& a) { return sign(a); }}};
   using Binary = std::function<Tensor(const Tensor&, const Tensor&)>;
-  const std::vector<std::pair<std::string, Binary>> binary{{"add", [](const Tensor& a, const Tensor& b) { return add(a, b); }}, {"sub", [](const Tensor& a, const Tensor& b) { return sub(a, b); }}, {"mul", [](const Tensor& a, const Tensor& b) { return mul(a, b); }}, {"div", [](const Tensor& a, const Tensor& b) { return div(a, b); }},
-                                                           {"pow", [](const Tensor& a, const Tensor& b) { return pow(a, b); }}, {"maximum", [](const Tensor& a, const Tensor& b) { return maximum(a, b); }}, {"minimum", [](const Tensor& a, const Tensor& b) { return minimum(a, b); }}};
+#define LINFUSE_UNARY(op) {#op, [](const Tensor& a) { return op(a); }}
+#define LINFUSE_BINARY(op) {#op, [](const Tensor& a, const Tensor& b) { return op(a, b); }}
+  const std::vector<std::pair<std::string, Unary>> unary{
+      LINFUSE_UNARY(exp),        LINFUSE_UNARY(log),        LINFUSE_UNARY(sqrt),           LINFUSE_UNARY(rsqrt),
+      LINFUSE_UNARY(tanh),       LINFUSE_UNARY(sigmoid),    LINFUSE_UNARY(relu),           LINFUSE_UNARY(gelu_tanh),
+      LINFUSE_UNARY(gelu_erf),   LINFUSE_UNARY(quick_gelu), LINFUSE_UNARY(erf),            LINFUSE_UNARY(abs),
+      LINFUSE_UNARY(square),     LINFUSE_UNARY(sign),       LINFUSE_UNARY(gelu_tanh_grad), LINFUSE_UNARY(gelu_erf_grad),
+      LINFUSE_UNARY(quick_gelu_grad)};
+  const std::vector<std::pair<std::string, Binary>> binary{
+      LINFUSE_BINARY(add), LINFUSE_BINARY(sub),     LINFUSE_BINARY(mul),    LINFUSE_BINARY(div),
+      LINFUSE_BINARY(pow), LINFUSE_BINARY(maximum), LINFUSE_BINARY(minimum)};
+#undef LINFUSE_UNARY
+#undef LINFUSE_BINARY
   for (DType dtype : {DType::F32, DType::F64}) {
     NoGradGuard no_grad;
     Tensor x = probe_values(dtype, false), y = probe_values(dtype, true);
