@@ -121,7 +121,8 @@ void map_into(Tensor& out, F f, const detail::TensorFor<In>&... inputs) {
         } else if (unit) {
           detail::unit_loop(count, o, f, std::get<K>(ptrs)...);
         } else if (N <= 3 && os == 1 && ((is[K] == 0 || is[K] == 1) && ... && true)) {
-          detail::broadcast_loop_for(((unsigned(is[K] == 0) << K) | ... | 0u), count, o, f, std::get<K>(ptrs)...);
+          if constexpr (N <= 3)   // 2^N loops: instantiated for up to 3 inputs only
+            detail::broadcast_loop_for(((unsigned(is[K] == 0) << K) | ... | 0u), count, o, f, std::get<K>(ptrs)...);
         } else {
           for (int64_t i = 0; i < count; ++i) o[i * os] = f(std::get<K>(ptrs)[i * is[K]]...);
         }
