@@ -97,6 +97,17 @@ void gemm_tile(bool ta, bool tb, int64_t i0, int64_t mm, int64_t j0, int64_t nn,
   gemm<T>(ta, tb, mm, nn, k, at, lda, bt, ldb, c + i0 * ldc + j0, ldc, alpha, beta);
 }
 
+// linfuse's own float32 kernel for `batch` products of this shape and layout, where one beats OpenBLAS
+// (nullptr: OpenBLAS runs them). Callers that fuse work into a product (a bias, a second product of the same A) ask
+// here, so that they fuse exactly where the product alone would run on that kernel.
+using OwnSgemm = void (*)(bool, bool, int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t, float*,
+                          int64_t, float, float);
+OwnSgemm own_sgemm(bool ta, bool tb, int64_t batch, int64_t m, int64_t n, int64_t k) {
+  if (use_skinny_sgemm(ta, m, n, k)) return &skinny_sgemm;
+  if (use_packed_sgemm(ta, tb, batch, m, n, k)) return &packed_sgemm;
+  return nullptr;
+}
+
 // C_i = alpha op(A_i) op(B_i) + beta C_i for every batch item i, tiled and run in parallel; C_i starts at
 // c + coff[i] with row stride ldc.
 template <class T>
@@ -106,7 +117,7 @@ void gemm_batched(bool ta, bool tb, int64_t batch, int64_t m, int64_t n, int64_t
   if constexpr (std::is_same_v<T, float>) {
     // linfuse's own kernels where they beat OpenBLAS; each is parallel inside (over bands of rows or tiles of C),
     // and a batch of small packed products is run in parallel over its items.
-    auto own_kernel = use_skinny_sgemm(ta, m, n, k) ? &skinny_sgemm : use_packed_sgemm(ta, tb, batch, m, n, k) ? &packed_sgemm : nullptr;
+    const OwnSgemm own_kernel = own_sgemm(ta, tb, batch, m, n, k);
     if (own_kernel) {
       auto items = [&](int64_t i0, int64_t i1) {
         for (int64_t item = i0; item < i1; ++item)
@@ -134,14 +145,19 @@ std::atomic<uint64_t> flop_counter{0};
 
 // out (M, N) contiguous += alpha a (M, K) @ b (K, N): one GEMM with beta = 1, which accumulates onto what out
 // holds instead of zeroing C first and adding in another pass. Shapes are checked by the callers.
+// The same on operands blas_ready has already laid out.
 template <class T>
-void accumulate_product(T* out, const Tensor& a_in, const Tensor& b_in, double alpha) {
-  const int64_t m = a_in.size(0), k = a_in.size(1), n = b_in.size(1);
+void accumulate_ready(T* out, const Tensor& a, const MatrixLayout& la, const Tensor& b, const MatrixLayout& lb,
+                      int64_t m, int64_t n, int64_t k, double alpha) {
   flop_counter.fetch_add(uint64_t(2 * m * n * k), std::memory_order_relaxed);
-  MatrixLayout la, lb;
-  Tensor a = blas_ready(a_in, la), b = blas_ready(b_in, lb);
   gemm_batched<T>(la.transposed, lb.transposed, 1, m, n, k, static_cast<const T*>(a.raw_data()), {0}, la.ld,
                   static_cast<const T*>(b.raw_data()), {0}, lb.ld, out, {0}, n, T(alpha), T(1));
+}
+template <class T>
+void accumulate_product(T* out, const Tensor& a_in, const Tensor& b_in, double alpha) {
+  MatrixLayout la, lb;
+  Tensor a = blas_ready(a_in, la), b = blas_ready(b_in, lb);
+  accumulate_ready<T>(out, a, la, b, lb, a_in.size(0), b_in.size(1), a_in.size(1), alpha);
 }
 
 }  // namespace
@@ -256,34 +272,32 @@ Tensor addmm(const Tensor& c, const Tensor& a_in, const Tensor& b_in, double alp
     using T = decltype(tag);
     // out starts as c broadcast to (m, n): a bias row is replicated with memcpy, anything else copied; or,
     // where the packed GEMM runs the product, the bias is added as its sums are stored (the same bits).
-    Tensor out;
     const bool bias_row = c.dim() == 1 && c.size(0) == n && c.strides()[0] == 1;
-    if constexpr (std::is_same_v<T, float>) {
-      if (bias_row && k > 0 && m > 0) {
-        MatrixLayout la, lb;
-        Tensor a = blas_ready(a_in, la), b = blas_ready(b_in, lb);
-        if (!use_skinny_sgemm(la.transposed, m, n, k) && use_packed_sgemm(la.transposed, lb.transposed, 1, m, n, k)) {
-          out = Tensor::empty(out_shape, dtype_of<T>());
-          flop_counter.fetch_add(uint64_t(2 * m * n * k), std::memory_order_relaxed);
-          packed_sgemm_bias(la.transposed, lb.transposed, m, n, k, static_cast<const float*>(a.raw_data()), la.ld,
-                            static_cast<const float*>(b.raw_data()), lb.ld, static_cast<const float*>(c.raw_data()),
-                            out.template data<float>(), n, float(alpha));
-          return out;
-        }
-      }
-    }
-    if (bias_row) {
-      out = Tensor::empty(out_shape, dtype_of<T>());
+    auto start_from_c = [&] {
+      if (!bias_row) return copy(broadcast_to(c, out_shape));
+      Tensor out = Tensor::empty(out_shape, dtype_of<T>());
       const T* row = static_cast<const T*>(c.raw_data());
       T* o = out.template data<T>();
       parallel_for(m, std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(n, 1)), [&](int64_t i0, int64_t i1) {
         for (int64_t i = i0; i < i1; ++i) std::copy(row, row + n, o + i * n);
       });
-    } else {
-      out = copy(broadcast_to(c, out_shape));
+      return out;
+    };
+    if (m == 0 || n == 0 || k == 0) return start_from_c();
+    MatrixLayout la, lb;
+    Tensor a = blas_ready(a_in, la), b = blas_ready(b_in, lb);
+    if constexpr (std::is_same_v<T, float>) {
+      if (bias_row && own_sgemm(la.transposed, lb.transposed, 1, m, n, k) == &packed_sgemm) {
+        Tensor out = Tensor::empty(out_shape, dtype_of<T>());
+        flop_counter.fetch_add(uint64_t(2 * m * n * k), std::memory_order_relaxed);
+        packed_sgemm_bias(la.transposed, lb.transposed, m, n, k, static_cast<const float*>(a.raw_data()), la.ld,
+                          static_cast<const float*>(b.raw_data()), lb.ld, static_cast<const float*>(c.raw_data()),
+                          out.template data<float>(), n, float(alpha));
+        return out;
+      }
     }
-    if (out.numel() == 0 || k == 0) return out;
-    accumulate_product<T>(out.template data<T>(), a_in, b_in, alpha);
+    Tensor out = start_from_c();
+    accumulate_ready<T>(out.template data<T>(), a, la, b, lb, m, n, k, alpha);
     return out;
   });
 }
@@ -293,15 +307,16 @@ void matmul_pair(const Tensor& a_in, const Tensor& b1, const Tensor& bias1, cons
     throw std::invalid_argument("[matmul_pair] needs (M, K), (K, N1) and (K, N2) operands, got " + a_in.describe() + ", " +
                                 b1.describe() + " and " + b2.describe());
   const int64_t m = a_in.size(0), k = a_in.size(1), n1 = b1.size(1), n2 = b2.size(1);
-  MatrixLayout la, l1, l2;
   // The pair where, apart, the packed GEMM would run the first product and the skinny kernel the second: both
   // sum every element in one multiply-add chain over k, so one pass gives the bits of the two.
   const bool bias_row = bias1.defined() && bias1.dim() == 1 && bias1.size(0) == n1 && bias1.strides()[0] == 1;
   if (a_in.dtype() == DType::F32 && b1.dtype() == DType::F32 && b2.dtype() == DType::F32 &&
       (!bias1.defined() || (bias_row && bias1.dtype() == DType::F32)) && m > 0 && k > 0 &&
-      use_packed_sgemm_pair(m, n1, n2, k) && use_skinny_sgemm(false, m, n2, k)) {
+      use_packed_sgemm_pair(m, n1, n2, k)) {
+    MatrixLayout la, l1, l2;
     Tensor a = blas_ready(a_in, la), first = blas_ready(b1, l1), second = blas_ready(b2, l2);
-    if (!la.transposed && !use_skinny_sgemm(false, m, n1, k)) {
+    if (!la.transposed && own_sgemm(false, l1.transposed, 1, m, n1, k) == &packed_sgemm &&
+        own_sgemm(false, l2.transposed, 1, m, n2, k) == &skinny_sgemm) {
       out1 = Tensor::empty({m, n1}, DType::F32);
       out2 = Tensor::empty({m, n2}, DType::F32);
       flop_counter.fetch_add(uint64_t(2 * m * (n1 + n2) * k), std::memory_order_relaxed);
