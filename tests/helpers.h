@@ -5,6 +5,9 @@
 #include <string>
 #include <vector>
 
+#include <catch2/catch.hpp>
+
+#include "tensor/kernel_isa.h"
 #include "tensor/tensor.h"
 
 namespace linfuse::testing {
@@ -35,6 +38,23 @@ inline bool bit_equal(const Tensor& a, const Tensor& b) {
   for (size_t i = 0; i < x.size(); ++i)
     if (std::memcmp(&x[i], &y[i], sizeof(double)) != 0) return false;
   return true;
+}
+
+// The paths of linfuse's own kernels this CPU can run (tensor/kernel_isa.h): AVX2, and AVX-512 where it has it.
+inline std::vector<kernels::KernelIsa> kernel_paths() {
+  std::vector<kernels::KernelIsa> paths{kernels::KernelIsa::avx2};
+  if (kernels::cpu_has_avx512()) paths.push_back(kernels::KernelIsa::avx512);
+  return paths;
+}
+
+// For a test comparing the AVX-512 path with the AVX2 path: true where the CPU has AVX-512. Elsewhere nothing can be
+// compared; what is checked is that the wide path is refused, not run, and a warning names what was not compared.
+inline bool can_compare_kernel_paths(const std::string& what) {
+  if (kernels::cpu_has_avx512()) return true;
+  CHECK_THROWS_WITH(kernels::set_kernel_isa(kernels::KernelIsa::avx512), Catch::Contains("no AVX-512"));
+  CHECK(kernels::kernel_isa() == kernels::KernelIsa::avx2);
+  WARN("this CPU has no AVX-512: " + what + " was not compared with the AVX2 path here");
+  return false;
 }
 
 inline std::string source_path(const std::string& rel) { return std::string(LINFUSE_SOURCE_DIR) + "/" + rel; }

@@ -178,13 +178,7 @@ TEST_CASE("attention's batched products (C 32 wide) match float64 and give the s
 
 TEST_CASE("the packed GEMM's AVX-512 path gives the AVX2 path's bits on every shape and layout", "[tensor][matmul][isa]") {
   const kernels::KernelIsa chosen = kernels::kernel_isa();
-  if (!kernels::cpu_has_avx512()) {
-    // Nothing to compare on this CPU; what can be checked is that the wide path is refused, not run.
-    CHECK_THROWS_WITH(kernels::set_kernel_isa(kernels::KernelIsa::avx512), Catch::Contains("no AVX-512"));
-    CHECK(kernels::kernel_isa() == kernels::KernelIsa::avx2);
-    WARN("this CPU has no AVX-512: the AVX-512 path was not compared with the AVX2 path here");
-    return;
-  }
+  if (!testing::can_compare_kernel_paths("the packed GEMM's AVX-512 path")) return;
   Generator gen(43);
   // Odd sizes around both register tiles (6 x 16 and 12 x 32), one and two panels left in a tile, k across the
   // depth blocks, strided leading dimensions, and the workload's shapes.
@@ -215,8 +209,7 @@ TEST_CASE("the packed GEMM's bias on the way out gives the bits of filling C wit
   // did before the bias was fused), on both paths of the kernel where the CPU has both, and through addmm.
   Generator gen(47);
   const kernels::KernelIsa chosen = kernels::kernel_isa();
-  std::vector<kernels::KernelIsa> paths{kernels::KernelIsa::avx2};
-  if (kernels::cpu_has_avx512()) paths.push_back(kernels::KernelIsa::avx512);
+  const std::vector<kernels::KernelIsa> paths = testing::kernel_paths();
   for (auto [m, n, k] : {std::tuple{1, 1, 1}, std::tuple{13, 17, 5}, std::tuple{25, 33, 7}, std::tuple{97, 45, 300},
                          std::tuple{200, 130, 513}, std::tuple{3200, 128, 16}, std::tuple{600, 512, 128}})
     for (bool tb : {false, true})
@@ -251,8 +244,7 @@ TEST_CASE("two products of one A side by side (a LoRA linear's x W^T and x A^T) 
   // 8 and 16, row counts off the register tiles, and a first width off the panels (computed apart, the same).
   Generator gen(59);
   const kernels::KernelIsa chosen = kernels::kernel_isa();
-  std::vector<kernels::KernelIsa> paths{kernels::KernelIsa::avx2};
-  if (kernels::cpu_has_avx512()) paths.push_back(kernels::KernelIsa::avx512);
+  const std::vector<kernels::KernelIsa> paths = testing::kernel_paths();
   for (auto [m, n1, n2, k] : {std::tuple{3200, 128, 8, 128}, std::tuple{3200, 512, 8, 128}, std::tuple{3200, 128, 8, 512},
                               std::tuple{997, 128, 16, 128}, std::tuple{1001, 144, 8, 96}, std::tuple{640, 100, 8, 128}})
     for (bool transposed : {true, false})
