@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "autodiff/gradcheck.h"
-#include "cli/command_line.h"
 #include "autodiff/primitive.h"
+#include "cli/command_line.h"
 #include "tensor/threading.h"
 
 int gradcheck_main(int argc, char** argv) {
