@@ -159,6 +159,16 @@ std::vector<GradcheckCase> build_cases() {
                [](const Tensors& x) { return matmul(x[0], x[1]); }});
   c.push_back({"linear", [](Generator& g) { return Tensors{normal(g, {2, 3, 4}), normal(g, {5, 4}), normal(g, {5})}; },
                [](const Tensors& x) { return linear(x[0], x[1], x[2]); }});
+  // the linear layer with its activation fused, each activation, with and without a bias
+  auto linear_act = [](Activation f, bool bias) {
+    return [f, bias](const Tensors& x) { return linear_activation(x[0], x[1], bias ? x[2] : Tensor(), f); };
+  };
+  auto x_w_b = [](Generator& g) { return Tensors{normal(g, {2, 3, 4}), normal(g, {5, 4}), normal(g, {5})}; };
+  c.push_back({"linear_activation[gelu]", x_w_b, linear_act(Activation::GeluErf, true)});
+  c.push_back({"linear_activation[gelu_tanh, no bias]", [](Generator& g) { return Tensors{normal(g, {3, 4}), normal(g, {5, 4})}; },
+               linear_act(Activation::GeluTanh, false)});
+  c.push_back({"linear_activation[quick_gelu]", x_w_b, linear_act(Activation::QuickGelu, true)});
+  c.push_back({"linear_activation[relu]", x_w_b, linear_act(Activation::Relu, true)});
 
   // x (5, 4), W (3, 4), A (2, 4), B (3, 2), b (3): a linear layer with a rank-2 LoRA update
   c.push_back({"lora_linear", [](Generator& g) { return Tensors{normal(g, {5, 4}), normal(g, {3, 4}), normal(g, {2, 4}), normal(g, {3, 2}), normal(g, {3})}; },

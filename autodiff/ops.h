@@ -113,6 +113,10 @@ Tensor matmul(const Tensor& a, const Tensor& b);
 Tensor addmm(const Tensor& c, const Tensor& a, const Tensor& b, double alpha = 1.0);
 // x (..., in) W (out, in) b (out) -> (..., out); b may be undefined.
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
+// f(x W^T + b) in one primitive, f applied as the product is stored and f' kept for the rules: the same values
+// and gradients, bit for bit, as linear() then the activation's own op (see prim_linalg.cpp).
+enum class Activation { GeluErf, GeluTanh, QuickGelu, Relu };
+Tensor linear_activation(const Tensor& x, const Tensor& weight, const Tensor& bias, Activation activation);
 // x W^T + b + scale (x A^T) B^T for x (M, in), W (out, in), A (r, in), B (out, r), b (out) or undefined: a linear
 // layer with a LoRA update, computed into one output buffer (the base output is never a tensor of its own).
 Tensor lora_linear(const Tensor& x, const Tensor& weight, const Tensor& lora_a, const Tensor& lora_b, const Tensor& bias,

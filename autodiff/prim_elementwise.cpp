@@ -3,6 +3,7 @@
 #include <numbers>
 #include <stdexcept>
 
+#include "autodiff/activation_math.h"
 #include "autodiff/rule_helpers.h"
 #include "tensor/fast_math.h"
 #include "tensor/kernels.h"
@@ -16,11 +17,7 @@ using Wanted = std::vector<bool>;
 
 namespace {
 
-constexpr double kSqrt2OverPi = 0.7978845608028654;   // sqrt(2 / pi)
-constexpr double kGeluCubic = 0.044715;
-constexpr double kQuickGeluScale = 1.702;
-constexpr double kInvSqrt2 = 0.7071067811865476;
-constexpr double kInvSqrt2Pi = 0.3989422804014327;    // 1 / sqrt(2 pi)
+using namespace activation_math;   // the activations' scalar formulas and constants
 
 // ---------------- unary ----------------
 
@@ -72,13 +69,6 @@ class Tanh : public Primitive {
   Tensor jvp(const Tensors&, const Tensor& y, const Tensors& t) override { return mul(t[0], slope(y)); }
 };
 
-template <class T>
-T stable_sigmoid(T x) {
-  T e = fast::exp_of(-std::fabs(x));   // never overflows
-  T pos = T(1) / (T(1) + e);
-  return x >= 0 ? pos : e / (T(1) + e);
-}
-
 class Sigmoid : public Primitive {
   LINFUSE_PRIMITIVE("sigmoid")
   Tensor forward(const Tensors& in) override { return unary_kernel(in[0], "sigmoid", [](auto x) { return stable_sigmoid(x); }); }
@@ -90,7 +80,7 @@ class Sigmoid : public Primitive {
 class Relu : public Primitive {
   LINFUSE_PRIMITIVE("relu")
   Tensor forward(const Tensors& in) override {
-    return unary_kernel(in[0], "relu", [](auto x) { return x > 0 ? x : decltype(x)(0); });
+    return unary_kernel(in[0], "relu", [](auto x) { return relu_value(x); });
   }
   // The derivative is the constant mask x > 0 (0 at the kink, as PyTorch).
   Tensors vjp(const Tensors& in, const Tensor&, const Tensor& g, const Wanted&) override { return {mul(g, gt(in[0], 0.0))}; }
@@ -156,23 +146,8 @@ class Clamp : public Primitive {
   double low_, high_;
 };
 
-// ---- activations and their derivatives ----
-// gelu_tanh(x) = 0.5 x (1 + th), th = tanh(u), u = c (x + k x^3)
-//   d1 = 0.5 (1 + th) + 0.5 x (1 - th^2) u',             u' = c (1 + 3k x^2)
-//   d2 = (1 - th^2) (u' + 0.5 x (u'' - 2 th u'^2)),        u'' = 6 c k x
-
-template <class T>
-T gelu_tanh_value(T x) {
-  T u = T(kSqrt2OverPi) * (x + T(kGeluCubic) * x * x * x);
-  return T(0.5) * x * (T(1) + fast::tanh_of(u));
-}
-template <class T>
-T gelu_tanh_d1(T x) {
-  T u = T(kSqrt2OverPi) * (x + T(kGeluCubic) * x * x * x);
-  T th = fast::tanh_of(u);
-  T du = T(kSqrt2OverPi) * (T(1) + T(3 * kGeluCubic) * x * x);
-  return T(0.5) * (T(1) + th) + T(0.5) * x * (T(1) - th * th) * du;
-}
+// ---- activations and their derivatives (values and first derivatives: activation_math.h) ----
+// gelu_tanh: d2 = (1 - th^2) (u' + 0.5 x (u'' - 2 th u'^2)),  u'' = 6 c k x
 Tensor gelu_tanh_d2(const Tensor& x) {
   Tensor x2 = mul(x, x);
   Tensor th = tanh(mul(add(x, mul(mul(x2, x), kGeluCubic)), kSqrt2OverPi));
@@ -196,18 +171,7 @@ class GeluTanh : public Primitive {
   Tensor jvp(const Tensors& in, const Tensor&, const Tensors& t) override { return mul(t[0], gelu_tanh_grad(in[0])); }
 };
 
-// gelu_erf(x) = x Phi(x);  d1 = Phi(x) + x phi(x);  d2 = phi(x) (2 - x^2)
-template <class T>
-T gelu_erf_d1(T x) {
-  return T(0.5) * (T(1) + fast::erf_of(x * T(kInvSqrt2))) + x * T(kInvSqrt2Pi) * fast::exp_of(T(-0.5) * x * x);
-}
-// float: phi's exp(-x^2 / 2) is the exp(-z^2), z = x / sqrt 2, that erf(z) needs; computed once.
-template <>
-inline float gelu_erf_d1(float x) {
-  float z = x * float(kInvSqrt2);
-  float gauss = fast::exp(-std::fabs(z) * std::fabs(z));
-  return 0.5f * (1.0f + fast::erf_given_gauss(z, gauss)) + x * float(kInvSqrt2Pi) * gauss;
-}
+// gelu_erf: d2 = phi(x) (2 - x^2)
 Tensor gelu_erf_d2(const Tensor& x) {
   Tensor x2 = mul(x, x);
   Tensor phi = mul(exp(mul(x2, -0.5)), kInvSqrt2Pi);
@@ -224,10 +188,7 @@ class GeluErfGrad : public Primitive {
 class GeluErf : public Primitive {
   LINFUSE_PRIMITIVE("gelu_erf")
   Tensor forward(const Tensors& in) override {
-    return unary_kernel(in[0], "gelu_erf", [](auto x) {
-      using T = decltype(x);
-      return T(0.5) * x * (T(1) + fast::erf_of(x * T(kInvSqrt2)));
-    });
+    return unary_kernel(in[0], "gelu_erf", [](auto x) { return gelu_erf_value(x); });
   }
   // A forward-mode pass followed by a VJP of the same node (a linearized model's training step) needs the
   // derivative twice: the JVP keeps it (when nothing is being recorded) for the VJP.
@@ -248,12 +209,7 @@ class GeluErf : public Primitive {
   Tensor d1_;
 };
 
-// quick_gelu(x) = x s, s = sigmoid(a x);  d1 = s + a x s (1 - s);  d2 = a s (1 - s) (2 + a x (1 - 2 s))
-template <class T>
-T quick_gelu_d1(T x) {
-  T s = stable_sigmoid(T(kQuickGeluScale) * x);
-  return s + T(kQuickGeluScale) * x * s * (T(1) - s);
-}
+// quick_gelu: d2 = a s (1 - s) (2 + a x (1 - 2 s))
 Tensor quick_gelu_d2(const Tensor& x) {
   Tensor s = sigmoid(mul(x, kQuickGeluScale));
   Tensor ss = mul(s, rsub(1.0, s));
@@ -271,7 +227,7 @@ class QuickGeluGrad : public Primitive {
 class QuickGelu : public Primitive {
   LINFUSE_PRIMITIVE("quick_gelu")
   Tensor forward(const Tensors& in) override {
-    return unary_kernel(in[0], "quick_gelu", [](auto x) { return x * stable_sigmoid(decltype(x)(kQuickGeluScale) * x); });
+    return unary_kernel(in[0], "quick_gelu", [](auto x) { return quick_gelu_value(x); });
   }
   Tensors vjp(const Tensors& in, const Tensor&, const Tensor& g, const Wanted&) override { return {mul(g, quick_gelu_grad(in[0]))}; }
   Tensor jvp(const Tensors& in, const Tensor&, const Tensors& t) override { return mul(t[0], quick_gelu_grad(in[0])); }

@@ -1,7 +1,11 @@
 // Matrix product primitive and the linear layer built on it.
+#include <algorithm>
 #include <stdexcept>
 
+#include "autodiff/activation_math.h"
 #include "autodiff/rule_helpers.h"
+#include "tensor/elementwise.h"
+#include "tensor/kernel_isa.h"
 #include "tensor/kernels.h"
 
 namespace linfuse {
@@ -39,20 +43,154 @@ class Addmm : public Primitive {
     return {w[0] ? sum_to(g, in[0].shape()) : Tensor(), w[1] ? scaled(matmul(g, mT(in[2]))) : Tensor(),
             w[2] ? scaled(matmul(mT(in[1]), g)) : Tensor()};
   }
-  // Not recording, the second product accumulates in place onto the fresh buffer holding the first (one copy
-  // of the output-sized tangent fewer).
   Tensor jvp(const Tensors& in, const Tensor& out, const Tensors& t) override {
-    Tensor acc = t[0].defined() ? t[0] : Tensor();
-    if (t[1].defined()) acc = acc.defined() ? addmm(acc, t[1], in[2], alpha_) : scaled(matmul(t[1], in[2]));
-    bool owned = t[1].defined();   // acc is then a new contiguous (M, N) tensor
-    if (t[2].defined() && owned && !rules::recording()) kernels::addmm_into(acc, in[1], t[2], alpha_);
-    else if (t[2].defined()) acc = acc.defined() ? addmm(acc, in[1], t[2], alpha_) : scaled(matmul(in[1], t[2]));
-    if (acc.defined() && acc.shape() != out.shape()) acc = broadcast_to(acc, out.shape());
+    return addmm_tangent(t[0], in[1], t[1], in[2], t[2], alpha_, out.shape());
+  }
+  // tc + alpha (ta b + a tb) (undefined tangents are zeros), broadcast to out_shape. Not recording, the second
+  // product accumulates in place onto the fresh buffer holding the first (one copy of the output-sized tangent
+  // fewer).
+  static Tensor addmm_tangent(const Tensor& tc, const Tensor& a, const Tensor& ta, const Tensor& b, const Tensor& tb,
+                              double alpha, const Shape& out_shape) {
+    auto scaled = [alpha](const Tensor& x) { return alpha == 1.0 ? x : mul(x, alpha); };
+    Tensor acc = tc.defined() ? tc : Tensor();
+    if (ta.defined()) acc = acc.defined() ? addmm(acc, ta, b, alpha) : scaled(matmul(ta, b));
+    bool owned = ta.defined();   // acc is then a new contiguous (M, N) tensor
+    if (tb.defined() && owned && !rules::recording()) kernels::addmm_into(acc, a, tb, alpha);
+    else if (tb.defined()) acc = acc.defined() ? addmm(acc, a, tb, alpha) : scaled(matmul(a, tb));
+    if (acc.defined() && acc.shape() != out_shape) acc = broadcast_to(acc, out_shape);
     return acc;
   }
 
  private:
   double alpha_;
+};
+
+// One row of linear_activation's epilogue: d[j] = f'(v[j]) (d given) and v[j] = f(v[j]), in one loop, so that the
+// compiler computes what the two share (GELU's erf and exp) once.
+template <class T, class Value, class D1>
+[[gnu::always_inline]] inline void activate_row(int64_t count, T* v, T* d, const Value& value_of, const D1& d1_of) {
+  if (!d) {
+    for (int64_t j = 0; j < count; ++j) v[j] = value_of(v[j]);
+    return;
+  }
+  for (int64_t j = 0; j < count; ++j) {
+    const T x = v[j];
+    d[j] = d1_of(x);
+    v[j] = value_of(x);
+  }
+}
+// The same loop compiled for AVX-512, run where the CPU has it, as the elementwise engine's (tensor/elementwise.h):
+// the same bits, one element at a time with no contraction.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+template <class T, class Value, class D1>
+[[gnu::target("avx512f,avx512vl,avx512bw,avx512dq,prefer-vector-width=512")]] void activate_row_wide(int64_t count, T* v, T* d,
+                                                                                                   const Value& value_of,
+                                                                                                   const D1& d1_of) {
+  activate_row(count, v, d, value_of, d1_of);
+}
+#else
+template <class T, class Value, class D1>
+void activate_row_wide(int64_t count, T* v, T* d, const Value& value_of, const D1& d1_of) {
+  activate_row(count, v, d, value_of, d1_of);
+}
+#endif
+
+// y = f(x W^T + b): a linear layer and its activation f in one primitive, x (M, in), W (out, in), b (out) or
+// absent. The product's blocks go through f as the GEMM stores them, still in cache (kernels::addmm_finished),
+// and f's derivative is written beside them, so the pre-activation makes no pass through memory of its own and
+// the rules evaluate no erf or exp again:
+//   forward: pre = x W^T + b;  y = f(pre);  saves d1 = f'(pre) (M, out) when a rule may need it
+//   vjp:     g_pre = g d1;  dx = g_pre W;  dW = g_pre^T x;  db = sum over rows of g_pre
+//   jvp:     y_t = d1 (x_t W^T + x W_t^T + b_t)
+// The same bits as linear() followed by the activation's own primitive (the same products in the same calls, the
+// same scalar formulas, activation_math.h); tested. Recording (higher derivatives), d1 depends on x, W and b: the
+// rules then rebuild pre with ops, unless none of the three requires grad (a linearized model's tangent pass).
+class LinearActivation : public Primitive {
+  LINFUSE_PRIMITIVE("linear_activation")
+ public:
+  LinearActivation(Activation activation, bool has_bias) : activation_(activation), has_bias_(has_bias) {}
+  Tensor forward(const Tensors& in) override {
+    const bool keep_d1 = DualLevel::active() || (grad_enabled() && std::any_of(in.begin(), in.end(), [](const Tensor& t) {
+                                                   return t.requires_grad();
+                                                 }));
+    const Tensor weight_t = kernels::permute(in[1], {1, 0});
+    const Tensor bias = has_bias_ ? in[2] : Tensor();
+    const int64_t m = in[0].size(0), n = in[1].size(0);
+    if (keep_d1) d1_ = Tensor::empty({m, n}, in[0].dtype());
+    if (in[0].dtype() != DType::F32) {   // float64 (the gradient checks): the product, then f over the whole output
+      Tensor y = bias.defined() ? kernels::addmm(bias, in[0], weight_t, 1.0) : kernels::matmul(in[0], weight_t);
+      if (!y.is_contiguous()) y = kernels::copy(y);
+      dispatch_float(y.dtype(), "linear_activation", [&](auto tag) {
+        using T = decltype(tag);
+        activate_block<T>(y.template data<T>(), n, keep_d1 ? d1_.template data<T>() : nullptr, n, m, n);
+        return 0;
+      });
+      return y;
+    }
+    float* d1 = keep_d1 ? d1_.data<float>() : nullptr;
+    const kernels::BlockFinish finish = [this, d1, n](float* block, int64_t ld, int64_t row, int64_t col, int64_t rows,
+                                                       int64_t cols) {
+      activate_block<float>(block, ld, d1 ? d1 + row * n + col : nullptr, n, rows, cols);
+    };
+    return kernels::addmm_finished(bias, in[0], weight_t, finish);
+  }
+  Tensors vjp(const Tensors& in, const Tensor&, const Tensor& g, const Wanted& w) override {
+    Tensor g_pre = mul(g, derivative(in));
+    // As Addmm (with a bias) or Matmul (without) give them for x W^T, so the same products in the same layout.
+    Tensors d(in.size());
+    if (w[0]) d[0] = matmul(g_pre, in[1]);
+    if (w[1]) d[1] = mT(matmul(mT(in[0]), g_pre));
+    if (has_bias_ && w[2]) d[2] = sum_to(g_pre, in[2].shape());
+    return d;
+  }
+  Tensor jvp(const Tensors& in, const Tensor& out, const Tensors& t) override {
+    const Tensor weight_t = mT(in[1]), weight_t_tangent = t[1].defined() ? mT(t[1]) : Tensor();
+    Tensor pre_t = has_bias_ ? Addmm::addmm_tangent(t[2], in[0], t[0], weight_t, weight_t_tangent, 1.0, out.shape())
+                             : rules::add_defined(t[0].defined() ? matmul(t[0], weight_t) : Tensor(),
+                                                  t[1].defined() ? matmul(in[0], weight_t_tangent) : Tensor());
+    return pre_t.defined() ? mul(pre_t, derivative(in)) : Tensor();
+  }
+  void release() override { d1_ = Tensor(); }
+
+ private:
+  // f'(pre): the one saved by forward, or (recording, where it depends on inputs that require grad) rebuilt with
+  // differentiable ops.
+  Tensor derivative(const Tensors& in) const {
+    const bool constant = std::none_of(in.begin(), in.end(), [](const Tensor& t) { return t.requires_grad(); });
+    if (d1_.defined() && (!rules::recording() || constant)) return d1_;
+    Tensor pre = has_bias_ ? addmm(in[2], in[0], mT(in[1])) : matmul(in[0], mT(in[1]));
+    switch (activation_) {
+      case Activation::GeluErf: return gelu_erf_grad(pre);
+      case Activation::GeluTanh: return gelu_tanh_grad(pre);
+      case Activation::QuickGelu: return quick_gelu_grad(pre);
+      case Activation::Relu: return gt(pre, 0.0);
+    }
+    throw std::logic_error("[linear_activation] unknown activation");
+  }
+  // values (rows x cols, row stride ld) = f(values), and d1 (row stride ld1; when given) = f'(values): one loop per
+  // activation, the scalar formulas of activation_math.h.
+  template <class T>
+  void activate_block(T* values, int64_t ld, T* d1, int64_t ld1, int64_t rows, int64_t cols) const {
+    using namespace activation_math;
+    const bool wide = detail::kHaveWideElementwise && kernels::kernel_isa() == kernels::KernelIsa::avx512;
+    auto run = [&](auto value_of, auto d1_of) {
+      for (int64_t r = 0; r < rows; ++r) {
+        T* d = d1 ? d1 + r * ld1 : nullptr;
+        if (wide) activate_row_wide(cols, values + r * ld, d, value_of, d1_of);
+        else activate_row(cols, values + r * ld, d, value_of, d1_of);
+      }
+    };
+    switch (activation_) {
+      case Activation::GeluErf: return run([](T x) { return gelu_erf_value(x); }, [](T x) { return gelu_erf_d1(x); });
+      case Activation::GeluTanh: return run([](T x) { return gelu_tanh_value(x); }, [](T x) { return gelu_tanh_d1(x); });
+      case Activation::QuickGelu: return run([](T x) { return quick_gelu_value(x); }, [](T x) { return quick_gelu_d1(x); });
+      case Activation::Relu: return run([](T x) { return relu_value(x); }, [](T x) { return relu_d1(x); });
+    }
+  }
+
+  Activation activation_;
+  bool has_bias_;
+  Tensor d1_;   // f'(x W^T + b) (M, out), saved by forward
 };
 
 // y = x W^T + b + s (x A^T) B^T: a linear layer with a LoRA update, x (M, in), W (out, in), A (r, in), B (out, r),
@@ -121,6 +259,22 @@ class LoraLinear : public Primitive {
 };
 
 }  // namespace
+
+Tensor linear_activation(const Tensor& x, const Tensor& weight, const Tensor& bias, Activation activation) {
+  if (weight.dim() != 2 || x.dim() < 1 || x.size(-1) != weight.size(1))
+    throw std::invalid_argument("[linear_activation] input " + x.describe() + " does not fit weight " + weight.describe() +
+                                " (expected (..., in) and (out, in))");
+  if (bias.defined() && (bias.dim() != 1 || bias.size(0) != weight.size(0)))
+    throw std::invalid_argument("[linear_activation] bias " + bias.describe() + " does not fit weight " + weight.describe());
+  for (const Tensor* t : {&weight, &bias})
+    if (t->defined() && t->dtype() != x.dtype())
+      throw std::invalid_argument("[linear_activation] dtypes differ: x " + x.describe() + ", " + t->describe());
+  Shape out_shape = x.shape();
+  out_shape.back() = weight.size(0);
+  Tensors in{reshape(x, {-1, x.size(-1)}), weight};   // leading dims folded into rows, as linear() does
+  if (bias.defined()) in.push_back(bias);
+  return reshape(apply_new<LinearActivation>(in, activation, bias.defined()), out_shape);
+}
 
 Tensor lora_linear(const Tensor& x, const Tensor& weight, const Tensor& lora_a, const Tensor& lora_b, const Tensor& bias,
                    double scale) {

@@ -47,7 +47,7 @@ struct ReferenceBlock : nn::Module {
            vh = nn::split_heads(v->forward(h), kHeads);
     Tensor a = attention(qh, kh, vh, 1.0 / std::sqrt(double(kWidth / kHeads)));
     Tensor x1 = add(x, o->forward(nn::merge_heads(a)));
-    return add(x1, fc2->forward(gelu_erf(fc1->forward(ln2->forward(x1)))));
+    return add(x1, fc2->forward(nn::activate_linear(nn::Activation::GeluErf, *fc1, ln2->forward(x1))));
   }
 };
 

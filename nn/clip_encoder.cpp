@@ -82,7 +82,7 @@ CLIPMLP::CLIPMLP(const CLIPEncoderSettings& s, Generator& init, DType dtype) : a
   fc2 = register_module("fc2", make_linear(s.intermediate_size, s.hidden_size, init, fc2_std, dtype));
 }
 
-Tensor CLIPMLP::forward(const Tensor& x) { return fc2->forward(activate(activation, fc1->forward(x))); }
+Tensor CLIPMLP::forward(const Tensor& x) { return fc2->forward(activate_linear(activation, *fc1, x)); }
 
 CLIPEncoderLayer::CLIPEncoderLayer(const CLIPEncoderSettings& s, Generator& init, DType dtype) {
   self_attn = register_module("self_attn", std::make_shared<CLIPAttention>(s, init, dtype));

@@ -90,6 +90,11 @@ std::string activation_name(Activation a) {
   return "?";
 }
 
+Tensor activate_linear(Activation a, Linear& layer, const Tensor& x) {
+  if (layer.adapter()) return activate(a, layer.forward(x));
+  return linear_activation(x, layer.weight, layer.bias, a);
+}
+
 Tensor activate(Activation a, const Tensor& x) {
   switch (a) {
     case Activation::GeluErf: return gelu_erf(x);

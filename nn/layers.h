@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include "autodiff/ops.h"
 #include "nn/module.h"
 #include "tensor/random.h"
 
@@ -84,9 +85,12 @@ class Dropout : public Module {
 
 // Activations by their Hugging Face names: "gelu" (erf), "gelu_new" / "gelu_pytorch_tanh" / "gelu_fast"
 // (tanh approximation), "quick_gelu", "relu".
-enum class Activation { GeluErf, GeluTanh, QuickGelu, Relu };
+using Activation = linfuse::Activation;   // autodiff/ops.h: also what linear_activation fuses
 Activation activation_from_name(const std::string& name);
 std::string activation_name(Activation activation);
 Tensor activate(Activation activation, const Tensor& x);
+// activate(activation, layer.forward(x)); for a layer without an adapter, one primitive that applies the activation
+// as the product is stored (linear_activation: the same bits, one pass over the output fewer).
+Tensor activate_linear(Activation activation, Linear& layer, const Tensor& x);
 
 }  // namespace linfuse::nn

@@ -122,7 +122,7 @@ T5DenseReluDense::T5DenseReluDense(const T5Config& config, Generator& init, DTyp
 
 Tensor T5DenseReluDense::forward(const Tensor& x) {
   // hidden (..., d_ff)
-  Tensor hidden = gated ? mul(activate(activation, wi_0->forward(x)), wi_1->forward(x)) : activate(activation, wi->forward(x));
+  Tensor hidden = gated ? mul(activate_linear(activation, *wi_0, x), wi_1->forward(x)) : activate_linear(activation, *wi, x);
   return wo->forward(dropout_->forward(hidden));
 }
 

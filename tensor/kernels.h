@@ -2,6 +2,7 @@
 // Raw tensor kernels: no autodiff, no tape. Each returns a new tensor (contiguous unless it is documented
 // as a view). The differentiable ops in autodiff/ops.h are built on these.
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "tensor/tensor.h"
@@ -45,6 +46,13 @@ void count_flops(uint64_t flops);
 // GEMM that accumulates onto a copy of c (BLAS beta = 1), e.g. a linear layer's bias or a LoRA update added
 // to the base output, without the separate elementwise passes.
 Tensor addmm(const Tensor& c, const Tensor& a, const Tensor& b, double alpha);
+// Called on a block of a product's output once its sums are final (rows [row, row + rows), columns [col,
+// col + cols), at `block` with row stride ld), by the thread that computed it.
+using BlockFinish = std::function<void(float* block, int64_t ld, int64_t row, int64_t col, int64_t rows, int64_t cols)>;
+// c + a @ b as addmm (alpha 1), float32, c a bias row or undefined (no bias), then `finish` on every block of the
+// output: block by block as the packed GEMM stores its register tiles, while they are still in cache (a linear
+// layer's activation without a pass of its own over the output), else once on the whole output (the same values).
+Tensor addmm_finished(const Tensor& c, const Tensor& a, const Tensor& b, const BlockFinish& finish);
 // out += alpha a @ b in place: out a contiguous (M, N) tensor the caller owns, a (M, K), b (K, N); one GEMM
 // accumulating onto out (for derivative rules that sum products into a fresh buffer).
 void addmm_into(Tensor& out, const Tensor& a, const Tensor& b, double alpha);

@@ -257,7 +257,9 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   });
 }
 
-Tensor addmm(const Tensor& c, const Tensor& a_in, const Tensor& b_in, double alpha) {
+namespace {
+// addmm, with `finish` (float32 only) run on every block of the output once its sums are final.
+Tensor addmm_impl(const Tensor& c, const Tensor& a_in, const Tensor& b_in, double alpha, const BlockFinish* finish) {
   if (a_in.dim() != 2 || b_in.dim() != 2)
     throw std::invalid_argument("[addmm] needs 2-D operands, got " + a_in.describe() + " and " + b_in.describe());
   if (a_in.dtype() != b_in.dtype() || c.dtype() != a_in.dtype())
@@ -283,7 +285,12 @@ Tensor addmm(const Tensor& c, const Tensor& a_in, const Tensor& b_in, double alp
       });
       return out;
     };
-    if (m == 0 || n == 0 || k == 0) return start_from_c();
+    if (m == 0 || n == 0 || k == 0) {
+      Tensor out = start_from_c();
+      if constexpr (std::is_same_v<T, float>)
+        if (finish && m > 0 && n > 0) (*finish)(out.template data<float>(), n, 0, 0, m, n);
+      return out;
+    }
     MatrixLayout la, lb;
     Tensor a = blas_ready(a_in, la), b = blas_ready(b_in, lb);
     if constexpr (std::is_same_v<T, float>) {
@@ -292,14 +299,28 @@ Tensor addmm(const Tensor& c, const Tensor& a_in, const Tensor& b_in, double alp
         flop_counter.fetch_add(uint64_t(2 * m * n * k), std::memory_order_relaxed);
         packed_sgemm_bias(la.transposed, lb.transposed, m, n, k, static_cast<const float*>(a.raw_data()), la.ld,
                           static_cast<const float*>(b.raw_data()), lb.ld, static_cast<const float*>(c.raw_data()),
-                          out.template data<float>(), n, float(alpha));
+                          out.template data<float>(), n, float(alpha), finish);
         return out;
       }
     }
     Tensor out = start_from_c();
     accumulate_ready<T>(out.template data<T>(), a, la, b, lb, m, n, k, alpha);
+    if constexpr (std::is_same_v<T, float>)
+      if (finish) (*finish)(out.template data<float>(), n, 0, 0, m, n);
     return out;
   });
+}
+}  // namespace
+
+Tensor addmm(const Tensor& c, const Tensor& a, const Tensor& b, double alpha) { return addmm_impl(c, a, b, alpha, nullptr); }
+
+Tensor addmm_finished(const Tensor& c, const Tensor& a, const Tensor& b, const BlockFinish& finish) {
+  if (a.dtype() != DType::F32)
+    throw std::invalid_argument("[addmm_finished] is float32 only, got " + a.describe());
+  if (c.defined()) return addmm_impl(c, a, b, 1.0, &finish);
+  Tensor out = contiguous(matmul(a, b));
+  if (out.numel() > 0) finish(out.data<float>(), out.size(1), 0, 0, out.size(0), out.size(1));
+  return out;
 }
 
 void matmul_pair(const Tensor& a_in, const Tensor& b1, const Tensor& bias1, const Tensor& b2, Tensor& out1, Tensor& out2) {

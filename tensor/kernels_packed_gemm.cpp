@@ -52,6 +52,7 @@ struct Destination {
   int64_t split;
   float* c2 = nullptr;
   int64_t ldc2 = 0;
+  const BlockFinish* finish = nullptr;   // run on each group of rows of a tile once final (one product only: split = n)
 
   float* at(int64_t i, int64_t j) const { return j < split ? c + i * ldc + j : c2 + i * ldc2 + (j - split); }
   int64_t ld(int64_t j) const { return j < split ? ldc : ldc2; }
@@ -344,13 +345,15 @@ void packed_tiles(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, 
                                                         std::min(kNR, j1 - j), alpha, dest.addend(i, j, p0 == 0));
               j += pair ? 2 * kNR : kNR;
             }
-            continue;
+          } else {
+            for (int64_t j = j0; j < j1; j += kNR) {
+              const float* panel = packed + ((j / kNR) * k + p0) * kNR;
+              register_tile_rows<TransposedA>(rows, rows_a, a_stride, panel, depth, dest.at(i, j), dest.ld(j),
+                                              std::min(kNR, n - j), alpha, dest.addend(i, j, p0 == 0));
+            }
           }
-          for (int64_t j = j0; j < j1; j += kNR) {
-            const float* panel = packed + ((j / kNR) * k + p0) * kNR;
-            register_tile_rows<TransposedA>(rows, rows_a, a_stride, panel, depth, dest.at(i, j), dest.ld(j),
-                                            std::min(kNR, n - j), alpha, dest.addend(i, j, p0 == 0));
-          }
+          // the group's rows of the tile are final after the last block of k, and still in L1
+          if (dest.finish && p0 + depth == k) (*dest.finish)(dest.at(i, j0), dest.ld(j0), i, j0, rows, j1 - j0);
         }
       }
     }
@@ -359,18 +362,21 @@ void packed_tiles(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, 
 
 // packed_sgemm, with C's initial value either beta C or (when `bias` is given) the bias row on every row.
 void packed_sgemm_impl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
-                       int64_t ldb, float* c, int64_t ldc, float alpha, float beta, const float* bias) {
+                       int64_t ldb, float* c, int64_t ldc, float alpha, float beta, const float* bias,
+                       const BlockFinish* finish = nullptr) {
   assert(beta == 0.0f || beta == 1.0f);
   if (m <= 0 || n <= 0) return;
   if (k <= 0) {   // an empty sum
     for (int64_t i = 0; i < m; ++i)
       if (bias) std::copy(bias, bias + n, c + i * ldc);
       else if (beta == 0.0f) std::fill(c + i * ldc, c + i * ldc + n, 0.0f);
+    if (finish) (*finish)(c, ldc, 0, 0, m, n);
     return;
   }
   PackBuffer packed(size_t(ceil_div(n, kNR) * k * kNR));
   pack_b(tb, n, k, b, ldb, packed.data());
-  const Destination dest{c, ldc, beta, bias, n};
+  Destination dest{c, ldc, beta, bias, n};
+  dest.finish = finish;
   if (ta) packed_tiles<true>(m, n, k, a, lda, packed.data(), dest, alpha);
   else packed_tiles<false>(m, n, k, a, lda, packed.data(), dest, alpha);
 }
@@ -420,8 +426,8 @@ void packed_sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float
 }
 
 void packed_sgemm_bias(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
-                       int64_t ldb, const float* bias, float* c, int64_t ldc, float alpha) {
-  packed_sgemm_impl(ta, tb, m, n, k, a, lda, b, ldb, c, ldc, alpha, 0.0f, bias);
+                       int64_t ldb, const float* bias, float* c, int64_t ldc, float alpha, const BlockFinish* finish) {
+  packed_sgemm_impl(ta, tb, m, n, k, a, lda, b, ldb, c, ldc, alpha, 0.0f, bias, finish);
 }
 
 }  // namespace linfuse::kernels

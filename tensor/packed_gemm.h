@@ -8,6 +8,8 @@
 // alone).
 #include <cstdint>
 
+#include "tensor/kernels.h"   // BlockFinish
+
 namespace linfuse::kernels {
 
 // Whether packed_sgemm beats OpenBLAS on `batch` products of this shape and layout (measured, see the .cpp).
@@ -22,9 +24,11 @@ void packed_sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float
                   int64_t ldb, float* c, int64_t ldc, float alpha, float beta);
 
 // C = bias + alpha op(A) op(B), the bias row (n floats) added to every row as the register sums are stored: the
-// same bits as filling C with the bias and calling packed_sgemm with beta = 1, without that pass over C.
+// same bits as filling C with the bias and calling packed_sgemm with beta = 1, without that pass over C. Then
+// `finish`, when given, on every block of C (a register tile's) once its sums are final, while it is in cache.
 void packed_sgemm_bias(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
-                       int64_t ldb, const float* bias, float* c, int64_t ldc, float alpha);
+                       int64_t ldb, const float* bias, float* c, int64_t ldc, float alpha,
+                       const BlockFinish* finish = nullptr);
 
 // One of two products of the same A side by side (packed_sgemm_pair): C (m x n, row stride ldc) = op(B) (k x n;
 // B, row stride ldb, transposed when tb) times A, plus the bias row when given (the first product only).
