@@ -1,5 +1,7 @@
 #include "tensor/kernel_isa.h"
 
+#include <cpuid.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -12,7 +14,7 @@ namespace {
 // whoever sets the variable is comparing paths and must know which one ran.
 KernelIsa initial_isa() {
   const char* env = std::getenv("LINFUSE_KERNEL_ISA");
-  if (env == nullptr || *env == '\0') return cpu_has_avx512() ? KernelIsa::avx512 : KernelIsa::avx2;
+  if (env == nullptr || *env == '\0') return cpu_has_avx512() && !cpu_splits_avx512() ? KernelIsa::avx512 : KernelIsa::avx2;
   if (std::strcmp(env, "avx2") == 0) return KernelIsa::avx2;
   if (std::strcmp(env, "avx512") == 0) {
     if (!cpu_has_avx512())
@@ -32,6 +34,18 @@ std::atomic<int>& current() {
 bool cpu_has_avx512() {
   // The default build cannot be older than x86-64-v3; the wide kernels use AVX-512F only.
   return __builtin_cpu_supports("avx512f");
+}
+
+bool cpu_splits_avx512() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (!cpu_has_avx512() || !__get_cpuid(0, &eax, &ebx, &ecx, &edx)) return false;
+  char vendor[13] = {};
+  std::memcpy(vendor, &ebx, 4);
+  std::memcpy(vendor + 4, &edx, 4);
+  std::memcpy(vendor + 8, &ecx, 4);
+  if (std::strcmp(vendor, "AuthenticAMD") != 0 || !__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return false;
+  const unsigned base_family = (eax >> 8) & 0xF, family = base_family == 0xF ? base_family + ((eax >> 20) & 0xFF) : base_family;
+  return family == 0x19;
 }
 
 KernelIsa kernel_isa() { return KernelIsa(current().load(std::memory_order_relaxed)); }

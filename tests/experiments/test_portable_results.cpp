@@ -48,6 +48,18 @@ TEST_CASE("linfuse --version names the commit, the target instruction set and Op
   CHECK(run.output.find("on its Haswell kernel") != std::string::npos);
 }
 
+TEST_CASE("by default the own kernels run AVX-512 only where the CPU runs it at full width", "[portable][isa]") {
+  // Zen 4 (AMD family 19h) has AVX-512 but splits each 512-bit operation in two; the AVX2 path is faster there.
+  using namespace linfuse::kernels;
+  if (!cpu_has_avx512()) CHECK_FALSE(cpu_splits_avx512());
+  const std::string expected = cpu_has_avx512() && !cpu_splits_avx512() ? "avx512" : "avx2";
+  auto run = run_command("env -u LINFUSE_KERNEL_ISA '" + linfuse_binary() + "' --version");
+  REQUIRE(run.exit_code == 0);
+  CHECK(run.output.find("own kernels on " + expected + ")") != std::string::npos);
+  auto forced = run_command("LINFUSE_KERNEL_ISA=avx2 '" + linfuse_binary() + "' --version");
+  CHECK(forced.output.find("own kernels on avx2)") != std::string::npos);
+}
+
 TEST_CASE("the smoke study's results.json is the same whichever kernel OpenBLAS would pick", "[portable][smoke]") {
   fs::path root = fs::temp_directory_path() / ("linfuse_portable_" + std::to_string(::getpid()));
   fs::remove_all(root);
