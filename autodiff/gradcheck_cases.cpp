@@ -173,6 +173,10 @@ std::vector<GradcheckCase> build_cases() {
   // x (5, 4), W (3, 4), A (2, 4), B (3, 2), b (3): a linear layer with a rank-2 LoRA update
   c.push_back({"lora_linear", [](Generator& g) { return Tensors{normal(g, {5, 4}), normal(g, {3, 4}), normal(g, {2, 4}), normal(g, {3, 2}), normal(g, {3})}; },
                [](const Tensors& x) { return lora_linear(x[0], x[1], x[2], x[3], x[4], 1.5); }});
+  c.push_back({"lora_linear[gelu]", [](Generator& g) { return Tensors{normal(g, {5, 4}), normal(g, {3, 4}), normal(g, {2, 4}), normal(g, {3, 2}), normal(g, {3})}; },
+               [](const Tensors& x) { return lora_linear(x[0], x[1], x[2], x[3], x[4], 1.5, Activation::GeluErf); }});
+  c.push_back({"lora_linear[quick_gelu, no bias]", [](Generator& g) { return Tensors{normal(g, {5, 4}), normal(g, {3, 4}), normal(g, {2, 4}), normal(g, {3, 2})}; },
+               [](const Tensors& x) { return lora_linear(x[0], x[1], x[2], x[3], Tensor(), 0.5, Activation::QuickGelu); }});
   c.push_back({"lora_linear[no bias]", [](Generator& g) { return Tensors{normal(g, {5, 4}), normal(g, {3, 4}), normal(g, {2, 4}), normal(g, {3, 2})}; },
                [](const Tensors& x) { return lora_linear(x[0], x[1], x[2], x[3], Tensor(), 0.5); }});
 

@@ -121,6 +121,10 @@ Tensor linear_activation(const Tensor& x, const Tensor& weight, const Tensor& bi
 // layer with a LoRA update, computed into one output buffer (the base output is never a tensor of its own).
 Tensor lora_linear(const Tensor& x, const Tensor& weight, const Tensor& lora_a, const Tensor& lora_b, const Tensor& bias,
                    double scale);
+// activation(lora_linear(...)) in one primitive: the activation applied as the rank-r update's product is stored,
+// its derivative kept for the rules (the same bits as the two ops, as linear_activation).
+Tensor lora_linear(const Tensor& x, const Tensor& weight, const Tensor& lora_a, const Tensor& lora_b, const Tensor& bias,
+                   double scale, Activation activation);
 
 // ---- neural-network functions ----
 Tensor softmax(const Tensor& a, int64_t axis = -1);       // fully -inf rows give 0 (and zero gradient)

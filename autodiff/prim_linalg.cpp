@@ -1,5 +1,6 @@
 // Matrix product primitive and the linear layer built on it.
 #include <algorithm>
+#include <optional>
 #include <stdexcept>
 
 #include "autodiff/activation_math.h"
@@ -95,78 +96,57 @@ void activate_row_wide(int64_t count, T* v, T* d, const Value& value_of, const D
 }
 #endif
 
-// y = f(x W^T + b): a linear layer and its activation f in one primitive, x (M, in), W (out, in), b (out) or
-// absent. The product's blocks go through f as the GEMM stores them, still in cache (kernels::addmm_finished),
-// and f's derivative is written beside them, so the pre-activation makes no pass through memory of its own and
-// the rules evaluate no erf or exp again:
-//   forward: pre = x W^T + b;  y = f(pre);  saves d1 = f'(pre) (M, out) when a rule may need it
-//   vjp:     g_pre = g d1;  dx = g_pre W;  dW = g_pre^T x;  db = sum over rows of g_pre
-//   jvp:     y_t = d1 (x_t W^T + x W_t^T + b_t)
-// The same bits as linear() followed by the activation's own primitive (the same products in the same calls, the
-// same scalar formulas, activation_math.h); tested. Recording (higher derivatives), d1 depends on x, W and b: the
-// rules then rebuild pre with ops, unless none of the three requires grad (a linearized model's tangent pass).
-class LinearActivation : public Primitive {
-  LINFUSE_PRIMITIVE("linear_activation")
+// An activation f applied to a product's output as the GEMM stores it (kernels::BlockFinish), with f' written
+// beside it for the rules: the part linear_activation and lora_linear (with an activation) share.
+class FusedActivation {
  public:
-  LinearActivation(Activation activation, bool has_bias) : activation_(activation), has_bias_(has_bias) {}
-  Tensor forward(const Tensors& in) override {
-    const bool keep_d1 = DualLevel::active() || (grad_enabled() && std::any_of(in.begin(), in.end(), [](const Tensor& t) {
-                                                   return t.requires_grad();
-                                                 }));
-    const Tensor weight_t = kernels::permute(in[1], {1, 0});
-    const Tensor bias = has_bias_ ? in[2] : Tensor();
-    const int64_t m = in[0].size(0), n = in[1].size(0);
-    if (keep_d1) d1_ = Tensor::empty({m, n}, in[0].dtype());
-    if (in[0].dtype() != DType::F32) {   // float64 (the gradient checks): the product, then f over the whole output
-      Tensor y = bias.defined() ? kernels::addmm(bias, in[0], weight_t, 1.0) : kernels::matmul(in[0], weight_t);
-      if (!y.is_contiguous()) y = kernels::copy(y);
-      dispatch_float(y.dtype(), "linear_activation", [&](auto tag) {
-        using T = decltype(tag);
-        activate_block<T>(y.template data<T>(), n, keep_d1 ? d1_.template data<T>() : nullptr, n, m, n);
-        return 0;
-      });
-      return y;
+  explicit FusedActivation(Activation activation) : activation_(activation) {}
+
+  // Whether a rule may run on this node (then forward keeps f'): gradients recorded for an input, or forward mode.
+  static bool rules_may_run(const Tensors& in) {
+    return DualLevel::active() ||
+           (grad_enabled() && std::any_of(in.begin(), in.end(), [](const Tensor& t) { return t.requires_grad(); }));
+  }
+  // What the GEMM runs on each final block of an (m, n) float32 output: f in place, f' into d1 when kept.
+  kernels::BlockFinish finish(int64_t m, int64_t n, bool keep_d1) {
+    float* d1 = nullptr;
+    if (keep_d1) {
+      d1_ = Tensor::empty({m, n}, DType::F32);
+      d1 = d1_.data<float>();
     }
-    float* d1 = keep_d1 ? d1_.data<float>() : nullptr;
-    const kernels::BlockFinish finish = [this, d1, n](float* block, int64_t ld, int64_t row, int64_t col, int64_t rows,
-                                                       int64_t cols) {
+    return [this, d1, n](float* block, int64_t ld, int64_t row, int64_t col, int64_t rows, int64_t cols) {
       activate_block<float>(block, ld, d1 ? d1 + row * n + col : nullptr, n, rows, cols);
     };
-    return kernels::addmm_finished(bias, in[0], weight_t, finish);
   }
-  Tensors vjp(const Tensors& in, const Tensor&, const Tensor& g, const Wanted& w) override {
-    Tensor g_pre = mul(g, derivative(in));
-    // As Addmm (with a bias) or Matmul (without) give them for x W^T, so the same products in the same layout.
-    Tensors d(in.size());
-    if (w[0]) d[0] = matmul(g_pre, in[1]);
-    if (w[1]) d[1] = mT(matmul(mT(in[0]), g_pre));
-    if (has_bias_ && w[2]) d[2] = sum_to(g_pre, in[2].shape());
-    return d;
+  // f over a whole (m, n) output already computed (float64: the gradient checks).
+  void apply(Tensor& y, bool keep_d1) {
+    const int64_t m = y.size(0), n = y.size(1);
+    if (!y.is_contiguous()) y = kernels::copy(y);
+    if (keep_d1) d1_ = Tensor::empty({m, n}, y.dtype());
+    dispatch_float(y.dtype(), "fused activation", [&](auto tag) {
+      using T = decltype(tag);
+      activate_block<T>(y.template data<T>(), n, keep_d1 ? d1_.template data<T>() : nullptr, n, m, n);
+      return 0;
+    });
   }
-  Tensor jvp(const Tensors& in, const Tensor& out, const Tensors& t) override {
-    const Tensor weight_t = mT(in[1]), weight_t_tangent = t[1].defined() ? mT(t[1]) : Tensor();
-    Tensor pre_t = has_bias_ ? Addmm::addmm_tangent(t[2], in[0], t[0], weight_t, weight_t_tangent, 1.0, out.shape())
-                             : rules::add_defined(t[0].defined() ? matmul(t[0], weight_t) : Tensor(),
-                                                  t[1].defined() ? matmul(in[0], weight_t_tangent) : Tensor());
-    return pre_t.defined() ? mul(pre_t, derivative(in)) : Tensor();
-  }
-  void release() override { d1_ = Tensor(); }
-
- private:
-  // f'(pre): the one saved by forward, or (recording, where it depends on inputs that require grad) rebuilt with
-  // differentiable ops.
-  Tensor derivative(const Tensors& in) const {
+  // f'(pre): the one forward kept, or, recording where it depends on inputs that require grad (higher derivatives),
+  // rebuilt from pre_with_ops() with differentiable ops.
+  template <class PreWithOps>
+  Tensor derivative(const Tensors& in, const PreWithOps& pre_with_ops) const {
     const bool constant = std::none_of(in.begin(), in.end(), [](const Tensor& t) { return t.requires_grad(); });
     if (d1_.defined() && (!rules::recording() || constant)) return d1_;
-    Tensor pre = has_bias_ ? addmm(in[2], in[0], mT(in[1])) : matmul(in[0], mT(in[1]));
+    Tensor pre = pre_with_ops();
     switch (activation_) {
       case Activation::GeluErf: return gelu_erf_grad(pre);
       case Activation::GeluTanh: return gelu_tanh_grad(pre);
       case Activation::QuickGelu: return quick_gelu_grad(pre);
       case Activation::Relu: return gt(pre, 0.0);
     }
-    throw std::logic_error("[linear_activation] unknown activation");
+    throw std::logic_error("[fused activation] unknown activation");
   }
+  void release() { d1_ = Tensor(); }
+
+ private:
   // values (rows x cols, row stride ld) = f(values), and d1 (row stride ld1; when given) = f'(values): one loop per
   // activation, the scalar formulas of activation_math.h.
   template <class T>
@@ -189,8 +169,59 @@ class LinearActivation : public Primitive {
   }
 
   Activation activation_;
+  Tensor d1_;   // f'(pre) (M, out), kept by forward
+};
+
+// y = f(x W^T + b): a linear layer and its activation f in one primitive, x (M, in), W (out, in), b (out) or
+// absent. The product's blocks go through f as the GEMM stores them, still in cache (kernels::addmm_finished),
+// and f's derivative is written beside them, so the pre-activation makes no pass through memory of its own and
+// the rules evaluate no erf or exp again:
+//   forward: pre = x W^T + b;  y = f(pre);  keeps d1 = f'(pre) (M, out) when a rule may need it
+//   vjp:     g_pre = g d1;  dx = g_pre W;  dW = g_pre^T x;  db = sum over rows of g_pre
+//   jvp:     y_t = d1 (x_t W^T + x W_t^T + b_t)
+// The same bits as linear() followed by the activation's own primitive (the same products in the same calls, the
+// same scalar formulas, activation_math.h); tested. Recording (higher derivatives), d1 depends on x, W and b: the
+// rules then rebuild pre with ops, unless none of the three requires grad (a linearized model's tangent pass).
+class LinearActivation : public Primitive {
+  LINFUSE_PRIMITIVE("linear_activation")
+ public:
+  LinearActivation(Activation activation, bool has_bias) : f_(activation), has_bias_(has_bias) {}
+  Tensor forward(const Tensors& in) override {
+    const bool keep_d1 = FusedActivation::rules_may_run(in);
+    const Tensor weight_t = kernels::permute(in[1], {1, 0});
+    const Tensor bias = has_bias_ ? in[2] : Tensor();
+    if (in[0].dtype() != DType::F32) {   // float64: the product, then f over the whole output
+      Tensor y = bias.defined() ? kernels::addmm(bias, in[0], weight_t, 1.0) : kernels::matmul(in[0], weight_t);
+      f_.apply(y, keep_d1);
+      return y;
+    }
+    return kernels::addmm_finished(bias, in[0], weight_t, f_.finish(in[0].size(0), in[1].size(0), keep_d1));
+  }
+  Tensors vjp(const Tensors& in, const Tensor&, const Tensor& g, const Wanted& w) override {
+    Tensor g_pre = mul(g, derivative(in));
+    // As Addmm (with a bias) or Matmul (without) give them for x W^T, so the same products in the same layout.
+    Tensors d(in.size());
+    if (w[0]) d[0] = matmul(g_pre, in[1]);
+    if (w[1]) d[1] = mT(matmul(mT(in[0]), g_pre));
+    if (has_bias_ && w[2]) d[2] = sum_to(g_pre, in[2].shape());
+    return d;
+  }
+  Tensor jvp(const Tensors& in, const Tensor& out, const Tensors& t) override {
+    const Tensor weight_t = mT(in[1]), weight_t_tangent = t[1].defined() ? mT(t[1]) : Tensor();
+    Tensor pre_t = has_bias_ ? Addmm::addmm_tangent(t[2], in[0], t[0], weight_t, weight_t_tangent, 1.0, out.shape())
+                             : rules::add_defined(t[0].defined() ? matmul(t[0], weight_t) : Tensor(),
+                                                  t[1].defined() ? matmul(in[0], weight_t_tangent) : Tensor());
+    return pre_t.defined() ? mul(pre_t, derivative(in)) : Tensor();
+  }
+  void release() override { f_.release(); }
+
+ private:
+  Tensor derivative(const Tensors& in) const {
+    return f_.derivative(in, [&] { return has_bias_ ? addmm(in[2], in[0], mT(in[1])) : matmul(in[0], mT(in[1])); });
+  }
+
+  FusedActivation f_;
   bool has_bias_;
-  Tensor d1_;   // f'(x W^T + b) (M, out), saved by forward
 };
 
 // y = x W^T + b + s (x A^T) B^T: a linear layer with a LoRA update, x (M, in), W (out, in), A (r, in), B (out, r),
@@ -198,15 +229,31 @@ class LinearActivation : public Primitive {
 // output is materialised for the tape to keep until backward. Forward saves x A^T (M, r) for the rules.
 //   vjp: dx = g W + s (g B) A;  dW = g^T x;  dA = s (g B)^T x;  dB = s g^T (x A^T);  db = sum over rows of g
 //   jvp: x_t W^T + x W_t^T + b_t + s ((x_t A^T + x A_t^T) B^T + (x A^T) B_t^T)
+// With an activation f, y = f(that): f applied as the rank-r update's product stores its blocks, and the rules above
+// see g f'(pre) for g and return f'(pre) times their tangent, as linear_activation's.
 class LoraLinear : public Primitive {
   LINFUSE_PRIMITIVE("lora_linear")
  public:
-  LoraLinear(double scale, bool has_bias) : scale_(scale), has_bias_(has_bias) {}
+  LoraLinear(double scale, bool has_bias, std::optional<Activation> activation)
+      : scale_(scale), has_bias_(has_bias), f_(activation ? std::optional<FusedActivation>(*activation) : std::nullopt) {}
   Tensor forward(const Tensors& in) override {
     Tensor y;   // x W^T + b and x A^T from one pass over x where the kernels allow (the same bits as apart)
     kernels::matmul_pair(in[0], kernels::permute(in[1], {1, 0}), has_bias_ ? in[4] : Tensor(), kernels::permute(in[2], {1, 0}),
                          y, ax_);
-    kernels::addmm_into(y, ax_, kernels::permute(in[3], {1, 0}), scale_);
+    const Tensor lora_b_t = kernels::permute(in[3], {1, 0});
+    if (!f_) {
+      kernels::addmm_into(y, ax_, lora_b_t, scale_);
+      return y;
+    }
+    // with an activation: f on the blocks of the last product, the rank-r update, as they are stored
+    const bool keep_d1 = FusedActivation::rules_may_run(in);
+    if (y.dtype() != DType::F32) {
+      kernels::addmm_into(y, ax_, lora_b_t, scale_);
+      f_->apply(y, keep_d1);
+      return y;
+    }
+    const kernels::BlockFinish finish = f_->finish(y.size(0), y.size(1), keep_d1);
+    kernels::addmm_into(y, ax_, lora_b_t, scale_, &finish);
     return y;
   }
   // x A^T: the saved one when no graph is recorded or when x and A need no gradient (a linearized model's
@@ -223,7 +270,8 @@ class LoraLinear : public Primitive {
     kernels::addmm_into(acc, a, b, scale_);
     return acc;
   }
-  Tensors vjp(const Tensors& in, const Tensor&, const Tensor& g, const Wanted& w) override {
+  Tensors vjp(const Tensors& in, const Tensor&, const Tensor& g_out, const Wanted& w) override {
+    const Tensor g = f_ ? mul(g_out, derivative(in)) : g_out;   // the cotangent of the pre-activation
     Tensors d(in.size());
     Tensor gw, gb;   // g W (M, in), g B (M, r): from one pass over g when nothing is recorded
     if (w[0] && !rules::recording()) kernels::matmul_pair(g, in[1], Tensor(), in[3], gw, gb);
@@ -248,13 +296,22 @@ class LoraLinear : public Primitive {
     if (t[2].defined()) ax_t = rules::add_defined(ax_t, matmul(in[0], mT(t[2])));
     if (ax_t.defined()) y = accumulate(y, ax_t, mT(in[3]));
     if (t[3].defined()) y = accumulate(y, ax(in), mT(t[3]));
-    return y;
+    return f_ && y.defined() ? mul(y, derivative(in)) : y;
   }
-  void release() override { ax_ = Tensor(); }
+  void release() override {
+    ax_ = Tensor();
+    if (f_) f_->release();
+  }
 
  private:
+  // f'(pre), rebuilding pre with ops where higher derivatives need its dependence on the inputs
+  Tensor derivative(const Tensors& in) const {
+    return f_->derivative(in, [&] { return lora_linear(in[0], in[1], in[2], in[3], has_bias_ ? in[4] : Tensor(), scale_); });
+  }
+
   double scale_;
   bool has_bias_;
+  std::optional<FusedActivation> f_;   // the activation applied to the output, when fused
   Tensor ax_;   // x A^T (M, r), saved by forward
 };
 
@@ -276,8 +333,9 @@ Tensor linear_activation(const Tensor& x, const Tensor& weight, const Tensor& bi
   return reshape(apply_new<LinearActivation>(in, activation, bias.defined()), out_shape);
 }
 
-Tensor lora_linear(const Tensor& x, const Tensor& weight, const Tensor& lora_a, const Tensor& lora_b, const Tensor& bias,
-                   double scale) {
+namespace {
+Tensor lora_linear_impl(const Tensor& x, const Tensor& weight, const Tensor& lora_a, const Tensor& lora_b, const Tensor& bias,
+                        double scale, std::optional<Activation> activation) {
   bool shapes_fit = x.dim() == 2 && weight.dim() == 2 && lora_a.dim() == 2 && lora_b.dim() == 2 &&
                     weight.size(1) == x.size(1) && lora_a.size(1) == x.size(1) && lora_b.size(0) == weight.size(0) &&
                     lora_b.size(1) == lora_a.size(0) && (!bias.defined() || (bias.dim() == 1 && bias.size(0) == weight.size(0)));
@@ -290,7 +348,18 @@ Tensor lora_linear(const Tensor& x, const Tensor& weight, const Tensor& lora_a, 
       throw std::invalid_argument("[lora_linear] dtypes differ: x " + x.describe() + ", " + t->describe());
   Tensors in{x, weight, lora_a, lora_b};
   if (bias.defined()) in.push_back(bias);
-  return apply_new<LoraLinear>(in, scale, bias.defined());
+  return apply_new<LoraLinear>(in, scale, bias.defined(), activation);
+}
+}  // namespace
+
+Tensor lora_linear(const Tensor& x, const Tensor& weight, const Tensor& lora_a, const Tensor& lora_b, const Tensor& bias,
+                   double scale) {
+  return lora_linear_impl(x, weight, lora_a, lora_b, bias, scale, std::nullopt);
+}
+
+Tensor lora_linear(const Tensor& x, const Tensor& weight, const Tensor& lora_a, const Tensor& lora_b, const Tensor& bias,
+                   double scale, Activation activation) {
+  return lora_linear_impl(x, weight, lora_a, lora_b, bias, scale, activation);
 }
 
 Tensor addmm(const Tensor& c, const Tensor& a, const Tensor& b, double alpha) {

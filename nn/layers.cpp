@@ -91,8 +91,12 @@ std::string activation_name(Activation a) {
 }
 
 Tensor activate_linear(Activation a, Linear& layer, const Tensor& x) {
-  if (layer.adapter()) return activate(a, layer.forward(x));
+  if (layer.adapter()) return layer.adapter()->forward_adapted_activated(layer, x, a);
   return linear_activation(x, layer.weight, layer.bias, a);
+}
+
+Tensor LinearAdapter::forward_adapted_activated(Linear& base, const Tensor& x, Activation activation) {
+  return activate(activation, forward_adapted(base, x));
 }
 
 Tensor activate(Activation a, const Tensor& x) {

@@ -10,6 +10,8 @@
 
 namespace linfuse::nn {
 
+using Activation = linfuse::Activation;   // autodiff/ops.h: also what linear_activation fuses
+
 // An adapter changes a Linear's output: y = adapt(x, W x + b). Its parameters live in child modules, which
 // the Linear registers as its own children, so an adapter's names are "<linear>.<child>.<param>" (for LoRA:
 // "q_proj.lora_A.weight", the Hugging Face PEFT layout).
@@ -20,6 +22,8 @@ class LinearAdapter : public Module {
   // The adapted layer's output for x: adapt(x, base.forward_base(x)), unless the adapter computes both at once
   // (LoRA does, into one buffer).
   virtual Tensor forward_adapted(class Linear& base, const Tensor& x);
+  // activate(activation, forward_adapted(base, x)), unless the adapter fuses the activation too (LoRA does).
+  virtual Tensor forward_adapted_activated(class Linear& base, const Tensor& x, Activation activation);
 };
 
 // y = x W^T + b with W (out, in), b (out). Initialised like torch.nn.Linear: U(-1/sqrt(in), 1/sqrt(in)).
@@ -85,12 +89,11 @@ class Dropout : public Module {
 
 // Activations by their Hugging Face names: "gelu" (erf), "gelu_new" / "gelu_pytorch_tanh" / "gelu_fast"
 // (tanh approximation), "quick_gelu", "relu".
-using Activation = linfuse::Activation;   // autodiff/ops.h: also what linear_activation fuses
 Activation activation_from_name(const std::string& name);
 std::string activation_name(Activation activation);
 Tensor activate(Activation activation, const Tensor& x);
-// activate(activation, layer.forward(x)); for a layer without an adapter, one primitive that applies the activation
-// as the product is stored (linear_activation: the same bits, one pass over the output fewer).
+// activate(activation, layer.forward(x)), as one primitive that applies the activation as the product is stored
+// (linear_activation; a LoRA adapter's lora_linear): the same bits, one pass over the output fewer.
 Tensor activate_linear(Activation activation, Linear& layer, const Tensor& x);
 
 }  // namespace linfuse::nn

@@ -55,15 +55,26 @@ void LoraAdapter::set_mode(LoraMode mode) {
   }
 }
 
+// Fused when nothing needs the pieces: not merged, plain LoRA, no dropout on the LoRA input, and no adapter of A's
+// or B's own (a RegMean Gram recorder must see their inputs).
+bool LoraAdapter::fusable() const {
+  return !merged_ && mode_ == LoraMode::Standard && !(dropout_ && is_training()) && !lora_A->adapter() && !lora_B->adapter() &&
+         !lora_A->bias.defined() && !lora_B->bias.defined();
+}
+
 Tensor LoraAdapter::forward_adapted(nn::Linear& base, const Tensor& x) {
-  // Fused when nothing needs the pieces: not merged, plain LoRA, no dropout on the LoRA input, and no adapter
-  // of A's or B's own (a RegMean Gram recorder must see their inputs).
-  bool fused = !merged_ && mode_ == LoraMode::Standard && !(dropout_ && is_training()) && !lora_A->adapter() &&
-               !lora_B->adapter() && !lora_A->bias.defined() && !lora_B->bias.defined();
-  if (!fused) return LinearAdapter::forward_adapted(base, x);
+  if (!fusable()) return LinearAdapter::forward_adapted(base, x);
   Shape out_shape = x.shape();
   out_shape.back() = base.out_features;
   Tensor y = lora_linear(reshape(x, {-1, x.size(-1)}), base.weight, lora_A->weight, lora_B->weight, base.bias, scaling);
+  return reshape(y, out_shape);
+}
+
+Tensor LoraAdapter::forward_adapted_activated(nn::Linear& base, const Tensor& x, nn::Activation activation) {
+  if (!fusable()) return LinearAdapter::forward_adapted_activated(base, x, activation);
+  Shape out_shape = x.shape();
+  out_shape.back() = base.out_features;
+  Tensor y = lora_linear(reshape(x, {-1, x.size(-1)}), base.weight, lora_A->weight, lora_B->weight, base.bias, scaling, activation);
   return reshape(y, out_shape);
 }
 

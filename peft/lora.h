@@ -55,6 +55,8 @@ class LoraAdapter : public nn::LinearAdapter {
   Tensor adapt(const Tensor& x, const Tensor& base_output) override;
   // Standard LoRA without active dropout: x W^T + b + s B A x as one primitive (lora_linear); else adapt().
   Tensor forward_adapted(nn::Linear& base, const Tensor& x) override;
+  // The same, with the activation fused into lora_linear where forward_adapted uses it.
+  Tensor forward_adapted_activated(nn::Linear& base, const Tensor& x, nn::Activation activation) override;
   std::string type_name() const override { return "LoraAdapter"; }
 
   Tensor delta_weight();   // s B A, (out, in)
@@ -76,6 +78,7 @@ class LoraAdapter : public nn::LinearAdapter {
   Tensor A0, B0;   // the expansion point of LocalLinear (copies, not parameters)
 
  private:
+  bool fusable() const;   // whether the adapted layer can be the one primitive lora_linear
   std::shared_ptr<nn::Dropout> dropout_;
   LoraMode mode_ = LoraMode::Standard;
   bool merged_ = false;

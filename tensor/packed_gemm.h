@@ -30,6 +30,10 @@ void packed_sgemm_bias(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const 
                        int64_t ldb, const float* bias, float* c, int64_t ldc, float alpha,
                        const BlockFinish* finish = nullptr);
 
+// packed_sgemm, then `finish` on every block of C once its sums are final, while it is in cache.
+void packed_sgemm_finished(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+                           int64_t ldb, float* c, int64_t ldc, float alpha, float beta, const BlockFinish& finish);
+
 // One of two products of the same A side by side (packed_sgemm_pair): C (m x n, row stride ldc) = op(B) (k x n;
 // B, row stride ldb, transposed when tb) times A, plus the bias row when given (the first product only).
 struct SideProduct {

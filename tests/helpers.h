@@ -9,6 +9,7 @@
 
 #include "tensor/kernel_isa.h"
 #include "tensor/tensor.h"
+#include "tensor/threading.h"
 
 namespace linfuse::testing {
 
@@ -55,6 +56,27 @@ inline bool can_compare_kernel_paths(const std::string& what) {
   CHECK(kernels::kernel_isa() == kernels::KernelIsa::avx2);
   WARN("this CPU has no AVX-512: " + what + " was not compared with the AVX2 path here");
   return false;
+}
+
+// outputs() (a vector of tensors) on every kernel path at 1 and 2 threads, each tensor checked bit for bit against
+// `reference`; `what` names the tensors in a failure. Restores the path in use and 2 threads.
+template <class Outputs>
+void check_bits_on_every_path(const std::vector<Tensor>& reference, const Outputs& outputs, const std::string& what) {
+  const kernels::KernelIsa chosen = kernels::kernel_isa();
+  for (kernels::KernelIsa isa : kernel_paths())
+    for (int threads : {1, 2}) {
+      CAPTURE(kernels::kernel_isa_name(isa), threads);
+      kernels::set_kernel_isa(isa);
+      set_num_threads(threads);
+      const std::vector<Tensor> got = outputs();
+      REQUIRE(got.size() == reference.size());
+      for (size_t i = 0; i < got.size(); ++i) {
+        INFO("tensor " << i << " (" << what << ")");
+        CHECK(bit_equal(got[i], reference[i]));
+      }
+    }
+  kernels::set_kernel_isa(chosen);
+  set_num_threads(2);
 }
 
 inline std::string source_path(const std::string& rel) { return std::string(LINFUSE_SOURCE_DIR) + "/" + rel; }

@@ -53,7 +53,6 @@ const Layer kLayers[] = {{{64, 50, 128}, 512, true}, {{3200, 512}, 128, true}, {
 
 TEST_CASE("linear_activation gives the bits of linear then the activation: output and every gradient, each kernel path, "
           "1 and 2 threads", "[autodiff][linear_activation][threads]") {
-  const kernels::KernelIsa chosen = kernels::kernel_isa();
   Generator gen(11);
   for (const Layer& layer : kLayers)
     for (Activation f : kActivations) {
@@ -75,21 +74,9 @@ TEST_CASE("linear_activation gives the bits of linear then the activation: outpu
       };
       set_num_threads(2);
       const Tensors reference = outputs(false);
-      for (kernels::KernelIsa isa : testing::kernel_paths())
-        for (int threads : {1, 2}) {
-          CAPTURE(kernels::kernel_isa_name(isa), threads);
-          kernels::set_kernel_isa(isa);
-          set_num_threads(threads);
-          const Tensors fused = outputs(true);
-          for (size_t i = 0; i < fused.size(); ++i) {
-            INFO("tensor " << i << " (the output, then the gradients of x, W and b)");
-            CHECK(bit_equal(fused[i], reference[i]));
-          }
-          NoGradGuard no_grad;   // evaluation: no derivative kept, the same output
-          CHECK(bit_equal(linear_activation(x, w, b, f), reference[0]));
-        }
-      kernels::set_kernel_isa(chosen);
-      set_num_threads(2);
+      testing::check_bits_on_every_path(reference, [&] { return outputs(true); }, "the output, then the gradients of x, W and b");
+      NoGradGuard no_grad;   // evaluation: no derivative kept, the same output
+      CHECK(bit_equal(linear_activation(x, w, b, f), reference[0]));
     }
 }
 

@@ -165,3 +165,45 @@ TEST_CASE("the fused LoRA linear's JVP equals the separate ops' JVP, tangents in
   CHECK(max_abs_diff(t1, t2) / scale < 1e-5);
   CHECK(max_abs_diff(y1, y2) / std::max(1.0, max_abs_diff(y2, zeros_like(y2))) < 1e-5);
 }
+
+TEST_CASE("lora_linear with a fused activation gives the bits of lora_linear then the activation: output, gradients, "
+          "the JVP and reverse over it; each kernel path, 1 and 2 threads", "[peft][lora][threads]") {
+  // The reference workload's fc1 with a rank-8 adapter (the pair product, then the rank-8 update carrying the
+  // activation), and a rank-4 layer of the text model's size (separate products).
+  struct Case {
+    int64_t rows, in, out, rank;
+    Activation f;
+  };
+  for (Case c : {Case{3200, 128, 512, 8, Activation::GeluErf}, Case{96, 32, 64, 4, Activation::QuickGelu}}) {
+    CAPTURE(c.rows, c.in, c.out, c.rank);
+    Generator g(21);
+    Tensor x = g.normal({c.rows, c.in}), w = g.normal({c.out, c.in}, 0, 0.1), b = g.normal({c.out}, 0, 0.1);
+    Tensor a = g.normal({c.rank, c.in}, 0, 0.1), bb = g.normal({c.out, c.rank}, 0, 0.1);
+    Tensor cot = g.normal({c.rows, c.out});
+    Tensors tangents{g.normal({c.rows, c.in}), Tensor(), Tensor(), g.normal({c.rank, c.in}, 0, 0.1), g.normal({c.out, c.rank}, 0, 0.1)};
+    auto layer = [&](const Tensors& p, bool fused) {
+      if (fused) return lora_linear(p[0], p[1], p[3], p[4], p[2], 2.0, c.f);
+      Tensor pre = lora_linear(p[0], p[1], p[3], p[4], p[2], 2.0);
+      return c.f == Activation::GeluErf ? gelu_erf(pre) : quick_gelu(pre);
+    };
+    auto outputs = [&](bool fused) {
+      Tensors p{x.detach().set_requires_grad(true), w.detach().set_requires_grad(true), b.detach().set_requires_grad(true),
+                a.detach().set_requires_grad(true), bb.detach().set_requires_grad(true)};
+      Tensor y = layer(p, fused);
+      Tensors all = grad({y}, p, {cot});
+      all.insert(all.begin(), y);
+      // A linearized model's step: the JVP at constant primals, tangents in A and B that require grad, then the
+      // gradient of <cot, tangent output> with respect to those tangents.
+      Tensors constants{x, w, b, a, bb}, t = tangents;
+      t[3] = t[3].detach().set_requires_grad(true);
+      t[4] = t[4].detach().set_requires_grad(true);
+      auto [y2, y_t] = jvp([&](const Tensors& q) { return layer(q, fused); }, constants, t);
+      all.push_back(y_t);
+      for (const Tensor& d : grad({y_t}, {t[3], t[4]}, {cot})) all.push_back(d);
+      return all;
+    };
+    set_num_threads(2);
+    testing::check_bits_on_every_path(outputs(false), [&] { return outputs(true); },
+                                      "output; gradients of x, W, b, A, B; tangent output; its gradients in A_t, B_t");
+  }
+}
