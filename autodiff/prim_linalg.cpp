@@ -66,8 +66,8 @@ class Addmm : public Primitive {
   double alpha_;
 };
 
-// One row of linear_activation's epilogue: d[j] = f'(v[j]) (d given) and v[j] = f(v[j]), in one loop, so that the
-// compiler computes what the two share (GELU's erf and exp) once.
+// One row of a fused activation's epilogue (FusedActivation below): d[j] = f'(v[j]) (d given) and v[j] = f(v[j]), in
+// one loop, so that the compiler computes what the two share (GELU's erf and exp) once.
 template <class T, class Value, class D1>
 [[gnu::always_inline]] inline void activate_row(int64_t count, T* v, T* d, const Value& value_of, const D1& d1_of) {
   if (!d) {

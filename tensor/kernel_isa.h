@@ -4,8 +4,9 @@
 // element of a product is summed over k in the same order by one multiply-add per step on either path (the
 // kernels vectorize over C's columns, never over the reduction), so a wider register holds more independent sums.
 // Chosen once per process: AVX-512 where the CPU has it and runs 512-bit operations at full width, AVX2 elsewhere
-// (AMD's Zen 4 splits each 512-bit operation into two 256-bit halves: there the AVX2 path measured 5% faster in every
-// training step, docs/performance.md); LINFUSE_KERNEL_ISA=avx2 or avx512 overrides the choice.
+// (AMD's Zen 4 splits each 512-bit operation into two 256-bit halves: there the packed GEMM's AVX2 tile measured
+// 7-19% faster in isolation and the training steps about 5% faster, docs/performance.md); LINFUSE_KERNEL_ISA=avx2 or
+// avx512 overrides the choice.
 #include <string>
 
 namespace linfuse::kernels {
