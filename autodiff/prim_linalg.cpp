@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <optional>
 #include <stdexcept>
+#include <string>
 
 #include "autodiff/activation_math.h"
 #include "autodiff/rule_helpers.h"
@@ -317,17 +318,25 @@ class LoraLinear : public Primitive {
 
 }  // namespace
 
-Tensor linear_activation(const Tensor& x, const Tensor& weight, const Tensor& bias, Activation activation) {
+namespace {
+// The output shape of a linear layer, x (..., in) W (out, in) b (out) -> (..., out), after checking the shapes fit.
+Shape linear_output_shape(const Tensor& x, const Tensor& weight, const Tensor& bias, const std::string& op) {
   if (weight.dim() != 2 || x.dim() < 1 || x.size(-1) != weight.size(1))
-    throw std::invalid_argument("[linear_activation] input " + x.describe() + " does not fit weight " + weight.describe() +
+    throw std::invalid_argument("[" + op + "] input " + x.describe() + " does not fit weight " + weight.describe() +
                                 " (expected (..., in) and (out, in))");
   if (bias.defined() && (bias.dim() != 1 || bias.size(0) != weight.size(0)))
-    throw std::invalid_argument("[linear_activation] bias " + bias.describe() + " does not fit weight " + weight.describe());
+    throw std::invalid_argument("[" + op + "] bias " + bias.describe() + " does not fit weight " + weight.describe());
+  Shape out_shape = x.shape();
+  out_shape.back() = weight.size(0);
+  return out_shape;
+}
+}  // namespace
+
+Tensor linear_activation(const Tensor& x, const Tensor& weight, const Tensor& bias, Activation activation) {
+  const Shape out_shape = linear_output_shape(x, weight, bias, "linear_activation");
   for (const Tensor* t : {&weight, &bias})
     if (t->defined() && t->dtype() != x.dtype())
       throw std::invalid_argument("[linear_activation] dtypes differ: x " + x.describe() + ", " + t->describe());
-  Shape out_shape = x.shape();
-  out_shape.back() = weight.size(0);
   Tensors in{reshape(x, {-1, x.size(-1)}), weight};   // leading dims folded into rows, as linear() does
   if (bias.defined()) in.push_back(bias);
   return reshape(apply_new<LinearActivation>(in, activation, bias.defined()), out_shape);
@@ -386,13 +395,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
-  if (weight.dim() != 2 || x.dim() < 1 || x.size(-1) != weight.size(1))
-    throw std::invalid_argument("[linear] input " + x.describe() + " does not fit weight " + weight.describe() +
-                                " (expected (..., in) and (out, in))");
-  if (bias.defined() && (bias.dim() != 1 || bias.size(0) != weight.size(0)))
-    throw std::invalid_argument("[linear] bias " + bias.describe() + " does not fit weight " + weight.describe());
-  Shape out_shape = x.shape();
-  out_shape.back() = weight.size(0);
+  const Shape out_shape = linear_output_shape(x, weight, bias, "linear");
   // Fold the leading dims into rows: one GEMM instead of a batch of them (also for the weight gradient).
   // The bias is accumulated by the GEMM itself (addmm), not added in a second pass.
   Tensor x2 = reshape(x, {-1, x.size(-1)});

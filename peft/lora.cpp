@@ -62,20 +62,22 @@ bool LoraAdapter::fusable() const {
          !lora_A->bias.defined() && !lora_B->bias.defined();
 }
 
-Tensor LoraAdapter::forward_adapted(nn::Linear& base, const Tensor& x) {
-  if (!fusable()) return LinearAdapter::forward_adapted(base, x);
+// The fusable layer as the one primitive lora_linear (with the activation, when given), x (..., in) -> (..., out).
+Tensor LoraAdapter::fused_forward(nn::Linear& base, const Tensor& x, std::optional<nn::Activation> activation) {
   Shape out_shape = x.shape();
   out_shape.back() = base.out_features;
-  Tensor y = lora_linear(reshape(x, {-1, x.size(-1)}), base.weight, lora_A->weight, lora_B->weight, base.bias, scaling);
+  const Tensor x2 = reshape(x, {-1, x.size(-1)});
+  Tensor y = activation ? lora_linear(x2, base.weight, lora_A->weight, lora_B->weight, base.bias, scaling, *activation)
+                        : lora_linear(x2, base.weight, lora_A->weight, lora_B->weight, base.bias, scaling);
   return reshape(y, out_shape);
 }
 
+Tensor LoraAdapter::forward_adapted(nn::Linear& base, const Tensor& x) {
+  return fusable() ? fused_forward(base, x, std::nullopt) : LinearAdapter::forward_adapted(base, x);
+}
+
 Tensor LoraAdapter::forward_adapted_activated(nn::Linear& base, const Tensor& x, nn::Activation activation) {
-  if (!fusable()) return LinearAdapter::forward_adapted_activated(base, x, activation);
-  Shape out_shape = x.shape();
-  out_shape.back() = base.out_features;
-  Tensor y = lora_linear(reshape(x, {-1, x.size(-1)}), base.weight, lora_A->weight, lora_B->weight, base.bias, scaling, activation);
-  return reshape(y, out_shape);
+  return fusable() ? fused_forward(base, x, activation) : LinearAdapter::forward_adapted_activated(base, x, activation);
 }
 
 Tensor LoraAdapter::adapt(const Tensor& x, const Tensor& base_output) {

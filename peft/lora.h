@@ -11,6 +11,7 @@
 // The network-level L-LoRA of the paper's equation is not a layer mode: it linearizes the whole network in
 // the adapter parameters (peft/linearized_model.h).
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -79,6 +80,7 @@ class LoraAdapter : public nn::LinearAdapter {
 
  private:
   bool fusable() const;   // whether the adapted layer can be the one primitive lora_linear
+  Tensor fused_forward(nn::Linear& base, const Tensor& x, std::optional<nn::Activation> activation);
   std::shared_ptr<nn::Dropout> dropout_;
   LoraMode mode_ = LoraMode::Standard;
   bool merged_ = false;
