@@ -169,6 +169,11 @@ std::vector<GradcheckCase> build_cases() {
                linear_act(Activation::GeluTanh, false)});
   c.push_back({"linear_activation[quick_gelu]", x_w_b, linear_act(Activation::QuickGelu, true)});
   c.push_back({"linear_activation[relu]", x_w_b, linear_act(Activation::Relu, true)});
+  // the linear layer added onto a residual stream (x, W, residual, b)
+  c.push_back({"linear_residual", [](Generator& g) { return Tensors{normal(g, {2, 3, 4}), normal(g, {5, 4}), normal(g, {2, 3, 5}), normal(g, {5})}; },
+               [](const Tensors& x) { return linear_residual(x[0], x[1], x[3], x[2]); }});
+  c.push_back({"linear_residual[no bias]", [](Generator& g) { return Tensors{normal(g, {3, 4}), normal(g, {5, 4}), normal(g, {3, 5})}; },
+               [](const Tensors& x) { return linear_residual(x[0], x[1], Tensor(), x[2]); }});
 
   // x (5, 4), W (3, 4), A (2, 4), B (3, 2), b (3): a linear layer with a rank-2 LoRA update
   c.push_back({"lora_linear", [](Generator& g) { return Tensors{normal(g, {5, 4}), normal(g, {3, 4}), normal(g, {2, 4}), normal(g, {3, 2}), normal(g, {3})}; },
@@ -177,6 +182,8 @@ std::vector<GradcheckCase> build_cases() {
                [](const Tensors& x) { return lora_linear(x[0], x[1], x[2], x[3], x[4], 1.5, Activation::GeluErf); }});
   c.push_back({"lora_linear[quick_gelu, no bias]", [](Generator& g) { return Tensors{normal(g, {5, 4}), normal(g, {3, 4}), normal(g, {2, 4}), normal(g, {3, 2})}; },
                [](const Tensors& x) { return lora_linear(x[0], x[1], x[2], x[3], Tensor(), 0.5, Activation::QuickGelu); }});
+  c.push_back({"lora_linear_residual", [](Generator& g) { return Tensors{normal(g, {5, 4}), normal(g, {3, 4}), normal(g, {2, 4}), normal(g, {3, 2}), normal(g, {3}), normal(g, {5, 3})}; },
+               [](const Tensors& x) { return lora_linear_residual(x[0], x[1], x[2], x[3], x[4], 1.5, x[5]); }});
   c.push_back({"lora_linear[no bias]", [](Generator& g) { return Tensors{normal(g, {5, 4}), normal(g, {3, 4}), normal(g, {2, 4}), normal(g, {3, 2})}; },
                [](const Tensors& x) { return lora_linear(x[0], x[1], x[2], x[3], Tensor(), 0.5); }});
 

@@ -125,6 +125,14 @@ Tensor lora_linear(const Tensor& x, const Tensor& weight, const Tensor& lora_a, 
 // its derivative kept for the rules (the same bits as the two ops, as linear_activation).
 Tensor lora_linear(const Tensor& x, const Tensor& weight, const Tensor& lora_a, const Tensor& lora_b, const Tensor& bias,
                    double scale, Activation activation);
+// residual + (x W^T + b) in one primitive, x (..., in), residual (..., out): a transformer layer's residual add formed
+// as the product is stored, with no pass of its own over the layer's output; the same bits as add(residual,
+// linear(x, W, b)) (see prim_linalg.cpp).
+Tensor linear_residual(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& residual);
+// residual + lora_linear(...) in one primitive, residual (M, out), added as the rank-r update's product is stored
+// (the same bits as the two ops, as linear_residual).
+Tensor lora_linear_residual(const Tensor& x, const Tensor& weight, const Tensor& lora_a, const Tensor& lora_b,
+                            const Tensor& bias, double scale, const Tensor& residual);
 
 // ---- neural-network functions ----
 Tensor softmax(const Tensor& a, int64_t axis = -1);       // fully -inf rows give 0 (and zero gradient)

@@ -67,6 +67,25 @@ class Addmm : public Primitive {
   double alpha_;
 };
 
+// The rules of pre = x W^T + b, x (M, in), W (out, in), b (out) at in[2] when has_bias, for the primitives that fuse
+// an epilogue onto a linear layer: the products Addmm (with a bias) or Matmul (without) form for linear(), in the
+// same layout, so the same bits.
+//   vjp: dx = g_pre W;  dW = g_pre^T x;  db = sum over rows of g_pre   (returned at in's indices)
+//   jvp: pre_t = x_t W^T + x W_t^T + b_t
+Tensors linear_vjp(const Tensors& in, const Tensor& g_pre, const Wanted& w, bool has_bias) {
+  Tensors d(in.size());
+  if (w[0]) d[0] = matmul(g_pre, in[1]);
+  if (w[1]) d[1] = mT(matmul(mT(in[0]), g_pre));
+  if (has_bias && w[2]) d[2] = sum_to(g_pre, in[2].shape());
+  return d;
+}
+Tensor linear_jvp(const Tensors& in, const Tensors& t, bool has_bias, const Shape& out_shape) {
+  const Tensor weight_t = mT(in[1]), weight_t_tangent = t[1].defined() ? mT(t[1]) : Tensor();
+  if (has_bias) return Addmm::addmm_tangent(t[2], in[0], t[0], weight_t, weight_t_tangent, 1.0, out_shape);
+  return rules::add_defined(t[0].defined() ? matmul(t[0], weight_t) : Tensor(),
+                            t[1].defined() ? matmul(in[0], weight_t_tangent) : Tensor());
+}
+
 // One row of a fused activation's epilogue (FusedActivation below): d[j] = f'(v[j]) (d given) and v[j] = f(v[j]), in
 // one loop, so that the compiler computes what the two share (GELU's erf and exp) once.
 template <class T, class Value, class D1>
@@ -199,19 +218,10 @@ class LinearActivation : public Primitive {
     return kernels::addmm_finished(bias, in[0], weight_t, f_.finish(in[0].size(0), in[1].size(0), keep_d1));
   }
   Tensors vjp(const Tensors& in, const Tensor&, const Tensor& g, const Wanted& w) override {
-    Tensor g_pre = mul(g, derivative(in));
-    // As Addmm (with a bias) or Matmul (without) give them for x W^T, so the same products in the same layout.
-    Tensors d(in.size());
-    if (w[0]) d[0] = matmul(g_pre, in[1]);
-    if (w[1]) d[1] = mT(matmul(mT(in[0]), g_pre));
-    if (has_bias_ && w[2]) d[2] = sum_to(g_pre, in[2].shape());
-    return d;
+    return linear_vjp(in, mul(g, derivative(in)), w, has_bias_);
   }
   Tensor jvp(const Tensors& in, const Tensor& out, const Tensors& t) override {
-    const Tensor weight_t = mT(in[1]), weight_t_tangent = t[1].defined() ? mT(t[1]) : Tensor();
-    Tensor pre_t = has_bias_ ? Addmm::addmm_tangent(t[2], in[0], t[0], weight_t, weight_t_tangent, 1.0, out.shape())
-                             : rules::add_defined(t[0].defined() ? matmul(t[0], weight_t) : Tensor(),
-                                                  t[1].defined() ? matmul(in[0], weight_t_tangent) : Tensor());
+    Tensor pre_t = linear_jvp(in, t, has_bias_, out.shape());
     return pre_t.defined() ? mul(pre_t, derivative(in)) : Tensor();
   }
   void release() override { f_.release(); }
@@ -225,35 +235,112 @@ class LinearActivation : public Primitive {
   bool has_bias_;
 };
 
+// A residual stream r (M, N) added onto a product's output y, r + y (add's operands in add(r, y)'s order: one float
+// addition per element, so the bits of the separate add), as the GEMM stores each final block of y
+// (kernels::BlockFinish), or over the whole output where another kernel computed it (float64).
+class FusedResidual {
+ public:
+  explicit FusedResidual(const Tensor& residual) : residual_(kernels::contiguous(residual)) {}
+  // Valid while this object lives: the GEMM calls it before returning.
+  kernels::BlockFinish finish() const {
+    const float* r = residual_.data<float>();
+    const int64_t n = residual_.size(1);
+    return [r, n](float* block, int64_t ld, int64_t row, int64_t col, int64_t rows, int64_t cols) {
+      add_block<float>(block, ld, r + row * n + col, n, rows, cols);
+    };
+  }
+  void apply(Tensor& y) const {
+    if (!y.is_contiguous()) y = kernels::copy(y);
+    dispatch_float(y.dtype(), "fused residual", [&](auto tag) {
+      using T = decltype(tag);
+      add_block<T>(y.template data<T>(), y.size(1), residual_.template data<T>(), y.size(1), y.size(0), y.size(1));
+      return 0;
+    });
+  }
+
+ private:
+  // block (rows x cols, row stride ld) = r (row stride ld_r) + block
+  template <class T>
+  static void add_block(T* block, int64_t ld, const T* r, int64_t ld_r, int64_t rows, int64_t cols) {
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = 0; j < cols; ++j) block[i * ld + j] = r[i * ld_r + j] + block[i * ld + j];
+  }
+
+  Tensor residual_;   // (M, N), contiguous
+};
+
+// y = r + (x W^T + b): a linear layer whose output is added onto a residual stream r, x (M, in), W (out, in),
+// b (out) or absent, r (M, out). The sum is formed as the GEMM stores each block of the product, still in cache
+// (kernels::addmm_finished), so the layer's own output is never a tensor that makes a pass through memory:
+//   forward: y = r + (x W^T + b)
+//   vjp:     dr = g;  dx = g W;  dW = g^T x;  db = sum over rows of g
+//   jvp:     y_t = r_t + (x_t W^T + x W_t^T + b_t)
+// The same bits as add(r, linear(x, W, b)): the same products in the same calls, then the same one addition.
+class LinearResidual : public Primitive {
+  LINFUSE_PRIMITIVE("linear_residual")
+ public:
+  explicit LinearResidual(bool has_bias) : has_bias_(has_bias) {}
+  Tensor forward(const Tensors& in) override {
+    const Tensor weight_t = kernels::permute(in[1], {1, 0});
+    const Tensor bias = has_bias_ ? in[2] : Tensor();
+    const FusedResidual residual(in.back());
+    if (in[0].dtype() != DType::F32) {   // float64: the product, then the residual over the whole output
+      Tensor y = bias.defined() ? kernels::addmm(bias, in[0], weight_t, 1.0) : kernels::matmul(in[0], weight_t);
+      residual.apply(y);
+      return y;
+    }
+    return kernels::addmm_finished(bias, in[0], weight_t, residual.finish());
+  }
+  Tensors vjp(const Tensors& in, const Tensor&, const Tensor& g, const Wanted& w) override {
+    Tensors d = linear_vjp(in, g, w, has_bias_);
+    if (w.back()) d.back() = g;
+    return d;
+  }
+  Tensor jvp(const Tensors& in, const Tensor& out, const Tensors& t) override {
+    return rules::add_defined(t.back(), linear_jvp(in, t, has_bias_, out.shape()));
+  }
+
+ private:
+  bool has_bias_;
+};
+
 // y = x W^T + b + s (x A^T) B^T: a linear layer with a LoRA update, x (M, in), W (out, in), A (r, in), B (out, r),
 // b (out) or absent. One output buffer: the base product, then the rank-r update accumulated onto it, so no base
 // output is materialised for the tape to keep until backward. Forward saves x A^T (M, r) for the rules.
 //   vjp: dx = g W + s (g B) A;  dW = g^T x;  dA = s (g B)^T x;  dB = s g^T (x A^T);  db = sum over rows of g
 //   jvp: x_t W^T + x W_t^T + b_t + s ((x_t A^T + x A_t^T) B^T + (x A^T) B_t^T)
 // With an activation f, y = f(that): f applied as the rank-r update's product stores its blocks, and the rules above
-// see g f'(pre) for g and return f'(pre) times their tangent, as linear_activation's.
+// see g f'(pre) for g and return f'(pre) times their tangent, as linear_activation's. With a residual r (M, out), the
+// last input, y = r + that, added the same way (dr = g, tangent r_t + ...), as linear_residual's.
 class LoraLinear : public Primitive {
   LINFUSE_PRIMITIVE("lora_linear")
  public:
-  LoraLinear(double scale, bool has_bias, std::optional<Activation> activation)
-      : scale_(scale), has_bias_(has_bias), f_(activation ? std::optional<FusedActivation>(*activation) : std::nullopt) {}
+  LoraLinear(double scale, bool has_bias, std::optional<Activation> activation, bool has_residual)
+      : scale_(scale),
+        has_bias_(has_bias),
+        has_residual_(has_residual),
+        f_(activation ? std::optional<FusedActivation>(*activation) : std::nullopt) {}
   Tensor forward(const Tensors& in) override {
     Tensor y;   // x W^T + b and x A^T from one pass over x where the kernels allow (the same bits as apart)
     kernels::matmul_pair(in[0], kernels::permute(in[1], {1, 0}), has_bias_ ? in[4] : Tensor(), kernels::permute(in[2], {1, 0}),
                          y, ax_);
     const Tensor lora_b_t = kernels::permute(in[3], {1, 0});
-    if (!f_) {
+    const bool keep_d1 = f_ && FusedActivation::rules_may_run(in);
+    std::optional<FusedResidual> residual;
+    if (has_residual_) residual.emplace(in.back());
+    if (y.dtype() != DType::F32 || (!f_ && !residual)) {   // the update, then f and r over the whole output
       kernels::addmm_into(y, ax_, lora_b_t, scale_);
+      if (f_) f_->apply(y, keep_d1);
+      if (residual) residual->apply(y);
       return y;
     }
-    // with an activation: f on the blocks of the last product, the rank-r update, as they are stored
-    const bool keep_d1 = FusedActivation::rules_may_run(in);
-    if (y.dtype() != DType::F32) {
-      kernels::addmm_into(y, ax_, lora_b_t, scale_);
-      f_->apply(y, keep_d1);
-      return y;
-    }
-    const kernels::BlockFinish finish = f_->finish(y.size(0), y.size(1), keep_d1);
+    // f, then r, on the blocks of the last product, the rank-r update, as they are stored
+    const kernels::BlockFinish activate = f_ ? f_->finish(y.size(0), y.size(1), keep_d1) : nullptr;
+    const kernels::BlockFinish add_residual = residual ? residual->finish() : nullptr;
+    const kernels::BlockFinish finish = [&](float* block, int64_t ld, int64_t row, int64_t col, int64_t rows, int64_t cols) {
+      if (activate) activate(block, ld, row, col, rows, cols);
+      if (add_residual) add_residual(block, ld, row, col, rows, cols);
+    };
     kernels::addmm_into(y, ax_, lora_b_t, scale_, &finish);
     return y;
   }
@@ -282,6 +369,7 @@ class LoraLinear : public Primitive {
     if (w[2]) d[2] = mul(matmul(mT(gb), in[0]), scale_);
     if (w[3]) d[3] = mul(matmul(mT(g), ax(in)), scale_);
     if (has_bias_ && w[4]) d[4] = sum_to(g, in[4].shape());
+    if (has_residual_ && w.back()) d.back() = g_out;
     return d;
   }
   Tensor jvp(const Tensors& in, const Tensor& out, const Tensors& t) override {
@@ -297,7 +385,8 @@ class LoraLinear : public Primitive {
     if (t[2].defined()) ax_t = rules::add_defined(ax_t, matmul(in[0], mT(t[2])));
     if (ax_t.defined()) y = accumulate(y, ax_t, mT(in[3]));
     if (t[3].defined()) y = accumulate(y, ax(in), mT(t[3]));
-    return f_ && y.defined() ? mul(y, derivative(in)) : y;
+    if (f_ && y.defined()) y = mul(y, derivative(in));
+    return has_residual_ ? rules::add_defined(t.back(), y) : y;
   }
   void release() override {
     ax_ = Tensor();
@@ -311,7 +400,7 @@ class LoraLinear : public Primitive {
   }
 
   double scale_;
-  bool has_bias_;
+  bool has_bias_, has_residual_;
   std::optional<FusedActivation> f_;   // the activation applied to the output, when fused
   Tensor ax_;   // x A^T (M, r), saved by forward
 };
@@ -330,21 +419,41 @@ Shape linear_output_shape(const Tensor& x, const Tensor& weight, const Tensor& b
   out_shape.back() = weight.size(0);
   return out_shape;
 }
+// Every operand of a fused linear layer has x's dtype.
+void check_dtypes(const Tensor& x, std::initializer_list<const Tensor*> operands, const std::string& op) {
+  for (const Tensor* t : operands)
+    if (t->defined() && t->dtype() != x.dtype())
+      throw std::invalid_argument("[" + op + "] dtypes differ: x " + x.describe() + ", " + t->describe());
+}
+// A fused residual is added element for element onto the layer's output: no broadcasting.
+void check_residual(const Tensor& residual, const Shape& out_shape, const std::string& op) {
+  if (residual.shape() != out_shape)
+    throw std::invalid_argument("[" + op + "] residual " + residual.describe() + " does not match the layer's output " +
+                                shape_str(out_shape) + " (a fused residual is not broadcast; use add() for that)");
+}
 }  // namespace
 
 Tensor linear_activation(const Tensor& x, const Tensor& weight, const Tensor& bias, Activation activation) {
   const Shape out_shape = linear_output_shape(x, weight, bias, "linear_activation");
-  for (const Tensor* t : {&weight, &bias})
-    if (t->defined() && t->dtype() != x.dtype())
-      throw std::invalid_argument("[linear_activation] dtypes differ: x " + x.describe() + ", " + t->describe());
+  check_dtypes(x, {&weight, &bias}, "linear_activation");
   Tensors in{reshape(x, {-1, x.size(-1)}), weight};   // leading dims folded into rows, as linear() does
   if (bias.defined()) in.push_back(bias);
   return reshape(apply_new<LinearActivation>(in, activation, bias.defined()), out_shape);
 }
 
+Tensor linear_residual(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& residual) {
+  const Shape out_shape = linear_output_shape(x, weight, bias, "linear_residual");
+  check_residual(residual, out_shape, "linear_residual");
+  check_dtypes(x, {&weight, &bias, &residual}, "linear_residual");
+  Tensors in{reshape(x, {-1, x.size(-1)}), weight};   // leading dims folded into rows, as linear() does
+  if (bias.defined()) in.push_back(bias);
+  in.push_back(reshape(residual, {-1, weight.size(0)}));
+  return reshape(apply_new<LinearResidual>(in, bias.defined()), out_shape);
+}
+
 namespace {
 Tensor lora_linear_impl(const Tensor& x, const Tensor& weight, const Tensor& lora_a, const Tensor& lora_b, const Tensor& bias,
-                        double scale, std::optional<Activation> activation) {
+                        double scale, std::optional<Activation> activation, const Tensor& residual) {
   bool shapes_fit = x.dim() == 2 && weight.dim() == 2 && lora_a.dim() == 2 && lora_b.dim() == 2 &&
                     weight.size(1) == x.size(1) && lora_a.size(1) == x.size(1) && lora_b.size(0) == weight.size(0) &&
                     lora_b.size(1) == lora_a.size(0) && (!bias.defined() || (bias.dim() == 1 && bias.size(0) == weight.size(0)));
@@ -352,23 +461,28 @@ Tensor lora_linear_impl(const Tensor& x, const Tensor& weight, const Tensor& lor
     throw std::invalid_argument("[lora_linear] expected x (M, in), W (out, in), A (r, in), B (out, r), b (out); got " +
                                 x.describe() + ", " + weight.describe() + ", " + lora_a.describe() + ", " + lora_b.describe() +
                                 (bias.defined() ? ", " + bias.describe() : std::string()));
-  for (const Tensor* t : {&weight, &lora_a, &lora_b, &bias})
-    if (t->defined() && t->dtype() != x.dtype())
-      throw std::invalid_argument("[lora_linear] dtypes differ: x " + x.describe() + ", " + t->describe());
+  if (residual.defined()) check_residual(residual, {x.size(0), weight.size(0)}, "lora_linear_residual");
+  check_dtypes(x, {&weight, &lora_a, &lora_b, &bias, &residual}, "lora_linear");
   Tensors in{x, weight, lora_a, lora_b};
   if (bias.defined()) in.push_back(bias);
-  return apply_new<LoraLinear>(in, scale, bias.defined(), activation);
+  if (residual.defined()) in.push_back(residual);
+  return apply_new<LoraLinear>(in, scale, bias.defined(), activation, residual.defined());
 }
 }  // namespace
 
 Tensor lora_linear(const Tensor& x, const Tensor& weight, const Tensor& lora_a, const Tensor& lora_b, const Tensor& bias,
                    double scale) {
-  return lora_linear_impl(x, weight, lora_a, lora_b, bias, scale, std::nullopt);
+  return lora_linear_impl(x, weight, lora_a, lora_b, bias, scale, std::nullopt, Tensor());
 }
 
 Tensor lora_linear(const Tensor& x, const Tensor& weight, const Tensor& lora_a, const Tensor& lora_b, const Tensor& bias,
                    double scale, Activation activation) {
-  return lora_linear_impl(x, weight, lora_a, lora_b, bias, scale, activation);
+  return lora_linear_impl(x, weight, lora_a, lora_b, bias, scale, activation, Tensor());
+}
+
+Tensor lora_linear_residual(const Tensor& x, const Tensor& weight, const Tensor& lora_a, const Tensor& lora_b,
+                            const Tensor& bias, double scale, const Tensor& residual) {
+  return lora_linear_impl(x, weight, lora_a, lora_b, bias, scale, std::nullopt, residual);
 }
 
 Tensor addmm(const Tensor& c, const Tensor& a, const Tensor& b, double alpha) {

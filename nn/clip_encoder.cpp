@@ -55,7 +55,7 @@ CLIPAttention::CLIPAttention(const CLIPEncoderSettings& s, Generator& init, DTyp
   if (s.attention_dropout > 0) dropout_ = std::make_shared<Dropout>(s.attention_dropout, init.next_u64());
 }
 
-Tensor CLIPAttention::forward(const Tensor& x, const Tensor& bias) {
+Tensor CLIPAttention::forward(const Tensor& x, const Tensor& bias, const Tensor& residual) {
   if (x.dim() != 3 || x.size(2) != num_heads * head_dim)
     throw std::invalid_argument("[CLIPAttention] expected hidden states (B, T, " + std::to_string(num_heads * head_dim) +
                                 "), got " + x.describe());
@@ -71,7 +71,8 @@ Tensor CLIPAttention::forward(const Tensor& x, const Tensor& bias) {
   } else {
     context = scaled_dot_product_attention(q, k, v, bias, scale);
   }
-  return out_proj->forward(merge_heads(context));   // (B, T, D)
+  if (residual.defined()) return add_linear(residual, *out_proj, merge_heads(context));   // (B, T, D)
+  return out_proj->forward(merge_heads(context));
 }
 
 CLIPMLP::CLIPMLP(const CLIPEncoderSettings& s, Generator& init, DType dtype) : activation(s.activation) {
@@ -82,7 +83,10 @@ CLIPMLP::CLIPMLP(const CLIPEncoderSettings& s, Generator& init, DType dtype) : a
   fc2 = register_module("fc2", make_linear(s.intermediate_size, s.hidden_size, init, fc2_std, dtype));
 }
 
-Tensor CLIPMLP::forward(const Tensor& x) { return fc2->forward(activate_linear(activation, *fc1, x)); }
+Tensor CLIPMLP::forward(const Tensor& x, const Tensor& residual) {
+  Tensor hidden = activate_linear(activation, *fc1, x);   // (..., intermediate)
+  return residual.defined() ? add_linear(residual, *fc2, hidden) : fc2->forward(hidden);
+}
 
 CLIPEncoderLayer::CLIPEncoderLayer(const CLIPEncoderSettings& s, Generator& init, DType dtype) {
   self_attn = register_module("self_attn", std::make_shared<CLIPAttention>(s, init, dtype));
@@ -92,8 +96,9 @@ CLIPEncoderLayer::CLIPEncoderLayer(const CLIPEncoderSettings& s, Generator& init
 }
 
 Tensor CLIPEncoderLayer::forward(const Tensor& x, const Tensor& attention_bias) {
-  Tensor h = add(x, self_attn->forward(layer_norm1->forward(x), attention_bias));   // (B, T, D)
-  return add(h, mlp->forward(layer_norm2->forward(h)));
+  // h = x + attention(ln1(x)), then h + mlp(ln2(h)): each residual add fused into the block's last product.
+  Tensor h = self_attn->forward(layer_norm1->forward(x), attention_bias, /*residual=*/x);   // (B, T, D)
+  return mlp->forward(layer_norm2->forward(h), /*residual=*/h);
 }
 
 CLIPEncoder::CLIPEncoder(const CLIPEncoderSettings& s, Generator& init, DType dtype) {

@@ -27,7 +27,8 @@ class CLIPAttention : public Module {
  public:
   CLIPAttention(const CLIPEncoderSettings& settings, Generator& init, DType dtype);
   // x (B, T, D); bias (may be undefined) broadcasts to (B, H, T, T) and is added to the scores (-inf masks).
-  Tensor forward(const Tensor& x, const Tensor& bias);
+  // With a residual (B, T, D), returns residual + attention(x), the add fused into out_proj's product.
+  Tensor forward(const Tensor& x, const Tensor& bias, const Tensor& residual = Tensor());
   std::string type_name() const override { return "CLIPAttention"; }
 
   int64_t num_heads, head_dim;
@@ -42,7 +43,8 @@ class CLIPAttention : public Module {
 class CLIPMLP : public Module {
  public:
   CLIPMLP(const CLIPEncoderSettings& settings, Generator& init, DType dtype);
-  Tensor forward(const Tensor& x);   // (..., D) -> (..., D)
+  // (..., D) -> (..., D); with a residual (..., D), residual + mlp(x), the add fused into fc2's product.
+  Tensor forward(const Tensor& x, const Tensor& residual = Tensor());
   std::string type_name() const override { return "CLIPMLP"; }
   Activation activation;
   std::shared_ptr<Linear> fc1, fc2;

@@ -99,6 +99,15 @@ Tensor LinearAdapter::forward_adapted_activated(Linear& base, const Tensor& x, A
   return activate(activation, forward_adapted(base, x));
 }
 
+Tensor add_linear(const Tensor& residual, Linear& layer, const Tensor& x) {
+  if (layer.adapter()) return layer.adapter()->forward_adapted_residual(layer, x, residual);
+  return linear_residual(x, layer.weight, layer.bias, residual);
+}
+
+Tensor LinearAdapter::forward_adapted_residual(Linear& base, const Tensor& x, const Tensor& residual) {
+  return add(residual, forward_adapted(base, x));
+}
+
 Tensor activate(Activation a, const Tensor& x) {
   switch (a) {
     case Activation::GeluErf: return gelu_erf(x);

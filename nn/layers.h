@@ -24,6 +24,8 @@ class LinearAdapter : public Module {
   virtual Tensor forward_adapted(class Linear& base, const Tensor& x);
   // activate(activation, forward_adapted(base, x)), unless the adapter fuses the activation too (LoRA does).
   virtual Tensor forward_adapted_activated(class Linear& base, const Tensor& x, Activation activation);
+  // add(residual, forward_adapted(base, x)), unless the adapter fuses the residual add too (LoRA does).
+  virtual Tensor forward_adapted_residual(class Linear& base, const Tensor& x, const Tensor& residual);
 };
 
 // y = x W^T + b with W (out, in), b (out). Initialised like torch.nn.Linear: U(-1/sqrt(in), 1/sqrt(in)).
@@ -95,5 +97,9 @@ Tensor activate(Activation activation, const Tensor& x);
 // activate(activation, layer.forward(x)), as one primitive that applies the activation as the product is stored
 // (linear_activation; a LoRA adapter's lora_linear): the same bits, one pass over the output fewer.
 Tensor activate_linear(Activation activation, Linear& layer, const Tensor& x);
+// add(residual, layer.forward(x)), residual (..., out), as one primitive that adds the residual as the product is
+// stored (linear_residual; a LoRA adapter's lora_linear_residual): a transformer layer's residual connection with the
+// same bits, one pass over the output fewer.
+Tensor add_linear(const Tensor& residual, Linear& layer, const Tensor& x);
 
 }  // namespace linfuse::nn

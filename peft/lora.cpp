@@ -63,21 +63,36 @@ bool LoraAdapter::fusable() const {
 }
 
 // The fusable layer as the one primitive lora_linear (with the activation, when given), x (..., in) -> (..., out).
-Tensor LoraAdapter::fused_forward(nn::Linear& base, const Tensor& x, std::optional<nn::Activation> activation) {
+Tensor LoraAdapter::fused_forward(nn::Linear& base, const Tensor& x, std::optional<nn::Activation> activation,
+                                  const Tensor& residual) {
   Shape out_shape = x.shape();
   out_shape.back() = base.out_features;
   const Tensor x2 = reshape(x, {-1, x.size(-1)});
-  Tensor y = activation ? lora_linear(x2, base.weight, lora_A->weight, lora_B->weight, base.bias, scaling, *activation)
-                        : lora_linear(x2, base.weight, lora_A->weight, lora_B->weight, base.bias, scaling);
+  Tensor y;
+  if (residual.defined()) {
+    if (residual.shape() != out_shape)   // checked here, before the reshape would hide which operand is wrong
+      throw std::invalid_argument("[LoraAdapter] residual " + residual.describe() + " does not match the layer's output " +
+                                  shape_str(out_shape));
+    y = lora_linear_residual(x2, base.weight, lora_A->weight, lora_B->weight, base.bias, scaling,
+                             reshape(residual, {-1, base.out_features}));
+  } else if (activation) {
+    y = lora_linear(x2, base.weight, lora_A->weight, lora_B->weight, base.bias, scaling, *activation);
+  } else {
+    y = lora_linear(x2, base.weight, lora_A->weight, lora_B->weight, base.bias, scaling);
+  }
   return reshape(y, out_shape);
 }
 
 Tensor LoraAdapter::forward_adapted(nn::Linear& base, const Tensor& x) {
-  return fusable() ? fused_forward(base, x, std::nullopt) : LinearAdapter::forward_adapted(base, x);
+  return fusable() ? fused_forward(base, x, std::nullopt, Tensor()) : LinearAdapter::forward_adapted(base, x);
 }
 
 Tensor LoraAdapter::forward_adapted_activated(nn::Linear& base, const Tensor& x, nn::Activation activation) {
-  return fusable() ? fused_forward(base, x, activation) : LinearAdapter::forward_adapted_activated(base, x, activation);
+  return fusable() ? fused_forward(base, x, activation, Tensor()) : LinearAdapter::forward_adapted_activated(base, x, activation);
+}
+
+Tensor LoraAdapter::forward_adapted_residual(nn::Linear& base, const Tensor& x, const Tensor& residual) {
+  return fusable() ? fused_forward(base, x, std::nullopt, residual) : LinearAdapter::forward_adapted_residual(base, x, residual);
 }
 
 Tensor LoraAdapter::adapt(const Tensor& x, const Tensor& base_output) {

@@ -58,6 +58,8 @@ class LoraAdapter : public nn::LinearAdapter {
   Tensor forward_adapted(nn::Linear& base, const Tensor& x) override;
   // The same, with the activation fused into lora_linear where forward_adapted uses it.
   Tensor forward_adapted_activated(nn::Linear& base, const Tensor& x, nn::Activation activation) override;
+  // The same, with the residual add fused into lora_linear where forward_adapted uses it.
+  Tensor forward_adapted_residual(nn::Linear& base, const Tensor& x, const Tensor& residual) override;
   std::string type_name() const override { return "LoraAdapter"; }
 
   Tensor delta_weight();   // s B A, (out, in)
@@ -80,7 +82,8 @@ class LoraAdapter : public nn::LinearAdapter {
 
  private:
   bool fusable() const;   // whether the adapted layer can be the one primitive lora_linear
-  Tensor fused_forward(nn::Linear& base, const Tensor& x, std::optional<nn::Activation> activation);
+  // lora_linear on x (..., in), with the activation or the residual (..., out) fused when given
+  Tensor fused_forward(nn::Linear& base, const Tensor& x, std::optional<nn::Activation> activation, const Tensor& residual);
   std::shared_ptr<nn::Dropout> dropout_;
   LoraMode mode_ = LoraMode::Standard;
   bool merged_ = false;

@@ -209,3 +209,43 @@ TEST_CASE("lora_linear with a fused activation gives the bits of lora_linear the
                                       "output; gradients of x, W, b, A, B; tangent output; its gradients in A_t, B_t");
   }
 }
+
+// Output, gradients (the residual's too), the JVP and reverse over it, on each kernel path at 1 and 2 threads.
+TEST_CASE("lora_linear_residual gives the bits of add(residual, lora_linear)", "[peft][lora][threads]") {
+  // The reference workload's out_proj and fc2 with rank-8 adapters (the pair product, then the rank-8 update carrying
+  // the addition), and a rank-4 layer of the text model's size (separate products).
+  struct Case {
+    int64_t rows, in, out, rank;
+  };
+  for (Case c : {Case{3200, 128, 128, 8}, Case{3200, 512, 128, 8}, Case{96, 32, 64, 4}}) {
+    CAPTURE(c.rows, c.in, c.out, c.rank);
+    Generator g(22);
+    Tensor x = g.normal({c.rows, c.in}), w = g.normal({c.out, c.in}, 0, 0.1), b = g.normal({c.out}, 0, 0.1);
+    Tensor a = g.normal({c.rank, c.in}, 0, 0.1), bb = g.normal({c.out, c.rank}, 0, 0.1), r = g.normal({c.rows, c.out});
+    Tensor cot = g.normal({c.rows, c.out});
+    // tangents in x, A, B and the residual (a linearized model's: the frozen W and b have none)
+    Tensors tangents{g.normal({c.rows, c.in}), Tensor(), Tensor(), g.normal({c.rank, c.in}, 0, 0.1),
+                     g.normal({c.out, c.rank}, 0, 0.1), g.normal({c.rows, c.out})};
+    auto layer = [&](const Tensors& p, bool fused) {
+      if (fused) return lora_linear_residual(p[0], p[1], p[3], p[4], p[2], 2.0, p[5]);
+      return add(p[5], lora_linear(p[0], p[1], p[3], p[4], p[2], 2.0));
+    };
+    auto outputs = [&](bool fused) {
+      Tensors p{x.detach().set_requires_grad(true),  w.detach().set_requires_grad(true),  b.detach().set_requires_grad(true),
+                a.detach().set_requires_grad(true),  bb.detach().set_requires_grad(true), r.detach().set_requires_grad(true)};
+      Tensor y = layer(p, fused);
+      Tensors all = grad({y}, p, {cot});
+      all.insert(all.begin(), y);
+      Tensors constants{x, w, b, a, bb, r}, t = tangents;
+      t[3] = t[3].detach().set_requires_grad(true);
+      t[4] = t[4].detach().set_requires_grad(true);
+      auto [y2, y_t] = jvp([&](const Tensors& q) { return layer(q, fused); }, constants, t);
+      all.push_back(y_t);
+      for (const Tensor& d : grad({y_t}, {t[3], t[4]}, {cot})) all.push_back(d);
+      return all;
+    };
+    set_num_threads(2);
+    testing::check_bits_on_every_path(outputs(false), [&] { return outputs(true); },
+                                      "output; gradients of x, W, b, A, B, r; tangent output; its gradients in A_t, B_t");
+  }
+}
