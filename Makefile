@@ -38,11 +38,12 @@ asan: setup
 
 # Performance: micro-benchmarks of the dominant kernels (Google Benchmark), then one training step of the
 # reference workload (DESIGN.md) per mode and evaluation at 1 and 2 threads, side by side with PyTorch
-# (torch_ref.py, python3-torch) and OpenBLAS sgemm; the table also goes to $(BUILD)/bench.md.
+# (torch_ref.py, python3-torch; the two programs' steps alternate one by one, bench/torch_lockstep.py) and
+# OpenBLAS sgemm; the table also goes to $(BUILD)/bench.md.
 # The PyTorch peer lives beside the repository (../shared/bench/torch_ref.py, DESIGN.md); TORCH_REF=none
 # benchmarks linfuse alone.
 TORCH_REF ?= $(abspath ../shared/bench/torch_ref.py)
-BENCH_STEPS ?= 8
+BENCH_STEPS ?= 12
 BENCH_ROUNDS ?= 3
 bench: build
 	@bash scripts/setup.sh bench

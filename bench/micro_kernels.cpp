@@ -50,8 +50,15 @@ BENCHMARK(BM_Matmul)
     ->Args({kRows, kMlp, kD, 0, 1})     // fc2 forward
     ->Args({kMlp, kRows, kD, 1, 0})     // fc1 weight gradient
     ->Args({kRows, kD, kRank, 0, 1})    // LoRA A x
+    ->Args({kRows, kD, 3 * kD, 0, 1})   // q, k, v as one product (issue 20, item 4): forward
+    ->Args({kRows, 3 * kD, kD, 0, 0})   //   its input gradient
+    ->Args({3 * kD, kRows, kD, 1, 0})   //   its weight gradient
     ->Args({kRows, kRank, kD, 0, 1})    // LoRA B (A x)
     ->Args({kRows, kRank, kMlp, 0, 0})  // LoRA input gradient through A (fc2: (g B) A)
+    ->Args({kRank, kRows, kD, 1, 0})    // LoRA factor gradient (g B)^T x (A's, for q/k/v/o/fc1)
+    ->Args({kRank, kRows, kMlp, 1, 0})  //   and fc2's, x 512 wide
+    ->Args({kD, kRows, kRank, 1, 0})    // LoRA factor gradient g^T (x A^T) (B's, for q/k/v/o/fc2)
+    ->Args({kMlp, kRows, kRank, 1, 0})  //   and fc1's, g 512 wide
     ->Args({kB * (kT - 1), 16, kD, 0, 1})   // patch embedding forward (k = 4 x 4 pixels)
     ->Args({1024, 1024, 1024, 0, 0})    // large square (the machine's limit)
     ->Unit(benchmark::kMicrosecond);

@@ -9,12 +9,16 @@
 // the peak resident memory (VmHWM, read by the process itself at its end) is that of one mode alone. The
 // FLOP count is exact: the matmul kernel counts 2 m n k for every product it computes, forward and backward
 // (kernels::matmul_flops), and the child reports the count of one step. Step time is the median over the
-// steps after two warm-up steps, as torch_ref.py does. With --rounds R each linfuse / PyTorch pair runs R times
-// back to back (who goes first alternates); the table shows medians over the rounds and, as the ratio, the
-// median of the rounds' own ratios, so one slow minute of a shared machine does not decide a verdict.
+// steps after two warm-up steps, as torch_ref.py does. Where PyTorch has the mode, the linfuse child runs it in
+// lockstep with PyTorch's own step loop in a peer process (bench/torch_lockstep.py): one linfuse step, one PyTorch
+// step, who goes first alternating, and the ratio of each adjacent pair; the peer's BLAS is held to the same
+// thread count (OPENBLAS_NUM_THREADS), which torch.set_num_threads alone does not do. With --rounds R that runs R
+// times; the table shows medians over the rounds, so one slow minute of a shared machine does not decide a verdict.
 //
 //   train_step_bench [--threads 1,2] [--steps 12] [--rounds 3] [--torch PATH] [--markdown FILE]   the table
 //   train_step_bench --profile MODE [--threads 1] [--steps 12]                       one mode in-process
+//   train_step_bench --profile MODE --interleave residual [--steps 40]               A/B of a fusion, in-process
+//   train_step_bench --lockstep --torch PATH [--threads 1] [--steps 40]               ratios step by step
 // --attention composed runs either with the composed attention ops the fused primitive replaced (the step before
 // it), --attention none with none (context = q + k + v), to isolate attention's share of the step.
 // A --profile or --child run prints the step's median wall time (step_s) and median process CPU time (cpu_s);
@@ -31,11 +35,13 @@
 #include <ctime>
 #include <cxxopts.hpp>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "autodiff/functional.h"
@@ -87,60 +93,109 @@ struct StepResult {
   double cpu_seconds = 0;   // CPU time of the process per step (median): less sensitive to other jobs on the cores
 };
 
-// Runs `steps` steps of `mode` in this process; returns the median time of the steps after two warm-ups.
+// One mode of the reference workload, ready to run steps: its model, trainable parameters and optimizer.
 // Modes: full, lora, l-lora, l-lora-local, linear-full (training steps); eval (forward of the base model, no
 // tape), eval-l-lora (forward of the network-level linearized LoRA model, no tape).
-StepResult run_steps(const std::string& mode, int steps) {
-  static const std::vector<std::string> known{"full", "lora", "l-lora", "l-lora-local", "linear-full", "eval", "eval-l-lora"};
-  if (std::find(known.begin(), known.end(), mode) == known.end()) throw std::invalid_argument("unknown mode '" + mode + "'");
-  bench::ReferenceViT model(0);
-  Generator g(1);
-  Tensor images = g.normal({kBatch, bench::kImage, bench::kImage});
-  Tensor labels = g.randint({kBatch}, 0, bench::kClasses);
-  std::unique_ptr<peft::LinearizedModel> lin;
-  std::vector<Tensor> params;
-  if (mode == "lora" || mode == "l-lora" || mode == "l-lora-local" || mode == "eval-l-lora") {
-    peft::LoraConfig config;
-    config.rank = 8;
-    config.alpha = 16;
-    config.target_modules = {"*.q", "*.k", "*.v", "*.o", "*.fc1", "*.fc2"};
-    if (mode == "l-lora-local") config.mode = peft::LoraMode::LocalLinear;
-    peft::apply_lora(model, config);
+class ModeRunner {
+ public:
+  explicit ModeRunner(const std::string& mode) : mode_(mode), model_(0) {
+    static const std::vector<std::string> known{"full", "lora", "l-lora", "l-lora-local", "linear-full", "eval", "eval-l-lora"};
+    if (std::find(known.begin(), known.end(), mode) == known.end()) throw std::invalid_argument("unknown mode '" + mode + "'");
+    Generator g(1);
+    images_ = g.normal({kBatch, bench::kImage, bench::kImage});
+    labels_ = g.randint({kBatch}, 0, bench::kClasses);
+    if (mode == "lora" || mode == "l-lora" || mode == "l-lora-local" || mode == "eval-l-lora") {
+      peft::LoraConfig config;
+      config.rank = 8;
+      config.alpha = 16;
+      config.target_modules = {"*.q", "*.k", "*.v", "*.o", "*.fc1", "*.fc2"};
+      if (mode == "l-lora-local") config.mode = peft::LoraMode::LocalLinear;
+      peft::apply_lora(model_, config);
+    }
+    if (mode == "l-lora" || mode == "eval-l-lora")
+      lin_ = std::make_unique<peft::LinearizedModel>(model_, std::vector<std::string>{"*.lora_A.weight", "*.lora_B.weight"});
+    if (mode == "linear-full") lin_ = std::make_unique<peft::LinearizedModel>(model_, std::vector<std::string>{"*"});
+    std::vector<Tensor> params;
+    if (lin_) params = lin_->parameters();
+    else
+      for (auto& e : model_.trainable_parameters()) params.push_back(*e.tensor);
+    opt_ = std::make_unique<nn::AdamW>(params, 1e-3, 0.0);
   }
-  if (mode == "l-lora" || mode == "eval-l-lora")
-    lin = std::make_unique<peft::LinearizedModel>(model, std::vector<std::string>{"*.lora_A.weight", "*.lora_B.weight"});
-  if (mode == "linear-full") lin = std::make_unique<peft::LinearizedModel>(model, std::vector<std::string>{"*"});
-  if (lin) params = lin->parameters();
-  else
-    for (auto& e : model.trainable_parameters()) params.push_back(*e.tensor);
-  nn::AdamW opt(params, 1e-3, 0.0);
+  // One step; returns its wall and process CPU seconds.
+  std::pair<double, double> step() {
+    auto t0 = Clock::now();
+    double cpu0 = process_cpu_seconds();
+    if (is_eval(mode_)) {
+      NoGradGuard no_grad;
+      Tensor logits = lin_ ? (*lin_)([&] { return model_.forward(images_); }) : model_.forward(images_);
+      (void)logits;
+    } else {
+      Tensor logits = lin_ ? (*lin_)([&] { return model_.forward(images_); }) : model_.forward(images_);
+      Tensor loss = cross_entropy(logits, labels_);
+      opt_->zero_grad();
+      backward(loss);
+      opt_->step();
+    }
+    return {seconds_since(t0), process_cpu_seconds() - cpu0};
+  }
+
+ private:
+  std::string mode_;
+  bench::ReferenceViT model_;
+  Tensor images_, labels_;
+  std::unique_ptr<peft::LinearizedModel> lin_;
+  std::unique_ptr<nn::AdamW> opt_;
+};
+
+std::vector<double> after_warm_up(std::vector<double> v) {
+  v.erase(v.begin(), v.begin() + std::min<size_t>(2, v.size() - 1));
+  return v;
+}
+
+// Runs `steps` steps of `mode` in this process; returns the median time of the steps after two warm-ups.
+StepResult run_steps(const std::string& mode, int steps) {
+  ModeRunner runner(mode);
   std::vector<double> times, cpu_times;
   uint64_t flops0 = kernels::matmul_flops();
   for (int i = 0; i < steps; ++i) {
-    auto t0 = Clock::now();
-    double cpu0 = process_cpu_seconds();
-    if (is_eval(mode)) {
-      NoGradGuard no_grad;
-      Tensor logits = lin ? (*lin)([&] { return model.forward(images); }) : model.forward(images);
-      (void)logits;
-    } else {
-      Tensor logits = lin ? (*lin)([&] { return model.forward(images); }) : model.forward(images);
-      Tensor loss = cross_entropy(logits, labels);
-      opt.zero_grad();
-      backward(loss);
-      opt.step();
-    }
-    times.push_back(seconds_since(t0));
-    cpu_times.push_back(process_cpu_seconds() - cpu0);
+    auto [wall, cpu] = runner.step();
+    times.push_back(wall);
+    cpu_times.push_back(cpu);
   }
   StepResult r;
   r.flops = double(kernels::matmul_flops() - flops0) / steps;
-  times.erase(times.begin(), times.begin() + std::min<size_t>(2, times.size() - 1));   // warm-up
-  r.seconds = median(times);
-  cpu_times.erase(cpu_times.begin(), cpu_times.begin() + std::min<size_t>(2, cpu_times.size() - 1));
-  r.cpu_seconds = median(cpu_times);
+  r.seconds = median(after_warm_up(times));
+  r.cpu_seconds = median(after_warm_up(cpu_times));
   r.peak_kb = vm_hwm_kb();
   return r;
+}
+
+// A/B of one bit-preserving fusion in one process: two runners of `mode`, one with the fusion and one without
+// (`set_fused(bool)` switches it before each step), their steps alternating, so that a slow minute of a shared
+// machine hits both alike. Prints each one's median step and the median of the ratios of adjacent steps.
+void interleave(const std::string& mode, int steps, const std::string& fusion, const std::function<void(bool)>& set_fused) {
+  ModeRunner with(mode), without(mode);
+  std::vector<double> t_with, t_without, ratios;
+  for (int i = 0; i < steps; ++i) {
+    const bool with_first = i % 2 == 0;   // who goes first alternates
+    double a = 0, b = 0;
+    for (bool fused : {with_first, !with_first}) {
+      set_fused(fused);
+      (fused ? a : b) = (fused ? with : without).step().first;
+    }
+    t_with.push_back(a);
+    t_without.push_back(b);
+    ratios.push_back(a / b);
+  }
+  set_fused(true);
+  ratios = after_warm_up(ratios);
+  const auto faster = std::count_if(ratios.begin(), ratios.end(), [](double r) { return r < 1; });
+  std::vector<double> sorted = ratios;
+  std::sort(sorted.begin(), sorted.end());
+  std::printf("%s %s: with %.5f s, without %.5f s (medians); ratio of adjacent steps: median %.4f, quartiles %.4f-%.4f; "
+              "with faster in %ld of %zu\n",
+              mode.c_str(), fusion.c_str(), median(after_warm_up(t_with)), median(after_warm_up(t_without)), median(ratios),
+              sorted[sorted.size() / 4], sorted[sorted.size() * 3 / 4], long(faster), ratios.size());
 }
 
 // A plain OpenBLAS sgemm of an n x n matrix on OpenBLAS's own `threads` threads: the machine's limit.
@@ -215,37 +270,143 @@ std::string self_exe() {
   return std::string(buf, size_t(n));
 }
 
-// PyTorch, one mode in its own process: torch_ref.py's own bench(mode, steps) for training modes (the script
-// is loaded as a module, so the step count can match ours), bench/torch_eval.py's for evaluation; then the
-// process's VmHWM.
-StepResult torch_mode(const std::string& torch_ref, const std::string& torch_eval, const std::string& mode, int threads,
-                      int steps) {
-  bool eval = mode == "eval" || mode == "eval-llora";
-  std::string code =
-      "import importlib.util, sys\n"
-      "def load(name, path):\n"
-      "    spec = importlib.util.spec_from_file_location(name, path)\n"
-      "    m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); return m\n"
-      "m = ref = load('torch_ref', '" + torch_ref + "')\n" +
-      (eval ? "m = load('torch_eval', '" + torch_eval + "'); m.ref = ref\n" : "") +
-      "ref.torch.set_num_threads(" + std::to_string(threads) + ")\n"
-      "print('step_s=%.5f' % m.bench('" + mode + "', " + std::to_string(steps) + "))\n"
-      "for l in open('/proc/self/status'):\n"
-      "    if l.startswith('VmHWM'): print('hwm_kb=' + l.split()[1])\n";
-  auto f = fields(run_capture({"/usr/bin/python3", "-c", code}));
-  StepResult r;
-  if (f.count("step_s")) r.seconds = f["step_s"];
-  if (f.count("hwm_kb")) r.peak_kb = long(f["hwm_kb"]);
+// PyTorch's step loop in a child process that runs one step per line it reads and answers with the step's seconds
+// (bench/torch_lockstep.py): the peer of --lockstep.
+class LockstepPeer {
+ public:
+  LockstepPeer(const std::string& torch_ref, const std::string& torch_eval, const std::string& lockstep_py, const std::string& mode,
+               int threads, int steps) {
+    int to_child[2], from_child[2];
+    if (pipe(to_child) != 0 || pipe(from_child) != 0) throw std::runtime_error("pipe failed");
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(to_child[0], 0);
+      dup2(from_child[1], 1);
+      for (int fd : {to_child[0], to_child[1], from_child[0], from_child[1]}) close(fd);
+      // torch.set_num_threads does not reach the OpenBLAS that Debian's torch runs on: without these its GEMMs
+      // run on OpenBLAS's own threads, on every core (measured: 1.8 cores busy "at 1 thread"; docs/performance.md)
+      for (const char* var : {"OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"})
+        setenv(var, std::to_string(threads).c_str(), 1);
+      std::vector<std::string> args{"/usr/bin/python3", lockstep_py,   torch_ref, torch_eval, std::to_string(threads), mode,
+                                    std::to_string(steps)};
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    close(to_child[0]);
+    close(from_child[1]);
+    to_ = fdopen(to_child[1], "w");
+    from_ = fdopen(from_child[0], "r");
+  }
+  ~LockstepPeer() {
+    std::fclose(to_);   // the peer reads end of file and exits
+    std::fclose(from_);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+  }
+  // One PyTorch step; its seconds, or 0 when the peer failed.
+  double step() {
+    std::fputs("go\n", to_);
+    std::fflush(to_);
+    char line[128];
+    if (!std::fgets(line, sizeof line, from_)) return 0;
+    return std::atof(line);
+  }
+  // After the last step: the peer's "hwm_kb=... cores=..." line.
+  std::map<std::string, double> summary() {
+    char line[256];
+    if (!std::fgets(line, sizeof line, from_)) return {};
+    return fields(line);
+  }
+
+ private:
+  pid_t pid_ = -1;
+  FILE* to_ = nullptr;
+  FILE* from_ = nullptr;
+};
+
+struct LockstepResult {
+  double ours = 0, torch = 0;                       // median step seconds
+  double ours_cpu = 0;                              // median process CPU seconds of linfuse's steps
+  double ratio = 0, ratio_q1 = 0, ratio_q3 = 0;     // of adjacent steps: median and quartiles
+  double flops = 0;
+  double torch_peak_kb = 0, torch_cores = 0;        // the peer's VmHWM, and CPU / wall time of its steps
+};
+
+// linfuse's steps (in this process) and PyTorch's (in its peer) alternating step by step, who goes first alternating
+// too: the ratio of each adjacent pair compares the two under the same seconds of the machine.
+// Each step may start after a pause of `settle` seconds: at more than one thread, the threads of the program that
+// just stepped spin for a while before they sleep (OpenBLAS's, OpenMP's, TBB's) and take cycles from the other
+// program's step. (0.3 s changed nothing measurable on the 2-vCPU machine of docs/performance.md: off by default.)
+LockstepResult lockstep(const std::string& mode, const std::string& torch_mode_name, const std::string& torch_ref,
+                        const std::string& torch_eval, int threads, int steps, double settle) {
+  set_num_threads(threads);
+  ModeRunner runner(mode);
+  LockstepPeer peer(torch_ref, torch_eval, LINFUSE_BENCH_DIR "/torch_lockstep.py", torch_mode_name, threads, steps);
+  std::vector<double> ours, ours_cpu, theirs, ratios;
+  uint64_t flops0 = kernels::matmul_flops();
+  for (int i = 0; i < steps; ++i) {
+    std::pair<double, double> a;
+    double b = 0;
+    auto pause = [settle] {
+      if (settle > 0) std::this_thread::sleep_for(std::chrono::duration<double>(settle));
+    };
+    for (bool ours : {i % 2 == 0, i % 2 != 0}) {
+      pause();
+      if (ours) a = runner.step();
+      else b = peer.step();
+    }
+    if (b <= 0) throw std::runtime_error("the PyTorch peer of mode " + mode + " stopped (see its error above)");
+    ours.push_back(a.first);
+    ours_cpu.push_back(a.second);
+    theirs.push_back(b);
+    ratios.push_back(a.first / b);
+  }
+  LockstepResult r;
+  r.flops = double(kernels::matmul_flops() - flops0) / steps;
+  r.ours = median(after_warm_up(ours));
+  r.ours_cpu = median(after_warm_up(ours_cpu));
+  r.torch = median(after_warm_up(theirs));
+  auto summary = peer.summary();
+  r.torch_peak_kb = summary["hwm_kb"];
+  r.torch_cores = summary["cores"];
+  ratios = after_warm_up(ratios);
+  std::sort(ratios.begin(), ratios.end());
+  r.ratio = ratios[ratios.size() / 2];
+  r.ratio_q1 = ratios[ratios.size() / 4];
+  r.ratio_q3 = ratios[ratios.size() * 3 / 4];
   return r;
 }
 
 std::string attention_option = "fused";   // --attention, handed to every child
+std::string settle_option = "0";          // --settle, handed to every lockstep child
 
-StepResult linfuse_mode(const std::string& mode, int threads, int steps) {
-  auto f = fields(run_capture({self_exe(), "--child", mode, "--threads", std::to_string(threads), "--steps",
-                               std::to_string(steps), "--attention", attention_option}));
+// One mode in its own process (so its VmHWM is that mode's alone); with a PyTorch peer (its mode name, the paths of
+// torch_ref.py and torch_eval.py), the two programs' steps in lockstep.
+struct ModeResult {
+  StepResult ours, torch;
+  double ratio = 0, ratio_q1 = 0, ratio_q3 = 0, torch_cores = 0;   // with a peer
+};
+ModeResult linfuse_mode(const std::string& mode, int threads, int steps, const std::string& peer_mode,
+                        const std::string& torch_ref, const std::string& torch_eval) {
+  std::vector<std::string> command{self_exe(), "--child",     mode, "--threads", std::to_string(threads), "--steps",
+                                   std::to_string(steps), "--attention", attention_option};
+  if (!peer_mode.empty())
+    command.insert(command.end(), {"--peer", peer_mode, "--torch", torch_ref, "--torch-eval", torch_eval, "--settle", settle_option});
+  auto f = fields(run_capture(command));
   if (!f.count("step_s")) throw std::runtime_error("benchmark child for mode " + mode + " failed");
-  return StepResult{f["step_s"], f["flops"], long(f["hwm_kb"]), f["cpu_s"]};
+  ModeResult r;
+  r.ours = StepResult{f["step_s"], f["flops"], long(f["hwm_kb"]), f["cpu_s"]};
+  if (f.count("torch_s")) {
+    r.torch = StepResult{f["torch_s"], 0, long(f["torch_hwm_kb"]), 0};
+    r.ratio = f["ratio"];
+    r.ratio_q1 = f["ratio_q1"];
+    r.ratio_q3 = f["ratio_q3"];
+    r.torch_cores = f["torch_cores"];
+  }
+  return r;
 }
 
 std::string cpu_model() {
@@ -270,15 +431,16 @@ std::string fmt(const char* f, double v) {
 }
 
 // One mode at one thread count over the rounds: each field the median of the rounds (peak memory: the
-// largest), and `ratio` the median of the rounds' own linfuse / PyTorch ratios. The two programs of a
-// round run back to back, so a ratio compares them under the same load of the machine (single runs here
-// move by 15-40% from minute to minute, for both programs alike).
+// largest), and `ratio` the median of the rounds' own linfuse / PyTorch ratios, each round's the median ratio of
+// its adjacent steps in lockstep (and its quartiles), so a ratio compares the two programs under the same seconds
+// of the machine (single runs here move by 15-40% from minute to minute, for both programs alike).
 struct Row {
   std::string mode;
   int threads;
   StepResult ours, torch;
   double sgemm;
   double ratio = 0;   // 0: no PyTorch peer
+  double ratio_q1 = 0, ratio_q3 = 0, torch_cores = 0;
 };
 
 double median_of(const std::vector<StepResult>& runs, double StepResult::*field) {
@@ -286,6 +448,8 @@ double median_of(const std::vector<StepResult>& runs, double StepResult::*field)
   for (const auto& r : runs) v.push_back(r.*field);
   return median(v);
 }
+
+std::string quartiles(const Row& row) { return row.ratio ? fmt("%.2f", row.ratio_q1) + "-" + fmt("%.2f", row.ratio_q3) : "-"; }
 
 StepResult combine(const std::vector<StepResult>& all) {
   std::vector<StepResult> runs;   // a PyTorch run that failed (no step time) leaves its round out
@@ -320,7 +484,12 @@ int main(int argc, char** argv) {
       "profile", "run one mode in this process only (for perf/callgrind)", cxxopts::value<std::string>()->default_value(""))(
       "attention", "how the model computes attention: fused (default), composed (the separate ops it replaced) or none "
       "(context = q + k + v, to isolate attention's share of the step)", cxxopts::value<std::string>()->default_value("fused"))(
+      "interleave", "with --profile MODE: steps of the mode with and without a bit-preserving fusion, alternating in this "
+      "process (residual: the residual adds fused into o's and fc2's products)", cxxopts::value<std::string>()->default_value(""))(
       "child", "internal: run one mode and print its result", cxxopts::value<std::string>()->default_value(""))(
+      "peer", "internal, with --child: PyTorch's name of the mode, run in lockstep", cxxopts::value<std::string>()->default_value(""))(
+      "settle", "seconds each program of a lockstep pauses before its step, for the other's idle threads to stop spinning "
+      "(at 2 threads 0.3 s changed nothing measurable here)", cxxopts::value<double>()->default_value("0"))(
       "sgemm-child", "internal: time the sgemm and print its rate")("h,help", "help");
   auto args = options.parse(argc, argv);
   if (args.count("help")) {
@@ -329,6 +498,7 @@ int main(int argc, char** argv) {
   }
   int steps = std::max(3, args["steps"].as<int>());
   attention_option = args["attention"].as<std::string>();
+  settle_option = fmt("%g", args["settle"].as<double>());
   if (attention_option != "fused" && attention_option != "composed" && attention_option != "none")
     throw std::invalid_argument("--attention must be fused, composed or none, got '" + attention_option + "'");
   bench::attention_path = attention_option == "composed" ? bench::AttentionPath::Composed
@@ -340,6 +510,21 @@ int main(int argc, char** argv) {
     std::string mode = args[opt].as<std::string>();
     if (mode.empty()) continue;
     set_num_threads(thread_counts[0]);
+    if (const std::string fusion = args["interleave"].as<std::string>(); !fusion.empty()) {
+      if (fusion != "residual") throw std::invalid_argument("--interleave knows residual, got '" + fusion + "'");
+      interleave(mode, steps, fusion, [](bool fused) { bench::fused_residual = fused; });
+      return 0;
+    }
+    if (const std::string peer = args["peer"].as<std::string>(); !peer.empty()) {
+      const double settle = args["settle"].as<double>();
+      const LockstepResult r = lockstep(mode, peer, args["torch"].as<std::string>(), args["torch-eval"].as<std::string>(),
+                                        thread_counts[0], steps, settle);
+      std::printf("%s step_s=%.5f cpu_s=%.5f flops=%.0f hwm_kb=%ld torch_s=%.5f torch_hwm_kb=%.0f torch_cores=%.3f ratio=%.5f "
+                  "ratio_q1=%.5f ratio_q3=%.5f\n",
+                  mode.c_str(), r.ours, r.ours_cpu, r.flops, vm_hwm_kb(), r.torch, r.torch_peak_kb, r.torch_cores, r.ratio,
+                  r.ratio_q1, r.ratio_q3);
+      return 0;
+    }
     StepResult r = run_steps(mode, steps);
     std::printf("%s step_s=%.5f cpu_s=%.5f flops=%.0f hwm_kb=%ld\n", mode.c_str(), r.seconds, r.cpu_seconds, r.flops, r.peak_kb);
     return 0;
@@ -368,7 +553,7 @@ int main(int argc, char** argv) {
 
   std::vector<Row> rows;
   std::map<int, double> sgemm;
-  const char* head = "%-13s %3s %9s %9s %7s %9s %9s %7s %9s %9s\n";
+  const char* head = "%-13s %3s %9s %9s %7s %11s %9s %9s %7s %9s %9s %6s\n";
   for (int threads : thread_counts) {
     std::vector<double> rates;
     for (int round = 0; round < rounds; ++round) {
@@ -379,30 +564,40 @@ int main(int argc, char** argv) {
     sgemm[threads] = median(rates);
     std::printf("\nthreads %d: OpenBLAS sgemm %d^3 on %d thread(s): %.1f GFLOP/s\n", threads, args["sgemm-size"].as<int>(),
                 threads, sgemm[threads]);
-    std::printf(head, "mode", "thr", "step s", "torch s", "ratio", "GFLOP", "GFLOP/s", "%sgemm", "RSS MB", "torch MB");
+    std::printf(head, "mode", "thr", "step s", "torch s", "ratio", "quartiles", "GFLOP", "GFLOP/s", "%sgemm", "RSS MB", "torch MB",
+                "cores");
     std::fflush(stdout);
     for (const auto& mode : args["modes"].as<std::vector<std::string>>()) {
       bool torch_here = torch_name.count(mode) && (is_eval(mode) ? have_torch_eval : have_torch);
       std::vector<StepResult> ours, torch;
-      std::vector<double> ratios;
+      std::vector<double> ratios, quartile1, quartile3, torch_cores;
       for (int round = 0; round < rounds; ++round) {
-        // Alternate who goes first, so a machine that speeds up or slows down during a pair favours neither.
-        bool ours_first = round % 2 == 0;
-        if (ours_first) ours.push_back(linfuse_mode(mode, threads, steps));
-        if (torch_here) torch.push_back(torch_mode(torch_ref, torch_eval, torch_name[mode], threads, steps));
-        if (!ours_first) ours.push_back(linfuse_mode(mode, threads, steps));
-        if (torch_here && torch.back().seconds > 0) ratios.push_back(ours.back().seconds / torch.back().seconds);
+        // With a peer, each round times the two programs' steps alternating one by one (lockstep, in one child).
+        ModeResult m = linfuse_mode(mode, threads, steps, torch_here ? torch_name[mode] : "", torch_ref, torch_eval);
+        ours.push_back(m.ours);
+        if (!torch_here) continue;
+        torch.push_back(m.torch);
+        ratios.push_back(m.ratio);
+        quartile1.push_back(m.ratio_q1);
+        quartile3.push_back(m.ratio_q3);
+        torch_cores.push_back(m.torch_cores);
       }
       Row row{mode, threads, combine(ours), combine(torch), sgemm[threads]};
-      if (!ratios.empty()) row.ratio = median(ratios);
+      if (!ratios.empty()) {
+        row.ratio = median(ratios);
+        row.ratio_q1 = median(quartile1);
+        row.ratio_q3 = median(quartile3);
+        row.torch_cores = median(torch_cores);
+      }
       rows.push_back(row);
       const auto& r = row.ours;
       double rate = r.flops / r.seconds / 1e9;
       std::printf(head, mode.c_str(), std::to_string(threads).c_str(), fmt("%.4f", r.seconds).c_str(),
                   row.torch.seconds ? fmt("%.4f", row.torch.seconds).c_str() : "-",
-                  row.ratio ? fmt("%.2f", row.ratio).c_str() : "-", fmt("%.2f", r.flops / 1e9).c_str(),
+                  row.ratio ? fmt("%.2f", row.ratio).c_str() : "-", quartiles(row).c_str(), fmt("%.2f", r.flops / 1e9).c_str(),
                   fmt("%.1f", rate).c_str(), row.sgemm ? fmt("%.0f%%", 100 * rate / row.sgemm).c_str() : "-",
-                  fmt("%.0f", r.peak_kb / 1024.0).c_str(), row.torch.peak_kb ? fmt("%.0f", row.torch.peak_kb / 1024.0).c_str() : "-");
+                  fmt("%.0f", r.peak_kb / 1024.0).c_str(), row.torch.peak_kb ? fmt("%.0f", row.torch.peak_kb / 1024.0).c_str() : "-",
+                  row.torch_cores ? fmt("%.2f", row.torch_cores).c_str() : "-");
       std::fflush(stdout);
     }
   }
@@ -486,20 +681,23 @@ int main(int argc, char** argv) {
     std::ostringstream md;
     md << "Measured " << date << " on " << machine << " (load average " << load_start
        << " at start; 2 or more means another job shared the cores); median of " << steps - 2
-       << " steps after 2 warm-up; each mode in its own process; " << rounds
-       << " round(s) of each linfuse / PyTorch pair, back to back: times are medians over the rounds, a ratio is the median of the rounds' ratios. "
+       << " steps after 2 warm-up; each mode in its own process, its steps alternating one by one with PyTorch's (lockstep: "
+       << "bench/torch_lockstep.py, PyTorch on as many cores as linfuse); " << rounds
+       << " round(s): times are medians over the rounds, a ratio is the median over the rounds of the median ratio of adjacent "
+          "steps (quartiles of those ratios beside it); PyTorch cores: its steps' CPU time / wall time. "
        << "Build: " << build_summary() << "; attention " << attention_option << ".\n\n";
-    md << "| mode | threads | linfuse s | PyTorch s | ratio | GFLOP/step | GFLOP/s | % of sgemm | peak RSS MB | PyTorch MB |\n";
-    md << "|---|---|---|---|---|---|---|---|---|---|\n";
+    md << "| mode | threads | linfuse s | PyTorch s | ratio | quartiles | GFLOP/step | GFLOP/s | % of sgemm | peak RSS MB | PyTorch MB | "
+          "PyTorch cores |\n";
+    md << "|---|---|---|---|---|---|---|---|---|---|---|---|\n";
     for (const auto& row : rows) {
       const auto& r = row.ours;
       double rate = r.flops / r.seconds / 1e9;
       md << "| " << row.mode << " | " << row.threads << " | " << fmt("%.4f", r.seconds) << " | "
          << (row.torch.seconds ? fmt("%.4f", row.torch.seconds) : "-") << " | "
-         << (row.ratio ? fmt("%.2f", row.ratio) : "-") << " | " << fmt("%.2f", r.flops / 1e9) << " | "
+         << (row.ratio ? fmt("%.2f", row.ratio) : "-") << " | " << quartiles(row) << " | " << fmt("%.2f", r.flops / 1e9) << " | "
          << fmt("%.1f", rate) << " | " << (row.sgemm ? fmt("%.0f%%", 100 * rate / row.sgemm) : "-") << " | "
          << fmt("%.0f", r.peak_kb / 1024.0) << " | " << (row.torch.peak_kb ? fmt("%.0f", row.torch.peak_kb / 1024.0) : "-")
-         << " |\n";
+         << " | " << (row.torch_cores ? fmt("%.2f", row.torch_cores) : "-") << " |\n";
     }
     md << "\nOpenBLAS sgemm " << args["sgemm-size"].as<int>() << "^3:";
     for (auto& [t, rate] : sgemm) md << " " << fmt("%.1f", rate) << " GFLOP/s on " << t << " thread(s);";

@@ -1,4 +1,6 @@
 #include <catch2/catch.hpp>
+
+#include <functional>
 #include <map>
 
 #include "../helpers.h"
@@ -166,6 +168,27 @@ TEST_CASE("the fused LoRA linear's JVP equals the separate ops' JVP, tangents in
   CHECK(max_abs_diff(y1, y2) / std::max(1.0, max_abs_diff(y2, zeros_like(y2))) < 1e-5);
 }
 
+namespace {
+// What a fused LoRA layer (inputs x, W, b, A, B, ...) must give bit for bit: its output and the gradients of every
+// input (a training step); then a linearized model's step: the JVP at constant primals with tangents in A and B
+// that require grad, its tangent output, and the gradients of <cot, tangent output> with respect to those tangents.
+Tensors fused_lora_outputs(const std::function<Tensor(const Tensors&)>& layer, const Tensors& primals, const Tensors& tangents,
+                           const Tensor& cot) {
+  Tensors p;
+  for (const Tensor& t : primals) p.push_back(t.detach().set_requires_grad(true));
+  Tensor y = layer(p);
+  Tensors all = grad({y}, p, {cot});
+  all.insert(all.begin(), y);
+  Tensors t = tangents;
+  t[3] = t[3].detach().set_requires_grad(true);
+  t[4] = t[4].detach().set_requires_grad(true);
+  auto [y2, y_t] = jvp(layer, primals, t);
+  all.push_back(y_t);
+  for (const Tensor& d : grad({y_t}, {t[3], t[4]}, {cot})) all.push_back(d);
+  return all;
+}
+}  // namespace
+
 // Output, gradients, the JVP and reverse over it, on each kernel path at 1 and 2 threads. (Catch2 2.13's console
 // reporter aborted while wrapping this case's first, longer name in a failure report.)
 TEST_CASE("lora_linear with a fused activation gives the bits of lora_linear then the activation",
@@ -189,20 +212,7 @@ TEST_CASE("lora_linear with a fused activation gives the bits of lora_linear the
       return c.f == Activation::GeluErf ? gelu_erf(pre) : quick_gelu(pre);
     };
     auto outputs = [&](bool fused) {
-      Tensors p{x.detach().set_requires_grad(true), w.detach().set_requires_grad(true), b.detach().set_requires_grad(true),
-                a.detach().set_requires_grad(true), bb.detach().set_requires_grad(true)};
-      Tensor y = layer(p, fused);
-      Tensors all = grad({y}, p, {cot});
-      all.insert(all.begin(), y);
-      // A linearized model's step: the JVP at constant primals, tangents in A and B that require grad, then the
-      // gradient of <cot, tangent output> with respect to those tangents.
-      Tensors constants{x, w, b, a, bb}, t = tangents;
-      t[3] = t[3].detach().set_requires_grad(true);
-      t[4] = t[4].detach().set_requires_grad(true);
-      auto [y2, y_t] = jvp([&](const Tensors& q) { return layer(q, fused); }, constants, t);
-      all.push_back(y_t);
-      for (const Tensor& d : grad({y_t}, {t[3], t[4]}, {cot})) all.push_back(d);
-      return all;
+      return fused_lora_outputs([&](const Tensors& q) { return layer(q, fused); }, {x, w, b, a, bb}, tangents, cot);
     };
     set_num_threads(2);
     testing::check_bits_on_every_path(outputs(false), [&] { return outputs(true); },
@@ -231,18 +241,7 @@ TEST_CASE("lora_linear_residual gives the bits of add(residual, lora_linear)", "
       return add(p[5], lora_linear(p[0], p[1], p[3], p[4], p[2], 2.0));
     };
     auto outputs = [&](bool fused) {
-      Tensors p{x.detach().set_requires_grad(true),  w.detach().set_requires_grad(true),  b.detach().set_requires_grad(true),
-                a.detach().set_requires_grad(true),  bb.detach().set_requires_grad(true), r.detach().set_requires_grad(true)};
-      Tensor y = layer(p, fused);
-      Tensors all = grad({y}, p, {cot});
-      all.insert(all.begin(), y);
-      Tensors constants{x, w, b, a, bb, r}, t = tangents;
-      t[3] = t[3].detach().set_requires_grad(true);
-      t[4] = t[4].detach().set_requires_grad(true);
-      auto [y2, y_t] = jvp([&](const Tensors& q) { return layer(q, fused); }, constants, t);
-      all.push_back(y_t);
-      for (const Tensor& d : grad({y_t}, {t[3], t[4]}, {cot})) all.push_back(d);
-      return all;
+      return fused_lora_outputs([&](const Tensors& q) { return layer(q, fused); }, {x, w, b, a, bb, r}, tangents, cot);
     };
     set_num_threads(2);
     testing::check_bits_on_every_path(outputs(false), [&] { return outputs(true); },
