@@ -17,8 +17,7 @@
 //
 //   train_step_bench [--threads 1,2] [--steps 12] [--rounds 3] [--torch PATH] [--markdown FILE]   the table
 //   train_step_bench --profile MODE [--threads 1] [--steps 12]                       one mode in-process
-//   train_step_bench --profile MODE --interleave residual [--steps 40]               A/B of a fusion, in-process
-//   train_step_bench --lockstep --torch PATH [--threads 1] [--steps 40]               ratios step by step
+//   train_step_bench --profile MODE --interleave residual|mode:M|threads:N [--steps 40]   A/B in one process
 // --attention composed runs either with the composed attention ops the fused primitive replaced (the step before
 // it), --attention none with none (context = q + k + v), to isolate attention's share of the step.
 // A --profile or --child run prints the step's median wall time (step_s) and median process CPU time (cpu_s);
@@ -170,32 +169,63 @@ StepResult run_steps(const std::string& mode, int steps) {
   return r;
 }
 
-// A/B of one bit-preserving fusion in one process: two runners of `mode`, one with the fusion and one without
-// (`set_fused(bool)` switches it before each step), their steps alternating, so that a slow minute of a shared
-// machine hits both alike. Prints each one's median step and the median of the ratios of adjacent steps.
-void interleave(const std::string& mode, int steps, const std::string& fusion, const std::function<void(bool)>& set_fused) {
-  ModeRunner with(mode), without(mode);
-  std::vector<double> t_with, t_without, ratios;
+// Steps of two programs A and B alternating one by one, who goes first alternating too, so that a slow stretch of a
+// shared machine hits both alike; each function runs one step and returns its seconds. The medians of each (after two
+// warm-up steps), and the median and quartiles of the ratios A / B of adjacent steps.
+struct Alternation {
+  double a = 0, b = 0, ratio = 0, ratio_q1 = 0, ratio_q3 = 0;
+  long a_faster = 0;
+  size_t pairs = 0;
+};
+Alternation alternate(int steps, const std::function<double()>& step_a, const std::function<double()>& step_b) {
+  std::vector<double> a, b, ratios;
   for (int i = 0; i < steps; ++i) {
-    const bool with_first = i % 2 == 0;   // who goes first alternates
-    double a = 0, b = 0;
-    for (bool fused : {with_first, !with_first}) {
-      set_fused(fused);
-      (fused ? a : b) = (fused ? with : without).step().first;
-    }
-    t_with.push_back(a);
-    t_without.push_back(b);
-    ratios.push_back(a / b);
+    double ta = 0, tb = 0;
+    for (bool first_a : {i % 2 == 0, i % 2 != 0}) (first_a ? ta : tb) = first_a ? step_a() : step_b();
+    a.push_back(ta);
+    b.push_back(tb);
+    ratios.push_back(ta / tb);
   }
-  set_fused(true);
+  Alternation r;
+  r.a = median(after_warm_up(a));
+  r.b = median(after_warm_up(b));
   ratios = after_warm_up(ratios);
-  const auto faster = std::count_if(ratios.begin(), ratios.end(), [](double r) { return r < 1; });
-  std::vector<double> sorted = ratios;
-  std::sort(sorted.begin(), sorted.end());
-  std::printf("%s %s: with %.5f s, without %.5f s (medians); ratio of adjacent steps: median %.4f, quartiles %.4f-%.4f; "
-              "with faster in %ld of %zu\n",
-              mode.c_str(), fusion.c_str(), median(after_warm_up(t_with)), median(after_warm_up(t_without)), median(ratios),
-              sorted[sorted.size() / 4], sorted[sorted.size() * 3 / 4], long(faster), ratios.size());
+  r.pairs = ratios.size();
+  r.a_faster = long(std::count_if(ratios.begin(), ratios.end(), [](double x) { return x < 1; }));
+  std::sort(ratios.begin(), ratios.end());
+  r.ratio = ratios[ratios.size() / 2];
+  r.ratio_q1 = ratios[ratios.size() / 4];
+  r.ratio_q3 = ratios[ratios.size() * 3 / 4];
+  return r;
+}
+
+// --interleave: two variants of the workload in this process, their steps alternating. `what` is
+//   residual       MODE with the residual adds fused into o's and fc2's products (A) and without (B): the same bits
+//   mode:OTHER     MODE (A) and OTHER (B), e.g. l-lora against lora
+//   threads:N      MODE at `threads` (A) and at N threads (B)
+Alternation interleave(const std::string& mode, int threads, int steps, const std::string& what) {
+  ModeRunner a(mode);
+  std::function<double()> step_a = [&] { return a.step().first; }, step_b;
+  std::unique_ptr<ModeRunner> b;
+  if (what == "residual") {
+    b = std::make_unique<ModeRunner>(mode);
+    step_a = [&] { bench::fused_residual = true; return a.step().first; };
+    step_b = [&] { bench::fused_residual = false; return b->step().first; };
+  } else if (what.rfind("mode:", 0) == 0) {
+    b = std::make_unique<ModeRunner>(what.substr(5));
+    step_b = [&] { return b->step().first; };
+  } else if (what.rfind("threads:", 0) == 0) {
+    const int other = std::stoi(what.substr(8));
+    b = std::make_unique<ModeRunner>(mode);
+    step_a = [&] { set_num_threads(threads); return a.step().first; };
+    step_b = [&] { set_num_threads(other); return b->step().first; };
+  } else {
+    throw std::invalid_argument("--interleave takes residual, mode:MODE or threads:N, got '" + what + "'");
+  }
+  Alternation r = alternate(steps, step_a, step_b);
+  bench::fused_residual = true;
+  set_num_threads(threads);
+  return r;
 }
 
 // A plain OpenBLAS sgemm of an n x n matrix on OpenBLAS's own `threads` threads: the machine's limit.
@@ -341,42 +371,40 @@ struct LockstepResult {
 // just stepped spin for a while before they sleep (OpenBLAS's, OpenMP's, TBB's) and take cycles from the other
 // program's step. (0.3 s changed nothing measurable on the 2-vCPU machine of docs/performance.md: off by default.)
 LockstepResult lockstep(const std::string& mode, const std::string& torch_mode_name, const std::string& torch_ref,
-                        const std::string& torch_eval, int threads, int steps, double settle) {
+                        const std::string& torch_eval, int threads, int peer_threads, int steps, double settle) {
   set_num_threads(threads);
   ModeRunner runner(mode);
-  LockstepPeer peer(torch_ref, torch_eval, LINFUSE_BENCH_DIR "/torch_lockstep.py", torch_mode_name, threads, steps);
-  std::vector<double> ours, ours_cpu, theirs, ratios;
+  LockstepPeer peer(torch_ref, torch_eval, LINFUSE_BENCH_DIR "/torch_lockstep.py", torch_mode_name, peer_threads, steps);
+  auto pause = [settle] {
+    if (settle > 0) std::this_thread::sleep_for(std::chrono::duration<double>(settle));
+  };
+  std::vector<double> ours_cpu;
   uint64_t flops0 = kernels::matmul_flops();
-  for (int i = 0; i < steps; ++i) {
-    std::pair<double, double> a;
-    double b = 0;
-    auto pause = [settle] {
-      if (settle > 0) std::this_thread::sleep_for(std::chrono::duration<double>(settle));
-    };
-    for (bool ours : {i % 2 == 0, i % 2 != 0}) {
-      pause();
-      if (ours) a = runner.step();
-      else b = peer.step();
-    }
-    if (b <= 0) throw std::runtime_error("the PyTorch peer of mode " + mode + " stopped (see its error above)");
-    ours.push_back(a.first);
-    ours_cpu.push_back(a.second);
-    theirs.push_back(b);
-    ratios.push_back(a.first / b);
-  }
+  const Alternation pairs = alternate(
+      steps,
+      [&] {
+        pause();
+        auto [wall, cpu] = runner.step();
+        ours_cpu.push_back(cpu);
+        return wall;
+      },
+      [&] {
+        pause();
+        const double seconds = peer.step();
+        if (seconds <= 0) throw std::runtime_error("the PyTorch peer of mode " + mode + " stopped (see its error above)");
+        return seconds;
+      });
   LockstepResult r;
   r.flops = double(kernels::matmul_flops() - flops0) / steps;
-  r.ours = median(after_warm_up(ours));
+  r.ours = pairs.a;
   r.ours_cpu = median(after_warm_up(ours_cpu));
-  r.torch = median(after_warm_up(theirs));
+  r.torch = pairs.b;
+  r.ratio = pairs.ratio;
+  r.ratio_q1 = pairs.ratio_q1;
+  r.ratio_q3 = pairs.ratio_q3;
   auto summary = peer.summary();
   r.torch_peak_kb = summary["hwm_kb"];
   r.torch_cores = summary["cores"];
-  ratios = after_warm_up(ratios);
-  std::sort(ratios.begin(), ratios.end());
-  r.ratio = ratios[ratios.size() / 2];
-  r.ratio_q1 = ratios[ratios.size() / 4];
-  r.ratio_q3 = ratios[ratios.size() * 3 / 4];
   return r;
 }
 
@@ -484,10 +512,12 @@ int main(int argc, char** argv) {
       "profile", "run one mode in this process only (for perf/callgrind)", cxxopts::value<std::string>()->default_value(""))(
       "attention", "how the model computes attention: fused (default), composed (the separate ops it replaced) or none "
       "(context = q + k + v, to isolate attention's share of the step)", cxxopts::value<std::string>()->default_value("fused"))(
-      "interleave", "with --profile MODE: steps of the mode with and without a bit-preserving fusion, alternating in this "
-      "process (residual: the residual adds fused into o's and fc2's products)", cxxopts::value<std::string>()->default_value(""))(
+      "interleave", "with --profile MODE: steps of two variants alternating in this process, A the mode as given: "
+      "residual (B without the residual adds fused into o's and fc2's products), mode:OTHER (B another mode), "
+      "threads:N (B at N threads)", cxxopts::value<std::string>()->default_value(""))(
       "child", "internal: run one mode and print its result", cxxopts::value<std::string>()->default_value(""))(
       "peer", "internal, with --child: PyTorch's name of the mode, run in lockstep", cxxopts::value<std::string>()->default_value(""))(
+      "peer-threads", "internal, with --peer: PyTorch's thread count (default: linfuse's)", cxxopts::value<int>()->default_value("0"))(
       "settle", "seconds each program of a lockstep pauses before its step, for the other's idle threads to stop spinning "
       "(at 2 threads 0.3 s changed nothing measurable here)", cxxopts::value<double>()->default_value("0"))(
       "sgemm-child", "internal: time the sgemm and print its rate")("h,help", "help");
@@ -510,15 +540,19 @@ int main(int argc, char** argv) {
     std::string mode = args[opt].as<std::string>();
     if (mode.empty()) continue;
     set_num_threads(thread_counts[0]);
-    if (const std::string fusion = args["interleave"].as<std::string>(); !fusion.empty()) {
-      if (fusion != "residual") throw std::invalid_argument("--interleave knows residual, got '" + fusion + "'");
-      interleave(mode, steps, fusion, [](bool fused) { bench::fused_residual = fused; });
+    if (const std::string what = args["interleave"].as<std::string>(); !what.empty()) {
+      const Alternation r = interleave(mode, thread_counts[0], steps, what);
+      std::printf("%s, %s: A %.5f s, B %.5f s (medians); A / B of adjacent steps: median %.4f, quartiles %.4f-%.4f; A faster "
+                  "in %ld of %zu\n",
+                  mode.c_str(), what.c_str(), r.a, r.b, r.ratio, r.ratio_q1, r.ratio_q3, r.a_faster, r.pairs);
+      std::printf("a_s=%.5f b_s=%.5f ratio=%.5f ratio_q1=%.5f ratio_q3=%.5f\n", r.a, r.b, r.ratio, r.ratio_q1, r.ratio_q3);
       return 0;
     }
     if (const std::string peer = args["peer"].as<std::string>(); !peer.empty()) {
       const double settle = args["settle"].as<double>();
+      const int peer_threads = args["peer-threads"].as<int>() > 0 ? args["peer-threads"].as<int>() : thread_counts[0];
       const LockstepResult r = lockstep(mode, peer, args["torch"].as<std::string>(), args["torch-eval"].as<std::string>(),
-                                        thread_counts[0], steps, settle);
+                                        thread_counts[0], peer_threads, steps, settle);
       std::printf("%s step_s=%.5f cpu_s=%.5f flops=%.0f hwm_kb=%ld torch_s=%.5f torch_hwm_kb=%.0f torch_cores=%.3f ratio=%.5f "
                   "ratio_q1=%.5f ratio_q3=%.5f\n",
                   mode.c_str(), r.ours, r.ours_cpu, r.flops, vm_hwm_kb(), r.torch, r.torch_peak_kb, r.torch_cores, r.ratio,
@@ -635,9 +669,27 @@ int main(int argc, char** argv) {
   ratio_target("full step / PyTorch fft, 1 thread", "full", 0.9);
   ratio_target("lora step / PyTorch lora, 1 thread", "lora", 0.6);
   ratio_target("l-lora step / PyTorch functorch llora, 1 thread", "l-lora", 0.4);
+  // The targets that compare linfuse with itself, or across thread counts, from steps alternating in one process (or
+  // in lockstep), as the ratios above: the median over the rounds of the median ratio of adjacent steps.
+  auto paired_ratio = [&](const std::vector<std::string>& extra, const std::string& mode, int threads) {
+    std::vector<double> ratios;
+    for (int round = 0; round < rounds; ++round) {
+      std::vector<std::string> command{self_exe(),           "--child",   mode, "--threads", std::to_string(threads), "--steps",
+                                       std::to_string(steps), "--attention", attention_option};
+      command.insert(command.end(), extra.begin(), extra.end());
+      auto f = fields(run_capture(command));
+      if (f.count("ratio")) ratios.push_back(f["ratio"]);
+    }
+    return ratios.empty() ? 0.0 : median(ratios);
+  };
+  auto has_mode = [&](const std::string& mode) {
+    const auto modes = args["modes"].as<std::vector<std::string>>();
+    return std::find(modes.begin(), modes.end(), mode) != modes.end();
+  };
+  const bool have_1_and_2 = std::count(thread_counts.begin(), thread_counts.end(), 1) && std::count(thread_counts.begin(), thread_counts.end(), 2);
   {
-    const Row *a = find("l-lora", 1), *b = find("lora", 1);
-    targets.push_back({"l-lora / lora step, 1 thread", a && b ? a->ours.seconds / b->ours.seconds : 0, 1.5, true, a && b});
+    const double r = has_mode("lora") && has_mode("l-lora") ? paired_ratio({"--interleave", "mode:lora"}, "l-lora", 1) : 0;
+    targets.push_back({"l-lora / lora step, 1 thread (alternating)", r, 1.5, true, r > 0});
   }
   {
     const Row* r = find("full", 1);
@@ -647,17 +699,21 @@ int main(int argc, char** argv) {
   }
   {
     // The 2-thread target compares with PyTorch at its best thread count (on this machine PyTorch's
-    // step is usually fastest at 1 thread).
+    // step is fastest at 1 thread): linfuse at 2 threads in lockstep with PyTorch at that count.
     const Row *ours2 = find("full", 2), *t1 = find("full", 1);
-    double best = 0;
+    const Row* best = nullptr;
     for (const Row* r : {t1, ours2})
-      if (r && r->torch.seconds > 0 && (best == 0 || r->torch.seconds < best)) best = r->torch.seconds;
-    bool known = ours2 && best > 0;
-    targets.push_back({"full step, 2 threads / PyTorch's best thread count", known ? ours2->ours.seconds / best : 0, 0.6, true, known});
+      if (r && r->torch.seconds > 0 && (!best || r->torch.seconds < best->torch.seconds)) best = r;
+    const double r = ours2 && best ? paired_ratio({"--peer", "fft", "--peer-threads", std::to_string(best->threads), "--torch", torch_ref,
+                                                   "--torch-eval", torch_eval, "--settle", settle_option},
+                                                  "full", 2)
+                                   : 0;
+    targets.push_back({"full step, 2 threads / PyTorch's best thread count (" + std::to_string(best ? best->threads : 0) + ")", r, 0.6,
+                       true, r > 0});
   }
   {
-    const Row *a = find("full", 1), *b = find("full", 2);
-    targets.push_back({"full step speed-up 1 -> 2 threads", a && b ? a->ours.seconds / b->ours.seconds : 0, 1.6, false, a && b});
+    const double r = have_1_and_2 && has_mode("full") ? paired_ratio({"--interleave", "threads:2"}, "full", 1) : 0;
+    targets.push_back({"full step speed-up 1 -> 2 threads (alternating)", r, 1.6, false, r > 0});
   }
   {
     double worst = 0;
@@ -672,7 +728,7 @@ int main(int argc, char** argv) {
   std::printf("\ntargets (load average at end %s):\n", load_average().c_str());
   for (const auto& t : targets) {
     const std::string floor = t.at_sgemm_rate > 0 ? fmt("; %.2f at the sgemm rate", t.at_sgemm_rate) : "";
-    std::printf("  %-52s %6.2f  (%s %.2f%s)  %s\n", t.what.c_str(), t.value, t.at_most ? "<=" : ">=", t.bound, floor.c_str(),
+    std::printf("  %-58s %6.2f  (%s %.2f%s)  %s\n", t.what.c_str(), t.value, t.at_most ? "<=" : ">=", t.bound, floor.c_str(),
                 verdict_of(t).c_str());
   }
 
