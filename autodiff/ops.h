@@ -34,6 +34,11 @@ Tensor clamp(const Tensor& a, double low, double high);   // gradient 1 inside [
 Tensor gelu_tanh_grad(const Tensor& a);
 Tensor gelu_erf_grad(const Tensor& a);
 Tensor quick_gelu_grad(const Tensor& a);
+// The activations of linear layers by kind, f(a) and f'(a) as the primitives above: the one place that maps a kind to
+// its ops (nn::activate, and the rules of the layers that fuse f, use it).
+enum class Activation { GeluErf, GeluTanh, QuickGelu, Relu };
+Tensor activate(Activation activation, const Tensor& a);
+Tensor activation_derivative(Activation activation, const Tensor& a);
 
 // ---- elementwise, binary (broadcasting) ----
 Tensor add(const Tensor& a, const Tensor& b);
@@ -115,7 +120,6 @@ Tensor addmm(const Tensor& c, const Tensor& a, const Tensor& b, double alpha = 1
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
 // f(x W^T + b) in one primitive, f applied as the product is stored and f' kept for the rules: the same values
 // and gradients, bit for bit, as linear() then the activation's own op (see prim_linalg.cpp).
-enum class Activation { GeluErf, GeluTanh, QuickGelu, Relu };
 Tensor linear_activation(const Tensor& x, const Tensor& weight, const Tensor& bias, Activation activation);
 // x W^T + b + scale (x A^T) B^T for x (M, in), W (out, in), A (r, in), B (out, r), b (out) or undefined: a linear
 // layer with a LoRA update, computed into one output buffer (the base output is never a tensor of its own).

@@ -429,6 +429,26 @@ Tensor sub(const Tensor& a, double b) { return add(a, -b); }
 Tensor rsub(double a, const Tensor& b) { return add(neg(b), a); }
 Tensor div(const Tensor& a, double b) { return mul(a, 1.0 / b); }
 
+Tensor activate(Activation activation, const Tensor& a) {
+  switch (activation) {
+    case Activation::GeluErf: return gelu_erf(a);
+    case Activation::GeluTanh: return gelu_tanh(a);
+    case Activation::QuickGelu: return quick_gelu(a);
+    case Activation::Relu: return relu(a);
+  }
+  throw std::logic_error("[activate] unknown activation");
+}
+
+Tensor activation_derivative(Activation activation, const Tensor& a) {
+  switch (activation) {
+    case Activation::GeluErf: return gelu_erf_grad(a);
+    case Activation::GeluTanh: return gelu_tanh_grad(a);
+    case Activation::QuickGelu: return quick_gelu_grad(a);
+    case Activation::Relu: return gt(a, 0.0);
+  }
+  throw std::logic_error("[activation_derivative] unknown activation");
+}
+
 Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
 Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
 Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }

@@ -155,14 +155,7 @@ class FusedActivation {
   Tensor derivative(const Tensors& in, const PreWithOps& pre_with_ops) const {
     const bool constant = std::none_of(in.begin(), in.end(), [](const Tensor& t) { return t.requires_grad(); });
     if (d1_.defined() && (!rules::recording() || constant)) return d1_;
-    Tensor pre = pre_with_ops();
-    switch (activation_) {
-      case Activation::GeluErf: return gelu_erf_grad(pre);
-      case Activation::GeluTanh: return gelu_tanh_grad(pre);
-      case Activation::QuickGelu: return quick_gelu_grad(pre);
-      case Activation::Relu: return gt(pre, 0.0);
-    }
-    throw std::logic_error("[fused activation] unknown activation");
+    return activation_derivative(activation_, pre_with_ops());
   }
   void release() { d1_ = Tensor(); }
 

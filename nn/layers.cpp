@@ -108,14 +108,4 @@ Tensor LinearAdapter::forward_adapted_residual(Linear& base, const Tensor& x, co
   return add(residual, forward_adapted(base, x));
 }
 
-Tensor activate(Activation a, const Tensor& x) {
-  switch (a) {
-    case Activation::GeluErf: return gelu_erf(x);
-    case Activation::GeluTanh: return gelu_tanh(x);
-    case Activation::QuickGelu: return quick_gelu(x);
-    case Activation::Relu: return relu(x);
-  }
-  return x;
-}
-
 }  // namespace linfuse::nn

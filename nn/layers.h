@@ -93,7 +93,7 @@ class Dropout : public Module {
 // (tanh approximation), "quick_gelu", "relu".
 Activation activation_from_name(const std::string& name);
 std::string activation_name(Activation activation);
-Tensor activate(Activation activation, const Tensor& x);
+using linfuse::activate;   // activate(activation, x): autodiff/ops.h
 // activate(activation, layer.forward(x)), as one primitive that applies the activation as the product is stored
 // (linear_activation; a LoRA adapter's lora_linear): the same bits, one pass over the output fewer.
 Tensor activate_linear(Activation activation, Linear& layer, const Tensor& x);

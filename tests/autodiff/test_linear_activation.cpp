@@ -18,16 +18,7 @@ namespace {
 
 const Activation kActivations[] = {Activation::GeluErf, Activation::GeluTanh, Activation::QuickGelu, Activation::Relu};
 
-Tensor unfused(const Tensor& x, const Tensor& w, const Tensor& b, Activation f) {
-  Tensor pre = linear(x, w, b);
-  switch (f) {
-    case Activation::GeluErf: return gelu_erf(pre);
-    case Activation::GeluTanh: return gelu_tanh(pre);
-    case Activation::QuickGelu: return quick_gelu(pre);
-    case Activation::Relu: return relu(pre);
-  }
-  return pre;
-}
+Tensor unfused(const Tensor& x, const Tensor& w, const Tensor& b, Activation f) { return activate(f, linear(x, w, b)); }
 const char* name_of(Activation f) {
   switch (f) {
     case Activation::GeluErf: return "gelu";
