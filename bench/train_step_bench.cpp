@@ -75,13 +75,18 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-long vm_hwm_kb() {   // peak resident set of this process (its own address space only)
+long status_kb(const std::string& field) {   // a field of /proc/self/status in kB (this process's address space only)
   std::ifstream f("/proc/self/status");
   std::string line;
   while (std::getline(f, line))
-    if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+    if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
   return 0;
 }
+long vm_hwm_kb() { return status_kb("VmHWM"); }   // peak resident set
+long vm_rss_kb() { return status_kb("VmRSS"); }   // resident set now
+
+// Sets the peak resident set to the current one (Linux >= 4.0), so that what comes after is measured alone.
+void reset_peak_rss() { std::ofstream("/proc/self/clear_refs") << "5"; }
 
 bool is_eval(const std::string& mode) { return mode.rfind("eval", 0) == 0; }
 
@@ -228,22 +233,38 @@ Alternation interleave(const std::string& mode, int threads, int steps, const st
   return r;
 }
 
-// A plain OpenBLAS sgemm of an n x n matrix on OpenBLAS's own `threads` threads: the machine's limit.
-double sgemm_gflops(int threads, int n) {
-  openblas_set_num_threads(threads);
-  std::vector<float> a(size_t(n) * n), b(size_t(n) * n), c(size_t(n) * n);
-  Generator g(0);
-  Tensor r = g.normal({int64_t(n), int64_t(n)});
-  std::copy(r.data<float>(), r.data<float>() + a.size(), a.begin());
-  std::copy(r.data<float>(), r.data<float>() + b.size(), b.begin());
-  std::vector<double> t;
-  for (int i = 0; i < 7; ++i) {
-    auto t0 = Clock::now();
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
-    t.push_back(seconds_since(t0));
+// A plain OpenBLAS sgemm of an n x n matrix on OpenBLAS's own `threads` threads: the machine's limit. One probe
+// keeps its operands (3 n^2 floats) so that it can be timed again and again, between a lockstep's steps.
+class SgemmProbe {
+ public:
+  explicit SgemmProbe(int n) : n_(n), a_(size_t(n) * n), b_(size_t(n) * n), c_(size_t(n) * n) {
+    Tensor r = Generator(0).normal({int64_t(n), int64_t(n)});
+    std::copy(r.data<float>(), r.data<float>() + a_.size(), a_.begin());
+    std::copy(r.data<float>(), r.data<float>() + b_.size(), b_.begin());
   }
+  double flops() const { return 2.0 * n_ * n_ * n_; }
+  // One product's seconds. OpenBLAS goes back to one thread after it: linfuse's own products call it inside TBB's
+  // tasks (tensor/threading.cpp).
+  double seconds(int threads) {
+    openblas_set_num_threads(threads);
+    auto t0 = Clock::now();
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n_, n_, n_, 1.0f, a_.data(), n_, b_.data(), n_, 0.0f, c_.data(), n_);
+    const double t = seconds_since(t0);
+    openblas_set_num_threads(1);
+    return t;
+  }
+
+ private:
+  int n_;
+  std::vector<float> a_, b_, c_;
+};
+
+double sgemm_gflops(int threads, int n) {
+  SgemmProbe probe(n);
+  std::vector<double> t;
+  for (int i = 0; i < 7; ++i) t.push_back(probe.seconds(threads));
   t.erase(t.begin());
-  return 2.0 * n * n * n / median(t) / 1e9;
+  return probe.flops() / median(t) / 1e9;
 }
 
 // Runs argv (argv[0] a path) and returns its standard output; empty when it fails.
@@ -363,6 +384,9 @@ struct LockstepResult {
   double ratio = 0, ratio_q1 = 0, ratio_q3 = 0;     // of adjacent steps: median and quartiles
   double flops = 0;
   double torch_peak_kb = 0, torch_cores = 0;        // the peer's VmHWM, and CPU / wall time of its steps
+  // With an sgemm timed after each pair (the same seconds of the machine): linfuse's FLOP rate over the sgemm's, and
+  // the floor, the ratio to PyTorch of a step running its FLOPs at the sgemm's rate; medians over the pairs.
+  double of_sgemm = 0, floor = 0;
 };
 
 // linfuse's steps (in this process) and PyTorch's (in its peer) alternating step by step, who goes first alternating
@@ -370,21 +394,24 @@ struct LockstepResult {
 // Each step may start after a pause of `settle` seconds: at more than one thread, the threads of the program that
 // just stepped spin for a while before they sleep (OpenBLAS's, OpenMP's, TBB's) and take cycles from the other
 // program's step. (0.3 s changed nothing measurable on the 2-vCPU machine of docs/performance.md: off by default.)
+// With `probe`, an sgemm is timed after each PyTorch step, for the FLOP-rate fractions of LockstepResult.
 LockstepResult lockstep(const std::string& mode, const std::string& torch_mode_name, const std::string& torch_ref,
-                        const std::string& torch_eval, int threads, int peer_threads, int steps, double settle) {
+                        const std::string& torch_eval, int threads, int peer_threads, int steps, double settle,
+                        SgemmProbe* probe) {
   set_num_threads(threads);
   ModeRunner runner(mode);
   LockstepPeer peer(torch_ref, torch_eval, LINFUSE_BENCH_DIR "/torch_lockstep.py", torch_mode_name, peer_threads, steps);
   auto pause = [settle] {
     if (settle > 0) std::this_thread::sleep_for(std::chrono::duration<double>(settle));
   };
-  std::vector<double> ours_cpu;
+  std::vector<double> ours, ours_cpu, theirs, sgemm;
   uint64_t flops0 = kernels::matmul_flops();
   const Alternation pairs = alternate(
       steps,
       [&] {
         pause();
         auto [wall, cpu] = runner.step();
+        ours.push_back(wall);
         ours_cpu.push_back(cpu);
         return wall;
       },
@@ -392,10 +419,22 @@ LockstepResult lockstep(const std::string& mode, const std::string& torch_mode_n
         pause();
         const double seconds = peer.step();
         if (seconds <= 0) throw std::runtime_error("the PyTorch peer of mode " + mode + " stopped (see its error above)");
+        theirs.push_back(seconds);
+        if (probe) sgemm.push_back(probe->seconds(threads));
         return seconds;
       });
   LockstepResult r;
   r.flops = double(kernels::matmul_flops() - flops0) / steps;
+  if (probe) {   // per pair: (flops / ours) / (sgemm flops / sgemm seconds), and (flops at the sgemm's rate) / theirs
+    std::vector<double> of_sgemm, floor;
+    for (size_t i = 0; i < sgemm.size(); ++i) {
+      const double sgemm_rate = probe->flops() / sgemm[i];
+      of_sgemm.push_back(r.flops / ours[i] / sgemm_rate);
+      floor.push_back(r.flops / sgemm_rate / theirs[i]);
+    }
+    r.of_sgemm = median(after_warm_up(of_sgemm));
+    r.floor = median(after_warm_up(floor));
+  }
   r.ours = pairs.a;
   r.ours_cpu = median(after_warm_up(ours_cpu));
   r.torch = pairs.b;
@@ -410,19 +449,21 @@ LockstepResult lockstep(const std::string& mode, const std::string& torch_mode_n
 
 std::string attention_option = "fused";   // --attention, handed to every child
 std::string settle_option = "0";          // --settle, handed to every lockstep child
+int sgemm_size = 2048;                    // --sgemm-size, likewise
 
 // One mode in its own process (so its VmHWM is that mode's alone); with a PyTorch peer (its mode name, the paths of
 // torch_ref.py and torch_eval.py), the two programs' steps in lockstep.
 struct ModeResult {
   StepResult ours, torch;
-  double ratio = 0, ratio_q1 = 0, ratio_q3 = 0, torch_cores = 0;   // with a peer
+  double ratio = 0, ratio_q1 = 0, ratio_q3 = 0, torch_cores = 0, of_sgemm = 0, floor = 0;   // with a peer
 };
 ModeResult linfuse_mode(const std::string& mode, int threads, int steps, const std::string& peer_mode,
                         const std::string& torch_ref, const std::string& torch_eval) {
   std::vector<std::string> command{self_exe(), "--child",     mode, "--threads", std::to_string(threads), "--steps",
                                    std::to_string(steps), "--attention", attention_option};
   if (!peer_mode.empty())
-    command.insert(command.end(), {"--peer", peer_mode, "--torch", torch_ref, "--torch-eval", torch_eval, "--settle", settle_option});
+    command.insert(command.end(), {"--peer", peer_mode, "--torch", torch_ref, "--torch-eval", torch_eval, "--settle", settle_option,
+                                   "--sgemm-size", std::to_string(sgemm_size)});
   auto f = fields(run_capture(command));
   if (!f.count("step_s")) throw std::runtime_error("benchmark child for mode " + mode + " failed");
   ModeResult r;
@@ -433,6 +474,8 @@ ModeResult linfuse_mode(const std::string& mode, int threads, int steps, const s
     r.ratio_q1 = f["ratio_q1"];
     r.ratio_q3 = f["ratio_q3"];
     r.torch_cores = f["torch_cores"];
+    r.of_sgemm = f["of_sgemm"];
+    r.floor = f["floor"];
   }
   return r;
 }
@@ -469,6 +512,9 @@ struct Row {
   double sgemm;
   double ratio = 0;   // 0: no PyTorch peer
   double ratio_q1 = 0, ratio_q3 = 0, torch_cores = 0;
+  double of_sgemm = 0, floor = 0;   // paired with an sgemm after each lockstep pair (LockstepResult); 0: none
+  // linfuse's FLOP rate over the sgemm's: paired where measured, else against the rate measured before the rows
+  double sgemm_fraction() const { return of_sgemm > 0 ? of_sgemm : sgemm > 0 ? ours.flops / ours.seconds / 1e9 / sgemm : 0; }
 };
 
 double median_of(const std::vector<StepResult>& runs, double StepResult::*field) {
@@ -529,6 +575,7 @@ int main(int argc, char** argv) {
   int steps = std::max(3, args["steps"].as<int>());
   attention_option = args["attention"].as<std::string>();
   settle_option = fmt("%g", args["settle"].as<double>());
+  sgemm_size = args["sgemm-size"].as<int>();
   if (attention_option != "fused" && attention_option != "composed" && attention_option != "none")
     throw std::invalid_argument("--attention must be fused, composed or none, got '" + attention_option + "'");
   bench::attention_path = attention_option == "composed" ? bench::AttentionPath::Composed
@@ -551,12 +598,19 @@ int main(int argc, char** argv) {
     if (const std::string peer = args["peer"].as<std::string>(); !peer.empty()) {
       const double settle = args["settle"].as<double>();
       const int peer_threads = args["peer-threads"].as<int>() > 0 ? args["peer-threads"].as<int>() : thread_counts[0];
+      // The probe's operands and OpenBLAS's buffers stay resident from before the first step to the end: the peak
+      // is measured from there (reset_peak_rss), less what they added, so it is the steps' alone.
+      const long rss_before_probe = vm_rss_kb();
+      SgemmProbe probe(args["sgemm-size"].as<int>());
+      probe.seconds(thread_counts[0]);
+      const long probe_kb = vm_rss_kb() - rss_before_probe;
+      reset_peak_rss();
       const LockstepResult r = lockstep(mode, peer, args["torch"].as<std::string>(), args["torch-eval"].as<std::string>(),
-                                        thread_counts[0], peer_threads, steps, settle);
+                                        thread_counts[0], peer_threads, steps, settle, &probe);
       std::printf("%s step_s=%.5f cpu_s=%.5f flops=%.0f hwm_kb=%ld torch_s=%.5f torch_hwm_kb=%.0f torch_cores=%.3f ratio=%.5f "
-                  "ratio_q1=%.5f ratio_q3=%.5f\n",
-                  mode.c_str(), r.ours, r.ours_cpu, r.flops, vm_hwm_kb(), r.torch, r.torch_peak_kb, r.torch_cores, r.ratio,
-                  r.ratio_q1, r.ratio_q3);
+                  "ratio_q1=%.5f ratio_q3=%.5f of_sgemm=%.5f floor=%.5f\n",
+                  mode.c_str(), r.ours, r.ours_cpu, r.flops, vm_hwm_kb() - probe_kb, r.torch, r.torch_peak_kb,
+                  r.torch_cores, r.ratio, r.ratio_q1, r.ratio_q3, r.of_sgemm, r.floor);
       return 0;
     }
     StepResult r = run_steps(mode, steps);
@@ -604,7 +658,7 @@ int main(int argc, char** argv) {
     for (const auto& mode : args["modes"].as<std::vector<std::string>>()) {
       bool torch_here = torch_name.count(mode) && (is_eval(mode) ? have_torch_eval : have_torch);
       std::vector<StepResult> ours, torch;
-      std::vector<double> ratios, quartile1, quartile3, torch_cores;
+      std::vector<double> ratios, quartile1, quartile3, torch_cores, of_sgemm, floors;
       for (int round = 0; round < rounds; ++round) {
         // With a peer, each round times the two programs' steps alternating one by one (lockstep, in one child).
         ModeResult m = linfuse_mode(mode, threads, steps, torch_here ? torch_name[mode] : "", torch_ref, torch_eval);
@@ -615,6 +669,8 @@ int main(int argc, char** argv) {
         quartile1.push_back(m.ratio_q1);
         quartile3.push_back(m.ratio_q3);
         torch_cores.push_back(m.torch_cores);
+        of_sgemm.push_back(m.of_sgemm);
+        floors.push_back(m.floor);
       }
       Row row{mode, threads, combine(ours), combine(torch), sgemm[threads]};
       if (!ratios.empty()) {
@@ -622,6 +678,8 @@ int main(int argc, char** argv) {
         row.ratio_q1 = median(quartile1);
         row.ratio_q3 = median(quartile3);
         row.torch_cores = median(torch_cores);
+        row.of_sgemm = median(of_sgemm);
+        row.floor = median(floors);
       }
       rows.push_back(row);
       const auto& r = row.ours;
@@ -629,7 +687,7 @@ int main(int argc, char** argv) {
       std::printf(head, mode.c_str(), std::to_string(threads).c_str(), fmt("%.4f", r.seconds).c_str(),
                   row.torch.seconds ? fmt("%.4f", row.torch.seconds).c_str() : "-",
                   row.ratio ? fmt("%.2f", row.ratio).c_str() : "-", quartiles(row).c_str(), fmt("%.2f", r.flops / 1e9).c_str(),
-                  fmt("%.1f", rate).c_str(), row.sgemm ? fmt("%.0f%%", 100 * rate / row.sgemm).c_str() : "-",
+                  fmt("%.1f", rate).c_str(), row.sgemm_fraction() ? fmt("%.0f%%", 100 * row.sgemm_fraction()).c_str() : "-",
                   fmt("%.0f", r.peak_kb / 1024.0).c_str(), row.torch.peak_kb ? fmt("%.0f", row.torch.peak_kb / 1024.0).c_str() : "-",
                   row.torch_cores ? fmt("%.2f", row.torch_cores).c_str() : "-");
       std::fflush(stdout);
@@ -658,7 +716,7 @@ int main(int argc, char** argv) {
     const Row* r = find(mode, 1);
     bool known = r && r->ratio > 0;
     Target t{what, known ? r->ratio : 0, bound, true, known};
-    if (known && r->sgemm > 0) t.at_sgemm_rate = r->ours.flops / 1e9 / r->sgemm / r->torch.seconds;
+    if (known) t.at_sgemm_rate = r->floor > 0 ? r->floor : r->sgemm > 0 ? r->ours.flops / 1e9 / r->sgemm / r->torch.seconds : 0;
     targets.push_back(t);
   };
   auto verdict_of = [](const Target& t) -> std::string {
@@ -693,9 +751,9 @@ int main(int argc, char** argv) {
   }
   {
     const Row* r = find("full", 1);
-    bool known = r && r->sgemm > 0;
-    targets.push_back({"full step GFLOP/s / sgemm GFLOP/s, 1 thread", known ? r->ours.flops / r->ours.seconds / 1e9 / r->sgemm : 0,
-                       0.7, false, known});
+    const double fraction = r ? r->sgemm_fraction() : 0;
+    targets.push_back({std::string("full step GFLOP/s / sgemm GFLOP/s, 1 thread") + (r && r->of_sgemm > 0 ? " (paired)" : ""), fraction,
+                       0.7, false, fraction > 0});
   }
   {
     // The 2-thread target compares with PyTorch at its best thread count (on this machine PyTorch's
@@ -751,7 +809,7 @@ int main(int argc, char** argv) {
       md << "| " << row.mode << " | " << row.threads << " | " << fmt("%.4f", r.seconds) << " | "
          << (row.torch.seconds ? fmt("%.4f", row.torch.seconds) : "-") << " | "
          << (row.ratio ? fmt("%.2f", row.ratio) : "-") << " | " << quartiles(row) << " | " << fmt("%.2f", r.flops / 1e9) << " | "
-         << fmt("%.1f", rate) << " | " << (row.sgemm ? fmt("%.0f%%", 100 * rate / row.sgemm) : "-") << " | "
+         << fmt("%.1f", rate) << " | " << (row.sgemm_fraction() ? fmt("%.0f%%", 100 * row.sgemm_fraction()) : "-") << " | "
          << fmt("%.0f", r.peak_kb / 1024.0) << " | " << (row.torch.peak_kb ? fmt("%.0f", row.torch.peak_kb / 1024.0) : "-")
          << " | " << (row.torch_cores ? fmt("%.2f", row.torch_cores) : "-") << " |\n";
     }
@@ -761,8 +819,10 @@ int main(int argc, char** argv) {
     for (const auto& t : targets)
       md << "| " << t.what << " | " << fmt("%.2f", t.value) << " | " << (t.at_most ? "<= " : ">= ") << fmt("%.2f", t.bound) << " | "
          << (t.at_sgemm_rate > 0 ? fmt("%.2f", t.at_sgemm_rate) : "-") << " | " << verdict_of(t) << " |\n";
-    md << "\n\"At the sgemm rate\": the ratio to PyTorch of a step that ran all its FLOPs at the sgemm rate above (every "
-          "product as fast as a large square, every other pass free). A bound below it cannot be met by speed alone.\n";
+    md << "\n\"At the sgemm rate\": the ratio to PyTorch of a step that ran all its FLOPs at the sgemm rate (every product as "
+          "fast as a large square, every other pass free); a bound below it cannot be met by speed alone. Where PyTorch runs "
+          "the mode, it and \"% of sgemm\" come from an sgemm timed after each lockstep pair (medians over the pairs), so "
+          "the step times and the sgemm's are of the same seconds; the sgemm rates above were measured before the rows.\n";
     write_file_atomic(md_path, md.str());
     std::printf("\nMarkdown table written to %s\n", md_path.c_str());
   }
