@@ -52,6 +52,7 @@
 #include "reference_vit.h"
 #include "tensor/blas_kernel.h"
 #include "tensor/build_info.h"
+#include "tensor/kernel_isa.h"
 #include "tensor/kernels.h"
 #include "tensor/threading.h"
 
@@ -208,6 +209,7 @@ Alternation alternate(int steps, const std::function<double()>& step_a, const st
 //   residual       MODE with the residual adds fused into o's and fc2's products (A) and without (B): the same bits
 //   mode:OTHER     MODE (A) and OTHER (B), e.g. l-lora against lora
 //   threads:N      MODE at `threads` (A) and at N threads (B)
+//   isa:PATH       MODE on the default kernel paths (A) and with every kernel forced to PATH (B): the same bits
 Alternation interleave(const std::string& mode, int threads, int steps, const std::string& what) {
   ModeRunner a(mode);
   std::function<double()> step_a = [&] { return a.step().first; }, step_b;
@@ -224,12 +226,22 @@ Alternation interleave(const std::string& mode, int threads, int steps, const st
     b = std::make_unique<ModeRunner>(mode);
     step_a = [&] { set_num_threads(threads); return a.step().first; };
     step_b = [&] { set_num_threads(other); return b->step().first; };
+  } else if (what.rfind("isa:", 0) == 0) {
+    const std::string path = what.substr(4);
+    if (path != "avx2" && path != "avx512") throw std::invalid_argument("--interleave isa: takes avx2 or avx512, got '" + path + "'");
+    b = std::make_unique<ModeRunner>(mode);
+    step_a = [&] { kernels::reset_kernel_isa(); return a.step().first; };
+    step_b = [&, path] {
+      kernels::set_kernel_isa(path == "avx512" ? kernels::KernelIsa::avx512 : kernels::KernelIsa::avx2);
+      return b->step().first;
+    };
   } else {
-    throw std::invalid_argument("--interleave takes residual, mode:MODE or threads:N, got '" + what + "'");
+    throw std::invalid_argument("--interleave takes residual, mode:MODE, threads:N or isa:avx2|avx512, got '" + what + "'");
   }
   Alternation r = alternate(steps, step_a, step_b);
   bench::fused_residual = true;
   set_num_threads(threads);
+  kernels::reset_kernel_isa();
   return r;
 }
 
@@ -560,7 +572,7 @@ int main(int argc, char** argv) {
       "(context = q + k + v, to isolate attention's share of the step)", cxxopts::value<std::string>()->default_value("fused"))(
       "interleave", "with --profile MODE: steps of two variants alternating in this process, A the mode as given: "
       "residual (B without the residual adds fused into o's and fc2's products), mode:OTHER (B another mode), "
-      "threads:N (B at N threads)", cxxopts::value<std::string>()->default_value(""))(
+      "threads:N (B at N threads), isa:avx2|avx512 (B with every kernel on that path)", cxxopts::value<std::string>()->default_value(""))(
       "child", "internal: run one mode and print its result", cxxopts::value<std::string>()->default_value(""))(
       "peer", "internal, with --child: PyTorch's name of the mode, run in lockstep", cxxopts::value<std::string>()->default_value(""))(
       "peer-threads", "internal, with --peer: PyTorch's thread count (default: linfuse's)", cxxopts::value<int>()->default_value("0"))(

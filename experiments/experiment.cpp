@@ -197,7 +197,7 @@ std::string run_experiment(const ExperimentOptions& options) {
   // build of one commit for the default instruction set (docs/design.md), and these say which build this was.
   manifest["build"] = {{"compiler", build.compiler}, {"target_isa", build.target_isa}, {"build_type", build.build_type},
                        {"blas", blas_version()}, {"blas_core", blas_core_name()},
-                       {"kernel_isa", kernels::kernel_isa_name(kernels::kernel_isa())}};
+                       {"kernel_isa", kernels::kernel_paths_description()}};
   manifest["stage_seconds"] = stage_seconds;
   manifest["total_seconds"] = total;
   manifest["suite_seconds"] = suite_times;

@@ -21,7 +21,7 @@ std::string build_commit_label() {
 std::string build_summary() {
   const BuildInfo& b = build_info();
   return "linfuse " + build_commit_label() + " (" + b.compiler + ", " + b.build_type + ", -march=" + b.target_isa +
-         "; " + blas_description() + "; own kernels on " + kernels::kernel_isa_name(kernels::kernel_isa()) + ")";
+         "; " + blas_description() + "; own kernels on " + kernels::kernel_paths_description() + ")";
 }
 
 }  // namespace linfuse

@@ -309,7 +309,7 @@ void packed_tiles(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, 
   choose_packed_tiles(m, n, k, tile_rows, tile_cols);
   const int64_t col_tiles = ceil_div(n, tile_cols), tiles = ceil_div(m, tile_rows) * col_tiles;
   // The AVX-512 path (kernel_isa.h): the same sums in wider registers, 12-row groups where op(A) is read in place.
-  const bool wide = kHaveWide && kernel_isa() == KernelIsa::avx512;
+  const bool wide = kHaveWide && gemm_isa() == KernelIsa::avx512;
   const int64_t group_rows = wide && !TransposedA ? kWideMR : kMR;
   parallel_for(tiles, 1, [&](int64_t t0, int64_t t1) {
     alignas(64) float group[kMR * kMaxDepth + kLanes];   // + kLanes: pack's last vector store

@@ -62,7 +62,6 @@ inline bool can_compare_kernel_paths(const std::string& what) {
 // `reference`; `what` names the tensors in a failure. Restores the path in use and 2 threads.
 template <class Outputs>
 void check_bits_on_every_path(const std::vector<Tensor>& reference, const Outputs& outputs, const std::string& what) {
-  const kernels::KernelIsa chosen = kernels::kernel_isa();
   for (kernels::KernelIsa isa : kernel_paths())
     for (int threads : {1, 2}) {
       CAPTURE(kernels::kernel_isa_name(isa), threads);
@@ -75,7 +74,7 @@ void check_bits_on_every_path(const std::vector<Tensor>& reference, const Output
         CHECK(bit_equal(got[i], reference[i]));
       }
     }
-  kernels::set_kernel_isa(chosen);
+  kernels::reset_kernel_isa();
   set_num_threads(2);
 }
 

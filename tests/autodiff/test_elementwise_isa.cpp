@@ -56,7 +56,6 @@ std::string first_difference(const Tensor& input, const Tensor& a, const Tensor&
 }  // namespace
 
 TEST_CASE("the elementwise engine's AVX-512 loop gives the AVX2 loop's bits", "[autodiff][elementwise][isa]") {
-  const kernels::KernelIsa chosen = kernels::kernel_isa();
   if (!testing::can_compare_kernel_paths("the elementwise engine's AVX-512 loop")) return;
   using Unary = std::function<Tensor(const Tensor&)>;
   using Binary = std::function<Tensor(const Tensor&, const Tensor&)>;
@@ -108,5 +107,5 @@ TEST_CASE("the elementwise engine's AVX-512 loop gives the AVX2 loop's bits", "[
     CHECK(first_difference(x, narrow[0], wide[0]) == "");
     CHECK(first_difference(x, narrow[1], wide[1]) == "");
   }
-  kernels::set_kernel_isa(chosen);
+  kernels::reset_kernel_isa();
 }

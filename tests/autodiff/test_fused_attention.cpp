@@ -134,7 +134,6 @@ TEST_CASE("fused attention gives the same bits with 1 and 2 threads", "[autodiff
 }
 
 TEST_CASE("fused attention's AVX-512 path gives the AVX2 path's bits: output, VJP and JVP", "[autodiff][attention][isa]") {
-  const kernels::KernelIsa chosen = kernels::kernel_isa();
   if (!testing::can_compare_kernel_paths("the attention's AVX-512 path")) return;
   // The reference heads (50 keys: 32 columns on wide tiles, 24 on AVX2 ones), fewer keys than one wide block, head
   // dims of two wide blocks and of one block and a half, with and without CLIP text's mask.
@@ -155,7 +154,7 @@ TEST_CASE("fused attention's AVX-512 path gives the AVX2 path's bits: output, VJ
       CHECK(bit_equal(narrow.tangent, wide.tangent));
     }
   }
-  kernels::set_kernel_isa(chosen);
+  kernels::reset_kernel_isa();
 }
 
 TEST_CASE("fused attention lays 4-D results out as split_heads does, so merging heads is a view",

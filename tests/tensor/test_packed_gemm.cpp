@@ -177,7 +177,6 @@ TEST_CASE("attention's batched products (C 32 wide) match float64 and give the s
 }
 
 TEST_CASE("the packed GEMM's AVX-512 path gives the AVX2 path's bits on every shape and layout", "[tensor][matmul][isa]") {
-  const kernels::KernelIsa chosen = kernels::kernel_isa();
   if (!testing::can_compare_kernel_paths("the packed GEMM's AVX-512 path")) return;
   Generator gen(43);
   // Odd sizes around both register tiles (6 x 16 and 12 x 32), one and two panels left in a tile, k across the
@@ -201,14 +200,13 @@ TEST_CASE("the packed GEMM's AVX-512 path gives the AVX2 path's bits on every sh
       CHECK(narrow == wide);   // exact, padding included
     }
   }
-  kernels::set_kernel_isa(chosen);
+  kernels::reset_kernel_isa();
 }
 
 TEST_CASE("the packed GEMM's bias on the way out gives the bits of filling C with the bias and adding the product", "[tensor][matmul][isa]") {
   // packed_sgemm_bias(bias) against C filled with copies of the bias then packed_sgemm with beta = 1 (what addmm
   // did before the bias was fused), on both paths of the kernel where the CPU has both, and through addmm.
   Generator gen(47);
-  const kernels::KernelIsa chosen = kernels::kernel_isa();
   const std::vector<kernels::KernelIsa> paths = testing::kernel_paths();
   for (auto [m, n, k] : {std::tuple{1, 1, 1}, std::tuple{13, 17, 5}, std::tuple{25, 33, 7}, std::tuple{97, 45, 300},
                          std::tuple{200, 130, 513}, std::tuple{3200, 128, 16}, std::tuple{600, 512, 128}})
@@ -235,7 +233,7 @@ TEST_CASE("the packed GEMM's bias on the way out gives the bits of filling C wit
   Tensor filled = kernels::copy(kernels::broadcast_to(b, {3200, 512}));
   kernels::addmm_into(filled, x, wt, 1.0);
   CHECK(bit_equal(kernels::addmm(b, x, wt, 1.0), filled));
-  kernels::set_kernel_isa(chosen);
+  kernels::reset_kernel_isa();
 }
 
 TEST_CASE("two products of one A side by side (a LoRA linear's x W^T and x A^T) give the bits of the two apart", "[tensor][matmul][isa]") {
@@ -243,7 +241,6 @@ TEST_CASE("two products of one A side by side (a LoRA linear's x W^T and x A^T) 
   // forward's x W^T + b with x A^T (both B transposed views), the backward's g W with g B (both B in place), ranks
   // 8 and 16, row counts off the register tiles, and a first width off the panels (computed apart, the same).
   Generator gen(59);
-  const kernels::KernelIsa chosen = kernels::kernel_isa();
   const std::vector<kernels::KernelIsa> paths = testing::kernel_paths();
   for (auto [m, n1, n2, k] : {std::tuple{3200, 128, 8, 128}, std::tuple{3200, 512, 8, 128}, std::tuple{3200, 128, 8, 512},
                               std::tuple{997, 128, 16, 128}, std::tuple{1001, 144, 8, 96}, std::tuple{640, 100, 8, 128}})
@@ -263,5 +260,5 @@ TEST_CASE("two products of one A side by side (a LoRA linear's x W^T and x A^T) 
           CHECK(bit_equal(out2, kernels::matmul(a, b2)));
         }
       }
-  kernels::set_kernel_isa(chosen);
+  kernels::reset_kernel_isa();
 }
