@@ -12,12 +12,14 @@
 // steps after two warm-up steps, as torch_ref.py does. Where PyTorch has the mode, the linfuse child runs it in
 // lockstep with PyTorch's own step loop in a peer process (bench/torch_lockstep.py): one linfuse step, one PyTorch
 // step, who goes first alternating, and the ratio of each adjacent pair; the peer's BLAS is held to the same
-// thread count (OPENBLAS_NUM_THREADS), which torch.set_num_threads alone does not do. With --rounds R that runs R
-// times; the table shows medians over the rounds, so one slow minute of a shared machine does not decide a verdict.
+// thread count (OPENBLAS_NUM_THREADS), which torch.set_num_threads alone does not do; an sgemm timed after each pair
+// gives the FLOP-rate fraction and the floors. The targets that compare linfuse with itself (l-lora / lora, 1 -> 2
+// threads) come from steps alternating in one process. With --rounds R each runs R times; the table shows medians
+// over the rounds, so one slow minute of a shared machine does not decide a verdict.
 //
 //   train_step_bench [--threads 1,2] [--steps 12] [--rounds 3] [--torch PATH] [--markdown FILE]   the table
 //   train_step_bench --profile MODE [--threads 1] [--steps 12]                       one mode in-process
-//   train_step_bench --profile MODE --interleave residual|mode:M|threads:N [--steps 40]   A/B in one process
+//   train_step_bench --profile MODE --interleave residual|mode:M|threads:N|isa:P [--steps 40]   A/B in one process
 // --attention composed runs either with the composed attention ops the fused primitive replaced (the step before
 // it), --attention none with none (context = q + k + v), to isolate attention's share of the step.
 // A --profile or --child run prints the step's median wall time (step_s) and median process CPU time (cpu_s);
