@@ -189,7 +189,7 @@ Alternation alternate(int steps, const std::function<double()>& step_a, const st
   std::vector<double> a, b, ratios;
   for (int i = 0; i < steps; ++i) {
     double ta = 0, tb = 0;
-    for (bool first_a : {i % 2 == 0, i % 2 != 0}) (first_a ? ta : tb) = first_a ? step_a() : step_b();
+    for (bool turn_of_a : {i % 2 == 0, i % 2 != 0}) (turn_of_a ? ta : tb) = turn_of_a ? step_a() : step_b();
     a.push_back(ta);
     b.push_back(tb);
     ratios.push_back(ta / tb);
@@ -282,6 +282,15 @@ double sgemm_gflops(int threads, int n) {
 }
 
 // Runs argv (argv[0] a path) and returns its standard output; empty when it fails.
+// In a forked child: replaces it with the program args[0] (a path) run on args; exits 127 when that fails.
+[[noreturn]] void exec_child(const std::vector<std::string>& args) {
+  std::vector<char*> argv;
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  execv(argv[0], argv.data());
+  _exit(127);
+}
+
 std::string run_capture(const std::vector<std::string>& args) {
   int fd[2];
   if (pipe(fd) != 0) throw std::runtime_error("pipe failed");
@@ -290,11 +299,7 @@ std::string run_capture(const std::vector<std::string>& args) {
     close(fd[0]);
     dup2(fd[1], 1);
     close(fd[1]);
-    std::vector<char*> argv;
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
+    exec_child(args);
   }
   close(fd[1]);
   std::string out;
@@ -352,13 +357,7 @@ class LockstepPeer {
       // run on OpenBLAS's own threads, on every core (measured: 1.8 cores busy "at 1 thread"; docs/performance.md)
       for (const char* var : {"OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"})
         setenv(var, std::to_string(threads).c_str(), 1);
-      std::vector<std::string> args{"/usr/bin/python3", lockstep_py,   torch_ref, torch_eval, std::to_string(threads), mode,
-                                    std::to_string(steps)};
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
+      exec_child({"/usr/bin/python3", lockstep_py, torch_ref, torch_eval, std::to_string(threads), mode, std::to_string(steps)});
     }
     close(to_child[0]);
     close(from_child[1]);

@@ -62,7 +62,7 @@ bool LoraAdapter::fusable() const {
          !lora_A->bias.defined() && !lora_B->bias.defined();
 }
 
-// The fusable layer as the one primitive lora_linear (with the activation, when given), x (..., in) -> (..., out).
+// The fusable layer as the one primitive lora_linear (activation or residual fused if given), (..., in) -> (..., out).
 Tensor LoraAdapter::fused_forward(nn::Linear& base, const Tensor& x, std::optional<nn::Activation> activation,
                                   const Tensor& residual) {
   Shape out_shape = x.shape();
