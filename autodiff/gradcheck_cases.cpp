@@ -186,6 +186,13 @@ std::vector<GradcheckCase> build_cases() {
                [](const Tensors& x) { return lora_linear_residual(x[0], x[1], x[2], x[3], x[4], 1.5, x[5]); }});
   c.push_back({"lora_linear[no bias]", [](Generator& g) { return Tensors{normal(g, {5, 4}), normal(g, {3, 4}), normal(g, {2, 4}), normal(g, {3, 2})}; },
                [](const Tensors& x) { return lora_linear(x[0], x[1], x[2], x[3], Tensor(), 0.5); }});
+  // B = 0 (PEFT's init): the rules leave out B's terms at that point (A's gradient is then exactly zero)
+  auto zero_b = [](Generator& g) { return Tensors{normal(g, {5, 4}), normal(g, {3, 4}), normal(g, {2, 4}), Tensor::zeros({3, 2}, F64), normal(g, {3}), normal(g, {5, 3})}; };
+  c.push_back({"lora_linear[B = 0]", zero_b, [](const Tensors& x) { return lora_linear(x[0], x[1], x[2], x[3], x[4], 1.5); }});
+  c.push_back({"lora_linear[gelu, B = 0]", zero_b,
+               [](const Tensors& x) { return lora_linear(x[0], x[1], x[2], x[3], x[4], 1.5, Activation::GeluErf); }});
+  c.push_back({"lora_linear_residual[B = 0]", zero_b,
+               [](const Tensors& x) { return lora_linear_residual(x[0], x[1], x[2], x[3], x[4], 1.5, x[5]); }});
 
   // ---- neural-network functions ----
   c.push_back({"softmax[axis -1]", one({3, 5}), [](const Tensors& x) { return softmax(x[0], -1); }});

@@ -133,6 +133,11 @@ Tensor lora_linear(const Tensor& x, const Tensor& weight, const Tensor& lora_a, 
 // as the product is stored, with no pass of its own over the layer's output; the same bits as add(residual,
 // linear(x, W, b)) (see prim_linalg.cpp).
 Tensor linear_residual(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& residual);
+// Whether the lora_linear primitives leave out the terms through B when B is exactly zero (PEFT's init, and for a
+// whole run at a network-level L-LoRA's expansion point): the same values, less work. On by default; off to measure
+// it or to test it against the general path.
+void set_lora_skip_zero_b(bool on);
+bool lora_skip_zero_b();
 // residual + lora_linear(...) in one primitive, residual (M, out), added as the rank-r update's product is stored
 // (the same bits as the two ops, as linear_residual).
 Tensor lora_linear_residual(const Tensor& x, const Tensor& weight, const Tensor& lora_a, const Tensor& lora_b,

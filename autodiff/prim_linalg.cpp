@@ -1,5 +1,6 @@
 // Matrix product primitive and the linear layer built on it.
 #include <algorithm>
+#include <atomic>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -305,6 +306,9 @@ class LinearResidual : public Primitive {
 // With an activation f, y = f(that): f applied as the rank-r update's product stores its blocks, and the rules above
 // see g f'(pre) for g and return f'(pre) times their tangent, as linear_activation's. With a residual r (M, out), the
 // last input, y = r + that, added the same way (dr = g, tangent r_t + ...), as linear_residual's.
+// B exactly zero (PEFT's init; for a whole run at a linearized L-LoRA's expansion point): every term through B is
+// zero, so the fast path skips them (the base product alone, dx = g W, dA = 0, tangent without x_t A^T and x A_t^T)
+// and gives the same values; not while rules are recorded, where higher derivatives see B's terms.
 class LoraLinear : public Primitive {
   LINFUSE_PRIMITIVE("lora_linear")
  public:
@@ -314,27 +318,29 @@ class LoraLinear : public Primitive {
         has_residual_(has_residual),
         f_(activation ? std::optional<FusedActivation>(*activation) : std::nullopt) {}
   Tensor forward(const Tensors& in) override {
-    Tensor y;   // x W^T + b and x A^T from one pass over x where the kernels allow (the same bits as apart)
-    kernels::matmul_pair(in[0], kernels::permute(in[1], {1, 0}), has_bias_ ? in[4] : Tensor(), kernels::permute(in[2], {1, 0}),
-                         y, ax_);
-    const Tensor lora_b_t = kernels::permute(in[3], {1, 0});
+    const Tensor weight_t = kernels::permute(in[1], {1, 0}), lora_a_t = kernels::permute(in[2], {1, 0});
+    const Tensor bias = has_bias_ ? in[4] : Tensor();
     const bool keep_d1 = f_ && FusedActivation::rules_may_run(in);
     std::optional<FusedResidual> residual;
     if (has_residual_) residual.emplace(in.back());
-    if (y.dtype() != DType::F32 || (!f_ && !residual)) {   // the update, then f and r over the whole output
+    b_is_zero_ = lora_skip_zero_b() && kernels::all_zero(in[3]);
+    Tensor y;
+    if (b_is_zero_) {   // s (x A^T) B^T adds nothing: the base product alone; x A^T (B's gradient needs it) apart
+      ax_ = kernels::matmul(in[0], lora_a_t);
+      if (in[0].dtype() == DType::F32 && (f_ || residual)) return kernels::addmm_finished(bias, in[0], weight_t, finish(in, keep_d1, residual));
+      y = bias.defined() ? kernels::addmm(bias, in[0], weight_t, 1.0) : kernels::matmul(in[0], weight_t);
+    } else {   // x W^T + b and x A^T from one pass over x where the kernels allow (the same bits as apart)
+      kernels::matmul_pair(in[0], weight_t, bias, lora_a_t, y, ax_);
+      const Tensor lora_b_t = kernels::permute(in[3], {1, 0});
+      if (y.dtype() == DType::F32 && (f_ || residual)) {   // f, then r, on the blocks of the rank-r update as they are stored
+        const kernels::BlockFinish finish_block = finish(in, keep_d1, residual);
+        kernels::addmm_into(y, ax_, lora_b_t, scale_, &finish_block);
+        return y;
+      }
       kernels::addmm_into(y, ax_, lora_b_t, scale_);
-      if (f_) f_->apply(y, keep_d1);
-      if (residual) residual->apply(y);
-      return y;
     }
-    // f, then r, on the blocks of the last product, the rank-r update, as they are stored
-    const kernels::BlockFinish activate = f_ ? f_->finish(y.size(0), y.size(1), keep_d1) : nullptr;
-    const kernels::BlockFinish add_residual = residual ? residual->finish() : nullptr;
-    const kernels::BlockFinish finish = [&](float* block, int64_t ld, int64_t row, int64_t col, int64_t rows, int64_t cols) {
-      if (activate) activate(block, ld, row, col, rows, cols);
-      if (add_residual) add_residual(block, ld, row, col, rows, cols);
-    };
-    kernels::addmm_into(y, ax_, lora_b_t, scale_, &finish);
+    if (f_) f_->apply(y, keep_d1);   // float64, or nothing fused: f and r over the whole output
+    if (residual) residual->apply(y);
     return y;
   }
   // x A^T: the saved one when no graph is recorded or when x and A need no gradient (a linearized model's
@@ -354,12 +360,17 @@ class LoraLinear : public Primitive {
   Tensors vjp(const Tensors& in, const Tensor&, const Tensor& g_out, const Wanted& w) override {
     const Tensor g = f_ ? mul(g_out, derivative(in)) : g_out;   // the cotangent of the pre-activation
     Tensors d(in.size());
-    Tensor gw, gb;   // g W (M, in), g B (M, r): from one pass over g when nothing is recorded
-    if (w[0] && !rules::recording()) kernels::matmul_pair(g, in[1], Tensor(), in[3], gw, gb);
-    else if (w[0] || w[2]) gb = matmul(g, in[3]);
-    if (w[0]) d[0] = accumulate(gw.defined() ? gw : matmul(g, in[1]), gb, in[2]);   // g W + s (g B) A
+    if (skip_b()) {   // g B = 0: dx = g W, dA = 0
+      if (w[0]) d[0] = matmul(g, in[1]);
+      if (w[2]) d[2] = zeros_like(in[2]);
+    } else {
+      Tensor gw, gb;   // g W (M, in), g B (M, r): from one pass over g when nothing is recorded
+      if (w[0] && !rules::recording()) kernels::matmul_pair(g, in[1], Tensor(), in[3], gw, gb);
+      else if (w[0] || w[2]) gb = matmul(g, in[3]);
+      if (w[0]) d[0] = accumulate(gw.defined() ? gw : matmul(g, in[1]), gb, in[2]);   // g W + s (g B) A
+      if (w[2]) d[2] = mul(matmul(mT(gb), in[0]), scale_);
+    }
     if (w[1]) d[1] = matmul(mT(g), in[0]);
-    if (w[2]) d[2] = mul(matmul(mT(gb), in[0]), scale_);
     if (w[3]) d[3] = mul(matmul(mT(g), ax(in)), scale_);
     if (has_bias_ && w[4]) d[4] = sum_to(g, in[4].shape());
     if (has_residual_ && w.back()) d.back() = g_out;
@@ -367,7 +378,9 @@ class LoraLinear : public Primitive {
   }
   Tensor jvp(const Tensors& in, const Tensor& out, const Tensors& t) override {
     Tensor y, ax_t;
-    if (t[0].defined() && !rules::recording()) {   // x_t W^T and x_t A^T from one pass over x_t
+    if (t[0].defined() && skip_b()) {   // x_t A^T meets only B = 0
+      y = matmul(t[0], mT(in[1]));
+    } else if (t[0].defined() && !rules::recording()) {   // x_t W^T and x_t A^T from one pass over x_t
       kernels::matmul_pair(t[0], kernels::permute(in[1], {1, 0}), Tensor(), kernels::permute(in[2], {1, 0}), y, ax_t);
     } else if (t[0].defined()) {
       y = matmul(t[0], mT(in[1]));
@@ -375,8 +388,10 @@ class LoraLinear : public Primitive {
     }
     if (t[1].defined()) y = rules::add_defined(y, matmul(in[0], mT(t[1])));
     if (has_bias_ && t[4].defined()) y = rules::add_defined(y, broadcast_to(t[4], out.shape()));
-    if (t[2].defined()) ax_t = rules::add_defined(ax_t, matmul(in[0], mT(t[2])));
-    if (ax_t.defined()) y = accumulate(y, ax_t, mT(in[3]));
+    if (!skip_b()) {   // (x_t A^T + x A_t^T) B^T, zero when B is
+      if (t[2].defined()) ax_t = rules::add_defined(ax_t, matmul(in[0], mT(t[2])));
+      if (ax_t.defined()) y = accumulate(y, ax_t, mT(in[3]));
+    }
     if (t[3].defined()) y = accumulate(y, ax(in), mT(t[3]));
     if (f_ && y.defined()) y = mul(y, derivative(in));
     return has_residual_ ? rules::add_defined(t.back(), y) : y;
@@ -391,11 +406,23 @@ class LoraLinear : public Primitive {
   Tensor derivative(const Tensors& in) const {
     return f_->derivative(in, [&] { return lora_linear(in[0], in[1], in[2], in[3], has_bias_ ? in[4] : Tensor(), scale_); });
   }
+  // f, then r, on each block of the output as the last product stores it (float32)
+  kernels::BlockFinish finish(const Tensors& in, bool keep_d1, const std::optional<FusedResidual>& residual) {
+    kernels::BlockFinish activate = f_ ? f_->finish(in[0].size(0), in[1].size(0), keep_d1) : nullptr;
+    kernels::BlockFinish add_residual = residual ? residual->finish() : nullptr;
+    return [activate, add_residual](float* block, int64_t ld, int64_t row, int64_t col, int64_t rows, int64_t cols) {
+      if (activate) activate(block, ld, row, col, rows, cols);
+      if (add_residual) add_residual(block, ld, row, col, rows, cols);
+    };
+  }
+  // The rules may leave out B's terms: B was zero in forward, and no rule is recorded (higher derivatives need them).
+  bool skip_b() const { return b_is_zero_ && !rules::recording(); }
 
   double scale_;
   bool has_bias_, has_residual_;
   std::optional<FusedActivation> f_;   // the activation applied to the output, when fused
   Tensor ax_;   // x A^T (M, r), saved by forward
+  bool b_is_zero_ = false;   // B exactly zero in forward (and the shortcut on)
 };
 
 }  // namespace
@@ -462,6 +489,12 @@ Tensor lora_linear_impl(const Tensor& x, const Tensor& weight, const Tensor& lor
   return apply_new<LoraLinear>(in, scale, bias.defined(), activation, residual.defined());
 }
 }  // namespace
+
+namespace {
+std::atomic<bool> skip_zero_lora_b{true};
+}
+void set_lora_skip_zero_b(bool on) { skip_zero_lora_b = on; }
+bool lora_skip_zero_b() { return skip_zero_lora_b; }
 
 Tensor lora_linear(const Tensor& x, const Tensor& weight, const Tensor& lora_a, const Tensor& lora_b, const Tensor& bias,
                    double scale) {

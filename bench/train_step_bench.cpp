@@ -19,7 +19,7 @@
 //
 //   train_step_bench [--threads 1,2] [--steps 12] [--rounds 3] [--torch PATH] [--markdown FILE]   the table
 //   train_step_bench --profile MODE [--threads 1] [--steps 12]                       one mode in-process
-//   train_step_bench --profile MODE --interleave residual|mode:M|threads:N|isa:P [--steps 40]   A/B in one process
+//   train_step_bench --profile MODE --interleave residual|mode:M|threads:N|isa:P|zero-b [--steps 40]   A/B in one process
 // --attention composed runs either with the composed attention ops the fused primitive replaced (the step before
 // it), --attention none with none (context = q + k + v), to isolate attention's share of the step.
 // A --profile or --child run prints the step's median wall time (step_s) and median process CPU time (cpu_s);
@@ -212,6 +212,7 @@ Alternation alternate(int steps, const std::function<double()>& step_a, const st
 //   mode:OTHER     MODE (A) and OTHER (B), e.g. l-lora against lora
 //   threads:N      MODE at `threads` (A) and at N threads (B)
 //   isa:PATH       MODE on the default kernel paths (A) and with every kernel forced to PATH (B): the same bits
+//   zero-b         MODE with LoRA's terms through a zero B left out (A, the default) and computed (B): the same values
 Alternation interleave(const std::string& mode, int threads, int steps, const std::string& what) {
   ModeRunner a(mode);
   std::function<double()> step_a = [&] { return a.step().first; }, step_b;
@@ -237,11 +238,16 @@ Alternation interleave(const std::string& mode, int threads, int steps, const st
       kernels::set_kernel_isa(path == "avx512" ? kernels::KernelIsa::avx512 : kernels::KernelIsa::avx2);
       return b->step().first;
     };
+  } else if (what == "zero-b") {
+    b = std::make_unique<ModeRunner>(mode);
+    step_a = [&] { set_lora_skip_zero_b(true); return a.step().first; };
+    step_b = [&] { set_lora_skip_zero_b(false); return b->step().first; };
   } else {
-    throw std::invalid_argument("--interleave takes residual, mode:MODE, threads:N or isa:avx2|avx512, got '" + what + "'");
+    throw std::invalid_argument("--interleave takes residual, mode:MODE, threads:N, isa:avx2|avx512 or zero-b, got '" + what + "'");
   }
   Alternation r = alternate(steps, step_a, step_b);
   bench::fused_residual = true;
+  set_lora_skip_zero_b(true);
   set_num_threads(threads);
   kernels::reset_kernel_isa();
   return r;
@@ -573,7 +579,8 @@ int main(int argc, char** argv) {
       "(context = q + k + v, to isolate attention's share of the step)", cxxopts::value<std::string>()->default_value("fused"))(
       "interleave", "with --profile MODE: steps of two variants alternating in this process, A the mode as given: "
       "residual (B without the residual adds fused into o's and fc2's products), mode:OTHER (B another mode), "
-      "threads:N (B at N threads), isa:avx2|avx512 (B with every kernel on that path)", cxxopts::value<std::string>()->default_value(""))(
+      "threads:N (B at N threads), isa:avx2|avx512 (B with every kernel on that path), zero-b (B computing LoRA's terms "
+      "through a zero B)", cxxopts::value<std::string>()->default_value(""))(
       "child", "internal: run one mode and print its result", cxxopts::value<std::string>()->default_value(""))(
       "peer", "internal, with --child: PyTorch's name of the mode, run in lockstep", cxxopts::value<std::string>()->default_value(""))(
       "peer-threads", "internal, with --peer: PyTorch's thread count (default: linfuse's)", cxxopts::value<int>()->default_value("0"))(

@@ -32,6 +32,8 @@ Tensor sum(const Tensor& a, const std::vector<int64_t>& axes, bool keepdims);
 Tensor max(const Tensor& a, const std::vector<int64_t>& axes, bool keepdims);
 Tensor logsumexp(const Tensor& a, const std::vector<int64_t>& axes, bool keepdims);   // -inf for all -inf
 Tensor var(const Tensor& a, const std::vector<int64_t>& axes, bool keepdims, int64_t ddof);   // two-pass
+// Whether every element is zero (-0 included): a fast path's test, e.g. a LoRA B at its init.
+bool all_zero(const Tensor& a);
 
 // ---- linear algebra ----
 // Batched matmul with broadcast batch dims: a (..., M, K) @ b (..., K, N) -> (..., M, N). Transposed views

@@ -170,4 +170,13 @@ Tensor var(const Tensor& a, const std::vector<int64_t>& axes, bool keepdims, int
   });
 }
 
+bool all_zero(const Tensor& a) {
+  const Tensor c = contiguous(a);
+  return dispatch_float(c.dtype(), "all_zero", [&](auto tag) {
+    using T = decltype(tag);
+    const T* v = c.template data<T>();
+    return std::all_of(v, v + c.numel(), [](T x) { return x == T(0); });
+  });
+}
+
 }  // namespace linfuse::kernels

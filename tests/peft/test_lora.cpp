@@ -248,3 +248,45 @@ TEST_CASE("lora_linear_residual gives the bits of add(residual, lora_linear)", "
                                       "output; gradients of x, W, b, A, B, r; tangent output; its gradients in A_t, B_t");
   }
 }
+
+// With B exactly zero (PEFT's init; a network-level L-LoRA's expansion point) the primitives leave out B's terms:
+// output, every gradient, the JVP (with and without a tangent in x: the first layer's has none) and reverse over it,
+// bit for bit those of the general path, on each kernel path at 1 and 2 threads; A's gradient exactly zero.
+TEST_CASE("lora_linear with B = 0 leaves out B's terms and gives the general path's bits", "[peft][lora][threads]") {
+  enum class Kind { plain, activation, residual };
+  struct Case {
+    int64_t rows, in, out, rank;
+    Kind kind;
+    bool bias;
+  };
+  for (Case c : {Case{3200, 128, 128, 8, Kind::plain, true}, Case{3200, 128, 512, 8, Kind::activation, true},
+                 Case{3200, 512, 128, 8, Kind::residual, true}, Case{96, 32, 64, 4, Kind::activation, false},
+                 Case{96, 32, 64, 4, Kind::residual, false}}) {
+    for (bool tangent_in_x : {true, false}) {
+      CAPTURE(c.rows, c.in, c.out, c.rank, int(c.kind), c.bias, tangent_in_x);
+      Generator g(23);
+      Tensor x = g.normal({c.rows, c.in}), w = g.normal({c.out, c.in}, 0, 0.1), b = g.normal({c.out}, 0, 0.1);
+      Tensor a = g.normal({c.rank, c.in}, 0, 0.1), zero_b = Tensor::zeros({c.out, c.rank}), r = g.normal({c.rows, c.out});
+      Tensor cot = g.normal({c.rows, c.out});
+      Tensors tangents{tangent_in_x ? g.normal({c.rows, c.in}) : Tensor(), Tensor(), Tensor(), g.normal({c.rank, c.in}, 0, 0.1),
+                       g.normal({c.out, c.rank}, 0, 0.1), g.normal({c.rows, c.out})};
+      auto layer = [&](const Tensors& p) {
+        const Tensor bias = c.bias ? p[2] : Tensor();
+        switch (c.kind) {
+          case Kind::plain: return lora_linear(p[0], p[1], p[3], p[4], bias, 2.0);
+          case Kind::activation: return lora_linear(p[0], p[1], p[3], p[4], bias, 2.0, Activation::GeluErf);
+          case Kind::residual: break;
+        }
+        return lora_linear_residual(p[0], p[1], p[3], p[4], bias, 2.0, p[5]);
+      };
+      auto outputs = [&] { return fused_lora_outputs(layer, {x, w, b, a, zero_b, r}, tangents, cot); };
+      set_num_threads(2);
+      set_lora_skip_zero_b(false);
+      const Tensors general = outputs();
+      set_lora_skip_zero_b(true);
+      testing::check_bits_on_every_path(general, outputs,
+                                        "output; gradients of x, W, b, A, B, r; tangent output; its gradients in A_t, B_t");
+      for (float v : outputs()[4].to_vector<float>()) REQUIRE(v == 0.0f);   // A's gradient (after y, x, W, b)
+    }
+  }
+}
