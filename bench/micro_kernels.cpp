@@ -14,6 +14,7 @@
 #include "nn/layers.h"
 #include "peft/lora.h"
 #include "tensor/kernels.h"
+#include "tensor/kernels_norm_grad.h"
 #include "tensor/random.h"
 
 using namespace linfuse;
@@ -91,6 +92,16 @@ void BM_LayerNorm(benchmark::State& state) {
   state.SetBytesProcessed(int64_t(state.iterations()) * x.numel() * 4 * 2);
 }
 BENCHMARK(BM_LayerNorm)->Unit(benchmark::kMicrosecond);
+
+// Layer norm's input-gradient rule alone (VJP, and JVP with jvp = 1), on saved statistics.
+void BM_LayerNormDx(benchmark::State& state) {
+  Tensor x = randn({kB, kT, kD}), gamma = randn({kD}, 1), beta = randn({kD}, 2), v = randn({kB, kT, kD}, 3);
+  Tensor y, mean, rstd;
+  kernels::layer_norm(x, gamma, beta, 1e-5, y, mean, rstd);
+  for (auto _ : state) benchmark::DoNotOptimize(kernels::layer_norm_dx(x, mean, rstd, gamma, v, state.range(0) != 0));
+  state.SetBytesProcessed(int64_t(state.iterations()) * x.numel() * 4 * 3);
+}
+BENCHMARK(BM_LayerNormDx)->ArgName("jvp")->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
 
 // The differentiable layer norm, forward + backward.
 void BM_LayerNormBackward(benchmark::State& state) {

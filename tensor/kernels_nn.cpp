@@ -2,6 +2,7 @@
 #include <cmath>
 #include <limits>
 #include <stdexcept>
+#include <type_traits>
 
 #include "tensor/fast_math.h"
 #include "tensor/kernels.h"
@@ -18,6 +19,21 @@ void for_rows(int64_t rows, int64_t n, Fn fn) {
   int64_t grain = std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(n, 1));
   parallel_for(rows, grain, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) fn(r);
+  });
+}
+
+// Runs fn(first_row, group) over the rows of a (rows x n) layout, a few rows per task, `group` rows at a time
+// (std::integral_constant kRowGroup, then 1 for the rest of a task's rows). For row kernels whose sums run in a fixed
+// order along each row: a chain of dependent additions waits on each one's latency, and interleaving the chains of a
+// group's rows overlaps them, while each row sees exactly its own operations (so the same bits).
+constexpr int kRowGroup = 4;
+template <class Fn>
+void for_row_groups(int64_t rows, int64_t n, Fn fn) {
+  int64_t grain = std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(n, 1));
+  parallel_for(rows, grain, [&](int64_t r0, int64_t r1) {
+    int64_t r = r0;
+    for (; r + kRowGroup <= r1; r += kRowGroup) fn(r, std::integral_constant<int, kRowGroup>());
+    for (; r < r1; ++r) fn(r, std::integral_constant<int, 1>());
   });
 }
 
@@ -92,26 +108,32 @@ void layer_norm(const Tensor& x_in, const Tensor& gamma_in, const Tensor& beta_i
     T* yp = y.template data<T>();
     T* mp = mean.template data<T>();
     T* rp = rstd.template data<T>();
-    for_rows(rows, n, [&](int64_t r) {
+    // per row: mu = sum(x) / n, var = sum((x - mu)^2) / n in double, in order; y = (x - mu) rstd gamma + beta
+    for_row_groups(rows, n, [&](int64_t r, auto group) {
+      constexpr int R = decltype(group)::value;   // rows [r, r + R), their sums interleaved
       const T* xr = xp + r * n;
-      T* yr = yp + r * n;
-      double s = 0;
-      for (int64_t i = 0; i < n; ++i) s += double(xr[i]);
-      double mu = s / double(n);
-      double ss = 0;
-      for (int64_t i = 0; i < n; ++i) {
-        double d = double(xr[i]) - mu;
-        ss += d * d;
-      }
-      double inv = 1.0 / std::sqrt(ss / double(n) + eps);
-      mp[r] = T(mu);
-      rp[r] = T(inv);
-      T tm = T(mu), ti = T(inv);
-      for (int64_t i = 0; i < n; ++i) {
-        T v = (xr[i] - tm) * ti;
-        if (g) v = v * g[i];
-        if (b) v = v + b[i];
-        yr[i] = v;
+      double s[R] = {}, ss[R] = {}, mu[R];
+      for (int64_t i = 0; i < n; ++i)
+        for (int q = 0; q < R; ++q) s[q] += double(xr[q * n + i]);
+      for (int q = 0; q < R; ++q) mu[q] = s[q] / double(n);
+      for (int64_t i = 0; i < n; ++i)
+        for (int q = 0; q < R; ++q) {
+          double d = double(xr[q * n + i]) - mu[q];
+          ss[q] += d * d;
+        }
+      for (int q = 0; q < R; ++q) {
+        double inv = 1.0 / std::sqrt(ss[q] / double(n) + eps);
+        mp[r + q] = T(mu[q]);
+        rp[r + q] = T(inv);
+        const T tm = T(mu[q]), ti = T(inv);
+        const T* x_row = xr + q * n;
+        T* yr = yp + (r + q) * n;
+        for (int64_t i = 0; i < n; ++i) {
+          T v = (x_row[i] - tm) * ti;
+          if (g) v = v * g[i];
+          if (b) v = v + b[i];
+          yr[i] = v;
+        }
       }
     });
   });
@@ -223,33 +245,39 @@ Tensor layer_norm_dx(const Tensor& x_in, const Tensor& mean_in, const Tensor& rs
     const T* rp = rstd.template data<T>();
     const T* g = gamma.defined() ? gamma.template data<T>() : nullptr;
     T* op = out.template data<T>();
-    for_rows(rows, n, [&](int64_t r) {
+    for_row_groups(rows, n, [&](int64_t r, auto group) {
+      constexpr int R = decltype(group)::value;   // rows [r, r + R), their sums interleaved
       const T* xr = xp + r * n;
       const T* vr = vp + r * n;
-      T* o = op + r * n;
-      T mu = mp[r], rs = rp[r];
-      // o holds u (or tc) first, then the result.
-      double s = 0;
-      for (int64_t i = 0; i < n; ++i) {
-        T u = (!jvp && g) ? vr[i] * g[i] : vr[i];
-        o[i] = u;
-        s += double(u);
+      T* o = op + r * n;   // holds u (or tc) first, then the result
+      double s[R] = {}, p[R] = {};
+      for (int64_t i = 0; i < n; ++i)
+        for (int q = 0; q < R; ++q) {
+          T u = (!jvp && g) ? vr[q * n + i] * g[i] : vr[q * n + i];
+          o[q * n + i] = u;
+          s[q] += double(u);
+        }
+      T mu_u[R], mp_u[R], mu[R], rs[R];
+      for (int q = 0; q < R; ++q) {
+        mu_u[q] = T(s[q] / double(n));
+        mu[q] = mp[r + q];
+        rs[q] = rp[r + q];
       }
-      T mu_u = T(s / double(n));
-      double p = 0;
-      for (int64_t i = 0; i < n; ++i) {
-        T xh = (xr[i] - mu) * rs;
-        T u = jvp ? o[i] - mu_u : o[i];
-        if (jvp) o[i] = u;
-        p += double(xh * u);
-      }
-      T mp_u = T(p / double(n));
-      for (int64_t i = 0; i < n; ++i) {
-        T xh = (xr[i] - mu) * rs;
-        T val = jvp ? rs * (o[i] - xh * mp_u) : rs * ((o[i] - mu_u) - xh * mp_u);
-        if (jvp && g) val = val * g[i];
-        o[i] = val;
-      }
+      for (int64_t i = 0; i < n; ++i)
+        for (int q = 0; q < R; ++q) {
+          T xh = (xr[q * n + i] - mu[q]) * rs[q];
+          T u = jvp ? o[q * n + i] - mu_u[q] : o[q * n + i];
+          if (jvp) o[q * n + i] = u;
+          p[q] += double(xh * u);
+        }
+      for (int q = 0; q < R; ++q) mp_u[q] = T(p[q] / double(n));
+      for (int q = 0; q < R; ++q)
+        for (int64_t i = 0; i < n; ++i) {
+          T xh = (xr[q * n + i] - mu[q]) * rs[q];
+          T val = jvp ? rs[q] * (o[q * n + i] - xh * mp_u[q]) : rs[q] * ((o[q * n + i] - mu_u[q]) - xh * mp_u[q]);
+          if (jvp && g) val = val * g[i];
+          o[q * n + i] = val;
+        }
     });
     return out;
   });

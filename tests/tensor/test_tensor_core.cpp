@@ -3,6 +3,7 @@
 #include "../helpers.h"
 #include "tensor/elementwise.h"
 #include "tensor/kernels.h"
+#include "tensor/kernels_norm_grad.h"
 #include "tensor/random.h"
 #include "tensor/state_dict.h"
 #include "tensor/threading.h"
@@ -185,6 +186,43 @@ TEST_CASE("layer_norm and rms_norm kernels normalise rows", "[tensor]") {
   double ms = 0;
   for (int i = 0; i < 16; ++i) ms += rv[i] * rv[i] / 16;
   CHECK(ms == Approx(1.0).epsilon(1e-5));
+}
+
+TEST_CASE("layer norm's row kernels give every row the bits it gets alone, at 1 and 2 threads", "[tensor][threads]") {
+  // The kernels interleave the fixed-order sums of groups of rows: each row must still see exactly its own
+  // operations, whether it falls in a group or in a task's remainder, and however the rows are split between threads.
+  using testing::bit_equal;
+  Generator gen(3);
+  for (int64_t rows : {37, 3200}) {
+    const int64_t n = 128;
+    Tensor x = gen.normal({rows, n}, 0.5, 2.0), v = gen.normal({rows, n}), gamma = gen.normal({n}), beta = gen.normal({n});
+    for (int threads : {1, 2}) {
+      CAPTURE(rows, threads);
+      set_num_threads(threads);
+      Tensor y, mean, rstd;
+      kernels::layer_norm(x, gamma, beta, 1e-5, y, mean, rstd);
+      std::vector<Tensor> dx;
+      for (bool jvp : {false, true})
+        for (const Tensor& g : {gamma, Tensor()}) dx.push_back(kernels::layer_norm_dx(x, mean, rstd, g, v, jvp));
+      for (int64_t r : {int64_t(0), int64_t(5), int64_t(8), int64_t(31), rows - 1}) {
+        CAPTURE(r);
+        auto row = [&](const Tensor& t) { return kernels::contiguous(kernels::slice(t, {r, 0}, {r + 1, n}, {1, 1})); };
+        auto one = [&](const Tensor& t) { return kernels::contiguous(kernels::slice(t, {r}, {r + 1}, {1})); };
+        Tensor y1, mean1, rstd1;
+        kernels::layer_norm(row(x), gamma, beta, 1e-5, y1, mean1, rstd1);
+        CHECK(bit_equal(y1, row(y)));
+        CHECK(bit_equal(mean1, one(mean)));
+        CHECK(bit_equal(rstd1, one(rstd)));
+        size_t i = 0;
+        for (bool jvp : {false, true})
+          for (const Tensor& g : {gamma, Tensor()}) {
+            CAPTURE(jvp, g.defined());
+            CHECK(bit_equal(kernels::layer_norm_dx(row(x), mean1, rstd1, g, row(v), jvp), row(dx[i++])));
+          }
+      }
+    }
+  }
+  set_num_threads(2);
 }
 
 TEST_CASE("index kernels: index_select/index_add and gather/scatter_add are transposes", "[tensor]") {
