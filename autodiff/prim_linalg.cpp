@@ -327,7 +327,8 @@ class LoraLinear : public Primitive {
     Tensor y;
     if (b_is_zero_) {   // s (x A^T) B^T adds nothing: the base product alone; x A^T (B's gradient needs it) apart
       ax_ = kernels::matmul(in[0], lora_a_t);
-      if (in[0].dtype() == DType::F32 && (f_ || residual)) return kernels::addmm_finished(bias, in[0], weight_t, finish(in, keep_d1, residual));
+      if (in[0].dtype() == DType::F32 && (f_ || residual))
+        return kernels::addmm_finished(bias, in[0], weight_t, finish(in, keep_d1, residual));
       y = bias.defined() ? kernels::addmm(bias, in[0], weight_t, 1.0) : kernels::matmul(in[0], weight_t);
     } else {   // x W^T + b and x A^T from one pass over x where the kernels allow (the same bits as apart)
       kernels::matmul_pair(in[0], weight_t, bias, lora_a_t, y, ax_);
