@@ -3,6 +3,7 @@
 #include <limits>
 #include <stdexcept>
 #include <type_traits>
+#include <vector>
 
 #include "tensor/fast_math.h"
 #include "tensor/kernels.h"
@@ -26,7 +27,7 @@ void for_rows(int64_t rows, int64_t n, Fn fn) {
 // (std::integral_constant kRowGroup, then 1 for the rest of a task's rows). For row kernels whose sums run in a fixed
 // order along each row: a chain of dependent additions waits on each one's latency, and interleaving the chains of a
 // group's rows overlaps them, while each row sees exactly its own operations (so the same bits).
-constexpr int kRowGroup = 4;
+constexpr int kRowGroup = 8;
 template <class Fn>
 void for_row_groups(int64_t rows, int64_t n, Fn fn) {
   int64_t grain = std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(n, 1));
@@ -250,26 +251,31 @@ Tensor layer_norm_dx(const Tensor& x_in, const Tensor& mean_in, const Tensor& rs
       const T* xr = xp + r * n;
       const T* vr = vp + r * n;
       T* o = op + r * n;   // holds u (or tc) first, then the result
+      // The elementwise parts row by row (they vectorise), the two sums over each row's stored terms with the rows'
+      // chains interleaved: u, then sum(u); xhat u' (u' = u, or tc = u - mean(u) for the JVP), then its sum.
+      thread_local std::vector<T> terms;   // xhat u' (R, n)
+      terms.resize(size_t(R * n));
+      const bool times_gamma = !jvp && g;
+      for (int q = 0; q < R; ++q)
+        for (int64_t i = 0; i < n; ++i) o[q * n + i] = times_gamma ? vr[q * n + i] * g[i] : vr[q * n + i];
       double s[R] = {}, p[R] = {};
       for (int64_t i = 0; i < n; ++i)
-        for (int q = 0; q < R; ++q) {
-          T u = (!jvp && g) ? vr[q * n + i] * g[i] : vr[q * n + i];
-          o[q * n + i] = u;
-          s[q] += double(u);
-        }
+        for (int q = 0; q < R; ++q) s[q] += double(o[q * n + i]);
       T mu_u[R], mp_u[R], mu[R], rs[R];
       for (int q = 0; q < R; ++q) {
         mu_u[q] = T(s[q] / double(n));
         mu[q] = mp[r + q];
         rs[q] = rp[r + q];
       }
-      for (int64_t i = 0; i < n; ++i)
-        for (int q = 0; q < R; ++q) {
+      for (int q = 0; q < R; ++q)
+        for (int64_t i = 0; i < n; ++i) {
           T xh = (xr[q * n + i] - mu[q]) * rs[q];
           T u = jvp ? o[q * n + i] - mu_u[q] : o[q * n + i];
           if (jvp) o[q * n + i] = u;
-          p[q] += double(xh * u);
+          terms[size_t(q * n + i)] = xh * u;
         }
+      for (int64_t i = 0; i < n; ++i)
+        for (int q = 0; q < R; ++q) p[q] += double(terms[size_t(q * n + i)]);
       for (int q = 0; q < R; ++q) mp_u[q] = T(p[q] / double(n));
       for (int q = 0; q < R; ++q)
         for (int64_t i = 0; i < n; ++i) {
