@@ -6,6 +6,7 @@
 #include <benchmark/benchmark.h>
 
 #include <cmath>
+#include <vector>
 
 #include "autodiff/functional.h"
 #include "autodiff/ops.h"
@@ -41,6 +42,22 @@ void BM_Matmul(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(kernels::matmul(a, b));
   set_gemm_counters(state, 2.0 * m * n * k);
 }
+// The same with the caches flushed before each product (a 64 MB buffer written between iterations, not timed).
+void BM_MatmulCold(benchmark::State& state) {
+  int64_t m = state.range(0), k = state.range(1), n = state.range(2);
+  Tensor a = randn({m, k}, 1);
+  Tensor b = kernels::permute(randn({n, k}, 2), {1, 0});
+  std::vector<float> flush(size_t(16) << 20);
+  for (auto _ : state) {
+    state.PauseTiming();
+    for (size_t i = 0; i < flush.size(); i += 16) flush[i] += 1.0f;
+    benchmark::DoNotOptimize(flush.data());
+    state.ResumeTiming();
+    benchmark::DoNotOptimize(kernels::matmul(a, b));
+  }
+  set_gemm_counters(state, 2.0 * m * n * k);
+}
+BENCHMARK(BM_MatmulCold)->ArgNames({"m", "k", "n"})->Args({kRows, kD, kD})->Args({kRows, kMlp, kD})->Args({kRows, kD, kMlp})->Unit(benchmark::kMicrosecond);
 // Rows are B*T = 3200 tokens. Linear layers: x W^T (tb), dX = g W, dW = g^T x (ta).
 BENCHMARK(BM_Matmul)
     ->ArgNames({"m", "k", "n", "ta", "tb"})
