@@ -1,7 +1,8 @@
 // Google Benchmark micro-benchmarks of the kernels that dominate the reference workload (DESIGN.md: ViT on
 // 28x28 images, patch 4 -> 50 tokens, width 128, 4 heads, MLP 512, batch 64, LoRA r = 8): the GEMM shapes
-// of its forward and backward, softmax, layer norm, attention forward and forward+backward, a LoRA linear
-// forward+backward, and the JVP of a linear layer. Threads: LINFUSE_THREADS (default: all cores).
+// of its forward and backward (the linear layers' also with the caches flushed first, as in a training step), softmax,
+// layer norm and its input-gradient rule, attention forward and forward+backward, a LoRA linear forward+backward, and
+// the JVP of a linear layer. Threads: LINFUSE_THREADS (default: all cores).
 // Built as `micro_bench` when libbenchmark-dev is found; `make bench` runs it before the end-to-end table.
 #include <benchmark/benchmark.h>
 
