@@ -73,6 +73,11 @@ class Addmm : public Primitive {
 // same layout, so the same bits.
 //   vjp: dx = g_pre W;  dW = g_pre^T x;  db = sum over rows of g_pre   (returned at in's indices)
 //   jvp: pre_t = x_t W^T + x W_t^T + b_t
+// pre = x W^T + b (b undefined: none) by the kernels those products use, for a forward that applies its epilogue over
+// the whole output instead of in the GEMM's blocks (float64).
+Tensor linear_pre(const Tensor& x, const Tensor& weight_t, const Tensor& bias) {
+  return bias.defined() ? kernels::addmm(bias, x, weight_t, 1.0) : kernels::matmul(x, weight_t);
+}
 Tensors linear_vjp(const Tensors& in, const Tensor& g_pre, const Wanted& w, bool has_bias) {
   Tensors d(in.size());
   if (w[0]) d[0] = matmul(g_pre, in[1]);
@@ -205,7 +210,7 @@ class LinearActivation : public Primitive {
     const Tensor weight_t = kernels::permute(in[1], {1, 0});
     const Tensor bias = has_bias_ ? in[2] : Tensor();
     if (in[0].dtype() != DType::F32) {   // float64: the product, then f over the whole output
-      Tensor y = bias.defined() ? kernels::addmm(bias, in[0], weight_t, 1.0) : kernels::matmul(in[0], weight_t);
+      Tensor y = linear_pre(in[0], weight_t, bias);
       f_.apply(y, keep_d1);
       return y;
     }
@@ -279,7 +284,7 @@ class LinearResidual : public Primitive {
     const Tensor bias = has_bias_ ? in[2] : Tensor();
     const FusedResidual residual(in.back());
     if (in[0].dtype() != DType::F32) {   // float64: the product, then the residual over the whole output
-      Tensor y = bias.defined() ? kernels::addmm(bias, in[0], weight_t, 1.0) : kernels::matmul(in[0], weight_t);
+      Tensor y = linear_pre(in[0], weight_t, bias);
       residual.apply(y);
       return y;
     }
@@ -329,7 +334,7 @@ class LoraLinear : public Primitive {
       ax_ = kernels::matmul(in[0], lora_a_t);
       if (in[0].dtype() == DType::F32 && (f_ || residual))
         return kernels::addmm_finished(bias, in[0], weight_t, finish(in, keep_d1, residual));
-      y = bias.defined() ? kernels::addmm(bias, in[0], weight_t, 1.0) : kernels::matmul(in[0], weight_t);
+      y = linear_pre(in[0], weight_t, bias);
     } else {   // x W^T + b and x A^T from one pass over x where the kernels allow (the same bits as apart)
       kernels::matmul_pair(in[0], weight_t, bias, lora_a_t, y, ax_);
       const Tensor lora_b_t = kernels::permute(in[3], {1, 0});
@@ -379,13 +384,11 @@ class LoraLinear : public Primitive {
   }
   Tensor jvp(const Tensors& in, const Tensor& out, const Tensors& t) override {
     Tensor y, ax_t;
-    if (t[0].defined() && skip_b()) {   // x_t A^T meets only B = 0
-      y = matmul(t[0], mT(in[1]));
-    } else if (t[0].defined() && !rules::recording()) {   // x_t W^T and x_t A^T from one pass over x_t
+    if (t[0].defined() && !skip_b() && !rules::recording()) {   // x_t W^T and x_t A^T from one pass over x_t
       kernels::matmul_pair(t[0], kernels::permute(in[1], {1, 0}), Tensor(), kernels::permute(in[2], {1, 0}), y, ax_t);
     } else if (t[0].defined()) {
       y = matmul(t[0], mT(in[1]));
-      ax_t = matmul(t[0], mT(in[2]));
+      if (!skip_b()) ax_t = matmul(t[0], mT(in[2]));   // x_t A^T meets only B, left out when B = 0
     }
     if (t[1].defined()) y = rules::add_defined(y, matmul(in[0], mT(t[1])));
     if (has_bias_ && t[4].defined()) y = rules::add_defined(y, broadcast_to(t[4], out.shape()));

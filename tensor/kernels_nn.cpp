@@ -14,11 +14,13 @@
 namespace linfuse::kernels {
 namespace {
 
+// Rows of n elements per task in the row kernels: about 16 K elements.
+int64_t row_grain(int64_t n) { return std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(n, 1)); }
+
 // Runs fn(row_index) for every row of a (rows x n) layout, a few rows per task.
 template <class Fn>
 void for_rows(int64_t rows, int64_t n, Fn fn) {
-  int64_t grain = std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(n, 1));
-  parallel_for(rows, grain, [&](int64_t r0, int64_t r1) {
+  parallel_for(rows, row_grain(n), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) fn(r);
   });
 }
@@ -30,8 +32,7 @@ void for_rows(int64_t rows, int64_t n, Fn fn) {
 constexpr int kRowGroup = 8;
 template <class Fn>
 void for_row_groups(int64_t rows, int64_t n, Fn fn) {
-  int64_t grain = std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(n, 1));
-  parallel_for(rows, grain, [&](int64_t r0, int64_t r1) {
+  parallel_for(rows, row_grain(n), [&](int64_t r0, int64_t r1) {
     int64_t r = r0;
     for (; r + kRowGroup <= r1; r += kRowGroup) fn(r, std::integral_constant<int, kRowGroup>());
     for (; r < r1; ++r) fn(r, std::integral_constant<int, 1>());
