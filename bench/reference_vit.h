@@ -36,6 +36,9 @@ inline Tensor residual_linear(const Tensor& residual, nn::Linear& layer, const T
   return fused_residual ? nn::add_linear(residual, layer, x) : add(residual, layer.forward(x));
 }
 
+// Whether the last block computes only what the loss reads (the class token's row after k and v), or every row.
+inline bool class_token_last_block = false;
+
 struct ReferenceBlock : nn::Module {
   std::shared_ptr<nn::LayerNorm> ln1, ln2;
   std::shared_ptr<nn::Linear> q, k, v, o, fc1, fc2;
@@ -55,6 +58,15 @@ struct ReferenceBlock : nn::Module {
            vh = nn::split_heads(v->forward(h), kHeads);
     Tensor a = attention(qh, kh, vh, 1.0 / std::sqrt(double(kWidth / kHeads)));
     Tensor x1 = residual_linear(x, *o, nn::merge_heads(a));   // x + o(a)
+    return residual_linear(x1, *fc2, nn::activate_linear(nn::Activation::GeluErf, *fc1, ln2->forward(x1)));
+  }
+  // x (B, T, D) -> (B, 1, D): the class token's row; keys and values from every row.
+  Tensor forward_class_token(const Tensor& x) {
+    Tensor h = ln1->forward(x);
+    Tensor qh = nn::split_heads(q->forward(slice(h, 1, 0, 1)), kHeads), kh = nn::split_heads(k->forward(h), kHeads),
+           vh = nn::split_heads(v->forward(h), kHeads);
+    Tensor a = attention(qh, kh, vh, 1.0 / std::sqrt(double(kWidth / kHeads)));
+    Tensor x1 = residual_linear(slice(x, 1, 0, 1), *o, nn::merge_heads(a));
     return residual_linear(x1, *fc2, nn::activate_linear(nn::Activation::GeluErf, *fc1, ln2->forward(x1)));
   }
 };
@@ -84,7 +96,8 @@ struct ReferenceViT : nn::Module {
     Tensor p = reshape(permute(reshape(images, {b, g, kPatch, g, kPatch}), {0, 1, 3, 2, 4}), {b, g * g, kPatch * kPatch});
     Tensor x = concat({broadcast_to(cls, {b, 1, kWidth}), patch->forward(p)}, 1);
     x = add(x, pos);
-    for (auto& blk : *blocks) x = blk->forward(x);
+    for (size_t i = 0; i < blocks->size(); ++i)
+      x = class_token_last_block && i + 1 == blocks->size() ? (*blocks)[i]->forward_class_token(x) : (*blocks)[i]->forward(x);
     return head->forward(ln->forward(select(x, 1, 0)));
   }
 };

@@ -19,7 +19,9 @@
 //
 //   train_step_bench [--threads 1,2] [--steps 12] [--rounds 3] [--torch PATH] [--markdown FILE]   the table
 //   train_step_bench --profile MODE [--threads 1] [--steps 12]                       one mode in-process
-//   train_step_bench --profile MODE --interleave residual|mode:M|threads:N|isa:P|zero-b [--steps 40]   A/B in one process
+//   train_step_bench --profile MODE --interleave residual|mode:M|threads:N|isa:P|zero-b|class-token [--steps 40]   A/B
+//   train_step_bench --last-block class-token --torch bench/torch_ref_class_token.py [...]   the table, both programs
+//                    computing the last block for the class token only (what linfuse's CLIP image tower does)
 // --attention composed runs either with the composed attention ops the fused primitive replaced (the step before
 // it), --attention none with none (context = q + k + v), to isolate attention's share of the step.
 // A --profile or --child run prints the step's median wall time (step_s) and median process CPU time (cpu_s);
@@ -207,12 +209,16 @@ Alternation alternate(int steps, const std::function<double()>& step_a, const st
   return r;
 }
 
+std::string last_block_option = "full";   // --last-block, handed to every child
+
 // --interleave: two variants of the workload in this process, their steps alternating. `what` is
 //   residual       MODE with the residual adds fused into o's and fc2's products (A) and without (B): the same bits
 //   mode:OTHER     MODE (A) and OTHER (B), e.g. l-lora against lora
 //   threads:N      MODE at `threads` (A) and at N threads (B)
 //   isa:PATH       MODE on the default kernel paths (A) and with every kernel forced to PATH (B): the same bits
 //   zero-b         MODE with LoRA's terms through a zero B left out (A, the default) and computed (B): the same values
+//   class-token    MODE with the last block for the class token only (A) and for every token (B): the same loss up to
+//                  rounding, less work
 Alternation interleave(const std::string& mode, int threads, int steps, const std::string& what) {
   ModeRunner a(mode);
   std::function<double()> step_a = [&] { return a.step().first; }, step_b;
@@ -242,11 +248,17 @@ Alternation interleave(const std::string& mode, int threads, int steps, const st
     b = std::make_unique<ModeRunner>(mode);
     step_a = [&] { set_lora_skip_zero_b(true); return a.step().first; };
     step_b = [&] { set_lora_skip_zero_b(false); return b->step().first; };
+  } else if (what == "class-token") {   // same work as the option --last-block class-token, against full
+    b = std::make_unique<ModeRunner>(mode);
+    step_a = [&] { bench::class_token_last_block = true; return a.step().first; };
+    step_b = [&] { bench::class_token_last_block = false; return b->step().first; };
   } else {
-    throw std::invalid_argument("--interleave takes residual, mode:MODE, threads:N, isa:avx2|avx512 or zero-b, got '" + what + "'");
+    throw std::invalid_argument("--interleave takes residual, mode:MODE, threads:N, isa:avx2|avx512, zero-b or class-token, got '" +
+                                what + "'");
   }
   Alternation r = alternate(steps, step_a, step_b);
   bench::fused_residual = true;
+  bench::class_token_last_block = last_block_option == "class-token";
   set_lora_skip_zero_b(true);
   set_num_threads(threads);
   kernels::reset_kernel_isa();
@@ -479,7 +491,7 @@ struct ModeResult {
 ModeResult linfuse_mode(const std::string& mode, int threads, int steps, const std::string& peer_mode,
                         const std::string& torch_ref, const std::string& torch_eval) {
   std::vector<std::string> command{self_exe(), "--child",     mode, "--threads", std::to_string(threads), "--steps",
-                                   std::to_string(steps), "--attention", attention_option};
+                                   std::to_string(steps), "--attention", attention_option, "--last-block", last_block_option};
   if (!peer_mode.empty())
     command.insert(command.end(), {"--peer", peer_mode, "--torch", torch_ref, "--torch-eval", torch_eval, "--settle", settle_option,
                                    "--sgemm-size", std::to_string(sgemm_size)});
@@ -577,10 +589,13 @@ int main(int argc, char** argv) {
       "profile", "run one mode in this process only (for perf/callgrind)", cxxopts::value<std::string>()->default_value(""))(
       "attention", "how the model computes attention: fused (default), composed (the separate ops it replaced) or none "
       "(context = q + k + v, to isolate attention's share of the step)", cxxopts::value<std::string>()->default_value("fused"))(
+      "last-block", "what the last block computes: full (every token, as torch_ref.py; the default) or class-token (the "
+      "class token's row after k and v: what nn::CLIPVisionTransformer::pooled_output computes; its PyTorch peer is "
+      "bench/torch_ref_class_token.py)", cxxopts::value<std::string>()->default_value("full"))(
       "interleave", "with --profile MODE: steps of two variants alternating in this process, A the mode as given: "
       "residual (B without the residual adds fused into o's and fc2's products), mode:OTHER (B another mode), "
       "threads:N (B at N threads), isa:avx2|avx512 (B with every kernel on that path), zero-b (B computing LoRA's terms "
-      "through a zero B)", cxxopts::value<std::string>()->default_value(""))(
+      "through a zero B), class-token (A the last block for the class token only, B every token)", cxxopts::value<std::string>()->default_value(""))(
       "child", "internal: run one mode and print its result", cxxopts::value<std::string>()->default_value(""))(
       "peer", "internal, with --child: PyTorch's name of the mode, run in lockstep", cxxopts::value<std::string>()->default_value(""))(
       "peer-threads", "internal, with --peer: PyTorch's thread count (default: linfuse's)", cxxopts::value<int>()->default_value("0"))(
@@ -601,6 +616,10 @@ int main(int argc, char** argv) {
   bench::attention_path = attention_option == "composed" ? bench::AttentionPath::Composed
                           : attention_option == "none"   ? bench::AttentionPath::None
                                                          : bench::AttentionPath::Fused;
+  last_block_option = args["last-block"].as<std::string>();
+  if (last_block_option != "full" && last_block_option != "class-token")
+    throw std::invalid_argument("--last-block must be full or class-token, got '" + last_block_option + "'");
+  bench::class_token_last_block = last_block_option == "class-token";
   int rounds = std::max(1, args["rounds"].as<int>());
   auto thread_counts = args["threads"].as<std::vector<int>>();
   for (const char* opt : {"profile", "child"}) {

@@ -117,6 +117,17 @@ class VisionMergeTarget : public PreparedMergeTarget<VisionSuite, PreparedClassi
     model_.prepared->load_trainable_state(finetuned_state(t));
     model_.use_head(suite_.tasks()[t].head);
     std::vector<std::string> modules = plain_linear_modules(*model_.classifier);
+    // RegMean's Gram matrices are over every token's input to each layer, as the paper's code records them: the
+    // full forward, not pooled_output's shortcut, which gives the last layer's q, out_proj, fc1 and fc2 the class
+    // token alone.
+    nn::CLIPVisionTransformer& tower = *model_.classifier->vision_model;
+    const bool shortcut = tower.pool_last_layer_only;
+    tower.pool_last_layer_only = false;
+    struct Restore {
+      nn::CLIPVisionTransformer& tower;
+      bool value;
+      ~Restore() { tower.pool_last_layer_only = value; }
+    } restore{tower, shortcut};
     GramRecording recording(*model_.classifier, modules);
     const auto& task = suite_.tasks()[t];
     int64_t n = std::min(examples, task.train_images.size(0));

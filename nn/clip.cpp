@@ -87,6 +87,15 @@ CLIPTowerOutput CLIPVisionTransformer::forward(const Tensor& pixel_values) {
   return {h, post_layernorm->forward(select(h, 1, 0))};                  // pooled: the class token (B, D)
 }
 
+Tensor CLIPVisionTransformer::pooled_output(const Tensor& pixel_values) {
+  const auto& layers = *encoder->layers;
+  if (!pool_last_layer_only || layers.size() == 0) return forward(pixel_values).pooled_output;
+  Tensor h = pre_layrnorm->forward(embeddings->forward(pixel_values));   // (B, N + 1, D)
+  for (size_t i = 0; i + 1 < layers.size(); ++i) h = layers[i]->forward(h, Tensor());
+  h = layers[layers.size() - 1]->forward_first_token(h, Tensor());        // (B, 1, D)
+  return post_layernorm->forward(select(h, 1, 0));                         // (B, D)
+}
+
 // ---- text ----
 
 CLIPTextEmbeddings::CLIPTextEmbeddings(const CLIPTextConfig& config, double factor, Generator& init, DType dtype) {
@@ -194,7 +203,7 @@ CLIPModel::CLIPModel(const CLIPConfig& config_, Generator& init, DType dtype) : 
 }
 
 Tensor CLIPModel::get_image_features(const Tensor& pixel_values) {
-  return visual_projection->forward(vision_model->forward(pixel_values).pooled_output);   // (B, P)
+  return visual_projection->forward(vision_model->pooled_output(pixel_values));   // (B, P)
 }
 
 Tensor CLIPModel::get_text_features(const Tensor& input_ids, const Tensor& attention_mask) {

@@ -64,7 +64,15 @@ class CLIPVisionTransformer : public Module {
  public:
   CLIPVisionTransformer(const CLIPVisionConfig& config, double initializer_factor, Generator& init, DType dtype);
   CLIPTowerOutput forward(const Tensor& pixel_values);   // pixel_values (B, C, H, W), any float dtype
+  // forward(pixel_values).pooled_output (B, D), computing only what it reads: the last layer's keys and values
+  // need every token, its queries, attention, out_proj and MLP only the class token's row (1 of N + 1). The same
+  // value up to rounding (the last layer's weight gradients sum fewer rows). With pool_last_layer_only false,
+  // the full forward's pooled output.
+  Tensor pooled_output(const Tensor& pixel_values);
   std::string type_name() const override { return "CLIPVisionTransformer"; }
+  // Whether pooled_output skips the rows nothing reads. RegMean's statistics turn it off: they need the inputs
+  // of every Linear layer at every token, as the full forward gives them.
+  bool pool_last_layer_only = true;
   CLIPVisionConfig config;
   std::shared_ptr<CLIPVisionEmbeddings> embeddings;
   std::shared_ptr<LayerNorm> pre_layrnorm;   // sic: HF's spelling

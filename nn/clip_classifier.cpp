@@ -120,7 +120,7 @@ std::shared_ptr<ImageClassifier> ImageClassifier::from_clip(CLIPModel& clip, con
 }
 
 Tensor ImageClassifier::image_features(const Tensor& pixel_values) {
-  return visual_projection->forward(vision_model->forward(pixel_values).pooled_output);   // (B, P)
+  return visual_projection->forward(vision_model->pooled_output(pixel_values));   // (B, P)
 }
 
 Tensor ImageClassifier::forward(const Tensor& pixel_values) {

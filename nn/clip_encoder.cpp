@@ -56,22 +56,28 @@ CLIPAttention::CLIPAttention(const CLIPEncoderSettings& s, Generator& init, DTyp
 }
 
 Tensor CLIPAttention::forward(const Tensor& x, const Tensor& bias, const Tensor& residual) {
-  if (x.dim() != 3 || x.size(2) != num_heads * head_dim)
-    throw std::invalid_argument("[CLIPAttention] expected hidden states (B, T, " + std::to_string(num_heads * head_dim) +
-                                "), got " + x.describe());
-  Tensor q = split_heads(q_proj->forward(x), num_heads);   // (B, H, T, Dh)
-  Tensor k = split_heads(k_proj->forward(x), num_heads);
+  return attend(x, x, bias, residual);
+}
+
+Tensor CLIPAttention::attend(const Tensor& queries_from, const Tensor& x, const Tensor& bias, const Tensor& residual) {
+  const int64_t d = num_heads * head_dim;
+  for (const Tensor* t : {&queries_from, &x})
+    if (t->dim() != 3 || t->size(2) != d || t->size(0) != x.size(0))
+      throw std::invalid_argument("[CLIPAttention] expected hidden states (B, T, " + std::to_string(d) + ") with one B, got " +
+                                  queries_from.describe() + " and " + x.describe());
+  Tensor q = split_heads(q_proj->forward(queries_from), num_heads);   // (B, H, Tq, Dh)
+  Tensor k = split_heads(k_proj->forward(x), num_heads);              // (B, H, T, Dh)
   Tensor v = split_heads(v_proj->forward(x), num_heads);
-  Tensor context;   // (B, H, T, Dh)
+  Tensor context;   // (B, H, Tq, Dh)
   if (dropout_ && is_training()) {
     dropout_->train(true);
-    Tensor scores = mul(matmul(q, transpose(k, -1, -2)), scale);   // (B, H, T, T)
+    Tensor scores = mul(matmul(q, transpose(k, -1, -2)), scale);   // (B, H, Tq, T)
     if (bias.defined()) scores = add(scores, bias);
     context = matmul(dropout_->forward(softmax(scores, -1)), v);
   } else {
     context = scaled_dot_product_attention(q, k, v, bias, scale);
   }
-  if (residual.defined()) return add_linear(residual, *out_proj, merge_heads(context));   // (B, T, D)
+  if (residual.defined()) return add_linear(residual, *out_proj, merge_heads(context));   // (B, Tq, D)
   return out_proj->forward(merge_heads(context));
 }
 
@@ -98,6 +104,15 @@ CLIPEncoderLayer::CLIPEncoderLayer(const CLIPEncoderSettings& s, Generator& init
 Tensor CLIPEncoderLayer::forward(const Tensor& x, const Tensor& attention_bias) {
   // h = x + attention(ln1(x)), then h + mlp(ln2(h)): each residual add fused into the block's last product.
   Tensor h = self_attn->forward(layer_norm1->forward(x), attention_bias, /*residual=*/x);   // (B, T, D)
+  return mlp->forward(layer_norm2->forward(h), /*residual=*/h);
+}
+
+Tensor CLIPEncoderLayer::forward_first_token(const Tensor& x, const Tensor& attention_bias) {
+  // Row 0 of forward's result: layer norms, projections and the MLP act row by row, and attention's row 0 reads
+  // the keys and values of every row and the query of row 0 alone.
+  Tensor normed = layer_norm1->forward(x);                                                     // (B, T, D)
+  Tensor first = slice(x, 1, 0, 1);                                                            // (B, 1, D)
+  Tensor h = self_attn->attend(slice(normed, 1, 0, 1), normed, attention_bias, /*residual=*/first);   // (B, 1, D)
   return mlp->forward(layer_norm2->forward(h), /*residual=*/h);
 }
 

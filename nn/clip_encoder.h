@@ -29,6 +29,10 @@ class CLIPAttention : public Module {
   // x (B, T, D); bias (may be undefined) broadcasts to (B, H, T, T) and is added to the scores (-inf masks).
   // With a residual (B, T, D), returns residual + attention(x), the add fused into out_proj's product.
   Tensor forward(const Tensor& x, const Tensor& bias, const Tensor& residual = Tensor());
+  // The same with the queries from other rows than the keys and values: queries_from (B, Tq, D), x (B, T, D),
+  // bias broadcasting to (B, H, Tq, T), residual (B, Tq, D) or undefined -> (B, Tq, D). forward(x, ...) is
+  // attend(x, x, ...).
+  Tensor attend(const Tensor& queries_from, const Tensor& x, const Tensor& bias, const Tensor& residual = Tensor());
   std::string type_name() const override { return "CLIPAttention"; }
 
   int64_t num_heads, head_dim;
@@ -55,6 +59,9 @@ class CLIPEncoderLayer : public Module {
  public:
   CLIPEncoderLayer(const CLIPEncoderSettings& settings, Generator& init, DType dtype);
   Tensor forward(const Tensor& x, const Tensor& attention_bias);   // (B, T, D) -> (B, T, D)
+  // forward(x, bias)[:, :1] (B, 1, D) without the other rows: keys and values from every token, the rest
+  // for the first token only (bias broadcasting to (B, H, 1, T)).
+  Tensor forward_first_token(const Tensor& x, const Tensor& attention_bias);
   std::string type_name() const override { return "CLIPEncoderLayer"; }
   std::shared_ptr<CLIPAttention> self_attn;
   std::shared_ptr<LayerNorm> layer_norm1;

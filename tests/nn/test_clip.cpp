@@ -12,7 +12,9 @@
 #include "autodiff/ops.h"
 #include "autodiff/tape.h"
 #include "nn/clip.h"
+#include "nn/attention.h"
 #include "nn/clip_classifier.h"
+#include "nn/clip_encoder.h"
 #include "nn/safetensors.h"
 #include "nn/tokenizer.h"
 #include "tensor/kernels.h"
@@ -393,6 +395,103 @@ TEST_CASE("image features and their gradients are the same bits with 1 and 2 thr
   clip.zero_grad();
   CHECK(bit_equal(one.first, two.first));
   CHECK(bit_equal(one.second, two.second));
+}
+
+namespace {
+// Counts the rows a Linear layer sees, leaving its output alone.
+struct RowCounter : LinearAdapter {
+  int64_t rows = 0;
+  Tensor adapt(const Tensor& x, const Tensor& base_output) override {
+    rows += x.numel() / x.size(-1);
+    return base_output;
+  }
+  std::string type_name() const override { return "RowCounter"; }
+};
+}  // namespace
+
+TEST_CASE("pooled_output runs the last layer for the class token alone, with forward's value, gradients and tangents",
+          "[clip][model]") {
+  Generator g(21);
+  CLIPConfig c = small_config();
+  c.vision_config.num_hidden_layers = 3;
+  CLIPModel clip(c, g, DType::F64);
+  CLIPVisionTransformer& tower = *clip.vision_model;
+  Tensor pixels = g.normal({3, 3, 8, 8}, 0, 1, DType::F64);   // 4 patches + the class token: T = 5
+  Tensor weights = g.normal({3, 16}, 0, 1, DType::F64);
+
+  // Which rows each layer of the last block sees: keys and values every token, the rest the class token.
+  const std::string last = "encoder.layers.2.";
+  std::map<std::string, std::shared_ptr<RowCounter>> counters;
+  for (const char* name : {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj", "mlp.fc1", "mlp.fc2"}) {
+    auto layer = std::dynamic_pointer_cast<Linear>(tower.find_module(last + name));
+    REQUIRE(layer);
+    counters[name] = std::make_shared<RowCounter>();
+    layer->set_adapter(counters[name]);
+  }
+  auto loss_of = [&](const Tensor& pooled) { return sum(mul(pooled, weights)); };
+  auto run = [&](bool shortcut) {
+    tower.pool_last_layer_only = shortcut;
+    for (auto& [_, counter] : counters) counter->rows = 0;
+    clip.zero_grad();
+    Tensor pooled = tower.pooled_output(pixels);   // (3, 16)
+    backward(loss_of(pooled));
+    std::map<std::string, Tensor> grads;
+    for (auto& [name, p] : tower.named_parameters()) grads[name] = kernels::copy(p->grad());
+    std::map<std::string, int64_t> rows;
+    for (auto& [name, counter] : counters) rows[name] = counter->rows;
+    return std::make_tuple(kernels::copy(pooled), grads, rows);
+  };
+  auto [short_value, short_grads, short_rows] = run(true);
+  auto [full_value, full_grads, full_rows] = run(false);
+  tower.pool_last_layer_only = true;
+  for (auto& [name, counter] : counters) std::dynamic_pointer_cast<Linear>(tower.find_module(last + name))->remove_adapter();
+
+  CHECK(short_rows["self_attn.k_proj"] == 15);
+  CHECK(short_rows["self_attn.v_proj"] == 15);
+  for (const char* name : {"self_attn.q_proj", "self_attn.out_proj", "mlp.fc1", "mlp.fc2"}) {
+    CAPTURE(name);
+    CHECK(short_rows[name] == 3);
+    CHECK(full_rows[name] == 15);
+  }
+  CHECK(max_abs_diff(short_value, full_value) < 1e-12);
+  // The switch off is forward's pooled output, bit for bit.
+  CHECK(bit_equal(full_value, tower.forward(pixels).pooled_output));
+  double largest = 0;
+  for (auto& [name, grad] : full_grads) {
+    CAPTURE(name);
+    REQUIRE(short_grads[name].defined());
+    CHECK(max_abs_diff(short_grads[name], grad) < 1e-12);
+    largest = std::max(largest, max_abs_diff(grad, Tensor::zeros(grad.shape(), DType::F64)));
+  }
+  CHECK(largest > 1e-3);   // the gradients compared are not all zero
+
+  // Tangents: the JVP of the shortcut equals the full forward's.
+  Tensor tangent = g.normal(pixels.shape(), 0, 1, DType::F64);
+  auto tangent_of = [&](bool shortcut) {
+    tower.pool_last_layer_only = shortcut;
+    return jvp([&](const Tensors& in) { return tower.pooled_output(in[0]); }, {pixels}, {tangent}).second;
+  };
+  Tensor short_tangent = tangent_of(true), full_tangent = tangent_of(false);
+  tower.pool_last_layer_only = true;
+  CHECK(max_abs_diff(short_tangent, full_tangent) < 1e-12);
+  CHECK(max_abs_diff(full_tangent, Tensor::zeros(full_tangent.shape(), DType::F64)) > 1e-3);
+  clip.zero_grad();
+}
+
+TEST_CASE("a layer's first-token forward is row 0 of its forward, with a padding mask too", "[clip][model]") {
+  Generator g(22);
+  CLIPEncoderSettings settings{12, 24, 2, 3, Activation::QuickGelu, 1e-5, 0.0, 1.0};
+  CLIPEncoderLayer layer(settings, g, DType::F64);
+  Tensor x = g.normal({2, 6, 12}, 0, 1, DType::F64);
+  Tensor mask = Tensor::from_vector(std::vector<double>{1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 1}, {2, 6});
+  for (const Tensor& bias : {Tensor(), padding_mask(mask, DType::F64)}) {
+    Tensor full = slice(layer.forward(x, bias), 1, 0, 1);   // (2, 1, 12)
+    Tensor first = layer.forward_first_token(x, bias);
+    REQUIRE(first.shape() == Shape{2, 1, 12});
+    CHECK(max_abs_diff(first, full) < 1e-12);
+  }
+  CHECK_THROWS_WITH(layer.self_attn->attend(Tensor::zeros({3, 1, 12}, DType::F64), x, Tensor()),
+                    Catch::Contains("with one B"));
 }
 
 TEST_CASE("the project's SentencePiece tokenizer plugs into the text tower and the zero-shot head", "[clip][text]") {

@@ -1,0 +1,48 @@
+#!/usr/bin/python3
+"""The PyTorch peer of `train_step_bench --last-block class-token`: ../shared/bench/torch_ref.py's workload with
+its last block computing only what the loss reads, the class token's row (keys and values from every token),
+as nn::CLIPVisionTransformer::pooled_output does. Everything else (modes, bench(), the command line) is
+torch_ref.py's, loaded from LINFUSE_TORCH_REF or ../shared/bench/torch_ref.py beside the repository.
+Usage: as torch_ref.py; or as the --torch of train_step_bench with --last-block class-token.
+"""
+import importlib.util, math, os, sys
+import torch, torch.nn.functional as F
+
+here = os.path.dirname(os.path.abspath(__file__))
+path = os.environ.get("LINFUSE_TORCH_REF", os.path.join(here, "..", "..", "shared", "bench", "torch_ref.py"))
+if not os.path.exists(path):
+    sys.exit(f"torch_ref_class_token.py: {path} not found; set LINFUSE_TORCH_REF to the path of torch_ref.py")
+spec = importlib.util.spec_from_file_location("torch_ref", path)
+torch_ref = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(torch_ref)
+D, H = torch_ref.D, torch_ref.H
+
+
+def block_class_token(blk, x):
+    """Row 0 of blk(x): (B, T, D) -> (B, 1, D)."""
+    b, t, _ = x.shape
+    h = blk.ln1(x)
+    q = blk.q(h[:, :1]).view(b, 1, H, D // H).transpose(1, 2)
+    k, v = (m(h).view(b, t, H, D // H).transpose(1, 2) for m in (blk.k, blk.v))
+    a = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(D // H), -1) @ v
+    x = x[:, :1] + blk.o(a.transpose(1, 2).reshape(b, 1, D))
+    return x + blk.fc2(F.gelu(blk.fc1(blk.ln2(x))))
+
+
+def vit_forward(self, img):
+    b = img.shape[0]
+    x = img.unfold(1, torch_ref.P, torch_ref.P).unfold(2, torch_ref.P, torch_ref.P).reshape(b, -1, torch_ref.P * torch_ref.P)
+    x = torch.cat([self.cls.expand(b, -1, -1), self.patch(x)], 1) + self.pos
+    for blk in self.blocks[:-1]: x = blk(x)
+    x = block_class_token(self.blocks[-1], x)
+    return self.head(self.ln(x[:, 0]))
+
+
+torch_ref.ViT.forward = vit_forward
+bench = torch_ref.bench
+
+if __name__ == "__main__":
+    threads = int(sys.argv[1]) if len(sys.argv) > 1 else 1
+    torch.set_num_threads(threads)
+    for mode in sys.argv[2:] or ("fft", "lora", "llora", "lfft"):
+        print(f"{mode} threads={torch.get_num_threads()} step_s={bench(mode):.4f}", flush=True)
