@@ -5,7 +5,7 @@ as nn::CLIPVisionTransformer::pooled_output does. Everything else (modes, bench(
 torch_ref.py's, loaded from LINFUSE_TORCH_REF or ../shared/bench/torch_ref.py beside the repository.
 Usage: as torch_ref.py; or as the --torch of train_step_bench with --last-block class-token.
 """
-import importlib.util, math, os, sys
+import importlib.util, math, os, sys, time
 import torch, torch.nn.functional as F
 
 here = os.path.dirname(os.path.abspath(__file__))
@@ -39,7 +39,12 @@ def vit_forward(self, img):
 
 
 torch_ref.ViT.forward = vit_forward
-bench = torch_ref.bench
+
+
+def bench(mode, steps=12):
+    # bench/torch_lockstep.py replaces this module's `time` with its clock; torch_ref's loop reads torch_ref's own.
+    torch_ref.time = time
+    return torch_ref.bench(mode, steps)
 
 if __name__ == "__main__":
     threads = int(sys.argv[1]) if len(sys.argv) > 1 else 1
