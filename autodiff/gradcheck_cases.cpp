@@ -262,6 +262,17 @@ std::vector<GradcheckCase> build_cases() {
                        if (j > i || (b == 1 && j < 4)) m[(b * 5 + i) * 5 + j] = -kInf;
                  return fused_attention(x[0], x[1], x[2], mask, 1.0 / std::sqrt(4.0));
                }});
+  // T5's learned position bias (1, H, Tq, Tk), an input, plus a constant padding mask (B, 1, 1, Tk) that hides
+  // item 1's last two keys: the derivatives reach the bias through the sum (summed over the batch), not the -inf.
+  c.push_back({"fused_attention[learned bias, padding mask]",
+               [](Generator& g) {
+                 return Tensors{normal(g, {2, 2, 4, 3}), normal(g, {2, 2, 5, 3}), normal(g, {2, 2, 5, 4}), normal(g, {1, 2, 4, 5})};
+               },
+               [](const Tensors& x) {
+                 Tensor padding = Tensor::zeros({2, 1, 1, 5}, F64);
+                 padding.data<double>()[5 + 3] = padding.data<double>()[5 + 4] = -kInf;
+                 return fused_attention(x[0], x[1], x[2], add(x[3], padding), 0.8);
+               }});
   c.push_back({"fused_attention[inputs of one projection, heads split]",
                [](Generator& g) { return Tensors{normal(g, {2, 6, 3 * 8})}; },
                [](const Tensors& x) {   // q, k, v as strided head views of one (B, T, 3 * H * D) tensor

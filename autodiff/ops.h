@@ -146,12 +146,13 @@ Tensor lora_linear_residual(const Tensor& x, const Tensor& weight, const Tensor&
 // ---- neural-network functions ----
 Tensor softmax(const Tensor& a, int64_t axis = -1);       // fully -inf rows give 0 (and zero gradient)
 Tensor log_softmax(const Tensor& a, int64_t axis = -1);
-// softmax(scale q k^T + mask) v, one primitive computed per (batch item, head) in local buffers
+// softmax(scale q k^T + bias) v, one primitive computed per (batch item, head) in local buffers
 // (tensor/attention_kernel.h): q (..., Tq, D), k (..., Tk, D), v (..., Tk, Dv) with the same batch dims -> (..., Tq, Dv).
-// mask: undefined or a constant broadcastable to (..., Tq, Tk) of q's dtype (-inf masks a key; a row masked
-// entirely gives zeros). No derivative flows to the mask: a learned bias (T5's position bias) needs the composed
-// ops (nn::composed_attention). A 4-D result is laid out as split_heads' output, so merging heads is a view.
-Tensor fused_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, double scale);
+// bias: undefined, or broadcastable to (..., Tq, Tk) of q's dtype (-inf masks a key; a row masked entirely gives
+// zeros): a constant mask, or a learned bias (T5's position bias plus its masks) whose gradient (summed over its
+// broadcast dims) and tangent the rules carry. A 4-D result is laid out as split_heads' output, so merging heads is
+// a view.
+Tensor fused_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& bias, double scale);
 // Over the last dim; gamma/beta may be undefined.
 Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps = 1e-5);
 Tensor rms_norm(const Tensor& x, const Tensor& gamma, double eps = 1e-6);

@@ -31,9 +31,9 @@ Tensor merge_heads(const Tensor& x) {
 
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& bias, double scale) {
   check_attention_operands(q, k, v);
-  bool constant_bias = !bias.defined() || (!bias.requires_grad() && !(DualLevel::active() && tangent_of(bias).defined()));
   bool same_batch = q.size(0) == k.size(0) && q.size(1) == k.size(1) && k.size(0) == v.size(0) && k.size(1) == v.size(1);
-  if (constant_bias && same_batch) return fused_attention(q, k, v, bias, scale);
+  bool same_dtype = !bias.defined() || bias.dtype() == q.dtype();
+  if (same_batch && same_dtype) return fused_attention(q, k, v, bias, scale);
   return composed_attention(q, k, v, bias, scale);
 }
 

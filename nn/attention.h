@@ -15,8 +15,8 @@ Tensor merge_heads(const Tensor& x);
 // softmax(scale * q k^T + bias) v with q (B,H,Tq,D), k and v (B,H,Tk,D); `bias` (may be undefined) is added
 // to the scores and broadcasts to (B,H,Tq,Tk): masks use -inf, T5 adds its position bias. A query row whose
 // keys are all masked attends to nothing (zeros), rather than producing NaN.
-// A constant bias (a mask: no gradient, no tangent) runs as the one fused primitive fused_attention (autodiff/ops.h);
-// a learned bias, or q, k, v of different batch dims, run as composed_attention.
+// It runs as the one fused primitive fused_attention (autodiff/ops.h), a learned bias's derivatives included;
+// q, k, v of different batch dims run as composed_attention.
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& bias, double scale);
 // The same by separate ops (batched q k^T, scale, bias, softmax, product with v), each a node of the tape: the
 // derivative reaches the bias. Also the reference the fused primitive is tested and benchmarked against.

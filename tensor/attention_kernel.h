@@ -17,14 +17,15 @@ Tensor attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, cons
                          Tensor* probabilities);
 
 // Reverse mode from P and the output cotangent d_out (..., Tq, Dv):
-//   dP = d_out v^T,  dS = scale P (dP - rowsum(dP P)),  dq = dS k,  dk = dS^T q,  dv = P^T d_out.
-// Computes only the cotangents whose pointer is not null.
+//   dP = d_out v^T,  dB = P (dP - rowsum(dP P)),  dS = scale dB,  dq = dS k,  dk = dS^T q,  dv = P^T d_out.
+// Computes only the cotangents whose pointer is not null; d_scores receives dB (..., Tq, Tk), the cotangent of the
+// scores after scaling, which is the mask's when the mask is a learned bias (T5's position bias).
 void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& probabilities,
-                        const Tensor& d_out, double scale, Tensor* dq, Tensor* dk, Tensor* dv);
+                        const Tensor& d_out, double scale, Tensor* dq, Tensor* dk, Tensor* dv, Tensor* d_scores = nullptr);
 
-// Forward mode from P: tS = scale (tq k^T + q tk^T),  tP = P (tS - rowsum(tS P)),  t_out = tP v + P tv.
-// An undefined tangent is zero (at least one must be defined).
+// Forward mode from P: tS = scale (tq k^T + q tk^T) + t_mask,  tP = P (tS - rowsum(tS P)),  t_out = tP v + P tv.
+// An undefined tangent is zero (at least one must be defined); t_mask broadcasts to (..., Tq, Tk).
 Tensor attention_tangent(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& probabilities, const Tensor& tq,
-                         const Tensor& tk, const Tensor& tv, double scale);
+                         const Tensor& tk, const Tensor& tv, double scale, const Tensor& t_mask = Tensor());
 
 }  // namespace linfuse::kernels

@@ -409,7 +409,7 @@ Tensor attention_forward(const Tensor& q_in, const Tensor& k_in, const Tensor& v
 }
 
 void attention_backward(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, const Tensor& probabilities,
-                        const Tensor& d_out_in, double scale, Tensor* dq, Tensor* dk, Tensor* dv_out) {
+                        const Tensor& d_out_in, double scale, Tensor* dq, Tensor* dk, Tensor* dv_out, Tensor* d_scores) {
   check_operands(q_in, k_in, v_in, "attention_backward");
   Tensor q = unit_rows(q_in), k = unit_rows(k_in), v = unit_rows(v_in), g = unit_rows(d_out_in);
   const int64_t items = items_of(q), tq = q.size(-2), tk = k.size(-2), d = q.size(-1), dv = v.size(-1);
@@ -420,6 +420,7 @@ void attention_backward(const Tensor& q_in, const Tensor& k_in, const Tensor& v_
   if (dq) *dq = empty_in_heads_layout(q.shape(), q.dtype());
   if (dk) *dk = empty_in_heads_layout(k.shape(), q.dtype());
   if (dv_out) *dv_out = empty_in_heads_layout(v.shape(), q.dtype());
+  if (d_scores) *d_scores = Tensor::empty(with_last_two(q, tq, tk), q.dtype());
   dispatch_float(q.dtype(), "attention_backward", [&](auto tag) {
     using T = decltype(tag);
     constexpr int64_t L = Simd<T>::lanes;
@@ -428,6 +429,7 @@ void attention_backward(const Tensor& q_in, const Tensor& k_in, const Tensor& v_
     if (dk) DK = Matrices<T>(*dk);
     if (dv_out) DV = Matrices<T>(*dv_out);
     const T* saved = probabilities.template data<T>();
+    T* d_bias = d_scores ? d_scores->template data<T>() : nullptr;
     const int64_t tkp = round_up(tk, L);
     parallel_for(items, kItemsPerTask, [&](int64_t first, int64_t last) {
       Workspace<T> w;
@@ -441,11 +443,22 @@ void attention_backward(const Tensor& q_in, const Tensor& k_in, const Tensor& v_
           small_gemm<T>(tk, o.padded_cols, tq, p, 1, tk, gb.data, gb.ld, o.c, o.ldc, T(1), false);
           o.finish();
         }
-        if (!dq && !dk) continue;
+        if (!dq && !dk && !d_bias) continue;
         // dP = dO V^T; dS = scale P (dP - rowsum(dP P))
         Operand<T> vt = transpose_of(V.item(item), tk, dv, V.row_stride, w.transposed);
         small_gemm<T>(tq, tkp, dv, G.item(item), G.row_stride, 1, vt.data, vt.ld, ds, tkp, T(1), false);
-        row_kernels::softmax_rule_rows(p, tk, ds, ds, tkp, tq, tk, T(scale));
+        if (!d_bias) {
+          row_kernels::softmax_rule_rows(p, tk, ds, ds, tkp, tq, tk, T(scale));
+        } else {   // dB = P (dP - rowsum(dP P)) written out, then dS = scale dB: the rule applies the scale last, so
+                   // these are dS's bits either way
+          row_kernels::softmax_rule_rows(p, tk, ds, ds, tkp, tq, tk, T(1));
+          for (int64_t i = 0; i < tq; ++i) {
+            T* row = ds + i * tkp;
+            std::copy(row, row + tk, d_bias + (item * tq + i) * tk);
+            if (scale != 1.0)
+              for (int64_t j = 0; j < tk; ++j) row[j] = row[j] * T(scale);
+          }
+        }
         if (dq) {   // dQ = dS K
           Operand<T> kb = rows_of(K.item(item), tk, d, K.row_stride, w.operand2);
           Output<T> o(DQ.item(item), tq, d, DQ.row_stride, w.output);
@@ -464,7 +477,7 @@ void attention_backward(const Tensor& q_in, const Tensor& k_in, const Tensor& v_
 }
 
 Tensor attention_tangent(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, const Tensor& probabilities,
-                         const Tensor& tq_in, const Tensor& tk_in, const Tensor& tv_in, double scale) {
+                         const Tensor& tq_in, const Tensor& tk_in, const Tensor& tv_in, double scale, const Tensor& t_mask_in) {
   check_operands(q_in, k_in, v_in, "attention_tangent");
   Tensor q = unit_rows(q_in), k = unit_rows(k_in), v = unit_rows(v_in);
   const int64_t items = items_of(q), tq = q.size(-2), tk = k.size(-2), d = q.size(-1), dv = v.size(-1);
@@ -475,21 +488,29 @@ Tensor attention_tangent(const Tensor& q_in, const Tensor& k_in, const Tensor& v
       !probabilities.is_contiguous())
     throw std::invalid_argument("[attention_tangent] tangents or probabilities " + probabilities.describe() +
                                 " do not match q " + q.describe() + ", k " + k.describe() + ", v " + v.describe());
-  if (!t_q.defined() && !t_k.defined() && !t_v.defined())
+  if (!t_q.defined() && !t_k.defined() && !t_v.defined() && !t_mask_in.defined())
     throw std::invalid_argument("[attention_tangent] needs at least one tangent (an undefined one means zero)");
+  Tensor t_mask;
+  if (t_mask_in.defined()) {
+    if (t_mask_in.dtype() != q.dtype())
+      throw std::invalid_argument("[attention_tangent] mask tangent " + t_mask_in.describe() + " must have the dtype of q " +
+                                  q.describe());
+    t_mask = broadcast_to(t_mask_in, with_last_two(q, tq, tk));
+  }
   Tensor out = empty_in_heads_layout(with_last_two(q, tq, dv), q.dtype());
   count_flops(uint64_t(2 * items * tq * tk * ((t_q.defined() ? d : 0) + (t_k.defined() ? d : 0) +
                                               (t_q.defined() || t_k.defined() ? dv : 0) + (t_v.defined() ? dv : 0))));
   dispatch_float(q.dtype(), "attention_tangent", [&](auto tag) {
     using T = decltype(tag);
     constexpr int64_t L = Simd<T>::lanes;
-    Matrices<T> Q(q), K(k), V(v), O(out), TQ, TK, TV;
+    Matrices<T> Q(q), K(k), V(v), O(out), TQ, TK, TV, TM;
+    if (t_mask.defined()) TM = Matrices<T>(t_mask);
     if (t_q.defined()) TQ = Matrices<T>(t_q);
     if (t_k.defined()) TK = Matrices<T>(t_k);
     if (t_v.defined()) TV = Matrices<T>(t_v);
     const T* saved = probabilities.template data<T>();
     const int64_t tkp = round_up(tk, L);
-    const bool score_tangent = TQ.data || TK.data;
+    const bool score_tangent = TQ.data || TK.data || TM.data;
     parallel_for(items, kItemsPerTask, [&](int64_t first, int64_t last) {
       Workspace<T> w;
       w.scores.assign(size_t(tq * tkp), T(0));
@@ -504,6 +525,12 @@ Tensor attention_tangent(const Tensor& q_in, const Tensor& k_in, const Tensor& v
           Operand<T> tkt = transpose_of(TK.item(item), tk, d, TK.row_stride, w.transposed);
           small_gemm<T>(tq, tkp, d, Q.item(item), Q.row_stride, 1, tkt.data, tkt.ld, ts, tkp, T(scale), TQ.data != nullptr);
         }
+        if (TM.data)   // tS (+)= t_mask
+          for (int64_t i = 0; i < tq; ++i) {
+            const T* m = TM.item(item) + i * TM.row_stride;
+            T* row = ts + i * tkp;
+            for (int64_t j = 0; j < tk; ++j) row[j] = TQ.data || TK.data ? row[j] + m[j * TM.col_stride] : m[j * TM.col_stride];
+          }
         if (score_tangent) row_kernels::softmax_rule_rows(p, tk, ts, ts, tkp, tq, tk);   // tP = P (tS - rowsum(tS P))
         Output<T> o(O.item(item), tq, dv, O.row_stride, w.output);
         if (score_tangent) {   // tO = tP V
