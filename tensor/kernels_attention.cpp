@@ -351,6 +351,13 @@ Shape with_last_two(const Tensor& batch_like, int64_t rows, int64_t cols) {
   return s;
 }
 
+// A mask (or its tangent) broadcast to the scores' shape (..., Tq, Tk); undefined stays undefined.
+Tensor as_scores(const Tensor& mask, const Tensor& q, int64_t tq, int64_t tk, const std::string& what) {
+  if (!mask.defined()) return Tensor();
+  if (mask.dtype() != q.dtype()) throw std::invalid_argument(what + mask.describe() + " must have the dtype of q " + q.describe());
+  return broadcast_to(mask, with_last_two(q, tq, tk));
+}
+
 int64_t items_of(const Tensor& t) {
   int64_t n = 1;
   for (int64_t d : batch_of(t)) n *= d;
@@ -364,13 +371,7 @@ Tensor attention_forward(const Tensor& q_in, const Tensor& k_in, const Tensor& v
   check_operands(q_in, k_in, v_in, "attention_forward");
   Tensor q = unit_rows(q_in), k = unit_rows(k_in), v = unit_rows(v_in);
   const int64_t items = items_of(q), tq = q.size(-2), tk = k.size(-2), d = q.size(-1), dv = v.size(-1);
-  Tensor mask;
-  if (mask_in.defined()) {
-    if (mask_in.dtype() != q.dtype())
-      throw std::invalid_argument("[attention_forward] mask " + mask_in.describe() + " must have the dtype of q " +
-                                  q.describe());
-    mask = broadcast_to(mask_in, with_last_two(q, tq, tk));
-  }
+  Tensor mask = as_scores(mask_in, q, tq, tk, "[attention_forward] mask ");
   Tensor out = empty_in_heads_layout(with_last_two(q, tq, dv), q.dtype());
   count_flops(uint64_t(2 * items * tq * tk * (d + dv)));   // S and O
   if (probabilities) *probabilities = Tensor::empty(with_last_two(q, tq, tk), q.dtype());
@@ -490,13 +491,7 @@ Tensor attention_tangent(const Tensor& q_in, const Tensor& k_in, const Tensor& v
                                 " do not match q " + q.describe() + ", k " + k.describe() + ", v " + v.describe());
   if (!t_q.defined() && !t_k.defined() && !t_v.defined() && !t_mask_in.defined())
     throw std::invalid_argument("[attention_tangent] needs at least one tangent (an undefined one means zero)");
-  Tensor t_mask;
-  if (t_mask_in.defined()) {
-    if (t_mask_in.dtype() != q.dtype())
-      throw std::invalid_argument("[attention_tangent] mask tangent " + t_mask_in.describe() + " must have the dtype of q " +
-                                  q.describe());
-    t_mask = broadcast_to(t_mask_in, with_last_two(q, tq, tk));
-  }
+  Tensor t_mask = as_scores(t_mask_in, q, tq, tk, "[attention_tangent] mask tangent ");
   Tensor out = empty_in_heads_layout(with_last_two(q, tq, dv), q.dtype());
   count_flops(uint64_t(2 * items * tq * tk * ((t_q.defined() ? d : 0) + (t_k.defined() ? d : 0) +
                                               (t_q.defined() || t_k.defined() ? dv : 0) + (t_v.defined() ? dv : 0))));
