@@ -52,21 +52,15 @@ struct ReferenceBlock : nn::Module {
     fc1 = register_module("fc1", std::make_shared<nn::Linear>(kWidth, 4 * kWidth, true, g));
     fc2 = register_module("fc2", std::make_shared<nn::Linear>(4 * kWidth, kWidth, true, g));
   }
-  Tensor forward(const Tensor& x) {   // x (B, T, D)
+  // x (B, T, D) -> (B, T, D), or with class_token_only (B, 1, D): the class token's row alone, its keys and values
+  // from every row (what the loss reads of the last block).
+  Tensor forward(const Tensor& x, bool class_token_only = false) {
     Tensor h = ln1->forward(x);
-    Tensor qh = nn::split_heads(q->forward(h), kHeads), kh = nn::split_heads(k->forward(h), kHeads),
+    Tensor rows = class_token_only ? slice(h, 1, 0, 1) : h, residual = class_token_only ? slice(x, 1, 0, 1) : x;
+    Tensor qh = nn::split_heads(q->forward(rows), kHeads), kh = nn::split_heads(k->forward(h), kHeads),
            vh = nn::split_heads(v->forward(h), kHeads);
     Tensor a = attention(qh, kh, vh, 1.0 / std::sqrt(double(kWidth / kHeads)));
-    Tensor x1 = residual_linear(x, *o, nn::merge_heads(a));   // x + o(a)
-    return residual_linear(x1, *fc2, nn::activate_linear(nn::Activation::GeluErf, *fc1, ln2->forward(x1)));
-  }
-  // x (B, T, D) -> (B, 1, D): the class token's row; keys and values from every row.
-  Tensor forward_class_token(const Tensor& x) {
-    Tensor h = ln1->forward(x);
-    Tensor qh = nn::split_heads(q->forward(slice(h, 1, 0, 1)), kHeads), kh = nn::split_heads(k->forward(h), kHeads),
-           vh = nn::split_heads(v->forward(h), kHeads);
-    Tensor a = attention(qh, kh, vh, 1.0 / std::sqrt(double(kWidth / kHeads)));
-    Tensor x1 = residual_linear(slice(x, 1, 0, 1), *o, nn::merge_heads(a));
+    Tensor x1 = residual_linear(residual, *o, nn::merge_heads(a));   // x + o(a)
     return residual_linear(x1, *fc2, nn::activate_linear(nn::Activation::GeluErf, *fc1, ln2->forward(x1)));
   }
 };
@@ -96,8 +90,7 @@ struct ReferenceViT : nn::Module {
     Tensor p = reshape(permute(reshape(images, {b, g, kPatch, g, kPatch}), {0, 1, 3, 2, 4}), {b, g * g, kPatch * kPatch});
     Tensor x = concat({broadcast_to(cls, {b, 1, kWidth}), patch->forward(p)}, 1);
     x = add(x, pos);
-    for (size_t i = 0; i < blocks->size(); ++i)
-      x = class_token_last_block && i + 1 == blocks->size() ? (*blocks)[i]->forward_class_token(x) : (*blocks)[i]->forward(x);
+    for (size_t i = 0; i < blocks->size(); ++i) x = (*blocks)[i]->forward(x, class_token_last_block && i + 1 == blocks->size());
     return head->forward(ln->forward(select(x, 1, 0)));
   }
 };

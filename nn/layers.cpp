@@ -66,7 +66,7 @@ Dropout::Dropout(double p_, uint64_t seed) : p(p_), generator_(seed) {
 }
 
 Tensor Dropout::forward(const Tensor& x) {
-  if (!is_training() || p == 0) return x;
+  if (!acts()) return x;
   Tensor keep = generator_.bernoulli(x.shape(), 1.0 - p, x.dtype());
   return mul(x, mul(keep, 1.0 / (1.0 - p)));
 }

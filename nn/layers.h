@@ -81,7 +81,8 @@ class RMSNorm : public Module {
 class Dropout : public Module {
  public:
   explicit Dropout(double p, uint64_t seed = 0);
-  Tensor forward(const Tensor& x);
+  Tensor forward(const Tensor& x);   // x itself unless acts()
+  bool acts() const { return is_training() && p > 0; }   // whether forward drops anything
   std::string type_name() const override { return "Dropout"; }
   double p;
 

@@ -79,7 +79,7 @@ Tensor T5Attention::forward(const Tensor& hidden, const Tensor& key_value, const
   Tensor value = split_heads(v->forward(source), num_heads);   // (B, H, Tk, d_kv)
   // No 1/sqrt(d_kv): T5 folds it into the initialisation of q (Mesh TensorFlow). Without dropout on the weights,
   // one fused primitive (the position bias's gradient included); with it, the separate ops.
-  if (dropout_->p == 0 || !dropout_->is_training())
+  if (!dropout_->acts())
     return o->forward(merge_heads(scaled_dot_product_attention(query, key, value, bias, 1.0)));   // (B, Tq, D)
   Tensor scores = matmul(query, transpose(key, -1, -2));   // (B, H, Tq, Tk)
   if (bias.defined()) scores = add(scores, bias);

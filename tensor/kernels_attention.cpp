@@ -494,7 +494,7 @@ Tensor attention_tangent(const Tensor& q_in, const Tensor& k_in, const Tensor& v
   Tensor t_mask = as_scores(t_mask_in, q, tq, tk, "[attention_tangent] mask tangent ");
   Tensor out = empty_in_heads_layout(with_last_two(q, tq, dv), q.dtype());
   count_flops(uint64_t(2 * items * tq * tk * ((t_q.defined() ? d : 0) + (t_k.defined() ? d : 0) +
-                                              (t_q.defined() || t_k.defined() ? dv : 0) + (t_v.defined() ? dv : 0))));
+                                              (t_q.defined() || t_k.defined() || t_mask.defined() ? dv : 0) + (t_v.defined() ? dv : 0))));
   dispatch_float(q.dtype(), "attention_tangent", [&](auto tag) {
     using T = decltype(tag);
     constexpr int64_t L = Simd<T>::lanes;
