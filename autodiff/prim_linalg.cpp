@@ -303,17 +303,20 @@ class LinearResidual : public Primitive {
   bool has_bias_;
 };
 
-// y = x W^T + b + s (x A^T) B^T: a linear layer with a LoRA update, x (M, in), W (out, in), A (r, in), B (out, r),
-// b (out) or absent. One output buffer: the base product, then the rank-r update accumulated onto it, so no base
-// output is materialised for the tape to keep until backward. Forward saves x A^T (M, r) for the rules.
-//   vjp: dx = g W + s (g B) A;  dW = g^T x;  dA = s (g B)^T x;  dB = s g^T (x A^T);  db = sum over rows of g
-//   jvp: x_t W^T + x W_t^T + b_t + s ((x_t A^T + x A_t^T) B^T + (x A^T) B_t^T)
-// With an activation f, y = f(that): f applied as the rank-r update's product stores its blocks, and the rules above
+// y = x W^T + b + s (x A^T) B^T = x W'^T + b with W' = W + s B A: a linear layer with a LoRA update, x (M, in),
+// W (out, in), A (r, in), B (out, r), b (out) or absent. The update is folded into the weight (W' costs out in r
+// multiply-adds, against M (in + out) r for the update's two products on the layer's M rows, and a pass over the
+// (M, out) output less), and x A^T, which B's gradient needs, comes from the same pass over x as x W'^T.
+//   forward: W' = W + s B A (out, in);  y = x W'^T + b;  saves W' and x A^T (M, r) for the rules
+//   vjp:     dx = g W';  dW = g^T x;  dA = s (g B)^T x;  dB = s g^T (x A^T);  db = sum over rows of g
+//   jvp:     y_t = x_t W'^T + x W_t^T + b_t + s (x A_t^T) B^T + s (x A^T) B_t^T   (the tangent of W' is
+//            W_t + s (B_t A + B A_t))
+// With an activation f, y = f(that): f applied to the blocks of the product as they are stored, and the rules above
 // see g f'(pre) for g and return f'(pre) times their tangent, as linear_activation's. With a residual r (M, out), the
 // last input, y = r + that, added the same way (dr = g, tangent r_t + ...), as linear_residual's.
-// B exactly zero (PEFT's init; for a whole run at a linearized L-LoRA's expansion point): every term through B is
-// zero, so the fast path skips them (the base product alone, dx = g W, dA = 0, tangent without x_t A^T and x A_t^T)
-// and gives the same values; not while rules are recorded, where higher derivatives see B's terms.
+// B exactly zero (PEFT's init; for a whole run at a linearized L-LoRA's expansion point): W' = W, and every other
+// term through B is zero, so the fast path skips them (dA = 0, no g B, no x A_t^T) and gives the same values; not
+// while rules are recorded, where higher derivatives see B's terms.
 class LoraLinear : public Primitive {
   LINFUSE_PRIMITIVE("lora_linear")
  public:
@@ -323,31 +326,35 @@ class LoraLinear : public Primitive {
         has_residual_(has_residual),
         f_(activation ? std::optional<FusedActivation>(*activation) : std::nullopt) {}
   Tensor forward(const Tensors& in) override {
-    const Tensor weight_t = kernels::permute(in[1], {1, 0}), lora_a_t = kernels::permute(in[2], {1, 0});
     const Tensor bias = has_bias_ ? in[4] : Tensor();
     const bool keep_d1 = f_ && FusedActivation::rules_may_run(in);
     std::optional<FusedResidual> residual;
     if (has_residual_) residual.emplace(in.back());
     b_is_zero_ = lora_skip_zero_b() && kernels::all_zero(in[3]);
-    Tensor y;
-    if (b_is_zero_) {   // s (x A^T) B^T adds nothing: the base product alone; x A^T (B's gradient needs it) apart
-      ax_ = kernels::matmul(in[0], lora_a_t);
-      if (in[0].dtype() == DType::F32 && (f_ || residual))
-        return kernels::addmm_finished(bias, in[0], weight_t, finish(in, keep_d1, residual));
-      y = linear_pre(in[0], weight_t, bias);
-    } else {   // x W^T + b and x A^T from one pass over x where the kernels allow (the same bits as apart)
-      kernels::matmul_pair(in[0], weight_t, bias, lora_a_t, y, ax_);
-      const Tensor lora_b_t = kernels::permute(in[3], {1, 0});
-      if (y.dtype() == DType::F32 && (f_ || residual)) {   // f, then r, on the blocks of the rank-r update as they are stored
-        const kernels::BlockFinish finish_block = finish(in, keep_d1, residual);
-        kernels::addmm_into(y, ax_, lora_b_t, scale_, &finish_block);
-        return y;
-      }
-      kernels::addmm_into(y, ax_, lora_b_t, scale_);
+    if (b_is_zero_) {
+      folded_ = in[1];   // W + s B A is W
+    } else {
+      folded_ = kernels::copy(in[1]);
+      kernels::addmm_into(folded_, in[3], in[2], scale_);   // W + s B A
     }
+    const Tensor folded_t = kernels::permute(folded_, {1, 0}), lora_a_t = kernels::permute(in[2], {1, 0});
+    Tensor y;
+    if (in[0].dtype() == DType::F32 && (f_ || residual)) {   // f, then r, on the blocks of x W'^T + b as they are stored
+      const kernels::BlockFinish finish_block = finish(in, keep_d1, residual);
+      kernels::matmul_pair(in[0], folded_t, bias, lora_a_t, y, ax_, &finish_block);
+      return y;
+    }
+    kernels::matmul_pair(in[0], folded_t, bias, lora_a_t, y, ax_);   // x W'^T + b and x A^T from one pass over x
     if (f_) f_->apply(y, keep_d1);   // float64, or nothing fused: f and r over the whole output
     if (residual) residual->apply(y);
     return y;
+  }
+  // W' = W + s B A: the saved one when no graph is recorded or when W, A and B need no gradient (a linearized
+  // model's tangent pass), else rebuilt with ops so that higher derivatives see its dependence on them.
+  Tensor folded_weight(const Tensors& in) const {
+    const bool constant = !in[1].requires_grad() && !in[2].requires_grad() && !in[3].requires_grad();
+    if (folded_.defined() && (!rules::recording() || constant)) return folded_;
+    return add(in[1], mul(matmul(in[3], in[2]), scale_));
   }
   // x A^T: the saved one when no graph is recorded or when x and A need no gradient (a linearized model's
   // tangent pass), else recomputed with ops so that higher derivatives see its dependence on x and A.
@@ -366,42 +373,33 @@ class LoraLinear : public Primitive {
   Tensors vjp(const Tensors& in, const Tensor&, const Tensor& g_out, const Wanted& w) override {
     const Tensor g = f_ ? mul(g_out, derivative(in)) : g_out;   // the cotangent of the pre-activation
     Tensors d(in.size());
-    if (skip_b()) {   // g B = 0: dx = g W, dA = 0
-      if (w[0]) d[0] = matmul(g, in[1]);
-      if (w[2]) d[2] = zeros_like(in[2]);
-    } else {
-      Tensor gw, gb;   // g W (M, in), g B (M, r): from one pass over g when nothing is recorded
-      if (w[0] && !rules::recording()) kernels::matmul_pair(g, in[1], Tensor(), in[3], gw, gb);
-      else if (w[0] || w[2]) gb = matmul(g, in[3]);
-      if (w[0]) d[0] = accumulate(gw.defined() ? gw : matmul(g, in[1]), gb, in[2]);   // g W + s (g B) A
-      if (w[2]) d[2] = mul(matmul(mT(gb), in[0]), scale_);
+    Tensor gb;   // g B (M, r); zero when B is, and then not formed
+    if (w[0] && !skip_b() && !rules::recording())   // g W' and g B from one pass over g
+      kernels::matmul_pair(g, folded_weight(in), Tensor(), in[3], d[0], gb);
+    else {
+      if (w[0]) d[0] = matmul(g, folded_weight(in));
+      if (w[2] && !skip_b()) gb = matmul(g, in[3]);
     }
     if (w[1]) d[1] = matmul(mT(g), in[0]);
+    if (w[2]) d[2] = skip_b() ? zeros_like(in[2]) : mul(matmul(mT(gb), in[0]), scale_);
     if (w[3]) d[3] = mul(matmul(mT(g), ax(in)), scale_);
     if (has_bias_ && w[4]) d[4] = sum_to(g, in[4].shape());
     if (has_residual_ && w.back()) d.back() = g_out;
     return d;
   }
   Tensor jvp(const Tensors& in, const Tensor& out, const Tensors& t) override {
-    Tensor y, ax_t;
-    if (t[0].defined() && !skip_b() && !rules::recording()) {   // x_t W^T and x_t A^T from one pass over x_t
-      kernels::matmul_pair(t[0], kernels::permute(in[1], {1, 0}), Tensor(), kernels::permute(in[2], {1, 0}), y, ax_t);
-    } else if (t[0].defined()) {
-      y = matmul(t[0], mT(in[1]));
-      if (!skip_b()) ax_t = matmul(t[0], mT(in[2]));   // x_t A^T meets only B, left out when B = 0
-    }
+    Tensor y;
+    if (t[0].defined()) y = matmul(t[0], mT(folded_weight(in)));
     if (t[1].defined()) y = rules::add_defined(y, matmul(in[0], mT(t[1])));
     if (has_bias_ && t[4].defined()) y = rules::add_defined(y, broadcast_to(t[4], out.shape()));
-    if (!skip_b()) {   // (x_t A^T + x A_t^T) B^T, zero when B is
-      if (t[2].defined()) ax_t = rules::add_defined(ax_t, matmul(in[0], mT(t[2])));
-      if (ax_t.defined()) y = accumulate(y, ax_t, mT(in[3]));
-    }
+    if (t[2].defined() && !skip_b()) y = accumulate(y, matmul(in[0], mT(t[2])), mT(in[3]));   // zero when B is
     if (t[3].defined()) y = accumulate(y, ax(in), mT(t[3]));
     if (f_ && y.defined()) y = mul(y, derivative(in));
     return has_residual_ ? rules::add_defined(t.back(), y) : y;
   }
   void release() override {
     ax_ = Tensor();
+    folded_ = Tensor();
     if (f_) f_->release();
   }
 
@@ -425,7 +423,8 @@ class LoraLinear : public Primitive {
   double scale_;
   bool has_bias_, has_residual_;
   std::optional<FusedActivation> f_;   // the activation applied to the output, when fused
-  Tensor ax_;   // x A^T (M, r), saved by forward
+  Tensor ax_;       // x A^T (M, r), saved by forward
+  Tensor folded_;   // W' = W + s B A (out, in), saved by forward
   bool b_is_zero_ = false;   // B exactly zero in forward (and the shortcut on)
 };
 

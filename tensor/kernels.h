@@ -63,8 +63,9 @@ void addmm_into(Tensor& out, const Tensor& a, const Tensor& b, double alpha, con
 // out1 = a @ b1 (+ bias1, a row, when defined) and out2 = a @ b2 for one a (M, K): a LoRA linear's x W^T and
 // x A^T, or g W and g B. Where linfuse's packed GEMM would run the first product and the skinny kernel the second
 // (a rank-8 or rank-16 adapter), both come from one pass over a, with the bits of the two apart; elsewhere the two
-// are computed apart.
-void matmul_pair(const Tensor& a, const Tensor& b1, const Tensor& bias1, const Tensor& b2, Tensor& out1, Tensor& out2);
+// are computed apart. `finish1` (float32 only), when given, runs on every block of out1 once final, as addmm_finished's.
+void matmul_pair(const Tensor& a, const Tensor& b1, const Tensor& bias1, const Tensor& b2, Tensor& out1, Tensor& out2,
+                 const BlockFinish* finish1 = nullptr);
 
 // ---- neural-network kernels along the last axis ----
 Tensor softmax_last(const Tensor& a);       // fully -inf rows give zeros

@@ -336,7 +336,8 @@ Tensor addmm_finished(const Tensor& c, const Tensor& a, const Tensor& b, const B
   return out;
 }
 
-void matmul_pair(const Tensor& a_in, const Tensor& b1, const Tensor& bias1, const Tensor& b2, Tensor& out1, Tensor& out2) {
+void matmul_pair(const Tensor& a_in, const Tensor& b1, const Tensor& bias1, const Tensor& b2, Tensor& out1, Tensor& out2,
+                 const BlockFinish* finish1) {
   if (a_in.dim() != 2 || b1.dim() != 2 || b2.dim() != 2 || b1.size(0) != a_in.size(1) || b2.size(0) != a_in.size(1))
     throw std::invalid_argument("[matmul_pair] needs (M, K), (K, N1) and (K, N2) operands, got " + a_in.describe() + ", " +
                                 b1.describe() + " and " + b2.describe());
@@ -357,11 +358,13 @@ void matmul_pair(const Tensor& a_in, const Tensor& b1, const Tensor& bias1, cons
       packed_sgemm_pair(m, k, static_cast<const float*>(a.raw_data()), la.ld,
                         SideProduct{l1.transposed, n1, static_cast<const float*>(first.raw_data()), l1.ld, out1.data<float>(), n1,
                                     bias1.defined() ? static_cast<const float*>(bias1.raw_data()) : nullptr},
-                        SideProduct{l2.transposed, n2, static_cast<const float*>(second.raw_data()), l2.ld, out2.data<float>(), n2});
+                        SideProduct{l2.transposed, n2, static_cast<const float*>(second.raw_data()), l2.ld, out2.data<float>(), n2},
+                        finish1);
       return;
     }
   }
-  out1 = bias1.defined() ? addmm(bias1, a_in, b1, 1.0) : matmul(a_in, b1);
+  if (finish1) out1 = addmm_finished(bias1, a_in, b1, *finish1);   // throws unless float32
+  else out1 = bias1.defined() ? addmm(bias1, a_in, b1, 1.0) : matmul(a_in, b1);
   out2 = matmul(a_in, b2);
 }
 

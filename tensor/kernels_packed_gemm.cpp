@@ -52,7 +52,7 @@ struct Destination {
   int64_t split;
   float* c2 = nullptr;
   int64_t ldc2 = 0;
-  const BlockFinish* finish = nullptr;   // run on each group of rows of a tile once final (one product only: split = n)
+  const BlockFinish* finish = nullptr;   // run on each group of rows of a tile once final, on the first product's columns
 
   float* at(int64_t i, int64_t j) const { return j < split ? c + i * ldc + j : c2 + i * ldc2 + (j - split); }
   int64_t ld(int64_t j) const { return j < split ? ldc : ldc2; }
@@ -353,7 +353,8 @@ void packed_tiles(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, 
             }
           }
           // the group's rows of the tile are final after the last block of k, and still in L1
-          if (dest.finish && p0 + depth == k) (*dest.finish)(dest.at(i, j0), dest.ld(j0), i, j0, rows, j1 - j0);
+          if (dest.finish && p0 + depth == k && j0 < dest.split)
+            (*dest.finish)(dest.at(i, j0), dest.ld(j0), i, j0, rows, std::min(j1, dest.split) - j0);
         }
       }
     }
@@ -392,13 +393,15 @@ void packed_sgemm_impl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const 
 // +0.7%, 4 of 12 pairs faster), and a large square (1024^3) is no faster, so those stay on OpenBLAS. Nor does it
 // help attention's scores Q K^T (op(B) transposed, C 50 wide: the same time per call inside the step). Without
 // AVX2 and FMA (a build without -march=native) it is never chosen.
-void packed_sgemm_pair(int64_t m, int64_t k, const float* a, int64_t lda, const SideProduct& first, const SideProduct& second) {
+void packed_sgemm_pair(int64_t m, int64_t k, const float* a, int64_t lda, const SideProduct& first, const SideProduct& second,
+                       const BlockFinish* first_finish) {
   assert(use_packed_sgemm_pair(m, first.n, second.n, k) && !second.bias);
   const int64_t n = first.n + second.n;
   PackBuffer packed(size_t(ceil_div(n, kNR) * k * kNR));
   pack_b(first.tb, first.n, k, first.b, first.ldb, packed.data());
   pack_b(second.tb, second.n, k, second.b, second.ldb, packed.data() + (first.n / kNR) * k * kNR);
-  const Destination dest{first.c, first.ldc, 0.0f, first.bias, first.n, second.c, second.ldc};
+  Destination dest{first.c, first.ldc, 0.0f, first.bias, first.n, second.c, second.ldc};
+  dest.finish = first_finish;
   packed_tiles<false>(m, n, k, a, lda, packed.data(), dest, 1.0f);
 }
 

@@ -50,7 +50,9 @@ struct SideProduct {
 bool use_packed_sgemm_pair(int64_t m, int64_t n1, int64_t n2, int64_t k);
 // first.c = A op(first B) (+ bias) and second.c = A op(second B), A (m x k, row stride lda) read once for both:
 // the two B side by side in one packed operand, each register tile stored to the product its columns belong to.
-// Every element is the one multiply-add chain over k that packed_sgemm (and skinny_sgemm) gives it.
-void packed_sgemm_pair(int64_t m, int64_t k, const float* a, int64_t lda, const SideProduct& first, const SideProduct& second);
+// Every element is the one multiply-add chain over k that packed_sgemm (and skinny_sgemm) gives it. `first_finish`, when
+// given, runs on every block of first.c once final, while it is in cache (as packed_sgemm_finished's).
+void packed_sgemm_pair(int64_t m, int64_t k, const float* a, int64_t lda, const SideProduct& first, const SideProduct& second,
+                       const BlockFinish* first_finish = nullptr);
 
 }  // namespace linfuse::kernels

@@ -258,6 +258,24 @@ TEST_CASE("two products of one A side by side (a LoRA linear's x W^T and x A^T) 
           kernels::matmul_pair(a, b1, bias, b2, out1, out2);
           CHECK(bit_equal(out1, with_bias ? kernels::addmm(bias, a, b1, 1.0) : kernels::matmul(a, b1)));
           CHECK(bit_equal(out2, kernels::matmul(a, b2)));
+          // with a finish on the first product (a LoRA linear's activation or residual): it sees every element of
+          // out1 exactly once, final, and none of out2 (the blocks' columns are out1's, the tile's other ones left out)
+          Tensor counts = Tensor::zeros({m, n1}, DType::F32);
+          const kernels::BlockFinish finish = [&](float* block, int64_t ld, int64_t row, int64_t col, int64_t rows, int64_t cols) {
+            REQUIRE(col + cols <= n1);
+            for (int64_t i = 0; i < rows; ++i)
+              for (int64_t j = 0; j < cols; ++j) {
+                block[i * ld + j] = 2.0f * block[i * ld + j] + 1.0f;
+                counts.data<float>()[(row + i) * n1 + col + j] += 1.0f;
+              }
+          };
+          Tensor finished1, finished2;
+          kernels::matmul_pair(a, b1, bias, b2, finished1, finished2, &finish);
+          Tensor expected1 = kernels::copy(out1);
+          for (int64_t i = 0; i < expected1.numel(); ++i) expected1.data<float>()[i] = 2.0f * expected1.data<float>()[i] + 1.0f;
+          CHECK(bit_equal(finished1, expected1));
+          CHECK(bit_equal(finished2, out2));
+          CHECK(bit_equal(counts, Tensor::ones({m, n1}, DType::F32)));
         }
       }
   kernels::reset_kernel_isa();
