@@ -121,11 +121,11 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor
 // f(x W^T + b) in one primitive, f applied as the product is stored and f' kept for the rules: the same values
 // and gradients, bit for bit, as linear() then the activation's own op (see prim_linalg.cpp).
 Tensor linear_activation(const Tensor& x, const Tensor& weight, const Tensor& bias, Activation activation);
-// x W^T + b + scale (x A^T) B^T for x (M, in), W (out, in), A (r, in), B (out, r), b (out) or undefined: a linear
-// layer with a LoRA update, computed into one output buffer (the base output is never a tensor of its own).
+// x W^T + b + scale (x A^T) B^T for x (..., in), W (out, in), A (r, in), B (out, r), b (out) or undefined -> (..., out):
+// a linear layer with a LoRA update, computed as x (W + scale B A)^T + b (the base output is never a tensor of its own).
 Tensor lora_linear(const Tensor& x, const Tensor& weight, const Tensor& lora_a, const Tensor& lora_b, const Tensor& bias,
                    double scale);
-// activation(lora_linear(...)) in one primitive: the activation applied as the rank-r update's product is stored,
+// activation(lora_linear(...)) in one primitive: the activation applied as the product is stored,
 // its derivative kept for the rules (the same bits as the two ops, as linear_activation).
 Tensor lora_linear(const Tensor& x, const Tensor& weight, const Tensor& lora_a, const Tensor& lora_b, const Tensor& bias,
                    double scale, Activation activation);
@@ -138,7 +138,7 @@ Tensor linear_residual(const Tensor& x, const Tensor& weight, const Tensor& bias
 // it or to test it against the general path.
 void set_lora_skip_zero_b(bool on);
 bool lora_skip_zero_b();
-// residual + lora_linear(...) in one primitive, residual (M, out), added as the rank-r update's product is stored
+// residual + lora_linear(...) in one primitive, residual (..., out), added as the product is stored
 // (the same bits as the two ops, as linear_residual).
 Tensor lora_linear_residual(const Tensor& x, const Tensor& weight, const Tensor& lora_a, const Tensor& lora_b,
                             const Tensor& bias, double scale, const Tensor& residual);

@@ -477,19 +477,18 @@ Tensor linear_residual(const Tensor& x, const Tensor& weight, const Tensor& bias
 namespace {
 Tensor lora_linear_impl(const Tensor& x, const Tensor& weight, const Tensor& lora_a, const Tensor& lora_b, const Tensor& bias,
                         double scale, std::optional<Activation> activation, const Tensor& residual) {
-  bool shapes_fit = x.dim() == 2 && weight.dim() == 2 && lora_a.dim() == 2 && lora_b.dim() == 2 &&
-                    weight.size(1) == x.size(1) && lora_a.size(1) == x.size(1) && lora_b.size(0) == weight.size(0) &&
-                    lora_b.size(1) == lora_a.size(0) && (!bias.defined() || (bias.dim() == 1 && bias.size(0) == weight.size(0)));
-  if (!shapes_fit)
-    throw std::invalid_argument("[lora_linear] expected x (M, in), W (out, in), A (r, in), B (out, r), b (out); got " +
-                                x.describe() + ", " + weight.describe() + ", " + lora_a.describe() + ", " + lora_b.describe() +
-                                (bias.defined() ? ", " + bias.describe() : std::string()));
-  if (residual.defined()) check_residual(residual, {x.size(0), weight.size(0)}, "lora_linear_residual");
+  const Shape out_shape = linear_output_shape(x, weight, bias, "lora_linear");
+  const bool factors_fit = lora_a.dim() == 2 && lora_b.dim() == 2 && lora_a.size(1) == weight.size(1) &&
+                           lora_b.size(0) == weight.size(0) && lora_b.size(1) == lora_a.size(0);
+  if (!factors_fit)
+    throw std::invalid_argument("[lora_linear] expected A (r, in) and B (out, r) for W " + weight.describe() + "; got " +
+                                lora_a.describe() + ", " + lora_b.describe());
+  if (residual.defined()) check_residual(residual, out_shape, "lora_linear_residual");
   check_dtypes(x, {&weight, &lora_a, &lora_b, &bias, &residual}, "lora_linear");
-  Tensors in{x, weight, lora_a, lora_b};
+  Tensors in{reshape(x, {-1, x.size(-1)}), weight, lora_a, lora_b};   // leading dims folded into rows, as linear() does
   if (bias.defined()) in.push_back(bias);
-  if (residual.defined()) in.push_back(residual);
-  return apply_new<LoraLinear>(in, scale, bias.defined(), activation, residual.defined());
+  if (residual.defined()) in.push_back(reshape(residual, {-1, weight.size(0)}));
+  return reshape(apply_new<LoraLinear>(in, scale, bias.defined(), activation, residual.defined()), out_shape);
 }
 }  // namespace
 

@@ -65,22 +65,10 @@ bool LoraAdapter::fusable() const {
 // The fusable layer as the one primitive lora_linear (activation or residual fused if given), (..., in) -> (..., out).
 Tensor LoraAdapter::fused_forward(nn::Linear& base, const Tensor& x, std::optional<nn::Activation> activation,
                                   const Tensor& residual) {
-  Shape out_shape = x.shape();
-  out_shape.back() = base.out_features;
-  const Tensor x2 = reshape(x, {-1, x.size(-1)});
-  Tensor y;
-  if (residual.defined()) {
-    if (residual.shape() != out_shape)   // checked here, before the reshape would hide which operand is wrong
-      throw std::invalid_argument("[LoraAdapter] residual " + residual.describe() + " does not match the layer's output " +
-                                  shape_str(out_shape));
-    y = lora_linear_residual(x2, base.weight, lora_A->weight, lora_B->weight, base.bias, scaling,
-                             reshape(residual, {-1, base.out_features}));
-  } else if (activation) {
-    y = lora_linear(x2, base.weight, lora_A->weight, lora_B->weight, base.bias, scaling, *activation);
-  } else {
-    y = lora_linear(x2, base.weight, lora_A->weight, lora_B->weight, base.bias, scaling);
-  }
-  return reshape(y, out_shape);
+  if (residual.defined())
+    return lora_linear_residual(x, base.weight, lora_A->weight, lora_B->weight, base.bias, scaling, residual);
+  if (activation) return lora_linear(x, base.weight, lora_A->weight, lora_B->weight, base.bias, scaling, *activation);
+  return lora_linear(x, base.weight, lora_A->weight, lora_B->weight, base.bias, scaling);
 }
 
 Tensor LoraAdapter::forward_adapted(nn::Linear& base, const Tensor& x) {

@@ -123,4 +123,12 @@ TEST_CASE("linear_residual names the mismatched operand", "[autodiff][linear_res
   CHECK_THROWS_WITH(linear_residual(x, w, Tensor(), Tensor::zeros({3, 5}, DType::F64)), Catch::Contains("dtypes differ"));
   CHECK_THROWS_WITH(lora_linear_residual(x, w, Tensor::zeros({2, 4}), Tensor::zeros({5, 2}), Tensor(), 1.0, Tensor::zeros({3, 4})),
                     Catch::Contains("residual"));
+  // a LoRA layer's factors, and a residual whose leading dims differ from x's (folding them would hide it)
+  CHECK_THROWS_WITH(lora_linear(x, w, Tensor::zeros({2, 3}), Tensor::zeros({5, 2}), Tensor(), 1.0),
+                    Catch::Contains("expected A (r, in) and B (out, r)"));
+  CHECK_THROWS_WITH(lora_linear(x, w, Tensor::zeros({2, 4}), Tensor::zeros({5, 3}), Tensor(), 1.0),
+                    Catch::Contains("expected A (r, in) and B (out, r)"));
+  CHECK_THROWS_WITH(lora_linear_residual(Tensor::zeros({2, 3, 4}), w, Tensor::zeros({2, 4}), Tensor::zeros({5, 2}), Tensor(), 1.0,
+                                         Tensor::zeros({3, 2, 5})),
+                    Catch::Contains("residual float32(3,2,5) does not match the layer's output (2,3,5)"));
 }

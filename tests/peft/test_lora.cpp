@@ -149,6 +149,19 @@ TEST_CASE("the fused LoRA linear equals base + s B A x written with separate ops
   }
 }
 
+TEST_CASE("lora_linear folds the leading dims of x into rows, as linear does", "[peft][lora]") {
+  // (batch, tokens, in) as the models call it, against the same rows as one (batch * tokens, in) matrix
+  Generator g(11);
+  Tensor x = g.normal({3, 5, 16}), w = g.normal({12, 16}), b = g.normal({12}), a = g.normal({4, 16}), bb = g.normal({12, 4});
+  Tensor r = g.normal({3, 5, 12});
+  Tensor y = lora_linear(x, w, a, bb, b, 2.0);
+  REQUIRE(y.shape() == Shape{3, 5, 12});
+  CHECK(bit_equal(reshape(y, {15, 12}), lora_linear(reshape(x, {15, 16}), w, a, bb, b, 2.0)));
+  Tensor yr = lora_linear_residual(x, w, a, bb, b, 2.0, r);
+  REQUIRE(yr.shape() == Shape{3, 5, 12});
+  CHECK(bit_equal(reshape(yr, {15, 12}), lora_linear_residual(reshape(x, {15, 16}), w, a, bb, b, 2.0, reshape(r, {15, 12}))));
+}
+
 TEST_CASE("the fused LoRA linear's JVP equals the separate ops' JVP, tangents in x and every factor", "[peft][lora]") {
   // The forward-mode pass of a linearized model at the reference workload's q projection with a rank-8 adapter:
   // x (3200, 128), W (128, 128), A (8, 128), B (128, 8); x_t W^T and x_t A^T come from one pass over x_t.
