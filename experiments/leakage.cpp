@@ -11,11 +11,11 @@
 namespace linfuse::experiments {
 
 OutputChange first_order_change(MergeTarget& target, const StateDict& direction, int task, int64_t examples) {
-  Tensor change = target.output_jvp(direction, task, examples);   // (N, K)
-  Tensor score_change = target.score_jvp(direction, task, examples);   // (N, C), or undefined: the outputs are the scores
+  // (N, K) and (N, C), the latter undefined when the outputs are the scores
+  MergeTarget::OutputJvps change = target.output_and_score_jvp(direction, task, examples);
   NoGradGuard no_grad;
-  Tensor change64 = cast(change, DType::F64);
-  Tensor scores64 = score_change.defined() ? cast(score_change, DType::F64) : change64;
+  Tensor change64 = cast(change.outputs, DType::F64);
+  Tensor scores64 = change.scores.defined() ? cast(change.scores, DType::F64) : change64;
   Tensor centered = sub(scores64, mean(scores64, {1}, true));   // (N, C): each input's common move taken out
   // rms over each row (an input's K logits or C scores), then the mean over the inputs
   auto mean_rms = [](const Tensor& moves) { return mean(sqrt(mean(square(moves), {1}))).item(); };

@@ -19,8 +19,8 @@
 // near 1: tau_t moves task s's outputs as far as its own, interference a merge of the vectors inherits.
 //
 // Centered: the same ratio on the C numbers the prediction compares, g_s(x) (vision: the head's logits, g = f;
-// text: the candidates' scores log p(answer | x), MergeTarget::score_jvp), with each input's mean over them
-// taken out first,
+// text: the candidates' scores log p(answer | x); MergeTarget::output_and_score_jvp), with each input's mean
+// over them taken out first,
 //
 //   centered(tau, s) = mean over x of rms(J g_s(x) tau - mean_c (J g_s(x) tau)_c),
 //

@@ -54,9 +54,16 @@ class MergeTarget {
   // (leakage.h): the outputs above by default, as a vision head's class logits are; text, the candidates' scores
   // (text_scoring.h, candidate_scores: C = the task's answers) rather than the vocabulary's logits.
   virtual Tensor scores(const StateDict& state, int task, int64_t examples) { return outputs(state, task, examples); }
-  // Their derivative at the initial state as output_jvp; undefined (the default) when the scores are the outputs,
-  // whose JVP the caller has already.
-  virtual Tensor score_jvp(const StateDict& /*direction*/, int /*task*/, int64_t /*examples*/) { return Tensor(); }
+  // The derivatives the leakage reads, of the outputs (N, K) and of the scores (N, C), at the initial state as
+  // output_jvp, from one forward-mode pass where the scores are read off the same model outputs (text: one JVP
+  // through the T5, not two). `scores` is undefined (the default) when the scores are the outputs.
+  struct OutputJvps {
+    Tensor outputs;   // (N, K)
+    Tensor scores;    // (N, C), or undefined: the scores are the outputs
+  };
+  virtual OutputJvps output_and_score_jvp(const StateDict& direction, int task, int64_t examples) {
+    return {output_jvp(direction, task, examples), Tensor()};
+  }
   // RegMean: the Gram matrices X^T X of the inputs of every Linear layer whose weight is in the state
   // (module name -> (in, in)), on `examples` training inputs of `task` with the fine-tuned model of `task`.
   virtual StateDict grams(int task, int64_t examples) = 0;

@@ -100,46 +100,72 @@ CandidateRows candidate_rows(const Candidates& candidates, int64_t batch) {
   return out;
 }
 
-bool first_step_only(const Candidates& candidates, bool full_sequence) {
-  return candidates.first_tokens_distinct && !full_sequence;
+// The decoder logits the scoring reads, from one call of `logits`: with distinct first tokens (and not
+// full_sequence) the first decoder step's, (B, V); otherwise every teacher-forced step of every (example,
+// candidate) row, (R, L, V), with the rows' layout. candidate_scores and scored_logits each read one of their
+// two views of it, scored_readout both.
+struct DecoderLogits {
+  int64_t batch = 0;
+  bool first_step = false;
+  CandidateRows rows;   // unset for the first step
+  Tensor all;           // (B, V) or (R, L, V)
+};
+
+DecoderLogits decoder_logits(const T5Logits& logits, const TokenBatch& inputs, const Candidates& candidates, bool full_sequence) {
+  DecoderLogits out;
+  out.batch = inputs.ids.size(0);
+  out.first_step = candidates.first_tokens_distinct && !full_sequence;
+  if (out.first_step) {
+    Tensor start = Tensor::full({out.batch, 1}, double(candidates.decoder_start_id), DType::I64);
+    out.all = reshape(logits(inputs.ids, inputs.mask, start, Tensor()), {out.batch, -1});   // (B, V)
+    return out;
+  }
+  out.rows = candidate_rows(candidates, out.batch);
+  out.all = logits(inputs.ids, inputs.mask, out.rows.decoder_ids, out.rows.example_of_row);   // (R, L, V)
+  return out;
 }
 
-// The logits of the first decoder step: (B, V).
-Tensor first_step_logits(const T5Logits& logits, const TokenBatch& inputs, const Candidates& candidates) {
-  const int64_t batch = inputs.ids.size(0);
-  Tensor start = Tensor::full({batch, 1}, double(candidates.decoder_start_id), DType::I64);
-  return reshape(logits(inputs.ids, inputs.mask, start, Tensor()), {batch, -1});
+// The candidates' scores: log p(first token) at the first step, or the sum of log p(y_t | y_<t, x) over the
+// candidate's steps. (B, C)
+Tensor scores_of(const DecoderLogits& d, const Candidates& candidates) {
+  const int64_t count = int64_t(candidates.sequences.size());
+  if (d.first_step) {
+    std::vector<int64_t> first_tokens;
+    for (const auto& s : candidates.sequences) first_tokens.push_back(s.front());
+    return index_select(log_softmax(d.all, -1), 1, Tensor::from_vector(first_tokens, {count}));   // (B, C)
+  }
+  const CandidateRows& r = d.rows;
+  Tensor token_log_probs = gather(log_softmax(d.all, -1), 2, r.targets);
+  Tensor kept = mul(reshape(token_log_probs, {r.rows, r.longest}), cast(r.valid, d.all.dtype()));
+  return reshape(sum(kept, {1}), {d.batch, count});
+}
+
+// The logits the scores read, one row per example: the first step's as they are, or the candidates' steps
+// without the padding past each one's end. (B, K)
+Tensor scored_logits_of(const DecoderLogits& d, const Candidates& candidates) {
+  if (d.first_step) return d.all;
+  // An example's C rows are consecutive: as (B, C * L, V), step t of candidate c is position c * L + t.
+  std::vector<int64_t> read;
+  for (size_t c = 0; c < candidates.sequences.size(); ++c)
+    for (int64_t t = 0; t < int64_t(candidates.sequences[c].size()); ++t) read.push_back(int64_t(c) * d.rows.longest + t);
+  Tensor steps = reshape(d.all, {d.batch, -1, d.all.size(-1)});                                    // (B, C * L, V)
+  Tensor kept = index_select(steps, 1, Tensor::from_vector(read, {int64_t(read.size())}));        // (B, S, V)
+  return reshape(kept, {d.batch, -1});   // (B, S * V)
 }
 
 }  // namespace
 
 Tensor candidate_scores(const T5Logits& logits, const TokenBatch& inputs, const Candidates& candidates, bool full_sequence) {
-  const int64_t batch = inputs.ids.size(0), count = int64_t(candidates.sequences.size());
-  if (first_step_only(candidates, full_sequence)) {
-    std::vector<int64_t> first_tokens;
-    for (const auto& s : candidates.sequences) first_tokens.push_back(s.front());
-    Tensor first_step = first_step_logits(logits, inputs, candidates);   // (B, V)
-    return index_select(log_softmax(first_step, -1), 1, Tensor::from_vector(first_tokens, {count}));   // (B, C)
-  }
-  CandidateRows r = candidate_rows(candidates, batch);
-  Tensor all = logits(inputs.ids, inputs.mask, r.decoder_ids, r.example_of_row);   // (R, L, V)
-  Tensor token_log_probs = gather(log_softmax(all, -1), 2, r.targets);
-  Tensor kept = mul(reshape(token_log_probs, {r.rows, r.longest}), cast(r.valid, all.dtype()));
-  return reshape(sum(kept, {1}), {batch, count});
+  return scores_of(decoder_logits(logits, inputs, candidates, full_sequence), candidates);
 }
 
 Tensor scored_logits(const T5Logits& logits, const TokenBatch& inputs, const Candidates& candidates, bool full_sequence) {
-  const int64_t batch = inputs.ids.size(0);
-  if (first_step_only(candidates, full_sequence)) return first_step_logits(logits, inputs, candidates);
-  CandidateRows r = candidate_rows(candidates, batch);
-  Tensor all = logits(inputs.ids, inputs.mask, r.decoder_ids, r.example_of_row);   // (R, L, V)
-  // An example's C rows are consecutive: as (B, C * L, V), step t of candidate c is position c * L + t.
-  std::vector<int64_t> read;
-  for (size_t c = 0; c < candidates.sequences.size(); ++c)
-    for (int64_t t = 0; t < int64_t(candidates.sequences[c].size()); ++t) read.push_back(int64_t(c) * r.longest + t);
-  Tensor steps = reshape(all, {batch, -1, all.size(-1)});                                          // (B, C * L, V)
-  Tensor kept = index_select(steps, 1, Tensor::from_vector(read, {int64_t(read.size())}));        // (B, S, V)
-  return reshape(kept, {batch, -1});   // (B, S * V)
+  return scored_logits_of(decoder_logits(logits, inputs, candidates, full_sequence), candidates);
+}
+
+ScoredReadout scored_readout(const T5Logits& logits, const TokenBatch& inputs, const Candidates& candidates, bool full_sequence) {
+  DecoderLogits d = decoder_logits(logits, inputs, candidates, full_sequence);
+  return {scored_logits_of(d, candidates), scores_of(d, candidates)};
 }
 
 Tensor answers_loss(const T5Logits& logits, const TokenBatch& inputs, const Candidates& candidates,

@@ -58,6 +58,15 @@ Tensor candidate_scores(const T5Logits& logits, const TokenBatch& inputs, const 
 // candidate's end are left out). Differentiable through `logits`.
 Tensor scored_logits(const T5Logits& logits, const TokenBatch& inputs, const Candidates& candidates,
                      bool full_sequence = false);
+// Both of the above from one call of `logits` (one model pass): what the first-order leakage reads, the
+// logits and the candidates' scores of the same inputs, whose forward-mode derivatives one JVP then gives
+// together (TextMergeTarget::output_and_score_jvp). The same bits as the two calls apart.
+struct ScoredReadout {
+  Tensor logits;   // (B, K), scored_logits
+  Tensor scores;   // (B, C), candidate_scores
+};
+ScoredReadout scored_readout(const T5Logits& logits, const TokenBatch& inputs, const Candidates& candidates,
+                             bool full_sequence = false);
 // The rank-classification loss ("answers" fine-tuning objective, text_suite.h): the mean over examples of
 // -log softmax_c(candidate_scores)[label], labels (B) indices into the candidates. With distinct first tokens the
 // scores are log p(first token), whose common log-normaliser cancels in the softmax over the candidates: only

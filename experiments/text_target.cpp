@@ -110,9 +110,9 @@ class TextMergeTarget : public PreparedMergeTarget<TextSuite, PreparedT5> {
     });
   }
 
-  // read(logits, inputs, candidates, regression) (scored_logits or candidate_scores) under `state` on the first
-  // `examples` validation inputs of task t, batch by batch, the rows concatenated (no graph is recorded: the
-  // derivatives of these are taken in forward mode).
+  // read(logits, inputs, candidates, regression) (scored_logits, candidate_scores, or both side by side) under
+  // `state` on the first `examples` validation inputs of task t, batch by batch, the rows concatenated (no graph
+  // is recorded: the derivatives of these are taken in forward mode).
   using ValidationRead = Tensor (*)(const T5Logits&, const TokenBatch&, const Candidates&, bool);
   Tensor over_validation(const StateDict& state, int t, int64_t examples, ValidationRead read) {
     const TextTaskData& task = suite_.tasks()[size_t(t)];
@@ -143,8 +143,17 @@ class TextMergeTarget : public PreparedMergeTarget<TextSuite, PreparedT5> {
     return over_validation(state, t, examples, candidate_scores);
   }
 
-  Tensor score_jvp(const StateDict& direction, int t, int64_t examples) override {
-    return jvp_at_initial(direction, [&](const StateDict& state) { return scores(state, t, examples); });
+  // Both derivatives from one JVP through the T5 (scored_readout reads the logits and the scores off one
+  // decoder pass): each batch's scored logits (B, K) and scores (B, C) side by side, (B, K + C), the tangent
+  // split after. Concatenating and slicing copy the numbers, so these are the bits of two JVPs apart.
+  OutputJvps output_and_score_jvp(const StateDict& direction, int t, int64_t examples) override {
+    ValidationRead both = [](const T5Logits& logits, const TokenBatch& inputs, const Candidates& candidates, bool full_sequence) {
+      ScoredReadout read = scored_readout(logits, inputs, candidates, full_sequence);
+      return concat({read.logits, read.scores}, 1);   // (B, K + C)
+    };
+    Tensor change = jvp_at_initial(direction, [&](const StateDict& state) { return over_validation(state, t, examples, both); });
+    const int64_t count = int64_t(suite_.tasks()[size_t(t)].candidates.sequences.size()), k = change.size(1) - count;
+    return {slice(change, 1, 0, k), slice(change, 1, k, k + count)};   // (N, K), (N, C)
   }
 
   // Inputs of the Linear layers whose weights are in the state, on training examples with their targets

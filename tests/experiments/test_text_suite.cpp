@@ -227,6 +227,24 @@ TEST_CASE("the text merge target scores fine-tuned states in range, with a lower
       StateDict weight_delta = merge::lora_weight_delta(m->finetuned_state(sst2), m->initial_state(), m->lora_scaling(), form).tensors();
       REQUIRE(weight_delta.size() > 0);
       CHECK(m->score_weight_space(weight_delta, sst2, Split::Test) == Approx(finetuned).margin(one_example));
+      // The scores' JVP on its own, as one pass of jvp_at_initial through scores() gives it: what
+      // output_and_score_jvp reads off the outputs' pass instead.
+      auto score_jvp_alone = [&](int task) {
+        const StateDict& initial = m->initial_state();
+        Tensors primals, tangents;
+        for (auto& [name, value] : initial) {
+          primals.push_back(value);
+          tangents.push_back(cast(tau.tensors().at(name), value.dtype()));
+        }
+        NoGradGuard no_grad;
+        auto scores_at = [&](const Tensors& duals) {
+          StateDict state;
+          size_t i = 0;
+          for (auto& [name, value] : initial) state.insert(name, duals[i++]);
+          return m->scores(state, task, 4);
+        };
+        return linfuse::jvp(scores_at, primals, tangents).second;
+      };
       // The leakage's forward-mode derivative of the scored logits (sst2: the first decoder step; stsb: every
       // step of its 11 answers) against a central difference, which involves no derivative code. Its error is
       // O(eps^2) for lora (measured: 1.3% at eps 0.1, 0.09% at 0.025, falling 4-fold per halving) and float32
@@ -241,8 +259,13 @@ TEST_CASE("the text merge target scores fine-tuned states in range, with a lower
         CHECK(jvp.size(0) == 4);
         CHECK(testing::max_abs_diff(jvp, zeros_like(jvp)) > 1e-4);
         CHECK(testing::relative_error(div(sub(plus, minus), 2 * eps), jvp) < 1e-2);
-        // the same for the candidates' scores the centered leakage reads (sst2: 2 answers, stsb: 11)
-        Tensor score_jvp = m->score_jvp(tau.tensors(), task, 4);
+        // The same for the candidates' scores the centered leakage reads (sst2: 2 answers, stsb: 11), which
+        // output_and_score_jvp gives with the outputs' from one pass through the T5: to the bit the outputs' JVP
+        // above and the scores' JVP taken alone.
+        MergeTarget::OutputJvps both = m->output_and_score_jvp(tau.tensors(), task, 4);
+        CHECK(bit_equal(both.outputs, jvp));
+        Tensor score_jvp = both.scores;
+        CHECK(bit_equal(score_jvp, score_jvp_alone(task)));
         Tensor score_plus = m->scores(merge::apply(m->initial_state(), eps * tau), task, 4);
         Tensor score_minus = m->scores(merge::apply(m->initial_state(), -eps * tau), task, 4);
         REQUIRE(score_jvp.shape() == score_plus.shape());
