@@ -206,7 +206,7 @@ Tensors fused_lora_outputs(const std::function<Tensor(const Tensors&)>& layer, c
 // reporter aborted while wrapping this case's first, longer name in a failure report.)
 TEST_CASE("lora_linear with a fused activation gives the bits of lora_linear then the activation",
           "[peft][lora][threads]") {
-  // The reference workload's fc1 with a rank-8 adapter (the pair product, then the rank-8 update carrying the
+  // The reference workload's fc1 with a rank-8 adapter (the pair product with the folded weight, carrying the
   // activation), and a rank-4 layer of the text model's size (separate products).
   struct Case {
     int64_t rows, in, out, rank;
@@ -235,7 +235,7 @@ TEST_CASE("lora_linear with a fused activation gives the bits of lora_linear the
 
 // Output, gradients (the residual's too), the JVP and reverse over it, on each kernel path at 1 and 2 threads.
 TEST_CASE("lora_linear_residual gives the bits of add(residual, lora_linear)", "[peft][lora][threads]") {
-  // The reference workload's out_proj and fc2 with rank-8 adapters (the pair product, then the rank-8 update carrying
+  // The reference workload's out_proj and fc2 with rank-8 adapters (the pair product with the folded weight, carrying
   // the addition), and a rank-4 layer of the text model's size (separate products).
   struct Case {
     int64_t rows, in, out, rank;
