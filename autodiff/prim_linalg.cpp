@@ -304,9 +304,10 @@ class LinearResidual : public Primitive {
 };
 
 // y = x W^T + b + s (x A^T) B^T = x W'^T + b with W' = W + s B A: a linear layer with a LoRA update, x (M, in),
-// W (out, in), A (r, in), B (out, r), b (out) or absent. The update is folded into the weight (W' costs out in r
-// multiply-adds, against M (in + out) r for the update's two products on the layer's M rows, and a pass over the
-// (M, out) output less), and x A^T, which B's gradient needs, comes from the same pass over x as x W'^T.
+// W (out, in), A (r, in), B (out, r), b (out) or absent. The update is folded into the weight: forming W' costs
+// out in r multiply-adds, where adding (x A^T) B^T to the M rows' output costs M out r and a pass over that (M, out)
+// output (and backward, (g B) A another M in r and a pass). x A^T, which B's gradient needs, comes from the same
+// pass over x as x W'^T.
 //   forward: W' = W + s B A (out, in);  y = x W'^T + b;  saves W' and x A^T (M, r) for the rules
 //   vjp:     dx = g W';  dW = g^T x;  dA = s (g B)^T x;  dB = s g^T (x A^T);  db = sum over rows of g
 //   jvp:     y_t = x_t W'^T + x W_t^T + b_t + s (x A_t^T) B^T + s (x A^T) B_t^T   (the tangent of W' is
