@@ -218,7 +218,8 @@ class CrossEntropy : public Primitive {
       const T* l = lse.template data<T>();
       const T* p = picked.template data<T>();
       double total = 0;
-      for (int64_t i = 0; i < keep_.numel(); ++i)
+      const int64_t rows = keep_.numel();
+      for (int64_t i = 0; i < rows; ++i)
         if (keep[i] != 0) total += double(l[i]) - double(p[i]);
       return Tensor::scalar(kept_ ? total / double(kept_) : 0.0, z.dtype());
     });

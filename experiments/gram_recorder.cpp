@@ -13,7 +13,8 @@ Tensor GramRecorder::adapt(const Tensor& x, const Tensor& base_output) {
   Tensor g = kernels::matmul(kernels::permute(rows, {1, 0}), rows);   // (in, in)
   const double* src = g.data<double>();
   double* dst = gram_.data<double>();
-  for (int64_t i = 0; i < g.numel(); ++i) dst[i] += src[i];
+  const int64_t n = g.numel();
+  for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
   rows_ += rows.size(0);
   return base_output;
 }

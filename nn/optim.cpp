@@ -140,8 +140,9 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
     dispatch_float(scaled.dtype(), "clip_grad_norm", [&](auto tag) {
       using T = decltype(tag);
       T* d = scaled.template data<T>();
-      T s = T(scale);
-      for (int64_t j = 0; j < scaled.numel(); ++j) d[j] *= s;
+      const T s = T(scale);
+      const int64_t n = scaled.numel();   // once: numel() multiplies out the shape on every call
+      for (int64_t j = 0; j < n; ++j) d[j] *= s;
     });
     const_cast<Tensor&>(p).set_grad(scaled);
   }

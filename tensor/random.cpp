@@ -105,7 +105,8 @@ Tensor Generator::randint(const Shape& shape, int64_t low, int64_t high) {
   uint64_t first = take(uint64_t(t.numel()));
   uint64_t range = uint64_t(high - low);
   int64_t* p = t.data<int64_t>();
-  for (int64_t i = 0; i < t.numel(); ++i) {
+  const int64_t n = t.numel();
+  for (int64_t i = 0; i < n; ++i) {
     uint32_t r[4];
     philox4x32(first + uint64_t(i), stream_, seed_, r);
     uint64_t x = (uint64_t(r[0]) << 32) | r[1];
