@@ -57,9 +57,7 @@ using BlockFinish = std::function<void(float* block, int64_t ld, int64_t row, in
 Tensor addmm_finished(const Tensor& c, const Tensor& a, const Tensor& b, const BlockFinish& finish);
 // out += alpha a @ b in place: out a contiguous (M, N) tensor the caller owns, a (M, K), b (K, N); one GEMM
 // accumulating onto out (for derivative rules that sum products into a fresh buffer).
-// With `finish` (float32 only), finish then runs on every block of out once final: as the packed GEMM stores it, or
-// once on the whole of out.
-void addmm_into(Tensor& out, const Tensor& a, const Tensor& b, double alpha, const BlockFinish* finish = nullptr);
+void addmm_into(Tensor& out, const Tensor& a, const Tensor& b, double alpha);
 // out1 = a @ b1 (+ bias1, a row, when defined) and out2 = a @ b2 for one a (M, K): a LoRA linear's x W^T and
 // x A^T, or g W and g B. Where linfuse's packed GEMM would run the first product and the skinny kernel the second
 // (a rank-8 or rank-16 adapter), both come from one pass over a, with the bits of the two apart; elsewhere the two

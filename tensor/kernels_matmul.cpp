@@ -153,26 +153,6 @@ void accumulate_ready(T* out, const Tensor& a, const MatrixLayout& la, const Ten
   gemm_batched<T>(la.transposed, lb.transposed, 1, m, n, k, static_cast<const T*>(a.raw_data()), {0}, la.ld,
                   static_cast<const T*>(b.raw_data()), {0}, lb.ld, out, {0}, n, T(alpha), T(1));
 }
-// accumulate_ready, then `finish` (float32 only) on every block of out: block by block where the packed GEMM runs
-// the product, else once on the whole of out.
-template <class T>
-void accumulate_product(T* out, const Tensor& a_in, const Tensor& b_in, double alpha, const BlockFinish* finish = nullptr) {
-  MatrixLayout la, lb;
-  Tensor a = blas_ready(a_in, la), b = blas_ready(b_in, lb);
-  const int64_t m = a_in.size(0), n = b_in.size(1), k = a_in.size(1);
-  if constexpr (std::is_same_v<T, float>) {
-    if (finish && own_sgemm(la.transposed, lb.transposed, 1, m, n, k) == &packed_sgemm) {
-      flop_counter.fetch_add(uint64_t(2 * m * n * k), std::memory_order_relaxed);
-      packed_sgemm_finished(la.transposed, lb.transposed, m, n, k, static_cast<const float*>(a.raw_data()), la.ld,
-                            static_cast<const float*>(b.raw_data()), lb.ld, out, n, float(alpha), 1.0f, *finish);
-      return;
-    }
-  }
-  accumulate_ready<T>(out, a, la, b, lb, m, n, k, alpha);
-  if constexpr (std::is_same_v<T, float>)
-    if (finish) (*finish)(out, n, 0, 0, m, n);
-}
-
 }  // namespace
 
 uint64_t matmul_flops() { return flop_counter.load(std::memory_order_relaxed); }
@@ -368,22 +348,19 @@ void matmul_pair(const Tensor& a_in, const Tensor& b1, const Tensor& bias1, cons
   out2 = matmul(a_in, b2);
 }
 
-void addmm_into(Tensor& out, const Tensor& a_in, const Tensor& b_in, double alpha, const BlockFinish* finish) {
+void addmm_into(Tensor& out, const Tensor& a_in, const Tensor& b_in, double alpha) {
   if (a_in.dim() != 2 || b_in.dim() != 2 || out.dim() != 2 || a_in.size(1) != b_in.size(0) || out.size(0) != a_in.size(0) ||
       out.size(1) != b_in.size(1) || !out.is_contiguous())
     throw std::invalid_argument("[addmm_into] needs a contiguous (M, N) output and (M, K), (K, N) operands, got " +
                                 out.describe() + ", " + a_in.describe() + " and " + b_in.describe());
   if (a_in.dtype() != out.dtype() || b_in.dtype() != out.dtype())
     throw std::invalid_argument("[addmm_into] dtypes differ: " + out.describe() + ", " + a_in.describe() + " and " + b_in.describe());
-  if (finish && out.dtype() != DType::F32) throw std::invalid_argument("[addmm_into] finish is float32 only, got " + out.describe());
-  if (out.numel() == 0) return;
-  if (a_in.size(1) == 0) {   // nothing to add: out is final as it is
-    if (finish) (*finish)(out.data<float>(), out.size(1), 0, 0, out.size(0), out.size(1));
-    return;
-  }
+  if (out.numel() == 0 || a_in.size(1) == 0) return;   // nothing to add
   dispatch_float(out.dtype(), "addmm_into", [&](auto tag) {
     using T = decltype(tag);
-    accumulate_product<T>(out.template data<T>(), a_in, b_in, alpha, finish);
+    MatrixLayout la, lb;
+    Tensor a = blas_ready(a_in, la), b = blas_ready(b_in, lb);
+    accumulate_ready<T>(out.template data<T>(), a, la, b, lb, a_in.size(0), b_in.size(1), a_in.size(1), alpha);
     return 0;
   });
 }

@@ -428,11 +428,6 @@ void packed_sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float
   packed_sgemm_impl(ta, tb, m, n, k, a, lda, b, ldb, c, ldc, alpha, beta, nullptr);
 }
 
-void packed_sgemm_finished(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
-                           int64_t ldb, float* c, int64_t ldc, float alpha, float beta, const BlockFinish& finish) {
-  packed_sgemm_impl(ta, tb, m, n, k, a, lda, b, ldb, c, ldc, alpha, beta, nullptr, &finish);
-}
-
 void packed_sgemm_bias(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
                        int64_t ldb, const float* bias, float* c, int64_t ldc, float alpha, const BlockFinish* finish) {
   packed_sgemm_impl(ta, tb, m, n, k, a, lda, b, ldb, c, ldc, alpha, 0.0f, bias, finish);

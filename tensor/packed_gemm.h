@@ -30,10 +30,6 @@ void packed_sgemm_bias(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const 
                        int64_t ldb, const float* bias, float* c, int64_t ldc, float alpha,
                        const BlockFinish* finish = nullptr);
 
-// packed_sgemm, then `finish` on every block of C once its sums are final, while it is in cache.
-void packed_sgemm_finished(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
-                           int64_t ldb, float* c, int64_t ldc, float alpha, float beta, const BlockFinish& finish);
-
 // One of two products of the same A side by side (packed_sgemm_pair): C (m x n, row stride ldc) = op(B) (k x n;
 // B, row stride ldb, transposed when tb) times A, plus the bias row when given (the first product only).
 struct SideProduct {
@@ -51,7 +47,7 @@ bool use_packed_sgemm_pair(int64_t m, int64_t n1, int64_t n2, int64_t k);
 // first.c = A op(first B) (+ bias) and second.c = A op(second B), A (m x k, row stride lda) read once for both:
 // the two B side by side in one packed operand, each register tile stored to the product its columns belong to.
 // Every element is the one multiply-add chain over k that packed_sgemm (and skinny_sgemm) gives it. `first_finish`, when
-// given, runs on every block of first.c once final, while it is in cache (as packed_sgemm_finished's).
+// given, runs on every block of first.c once final, while it is in cache (as packed_sgemm_bias's).
 void packed_sgemm_pair(int64_t m, int64_t k, const float* a, int64_t lda, const SideProduct& first, const SideProduct& second,
                        const BlockFinish* first_finish = nullptr);
 
